@@ -1,0 +1,390 @@
+// nbd-cli: the operator's tool. Creates, deletes, lists and describes
+// backstores on an nbd-runner over its control RPC.
+//
+// Results go to stdout (text, or JSON with --json anywhere on the line),
+// errors to stderr. Exit status: 0 success, 1 the operation failed,
+// 2 bad usage, 3 the runner could not be reached.
+#include <json-c/json.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+#include "cli/runner_client.h"
+#include "utils/names.h"
+#include "utils/net.h"
+#include "utils/size_parse.h"
+
+using namespace nbdr;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitUnreachable = 3;
+
+bool g_json = false;
+
+const char kUsage[] =
+    "Usage: nbd-cli [--json] COMMAND\n"
+    "\n"
+    "  nbd-cli TYPE create KEY [prealloc] size SIZE [readonly] [block-size 512|4096]\n"
+    "                          [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE delete KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE help\n"
+    "  nbd-cli version [host HOST[:PORT]]\n"
+    "  nbd-cli help\n"
+    "\n"
+    "TYPE is file, gluster or rbd (alias ceph). KEY names the backstore:\n"
+    "  file     a path under the runner's file directory, e.g. disks/a.img\n"
+    "  gluster  VOLUME/PATH, e.g. vol1/disks/a.img\n"
+    "  rbd      POOL/IMAGE or POOL/NAMESPACE/IMAGE\n"
+    "SIZE takes a unit: 1048576, 512B, 4K, 4KiB, 1M, 1G, 1.5G, 1T (binary units).\n"
+    "HOST defaults to localhost:24110.\n"
+    "\n"
+    "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
+    "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
+
+std::string TypeHelp(const std::string& type) {
+  std::string key = type == "file"      ? "a path under the runner's file directory (file-dir)"
+                    : type == "gluster" ? "VOLUME/PATH inside a GlusterFS volume"
+                                        : "POOL/IMAGE or POOL/NAMESPACE/IMAGE in Ceph RBD";
+  return "Usage: nbd-cli " + type +
+         " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " delete KEY [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
+         "KEY: " + key + ".\n";
+}
+
+struct JsonDeleter {
+  void operator()(json_object* o) const { json_object_put(o); }
+};
+using Json = std::unique_ptr<json_object, JsonDeleter>;
+
+void PrintJson(json_object* o, FILE* out) {
+  fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                             JSON_C_TO_STRING_SPACED |
+                                                             JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+const char* ErrnoName(int e) {
+  switch (e) {
+    case ENOENT: return "ENOENT";
+    case EEXIST: return "EEXIST";
+    case EINVAL: return "EINVAL";
+    case EBUSY: return "EBUSY";
+    case ENOSPC: return "ENOSPC";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EIO: return "EIO";
+    default: return "EOTHER";
+  }
+}
+
+int Error(int exit_code, int err, const std::string& message) {
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object* e = json_object_new_object();
+    json_object_object_add(e, "code", json_object_new_int(err));
+    json_object_object_add(e, "errno", json_object_new_string(ErrnoName(err)));
+    json_object_object_add(e, "message", json_object_new_string(message.c_str()));
+    json_object_object_add(o.get(), "error", e);
+    PrintJson(o.get(), stderr);
+  } else {
+    fprintf(stderr, "nbd-cli: %s\n", message.c_str());
+  }
+  return exit_code;
+}
+
+int Usage(const std::string& why) {
+  if (g_json) return Error(kExitUsage, EINVAL, why);
+  fprintf(stderr, "nbd-cli: %s\n(see 'nbd-cli help')\n", why.c_str());
+  return kExitUsage;
+}
+
+// Parsed "create" and friends.
+struct Command {
+  std::string type;
+  std::string verb;
+  std::string key;
+  std::string size_text;
+  bool have_size = false;
+  bool prealloc = false;
+  bool readonly = false;
+  uint32_t block_size = 512;
+  std::string filter;
+  HostPort host{"localhost", kDefaultRpcPort};
+};
+
+std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
+                   const std::string& export_name) {
+  std::string host = io.host;
+  if (IsWildcardOrLoopback(host)) host = runner_host;
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "nbd://" + host + ":" + std::to_string(io.port) + "/" + export_name;
+}
+
+json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
+  json_object* o = json_object_new_object();
+  json_object_object_add(o, "type", json_object_new_string(b.type));
+  json_object_object_add(o, "key", json_object_new_string(b.key));
+  json_object_object_add(o, "export", json_object_new_string(MakeExportName(b.type, b.key).c_str()));
+  json_object_object_add(o, "size", json_object_new_int64(static_cast<int64_t>(b.size)));
+  json_object_object_add(o, "block_size", json_object_new_int(static_cast<int>(b.block_size)));
+  json_object_object_add(o, "readonly", json_object_new_boolean(b.readonly));
+  json_object_object_add(o, "prealloc", json_object_new_boolean(b.prealloc));
+  json_object_object_add(o, "status", json_object_new_string(b.status));
+  json_object_object_add(o, "device", json_object_new_string(b.device));
+  json_object_object_add(o, "map_time", json_object_new_string(b.map_time));
+  json_object_object_add(o, "create_time", json_object_new_string(b.create_time));
+  json_object_object_add(o, "nbd_uri", json_object_new_string(uri.c_str()));
+  return o;
+}
+
+Expected<RunnerClient> ConnectOrFail(const Command& c) { return RunnerClient::Connect(c.host); }
+
+int CallFailed(const Status& s) {
+  bool unreachable = s.code() == ECONNREFUSED || s.code() == EHOSTUNREACH ||
+                     s.code() == ETIMEDOUT || s.code() == ECOMM || s.code() == ENETUNREACH;
+  return Error(unreachable ? kExitUnreachable : kExitFailed, s.code(), s.message());
+}
+
+int RunStatusCall(const Command& c, uint32_t proc, void* args) {
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  RpcResult<nbdr_status_reply> r(proc);
+  if (Status s = client->Call(proc, args, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "result", json_object_new_string(r->message));
+    json_object_object_add(o.get(), "export",
+                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s\n", r->message);
+  }
+  return kExitOk;
+}
+
+int DoCreate(const Command& c) {
+  if (!c.have_size) return Usage("create needs 'size SIZE'");
+  auto size = ParseBackstoreSize(c.size_text);
+  if (!size) return Usage(size.status().message());
+  if (*size % c.block_size != 0)
+    return Usage("size " + c.size_text + " is not a multiple of the block size " +
+                 std::to_string(c.block_size));
+  nbdr_create_args a{};
+  a.type = const_cast<char*>(c.type.c_str());
+  a.key = const_cast<char*>(c.key.c_str());
+  a.size = *size;
+  a.block_size = c.block_size;
+  a.readonly = c.readonly;
+  a.prealloc = c.prealloc;
+  return RunStatusCall(c, NBDR_CREATE, &a);
+}
+
+int DoDelete(const Command& c) {
+  nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  return RunStatusCall(c, NBDR_DELETE, &a);
+}
+
+std::string When(const char* iso) { return *iso ? iso : "-"; }
+
+int DoList(const Command& c) {
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  nbdr_list_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.filter.c_str())};
+  RpcResult<nbdr_list_reply> r(NBDR_LIST);
+  if (Status s = client->Call(NBDR_LIST, &a, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  const auto& list = r->backstores;
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object* arr = json_object_new_array();
+    for (u_int i = 0; i < list.backstores_len; i++) {
+      const nbdr_backstore& b = list.backstores_val[i];
+      json_object_array_add(arr, BackstoreJson(b, NbdUri(client->connected_host(), r->io,
+                                                         MakeExportName(b.type, b.key))));
+    }
+    json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    json_object_object_add(o.get(), "backstores", arr);
+    PrintJson(o.get(), stdout);
+    return kExitOk;
+  }
+  if (list.backstores_len == 0) {
+    printf("no %s backstores%s\n", c.type.c_str(),
+           c.filter.empty() || c.filter == "all" ? "" : (" in state " + c.filter).c_str());
+    return kExitOk;
+  }
+  size_t w = 6;
+  for (u_int i = 0; i < list.backstores_len; i++) w = std::max(w, strlen(list.backstores_val[i].key));
+  printf("%-*s  %12s  %-8s  %-4s  %s\n", static_cast<int>(w), "KEY", "SIZE", "STATUS", "MODE",
+         "DEVICE");
+  for (u_int i = 0; i < list.backstores_len; i++) {
+    const nbdr_backstore& b = list.backstores_val[i];
+    printf("%-*s  %12s  %-8s  %-4s  %s\n", static_cast<int>(w), b.key, FormatSize(b.size).c_str(),
+           b.status, b.readonly ? "ro" : "rw", *b.device ? b.device : "-");
+  }
+  return kExitOk;
+}
+
+int DoInfo(const Command& c) {
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  RpcResult<nbdr_info_reply> r(NBDR_INFO);
+  if (Status s = client->Call(NBDR_INFO, &a, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  if (r->backstore.backstore_len != 1)
+    return Error(kExitFailed, EPROTO, "runner sent an info reply without a backstore");
+  const nbdr_backstore& b = r->backstore.backstore_val[0];
+  std::string uri = NbdUri(client->connected_host(), r->io, MakeExportName(b.type, b.key));
+  if (g_json) {
+    Json o(BackstoreJson(b, uri));
+    json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    PrintJson(o.get(), stdout);
+    return kExitOk;
+  }
+  printf("export:      %s/%s\n", b.type, b.key);
+  printf("size:        %s (%llu bytes)\n", FormatSize(b.size).c_str(),
+         static_cast<unsigned long long>(b.size));
+  printf("block size:  %u\n", b.block_size);
+  printf("mode:        %s\n", b.readonly ? "read-only" : "read-write");
+  printf("prealloc:    %s\n", b.prealloc ? "yes" : "no");
+  printf("status:      %s\n", b.status);
+  printf("device:      %s\n", *b.device ? b.device : "-");
+  printf("mapped at:   %s\n", When(b.map_time).c_str());
+  printf("created at:  %s\n", When(b.create_time).c_str());
+  printf("runner:      %s\n", client->target().c_str());
+  printf("nbd uri:     %s\n", uri.c_str());
+  return kExitOk;
+}
+
+int DoVersion(const Command& c) {
+  auto client = ConnectOrFail(c);
+  if (!client) {
+    if (g_json) {
+      Json o(json_object_new_object());
+      json_object_object_add(o.get(), "cli_version", json_object_new_string(NBDR_PACKAGE_VERSION));
+      PrintJson(o.get(), stdout);
+    } else {
+      printf("nbd-cli %s\n", NBDR_PACKAGE_VERSION);
+    }
+    return CallFailed(client.status());
+  }
+  RpcResult<nbdr_version_reply> r(NBDR_VERSION);
+  if (Status s = client->Call(NBDR_VERSION, nullptr, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "cli_version", json_object_new_string(NBDR_PACKAGE_VERSION));
+    json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    json_object_object_add(o.get(), "runner_version", json_object_new_string(r->runner_version));
+    json_object_object_add(o.get(), "handlers", json_object_new_string(r->handlers));
+    json_object_object_add(o.get(), "io_port", json_object_new_int(static_cast<int>(r->io.port)));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("nbd-cli %s\nnbd-runner %s at %s (handlers: %s; NBD port %u)\n", NBDR_PACKAGE_VERSION,
+           r->runner_version, client->target().c_str(), *r->handlers ? r->handlers : "none",
+           r->io.port);
+  }
+  return kExitOk;
+}
+
+// Parses trailing "word [value]" options of a command.
+int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
+  for (; i < args.size(); i++) {
+    const std::string& w = args[i];
+    auto value = [&](std::string* out) -> bool {
+      if (i + 1 >= args.size()) return false;
+      *out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (w == "host") {
+      if (!value(&v)) return Usage("'host' needs HOST[:PORT]");
+      auto hp = ParseHostPort(v, kDefaultRpcPort);
+      if (!hp) return Usage(hp.status().message());
+      c->host = *hp;
+    } else if (c->verb == "create" && w == "size") {
+      if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
+      c->have_size = true;
+    } else if (c->verb == "create" && w == "prealloc") {
+      c->prealloc = true;
+    } else if (c->verb == "create" && w == "readonly") {
+      c->readonly = true;
+    } else if (c->verb == "create" && w == "block-size") {
+      if (!value(&v) || (v != "512" && v != "4096")) return Usage("'block-size' must be 512 or 4096");
+      c->block_size = static_cast<uint32_t>(std::stoul(v));
+    } else if (c->verb == "list" && c->filter.empty() &&
+               (w == "created" || w == "mapped" || w == "dead" || w == "all" || w == "mapping")) {
+      c->filter = w;
+    } else {
+      return Usage("unexpected '" + w + "' for " + c->verb);
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--json") g_json = true;
+    else if (a == "--help" || a == "-h") args.push_back("help");
+    else args.push_back(a);
+  }
+  if (args.empty()) {
+    fputs(kUsage, stderr);
+    return kExitUsage;
+  }
+  Command c;
+  if (args[0] == "help") {
+    fputs(kUsage, stdout);
+    return kExitOk;
+  }
+  if (args[0] == "version") {
+    c.verb = "version";
+    if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;
+    return DoVersion(c);
+  }
+  c.type = args[0] == "ceph" ? "rbd" : args[0];
+  if (c.type != "file" && c.type != "gluster" && c.type != "rbd") {
+    if (Status s = ValidateType(c.type); !s.ok()) return Usage("unknown command '" + args[0] + "'");
+  }
+  if (args.size() < 2) return Usage("missing command after '" + args[0] + "'");
+  c.verb = args[1];
+  if (c.verb == "help") {
+    fputs(TypeHelp(c.type).c_str(), stdout);
+    return kExitOk;
+  }
+  size_t next = 2;
+  if (c.verb == "create" || c.verb == "delete" || c.verb == "info") {
+    if (args.size() < 3) return Usage(c.verb + " needs a KEY");
+    c.key = args[2];
+    if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
+    next = 3;
+  } else if (c.verb != "list") {
+    return Usage("unknown command '" + c.verb + "' for " + c.type);
+  }
+  if (int rc = ParseOptions(args, next, &c); rc >= 0) return rc;
+  if (c.verb == "create") return DoCreate(c);
+  if (c.verb == "delete") return DoDelete(c);
+  if (c.verb == "info") return DoInfo(c);
+  return DoList(c);
+}

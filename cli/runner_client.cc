@@ -1,0 +1,65 @@
+// nbd-cli's RPC client; see runner_client.h.
+#include "cli/runner_client.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nbdr {
+
+Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_s) {
+  RunnerClient c;
+  c.where_ = where;
+  c.target_ = (where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host) +
+              ":" + std::to_string(where.port);
+  auto fd = ConnectTcp(where.host, where.port, timeout_s * 1000);
+  if (!fd)
+    return Status::Error(fd.status().code(), "cannot reach nbd-runner at " + c.target_ + ": " +
+                                                 fd.status().message());
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  getpeername(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  netbuf addr{len, len, &ss};
+  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V1, 0, 0);
+  if (!clnt)
+    return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
+                                           clnt_spcreateerror(""));
+  int fd_num = fd->release();
+  (void)fd_num;
+  clnt_control(clnt, CLSET_FD_CLOSE, nullptr);
+  c.client_.reset(clnt);
+  return c;
+}
+
+RunnerClient::~RunnerClient() = default;
+
+Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
+  const RpcProcedure* p = FindRpcProcedure(proc);
+  if (!p) return Status::Error(EINVAL, "unknown procedure " + std::to_string(proc));
+  timeval tv{timeout_s_, 0};
+  clnt_stat st = clnt_call(client_.get(), proc, p->xdr_args, static_cast<caddr_t>(args),
+                           p->xdr_result, static_cast<caddr_t>(result), tv);
+  switch (st) {
+    case RPC_SUCCESS:
+      return Status();
+    case RPC_TIMEDOUT:
+      return Status::Error(ETIMEDOUT, "nbd-runner at " + target_ + " did not answer " + p->name +
+                                          " within " + std::to_string(timeout_s_) + " s");
+    case RPC_PROCUNAVAIL:
+    case RPC_PROGVERSMISMATCH:
+      return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ + " does not support '" +
+                                           p->name + "' (different version?)");
+    case RPC_PROGUNAVAIL:
+      return Status::Error(EPROTO, target_ + " is not an nbd-runner control port");
+    default: {
+      std::string why = clnt_sperror(client_.get(), "");
+      while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+      if (why.rfind(": ", 0) == 0) why = why.substr(2);
+      return Status::Error(ECOMM, "RPC " + std::string(p->name) + " to nbd-runner at " + target_ +
+                                      " failed: " + why);
+    }
+  }
+}
+
+}  // namespace nbdr

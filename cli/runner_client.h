@@ -1,0 +1,71 @@
+// RunnerClient: nbd-cli's connection to a runner's control port. Makes the
+// ONC RPC calls of rpc/nbd_rpc.x over one TCP connection (no rpcbind).
+// Move-only; one client is used by one thread.
+#pragma once
+
+#include <rpc/rpc.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nbd_rpc.h"
+#include "rpc/rpc_table.h"
+#include "utils/net.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+inline constexpr uint16_t kDefaultRpcPort = 24110;
+inline constexpr int kDefaultCallTimeoutS = 120;
+
+class RunnerClient {
+ public:
+  // Connects to host:port. Errors say which runner could not be reached.
+  static Expected<RunnerClient> Connect(const HostPort& where, int timeout_s = 10);
+
+  RunnerClient(RunnerClient&&) noexcept = default;
+  RunnerClient& operator=(RunnerClient&&) noexcept = default;
+  ~RunnerClient();
+
+  // Calls procedure proc; result must be zeroed and is filled on success
+  // (release it with xdr_free(proc's result routine, result)).
+  Status Call(uint32_t proc, void* args, void* result);
+
+  // "host:port" as given, and the address we are connected to.
+  const std::string& target() const { return target_; }
+  const std::string& connected_host() const { return where_.host; }
+
+ private:
+  RunnerClient() = default;
+  struct ClientDeleter {
+    void operator()(CLIENT* c) const { clnt_destroy(c); }
+  };
+  std::unique_ptr<CLIENT, ClientDeleter> client_;
+  HostPort where_;
+  std::string target_;
+  int timeout_s_ = kDefaultCallTimeoutS;
+};
+
+// A decoded result that frees itself with its XDR routine.
+template <typename T>
+class RpcResult {
+ public:
+  explicit RpcResult(uint32_t proc) : proc_(FindRpcProcedure(proc)) {}
+  ~RpcResult() {
+    if (filled_) xdr_free(proc_->xdr_result, &value_);
+  }
+  RpcResult(const RpcResult&) = delete;
+  RpcResult& operator=(const RpcResult&) = delete;
+  T* get() { return &value_; }
+  const T& operator*() const { return value_; }
+  const T* operator->() const { return &value_; }
+  void set_filled() { filled_ = true; }
+
+ private:
+  const RpcProcedure* proc_;
+  T value_{};
+  bool filled_ = false;
+};
+
+}  // namespace nbdr

@@ -1,0 +1,199 @@
+/*
+ * nbd-runner handler ABI: the contract between the nbd-runner daemon and the
+ * backstore plugins it loads (lib<name>_handler.so). Plain C, so handlers may
+ * be written in C or C++; a handler links no runner code and uses only what
+ * this header declares and the services table it is handed.
+ *
+ * Lifecycle (see docs/handler-guide.md for the full story):
+ *
+ *   dlopen(lib<name>_handler.so)
+ *     -> handler_init(services)          returns the static descriptor
+ *     -> load(services, &state)          once, after configuration is known
+ *        -> create / remove              from RPC threads, any time
+ *        -> open(key) -> export          once per served backstore
+ *             -> submit(export, request) from any runner thread, many in
+ *                                        flight; complete from any thread
+ *           -> close(export)             after every request completed
+ *     -> unload(state)                   at shutdown
+ *
+ * Error convention, the same for every callback: return 0 on success or a
+ * positive errno value on failure, and write a sentence for the operator
+ * into err (errlen bytes, always NUL-terminated by the handler) such as
+ * "volume 'vol1' does not exist". Asynchronous requests report a positive
+ * errno through their completion callback.
+ *
+ * Versioning: a handler sets abi_version = NBDR_HANDLER_ABI_VERSION and
+ * struct_size = sizeof(struct nbdr_handler) at build time; the runner
+ * refuses a handler built for another ABI version. New fields are only
+ * ever added at the end of a struct, guarded by struct_size.
+ */
+#ifndef NBD_RUNNER_HANDLER_H
+#define NBD_RUNNER_HANDLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NBDR_HANDLER_ABI_VERSION 1
+
+/* Marks the single symbol a handler exports. */
+#define NBDR_HANDLER_EXPORT __attribute__((visibility("default")))
+
+/* ---- Services the runner provides to a handler ------------------------ */
+
+enum nbdr_log_level {
+  NBDR_LOG_ERROR = 0,
+  NBDR_LOG_WARNING = 1,
+  NBDR_LOG_INFO = 2,
+  NBDR_LOG_DEBUG = 3,
+};
+
+struct nbdr_services {
+  uint32_t struct_size;
+  uint32_t abi_version;
+  /* Opaque; pass it back to every service call. */
+  void *ctx;
+  /* Logs one line. context names the backstore or volume the line is
+   * about (may be NULL). Thread-safe. */
+  void (*log)(void *ctx, int level, const char *context, const char *fmt, ...)
+      __attribute__((format(printf, 4, 5)));
+  /* The value of a configuration option this handler declared in
+   * nbdr_handler.options, or NULL when not set. The string lives as long
+   * as the handler stays loaded. Thread-safe. */
+  const char *(*get_option)(void *ctx, const char *name);
+};
+
+/* ---- Backstore creation and export description ------------------------ */
+
+struct nbdr_create_params {
+  uint32_t struct_size;
+  uint32_t block_size; /* 512 or 4096 */
+  uint64_t size;       /* bytes, > 0, multiple of block_size */
+  int prealloc;        /* non-zero: allocate every block now */
+};
+
+/* Capabilities a handler declares for an open export; the runner
+ * advertises exactly these to NBD clients. */
+#define NBDR_CAP_FLUSH (1u << 0)        /* NBDR_REQ_FLUSH persists data */
+#define NBDR_CAP_FUA (1u << 1)          /* NBDR_REQ_FLAG_FUA honoured */
+#define NBDR_CAP_TRIM (1u << 2)         /* NBDR_REQ_TRIM */
+#define NBDR_CAP_WRITE_ZEROES (1u << 3) /* NBDR_REQ_WRITE_ZEROES */
+#define NBDR_CAP_FAST_ZERO (1u << 4)    /* NBDR_REQ_FLAG_FAST_ZERO honoured */
+#define NBDR_CAP_MULTI_CONN (1u << 5)   /* one export serves several
+                                           connections consistently */
+#define NBDR_CAP_CACHE (1u << 6)        /* NBDR_REQ_CACHE */
+#define NBDR_CAP_EXTENTS (1u << 7)      /* NBDR_REQ_EXTENTS */
+
+struct nbdr_export_info {
+  uint32_t struct_size;
+  uint32_t caps;           /* NBDR_CAP_* */
+  uint64_t size;           /* bytes */
+  uint32_t min_block;      /* 0: the backstore's block size */
+  uint32_t preferred_block;/* 0: 4096 */
+  uint32_t max_payload;    /* 0: the runner's limit (32 MiB) */
+  uint32_t reserved;
+};
+
+/* ---- Asynchronous requests -------------------------------------------- */
+
+enum nbdr_request_type {
+  NBDR_REQ_READ = 0,         /* fill buf[0..length) from offset */
+  NBDR_REQ_WRITE = 1,        /* write buf[0..length) at offset */
+  NBDR_REQ_FLUSH = 2,        /* persist every write completed so far */
+  NBDR_REQ_TRIM = 3,         /* discard [offset, offset+length) */
+  NBDR_REQ_WRITE_ZEROES = 4, /* make [offset, offset+length) read as zero */
+  NBDR_REQ_CACHE = 5,        /* prefetch [offset, offset+length) */
+  NBDR_REQ_EXTENTS = 6,      /* describe allocation from offset */
+};
+
+#define NBDR_REQ_FLAG_FUA (1u << 0)       /* durable before completion */
+#define NBDR_REQ_FLAG_NO_HOLE (1u << 1)   /* WRITE_ZEROES: keep allocated */
+#define NBDR_REQ_FLAG_FAST_ZERO (1u << 2) /* WRITE_ZEROES: fail with ENOTSUP
+                                             rather than be slow */
+
+#define NBDR_EXTENT_HOLE (1u << 0) /* not allocated */
+#define NBDR_EXTENT_ZERO (1u << 1) /* reads as zeroes */
+
+struct nbdr_extent {
+  uint64_t length;
+  uint32_t flags; /* NBDR_EXTENT_* */
+  uint32_t reserved;
+};
+
+/* One request. The runner owns it; the handler may use it (and
+ * handler_private) from submit until it calls complete, and not after.
+ * The runner has already checked that offset + length lies inside the
+ * export, that the export is writable for write types, and that the type
+ * and flags match the capabilities the handler declared. */
+struct nbdr_request {
+  uint32_t type;  /* enum nbdr_request_type */
+  uint32_t flags; /* NBDR_REQ_FLAG_* */
+  uint64_t offset;
+  uint64_t length;
+  void *buf; /* READ: length bytes to fill; WRITE: length bytes of data */
+  /* EXTENTS: the handler writes up to max_extents contiguous extents that
+   * start at offset into extents[] and sets nr_extents (at least 1). The
+   * last one may end before offset + length (the client asks again). */
+  struct nbdr_extent *extents;
+  uint32_t max_extents;
+  uint32_t nr_extents;
+  /* Free for the handler's use while it owns the request. */
+  void *handler_private;
+  /* Set by the runner. The handler calls it exactly once, from any thread,
+   * possibly before submit returns; error is 0 or a positive errno. */
+  void (*complete)(struct nbdr_request *req, int error);
+};
+
+/* ---- The handler descriptor ------------------------------------------- */
+
+struct nbdr_handler {
+  uint32_t struct_size; /* sizeof(struct nbdr_handler) */
+  uint32_t abi_version; /* NBDR_HANDLER_ABI_VERSION */
+  const char *name;     /* the backstore type: [a-z0-9_-]{1,32} */
+  const char *description;
+  const char *version;
+  /* Help for the configuration options, one "name=VALUE  what it does"
+   * per line. */
+  const char *config_help;
+  /* NULL-terminated list of option names the handler reads through
+   * get_option, e.g. "file-dir". The runner accepts them in its config
+   * file and on its command line. */
+  const char *const *options;
+
+  /* Creates the handler instance. Called once, after configuration. */
+  int (*load)(const struct nbdr_services *svc, void **state, char *err, size_t errlen);
+  /* Destroys the instance; every export is closed by then. */
+  void (*unload)(void *state);
+
+  /* Creates the backing object for key (a validated relative name: no
+   * "..", no empty components, no control characters). Fails with EEXIST
+   * when it exists. May block; called from RPC threads. */
+  int (*create)(void *state, const char *key, const struct nbdr_create_params *params,
+                char *err, size_t errlen);
+  /* Removes the backing object. ENOENT when it does not exist. */
+  int (*remove)(void *state, const char *key, char *err, size_t errlen);
+  /* Opens key for serving; fills info and *export. May block. */
+  int (*open)(void *state, const char *key, int readonly, struct nbdr_export_info *info,
+              void **export_handle, char *err, size_t errlen);
+  /* Closes an export. The runner calls it only when no request is in
+   * flight on it. */
+  void (*close)(void *export_handle);
+  /* Starts a request; see struct nbdr_request. Never blocks for long:
+   * slow work goes to the handler's own threads or async library. */
+  void (*submit)(void *export_handle, struct nbdr_request *req);
+};
+
+/* The one symbol a handler exports. Returns the handler's static
+ * descriptor, or NULL when the handler cannot run (it should log why
+ * through svc first). */
+typedef const struct nbdr_handler *(*nbdr_handler_init_fn)(const struct nbdr_services *svc);
+#define NBDR_HANDLER_INIT_SYMBOL "handler_init"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NBD_RUNNER_HANDLER_H */

@@ -1,0 +1,32 @@
+// Procedure table of the control interface; see rpc_table.h.
+#include "rpc/rpc_table.h"
+
+namespace nbdr {
+
+namespace {
+
+xdrproc_t Void() { return reinterpret_cast<xdrproc_t>(reinterpret_cast<void (*)(void)>(xdr_void)); }
+
+const RpcProcedure kProcedures[] = {
+    {NBDR_NULL, "null", Void(), 0, Void(), 0},
+    {NBDR_CREATE, "create", XdrProc(xdr_nbdr_create_args), sizeof(nbdr_create_args),
+     XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_DELETE, "delete", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
+     XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_LIST, "list", XdrProc(xdr_nbdr_list_args), sizeof(nbdr_list_args),
+     XdrProc(xdr_nbdr_list_reply), sizeof(nbdr_list_reply)},
+    {NBDR_INFO, "info", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
+     XdrProc(xdr_nbdr_info_reply), sizeof(nbdr_info_reply)},
+    {NBDR_VERSION, "version", Void(), 0, XdrProc(xdr_nbdr_version_reply),
+     sizeof(nbdr_version_reply)},
+};
+
+}  // namespace
+
+const RpcProcedure* FindRpcProcedure(uint32_t number) {
+  for (const auto& p : kProcedures)
+    if (p.number == number) return &p;
+  return nullptr;
+}
+
+}  // namespace nbdr

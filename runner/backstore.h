@@ -1,0 +1,35 @@
+// BackstoreRecord: what the runner knows and persists about one backstore
+// (one entry of saveconfig.json). A plain value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace nbdr {
+
+// Lifecycle states, as stored and shown by `nbd-cli list`.
+inline constexpr char kStatusCreated[] = "created";
+inline constexpr char kStatusMapping[] = "mapping";
+inline constexpr char kStatusMapped[] = "mapped";
+inline constexpr char kStatusDead[] = "dead";
+
+struct BackstoreRecord {
+  std::string type;  // handler name: "file", "gluster", "rbd"
+  std::string key;   // handler-specific name, e.g. "disks/a.img"
+  uint64_t size = 0;
+  uint32_t block_size = 512;
+  bool readonly = false;
+  bool prealloc = false;
+  std::string status = kStatusCreated;
+  std::string device;       // "/dev/nbd0" while mapped
+  std::string map_time;     // ISO 8601 UTC, empty when never mapped
+  std::string create_time;  // ISO 8601 UTC
+  std::string extras_json = "{}";  // handler extras, a JSON object
+
+  std::string ExportName() const { return type + "/" + key; }
+};
+
+// The current time as ISO 8601 UTC ("2026-11-22T16:10:20Z").
+std::string NowIso8601();
+
+}  // namespace nbdr

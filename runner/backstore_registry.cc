@@ -1,0 +1,225 @@
+// Backstore registry; see backstore_registry.h.
+#include "runner/backstore_registry.h"
+
+#include <cerrno>
+
+#include "runner/saveconfig.h"
+#include "utils/log.h"
+#include "utils/names.h"
+#include "utils/size_parse.h"
+
+namespace nbdr {
+
+OpenExport::~OpenExport() {
+  if (handler_ && handle_) {
+    handler_->desc().close(handle_);
+    LOG_INFO(record_.ExportName(), "export closed");
+  }
+}
+
+BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
+    : handlers_(handlers), path_(std::move(saveconfig_path)) {}
+
+Status BackstoreRegistry::Load() {
+  auto records = LoadSaveconfig(path_);
+  if (!records) return records.status();
+  MutexLock l(&mu_);
+  entries_.clear();
+  for (auto& r : *records) {
+    if (!handlers_->Find(r.type))
+      LOG_WARN(r.ExportName(), "handler '%s' is not loaded: backstore kept but not served",
+               r.type.c_str());
+    entries_[r.ExportName()].record = std::move(r);
+  }
+  LOG_INFO("registry", "loaded %zu backstore(s) from %s", entries_.size(), path_.c_str());
+  return Status();
+}
+
+Status BackstoreRegistry::CheckHandler(const std::string& type) const {
+  if (Status s = ValidateType(type); !s.ok()) return s;
+  if (handlers_->Find(type)) return Status();
+  std::string loaded;
+  for (const auto& t : handlers_->Types()) loaded += (loaded.empty() ? "" : ", ") + t;
+  return Status::Error(EOPNOTSUPP, "handler '" + type + "' is not loaded on this runner" +
+                                       (loaded.empty() ? " (none are)" : " (loaded: " + loaded + ")"));
+}
+
+Status BackstoreRegistry::SaveLocked() {
+  std::vector<BackstoreRecord> records;
+  {
+    MutexLock l(&mu_);
+    for (const auto& [name, e] : entries_) {
+      if (e.busy && e.record.create_time.empty()) continue;  // create still running
+      records.push_back(e.record);
+    }
+  }
+  return StoreSaveconfig(path_, records);
+}
+
+Status BackstoreRegistry::Create(const CreateParams& p) {
+  if (Status s = CheckHandler(p.type); !s.ok()) return s;
+  if (Status s = ValidateKey(p.key); !s.ok()) return s;
+  if (p.block_size != 512 && p.block_size != 4096)
+    return Status::Error(EINVAL, "block size must be 512 or 4096");
+  if (p.size == 0 || p.size > kMaxBackstoreSize || p.size % p.block_size != 0)
+    return Status::Error(EINVAL, "size " + std::to_string(p.size) +
+                                     ": must be a positive multiple of the block size (" +
+                                     std::to_string(p.block_size) + ")");
+  const LoadedHandler* h = handlers_->Find(p.type);
+  std::string name = MakeExportName(p.type, p.key);
+  {
+    MutexLock l(&mu_);
+    if (entries_.count(name))
+      return Status::Error(EEXIST, "backstore " + name + " already exists");
+    Entry& e = entries_[name];
+    e.busy = true;
+    e.record.type = p.type;
+    e.record.key = p.key;
+    e.record.size = p.size;
+    e.record.block_size = p.block_size;
+    e.record.readonly = p.readonly;
+    e.record.prealloc = p.prealloc;
+  }
+  nbdr_create_params cp{};
+  cp.struct_size = sizeof cp;
+  cp.block_size = p.block_size;
+  cp.size = p.size;
+  cp.prealloc = p.prealloc ? 1 : 0;
+  Status s = h->Create(p.key, cp);
+  MutexLock save(&save_mu_);
+  if (!s.ok()) {
+    MutexLock l(&mu_);
+    entries_.erase(name);
+    return s;
+  }
+  {
+    MutexLock l(&mu_);
+    Entry& e = entries_[name];
+    e.record.create_time = NowIso8601();
+    e.busy = false;
+  }
+  s = SaveLocked();
+  if (!s.ok()) {
+    LOG_ERROR(name, "created but could not persist, rolling back: %s", s.message().c_str());
+    Status undo = h->Remove(p.key);
+    if (!undo.ok()) LOG_ERROR(name, "roll back failed: %s", undo.message().c_str());
+    MutexLock l(&mu_);
+    entries_.erase(name);
+    return s.WithContext("create " + name);
+  }
+  LOG_INFO(name, "created: %s%s%s", FormatSize(p.size).c_str(), p.prealloc ? ", preallocated" : "",
+           p.readonly ? ", read-only" : "");
+  return Status();
+}
+
+Status BackstoreRegistry::Delete(const std::string& type, const std::string& key) {
+  if (Status s = ValidateType(type); !s.ok()) return s;
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  std::string name = MakeExportName(type, key);
+  BackstoreRecord saved;
+  {
+    MutexLock l(&mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end()) return Status::Error(ENOENT, "backstore " + name + " does not exist");
+    Entry& e = it->second;
+    if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
+    if (e.record.status == kStatusMapped || e.record.status == kStatusMapping)
+      return Status::Error(EBUSY, "backstore " + name + " is mapped on " +
+                                      (e.record.device.empty() ? "a client" : e.record.device) +
+                                      "; unmap it first");
+    if (auto open = e.open.lock())
+      return Status::Error(EBUSY, "backstore " + name + " is in use by " +
+                                      std::to_string(open.use_count() - 1) + " NBD connection(s)");
+    e.busy = true;
+    saved = e.record;
+  }
+  if (Status s = CheckHandler(type); !s.ok()) {
+    MutexLock l(&mu_);
+    entries_[name].busy = false;
+    return s;
+  }
+  Status s = handlers_->Find(type)->Remove(key);
+  if (!s.ok() && s.code() != ENOENT) {
+    MutexLock l(&mu_);
+    entries_[name].busy = false;
+    return s;
+  }
+  if (!s.ok())
+    LOG_WARN(name, "backing object was already gone (%s); removing the entry", s.message().c_str());
+  MutexLock save(&save_mu_);
+  {
+    MutexLock l(&mu_);
+    entries_.erase(name);
+  }
+  Status ps = SaveLocked();
+  if (!ps.ok()) {
+    LOG_ERROR(name, "deleted but saveconfig.json could not be written: %s", ps.message().c_str());
+    return ps.WithContext("delete " + name);
+  }
+  LOG_INFO(name, "deleted");
+  return Status();
+}
+
+Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
+                                                 const std::string& key) const {
+  if (Status s = ValidateType(type); !s.ok()) return s;
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  std::string name = MakeExportName(type, key);
+  MutexLock l(&mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end() || (it->second.busy && it->second.record.create_time.empty()))
+    return Status::Error(ENOENT, "backstore " + name + " does not exist");
+  return it->second.record;
+}
+
+std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
+                                                     const std::string& status) const {
+  std::vector<BackstoreRecord> out;
+  MutexLock l(&mu_);
+  for (const auto& [name, e] : entries_) {
+    if (e.busy && e.record.create_time.empty()) continue;
+    if (!type.empty() && e.record.type != type) continue;
+    if (!status.empty() && status != "all" && e.record.status != status) continue;
+    out.push_back(e.record);
+  }
+  return out;
+}
+
+Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
+    const std::string& export_name) {
+  auto parsed = ParseExportName(export_name);
+  if (!parsed) return parsed.status();
+  MutexLock ol(&open_mu_);
+  BackstoreRecord record;
+  {
+    MutexLock l(&mu_);
+    auto it = entries_.find(export_name);
+    if (it == entries_.end() || it->second.busy)
+      return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+    if (auto open = it->second.open.lock()) return open;
+    record = it->second.record;
+  }
+  const LoadedHandler* h = handlers_->Find(record.type);
+  if (!h) return CheckHandler(record.type);
+  std::shared_ptr<OpenExport> exp(new OpenExport());
+  exp->record_ = record;
+  exp->handler_ = h;
+  void* handle = nullptr;
+  if (Status s = h->Open(record.key, record.readonly, &exp->info_, &handle); !s.ok()) return s;
+  exp->handle_ = handle;
+  LOG_INFO(export_name, "export opened (%s)", FormatSize(exp->info_.size).c_str());
+  MutexLock l(&mu_);
+  auto it = entries_.find(export_name);
+  if (it != entries_.end()) it->second.open = exp;
+  return exp;
+}
+
+size_t BackstoreRegistry::OpenCount() const {
+  MutexLock l(&mu_);
+  size_t n = 0;
+  for (const auto& [name, e] : entries_)
+    if (!e.open.expired()) n++;
+  return n;
+}
+
+}  // namespace nbdr

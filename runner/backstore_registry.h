@@ -1,0 +1,104 @@
+// BackstoreRegistry: every backstore this runner knows, its persistence in
+// saveconfig.json, and the exports currently open for NBD clients.
+//
+// Create and Delete call the handler, then persist; a failure to persist
+// rolls the handler call back where it can, so the registry on disk and
+// the objects in storage never silently disagree. An export opened for
+// serving is shared by every connection to that backstore (so
+// CAN_MULTI_CONN is honest) and closed when the last one lets go.
+//
+// Thread-safe. Lock order: save_mu_, then open_mu_, then mu_.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runner/backstore.h"
+#include "runner/handler_set.h"
+#include "utils/mutex.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+class BackstoreRegistry;
+
+// A backstore opened for serving. Shared by connections through
+// shared_ptr; the handler's close runs when the last reference goes.
+class OpenExport {
+ public:
+  ~OpenExport();
+  OpenExport(const OpenExport&) = delete;
+  OpenExport& operator=(const OpenExport&) = delete;
+
+  const BackstoreRecord& record() const { return record_; }
+  const nbdr_export_info& info() const { return info_; }
+  const LoadedHandler& handler() const { return *handler_; }
+  void* handle() const { return handle_; }
+
+ private:
+  friend class BackstoreRegistry;
+  OpenExport() = default;
+  BackstoreRecord record_;  // as it was when opened
+  nbdr_export_info info_{};
+  const LoadedHandler* handler_ = nullptr;
+  void* handle_ = nullptr;
+};
+
+struct CreateParams {
+  std::string type;
+  std::string key;
+  uint64_t size = 0;
+  uint32_t block_size = 512;
+  bool readonly = false;
+  bool prealloc = false;
+};
+
+class BackstoreRegistry {
+ public:
+  // handlers must outlive the registry.
+  BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path);
+
+  // Reads saveconfig.json. Fails (and changes nothing on disk) when it is
+  // unreadable or corrupt.
+  Status Load() EXCLUDES(mu_);
+
+  Status Create(const CreateParams& params) EXCLUDES(mu_, save_mu_);
+  Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  Expected<BackstoreRecord> Get(const std::string& type, const std::string& key) const
+      EXCLUDES(mu_);
+  // Backstores of type (empty: all) whose status matches (empty or "all":
+  // any), sorted by export name.
+  std::vector<BackstoreRecord> List(const std::string& type, const std::string& status) const
+      EXCLUDES(mu_);
+
+  // Opens (or shares the already open) export for an NBD client.
+  Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name)
+      EXCLUDES(mu_, open_mu_);
+  // Number of exports open right now.
+  size_t OpenCount() const EXCLUDES(mu_);
+
+  // A handler-not-loaded error for type, or OK.
+  Status CheckHandler(const std::string& type) const;
+
+ private:
+  struct Entry {
+    BackstoreRecord record;
+    bool busy = false;  // a create or delete is running on it
+    std::weak_ptr<OpenExport> open;
+  };
+  Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);
+
+  const HandlerSet* const handlers_;
+  const std::string path_;
+
+  Mutex save_mu_;  // serialises saveconfig.json writes
+  Mutex open_mu_;  // serialises handler open calls
+  mutable Mutex mu_;
+  std::map<std::string, Entry> entries_ GUARDED_BY(mu_);  // by export name
+};
+
+}  // namespace nbdr

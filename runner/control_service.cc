@@ -1,0 +1,151 @@
+// Control RPC procedures; see control_service.h.
+#include "runner/control_service.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "utils/log.h"
+#include "utils/size_parse.h"
+
+namespace nbdr {
+
+char* XdrString(const std::string& s) {
+  char* p = static_cast<char*>(malloc(s.size() + 1));
+  if (!p) abort();
+  memcpy(p, s.c_str(), s.size() + 1);
+  return p;
+}
+
+namespace {
+
+void SetStatus(const Status& s, int* status, char** message, const std::string& ok_message) {
+  *status = s.code();
+  *message = XdrString(s.ok() ? ok_message : s.message());
+}
+
+void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
+  out->type = XdrString(b.type);
+  out->key = XdrString(b.key);
+  out->size = b.size;
+  out->block_size = b.block_size;
+  out->readonly = b.readonly;
+  out->prealloc = b.prealloc;
+  out->status = XdrString(b.status);
+  out->device = XdrString(b.device);
+  out->map_time = XdrString(b.map_time);
+  out->create_time = XdrString(b.create_time);
+  out->extras = XdrString(b.extras_json);
+}
+
+const char* ProcName(uint32_t proc) {
+  switch (proc) {
+    case NBDR_NULL: return "null";
+    case NBDR_CREATE: return "create";
+    case NBDR_DELETE: return "delete";
+    case NBDR_LIST: return "list";
+    case NBDR_INFO: return "info";
+    case NBDR_VERSION: return "version";
+    default: return "?";
+  }
+}
+
+}  // namespace
+
+ControlService::ControlService(BackstoreRegistry* registry, const HandlerSet* handlers,
+                               std::string version)
+    : registry_(registry), handlers_(handlers), version_(std::move(version)) {}
+
+void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args, void* result) {
+  LOG_DEBUG("rpc", "%s from %s", ProcName(proc), caller.peer.c_str());
+  switch (proc) {
+    case NBDR_NULL: break;
+    case NBDR_CREATE:
+      Create(*static_cast<nbdr_create_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
+    case NBDR_DELETE:
+      Delete(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
+    case NBDR_LIST:
+      List(*static_cast<nbdr_list_args*>(args), static_cast<nbdr_list_reply*>(result));
+      break;
+    case NBDR_INFO:
+      Info(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_info_reply*>(result));
+      break;
+    case NBDR_VERSION:
+      Version(static_cast<nbdr_version_reply*>(result));
+      break;
+  }
+}
+
+void ControlService::FillIo(nbdr_io_address* io) const {
+  io->host = XdrString(io_.host);
+  io->port = io_.port;
+}
+
+void ControlService::Create(const nbdr_create_args& a, nbdr_status_reply* r) {
+  CreateParams p;
+  p.type = a.type;
+  p.key = a.key;
+  p.size = a.size;
+  p.block_size = a.block_size ? a.block_size : 512;
+  p.readonly = a.readonly;
+  p.prealloc = a.prealloc;
+  Status s = registry_->Create(p);
+  if (!s.ok()) LOG_INFO("rpc", "create %s/%s failed: %s", a.type, a.key, s.message().c_str());
+  SetStatus(s, &r->status, &r->message,
+            "created " + p.type + "/" + p.key + " (" + FormatSize(p.size) + ")");
+}
+
+void ControlService::Delete(const nbdr_key_args& a, nbdr_status_reply* r) {
+  Status s = registry_->Delete(a.type, a.key);
+  if (!s.ok()) LOG_INFO("rpc", "delete %s/%s failed: %s", a.type, a.key, s.message().c_str());
+  SetStatus(s, &r->status, &r->message, std::string("deleted ") + a.type + "/" + a.key);
+}
+
+void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
+  FillIo(&r->io);
+  std::string type = a.type, status = a.status;
+  Status s;
+  if (!type.empty()) s = registry_->CheckHandler(type);
+  if (s.ok() && !status.empty() && status != "all" && status != kStatusCreated &&
+      status != kStatusMapping && status != kStatusMapped && status != kStatusDead)
+    s = Status::Error(EINVAL, "unknown status '" + status +
+                                  "': use created, mapping, mapped, dead or all");
+  if (!s.ok()) {
+    SetStatus(s, &r->status, &r->message, "");
+    return;
+  }
+  auto records = registry_->List(type, status);
+  r->backstores.backstores_len = static_cast<u_int>(records.size());
+  r->backstores.backstores_val =
+      static_cast<nbdr_backstore*>(calloc(records.size() + 1, sizeof(nbdr_backstore)));
+  for (size_t i = 0; i < records.size(); i++)
+    FillBackstore(records[i], &r->backstores.backstores_val[i]);
+  SetStatus(s, &r->status, &r->message, std::to_string(records.size()) + " backstore(s)");
+}
+
+void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
+  FillIo(&r->io);
+  Status s = registry_->CheckHandler(a.type);
+  Expected<BackstoreRecord> rec = s.ok() ? registry_->Get(a.type, a.key) : Expected<BackstoreRecord>(s);
+  if (!rec) {
+    SetStatus(rec.status(), &r->status, &r->message, "");
+    return;
+  }
+  r->backstore.backstore_len = 1;
+  r->backstore.backstore_val = static_cast<nbdr_backstore*>(calloc(1, sizeof(nbdr_backstore)));
+  FillBackstore(*rec, r->backstore.backstore_val);
+  SetStatus(Status(), &r->status, &r->message, rec->ExportName());
+}
+
+void ControlService::Version(nbdr_version_reply* r) {
+  FillIo(&r->io);
+  std::string handlers;
+  for (const auto& t : handlers_->Types()) handlers += (handlers.empty() ? "" : ",") + t;
+  r->runner_version = XdrString(version_);
+  r->handlers = XdrString(handlers);
+  SetStatus(Status(), &r->status, &r->message, "nbd-runner " + version_);
+}
+
+}  // namespace nbdr

@@ -1,0 +1,55 @@
+// ControlService: what the control RPC procedures do. Decoded arguments in,
+// filled reply structures out (strings allocated with malloc, freed by
+// xdr_free). Dispatch() is the one entry point for every call: it sees
+// the caller and the procedure, which is where authorization will sit.
+//
+// Thread-safe: called from many RPC connection threads at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "nbd_rpc.h"
+#include "runner/backstore_registry.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+struct RpcCaller {
+  std::string peer;  // "127.0.0.1:40012"
+};
+
+struct IoAddress {
+  std::string host;  // as configured; "" = any address
+  uint16_t port = 0;
+};
+
+class ControlService {
+ public:
+  ControlService(BackstoreRegistry* registry, const HandlerSet* handlers, std::string version);
+
+  // Set once the NBD port is bound (before the RPC port starts serving).
+  void SetIoAddress(IoAddress io) { io_ = std::move(io); }
+
+  // Runs procedure proc. args and result point to the decoded argument and
+  // the (zeroed) result structure of that procedure.
+  void Dispatch(const RpcCaller& caller, uint32_t proc, void* args, void* result);
+
+ private:
+  void Create(const nbdr_create_args& a, nbdr_status_reply* r);
+  void Delete(const nbdr_key_args& a, nbdr_status_reply* r);
+  void List(const nbdr_list_args& a, nbdr_list_reply* r);
+  void Info(const nbdr_key_args& a, nbdr_info_reply* r);
+  void Version(nbdr_version_reply* r);
+  void FillIo(nbdr_io_address* io) const;
+
+  BackstoreRegistry* const registry_;
+  const HandlerSet* const handlers_;
+  const std::string version_;
+  IoAddress io_;
+};
+
+// Allocates a copy for an XDR string field (freed by xdr_free).
+char* XdrString(const std::string& s);
+
+}  // namespace nbdr

@@ -1,0 +1,232 @@
+// Loading and calling handler plugins; see handler_set.h.
+#include "runner/handler_set.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstring>
+#include <thread>
+
+#include "utils/log.h"
+#include "utils/names.h"
+
+namespace nbdr {
+
+struct LoadedHandler::Services {
+  nbdr_services table{};
+  std::string name;
+  const std::map<std::string, std::string>* options = nullptr;
+};
+
+namespace {
+
+constexpr size_t kErrLen = 512;
+constexpr int kProbeTimeoutMs = 30000;
+
+void ServiceLog(void* ctx, int level, const char* context, const char* fmt, ...) {
+  auto* svc = static_cast<LoadedHandler::Services*>(ctx);
+  LogLevel lvl = level <= NBDR_LOG_ERROR     ? LogLevel::kError
+                 : level == NBDR_LOG_WARNING ? LogLevel::kWarning
+                 : level == NBDR_LOG_INFO    ? LogLevel::kInfo
+                                             : LogLevel::kDebug;
+  Logger& lg = Logger::Default();
+  if (!lg.Enabled(lvl)) return;
+  std::string ctx_str = svc ? svc->name : "handler";
+  if (context && *context) ctx_str += " " + std::string(context);
+  va_list ap;
+  va_start(ap, fmt);
+  lg.LogV(lvl, ctx_str, fmt, ap);
+  va_end(ap);
+}
+
+const char* ServiceGetOption(void* ctx, const char* name) {
+  auto* svc = static_cast<LoadedHandler::Services*>(ctx);
+  if (!svc || !svc->options || !name) return nullptr;
+  auto it = svc->options->find(name);
+  return it == svc->options->end() ? nullptr : it->second.c_str();
+}
+
+// A services table for the probe child: logs nothing.
+void SilentLog(void*, int, const char*, const char*, ...) {}
+
+Status HandlerError(int rc, const char* err, const std::string& what) {
+  std::string msg = err && *err ? err : strerror(rc);
+  return Status::Error(rc, msg.empty() ? what : msg);
+}
+
+// Loads path in a child process and calls handler_init there. Returns an
+// empty string when that worked, else why not.
+std::string ProbeInChild(const std::string& path) {
+  pid_t pid = fork();
+  if (pid < 0) return std::string("fork for probe: ") + strerror(errno);
+  if (pid == 0) {
+    alarm(kProbeTimeoutMs / 1000);
+    void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!dl) _exit(10);
+    auto init = reinterpret_cast<nbdr_handler_init_fn>(dlsym(dl, NBDR_HANDLER_INIT_SYMBOL));
+    if (!init) _exit(11);
+    nbdr_services svc{};
+    svc.struct_size = sizeof svc;
+    svc.abi_version = NBDR_HANDLER_ABI_VERSION;
+    svc.log = SilentLog;
+    svc.get_option = [](void*, const char*) -> const char* { return nullptr; };
+    const nbdr_handler* h = init(&svc);
+    _exit(h ? 0 : 12);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return std::string("waitpid: ") + strerror(errno);
+  }
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    return sig == SIGALRM ? "handler_init did not return within 30 s"
+                          : std::string("crashed while loading (signal ") + strsignal(sig) + ")";
+  }
+  // Exit codes 10-12 are diagnosed again, with details, by the real load.
+  return "";
+}
+
+}  // namespace
+
+LoadedHandler::~LoadedHandler() {
+  if (desc_ && state_ && desc_->unload) desc_->unload(state_);
+  if (dl_) dlclose(dl_);
+}
+
+Status LoadedHandler::Create(const std::string& key, const nbdr_create_params& params) const {
+  char err[kErrLen] = "";
+  int rc = desc_->create(state_, key.c_str(), &params, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "create " + key);
+  return Status();
+}
+
+Status LoadedHandler::Remove(const std::string& key) const {
+  char err[kErrLen] = "";
+  int rc = desc_->remove(state_, key.c_str(), err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "delete " + key);
+  return Status();
+}
+
+Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_info* info,
+                           void** export_handle) const {
+  char err[kErrLen] = "";
+  *info = nbdr_export_info{};
+  info->struct_size = sizeof *info;
+  int rc = desc_->open(state_, key.c_str(), readonly ? 1 : 0, info, export_handle, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "open " + key);
+  return Status();
+}
+
+HandlerSet::HandlerSet(std::map<std::string, std::string> options)
+    : options_(std::move(options)) {}
+
+HandlerSet::~HandlerSet() { UnloadAll(); }
+
+Status HandlerSet::LoadDirectory(const std::string& dir) {
+  struct DirCloser {
+    void operator()(DIR* d) const { closedir(d); }
+  };
+  std::unique_ptr<DIR, DirCloser> d(opendir(dir.c_str()));
+  if (!d) return PosixError("handler directory " + dir);
+  std::vector<std::string> names;
+  while (dirent* e = readdir(d.get())) {
+    std::string n = e->d_name;
+    const std::string suffix = "_handler.so";
+    if (n.rfind("lib", 0) == 0 && n.size() > suffix.size() + 3 &&
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) == 0)
+      names.push_back(n);
+  }
+  std::sort(names.begin(), names.end());
+  for (const auto& n : names) {
+    std::string path = dir + "/" + n;
+    Status s = LoadOne(path);
+    if (!s.ok()) LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), s.message().c_str());
+  }
+  return Status();
+}
+
+Status HandlerSet::LoadOne(const std::string& path) {
+  std::string probe = ProbeInChild(path);
+  if (!probe.empty()) return Status::Error(EINVAL, probe);
+
+  auto h = std::make_unique<LoadedHandler>();
+  h->path_ = path;
+  h->dl_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h->dl_) return Status::Error(EINVAL, std::string("dlopen: ") + dlerror());
+  auto init = reinterpret_cast<nbdr_handler_init_fn>(dlsym(h->dl_, NBDR_HANDLER_INIT_SYMBOL));
+  if (!init) return Status::Error(EINVAL, "no handler_init symbol");
+
+  h->services_ = std::make_unique<LoadedHandler::Services>();
+  h->services_->name = path.substr(path.rfind('/') + 1);
+  h->services_->options = &options_;
+  nbdr_services& svc = h->services_->table;
+  svc.struct_size = sizeof svc;
+  svc.abi_version = NBDR_HANDLER_ABI_VERSION;
+  svc.ctx = h->services_.get();
+  svc.log = ServiceLog;
+  svc.get_option = ServiceGetOption;
+
+  const nbdr_handler* desc = init(&svc);
+  if (!desc) return Status::Error(EINVAL, "handler_init returned NULL");
+  if (desc->abi_version != NBDR_HANDLER_ABI_VERSION)
+    return Status::Error(EINVAL, "built for handler ABI version " +
+                                     std::to_string(desc->abi_version) + ", this runner speaks " +
+                                     std::to_string(NBDR_HANDLER_ABI_VERSION));
+  if (desc->struct_size < sizeof(nbdr_handler))
+    return Status::Error(EINVAL, "descriptor too small (" + std::to_string(desc->struct_size) +
+                                     " bytes, need " + std::to_string(sizeof(nbdr_handler)) + ")");
+  if (!desc->name) return Status::Error(EINVAL, "descriptor has no name");
+  if (Status s = ValidateType(desc->name); !s.ok()) return s;
+  if (!desc->load || !desc->unload || !desc->create || !desc->remove || !desc->open ||
+      !desc->close || !desc->submit)
+    return Status::Error(EINVAL, std::string("handler '") + desc->name +
+                                     "' leaves a required callback NULL");
+  if (Find(desc->name))
+    return Status::Error(EEXIST, std::string("a handler of type '") + desc->name +
+                                     "' is already loaded from " + Find(desc->name)->path());
+  h->services_->name = desc->name;
+  h->name_ = desc->name;
+  h->desc_ = desc;
+  char err[kErrLen] = "";
+  void* state = nullptr;
+  int rc = desc->load(&svc, &state, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "load");
+  h->state_ = state;
+  LOG_INFO("handlers", "loaded handler '%s' %s from %s", desc->name,
+           desc->version ? desc->version : "", path.c_str());
+  handlers_.push_back(std::move(h));
+  return Status();
+}
+
+void HandlerSet::UnloadAll() {
+  while (!handlers_.empty()) handlers_.pop_back();
+}
+
+const LoadedHandler* HandlerSet::Find(const std::string& type) const {
+  for (const auto& h : handlers_)
+    if (h->name() == type) return h.get();
+  return nullptr;
+}
+
+std::vector<std::string> HandlerSet::Types() const {
+  std::vector<std::string> out;
+  for (const auto& h : handlers_) out.push_back(h->name());
+  return out;
+}
+
+std::set<std::string> HandlerSet::DeclaredOptions() const {
+  std::set<std::string> out;
+  for (const auto& h : handlers_) {
+    for (const char* const* o = h->desc().options; o && *o; o++) out.insert(*o);
+  }
+  return out;
+}
+
+}  // namespace nbdr

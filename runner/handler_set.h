@@ -1,0 +1,87 @@
+// HandlerSet: the handler plugins loaded into this runner — the registry
+// of backstore types, and the runner's one global of that kind.
+//
+// LoadDirectory() looks for lib*_handler.so in a directory. Each candidate
+// is first probed in a forked child (dlopen + handler_init), so a plugin
+// that crashes or hangs at load never takes the daemon down; then it is
+// loaded for real and checked: handler_init present and non-NULL, ABI
+// version and struct size, a valid and unique name. A bad plugin gets one
+// log line naming it and is skipped; the good ones are served.
+//
+// Thread-safety: loading and unloading happen at start and stop, from one
+// thread; between them the set is immutable and Find() may be called from
+// any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "nbd-runner/handler.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+class LoadedHandler {
+ public:
+  LoadedHandler() = default;
+  ~LoadedHandler();
+  LoadedHandler(const LoadedHandler&) = delete;
+  LoadedHandler& operator=(const LoadedHandler&) = delete;
+
+  const nbdr_handler& desc() const { return *desc_; }
+  void* state() const { return state_; }
+  const std::string& name() const { return name_; }
+  const std::string& path() const { return path_; }
+
+  // Calls the handler's synchronous callbacks, turning their errno +
+  // message into a Status.
+  Status Create(const std::string& key, const nbdr_create_params& params) const;
+  Status Remove(const std::string& key) const;
+  Status Open(const std::string& key, bool readonly, nbdr_export_info* info,
+              void** export_handle) const;
+
+ private:
+  friend class HandlerSet;
+  void* dl_ = nullptr;
+  const nbdr_handler* desc_ = nullptr;
+  void* state_ = nullptr;
+  std::string name_;
+  std::string path_;
+
+ public:
+  // The services table and its context; must outlive the handler.
+  struct Services;
+
+ private:
+  std::unique_ptr<Services> services_;
+};
+
+class HandlerSet {
+ public:
+  // options: every configuration value (runner and handler options); the
+  // handlers read theirs through get_option.
+  explicit HandlerSet(std::map<std::string, std::string> options);
+  ~HandlerSet();
+
+  // Loads every lib*_handler.so in dir (sorted by name). Fails only when
+  // the directory cannot be read; bad plugins are logged and skipped.
+  Status LoadDirectory(const std::string& dir);
+  // Unloads every handler (calls unload, dlclose).
+  void UnloadAll();
+
+  const LoadedHandler* Find(const std::string& type) const;
+  std::vector<std::string> Types() const;
+  // Option names declared by the loaded handlers.
+  std::set<std::string> DeclaredOptions() const;
+
+ private:
+  Status LoadOne(const std::string& path);
+
+  std::map<std::string, std::string> options_;
+  std::vector<std::unique_ptr<LoadedHandler>> handlers_;
+};
+
+}  // namespace nbdr

@@ -1,0 +1,168 @@
+// nbd-runner: the daemon. Parses options, takes the state directory lock,
+// loads handlers and saveconfig.json, binds the control and data ports,
+// then serves until SIGTERM/SIGINT (SIGHUP reopens the log file).
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "runner/backstore_registry.h"
+#include "runner/control_service.h"
+#include "runner/handler_set.h"
+#include "runner/nbd_server.h"
+#include "runner/rpc_server.h"
+#include "runner/runner_options.h"
+#include "utils/log.h"
+#include "utils/unique_fd.h"
+
+using namespace nbdr;
+
+namespace {
+
+Status MakeDirs(const std::string& path) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (mkdir(cur.c_str(), 0755) < 0 && errno != EEXIST) return PosixError("mkdir " + cur);
+  }
+  return Status();
+}
+
+// Takes an exclusive lock on <state-dir>/nbd-runner.lock and writes our
+// pid into it. The returned descriptor holds the lock.
+Expected<UniqueFd> LockStateDir(const std::string& state_dir) {
+  std::string path = state_dir + "/nbd-runner.lock";
+  UniqueFd fd(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd.valid()) return PosixError("open " + path);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) < 0) {
+    if (errno != EWOULDBLOCK) return PosixError("lock " + path);
+    char pid[32] = "";
+    ssize_t n = pread(fd.get(), pid, sizeof pid - 1, 0);
+    if (n > 0) pid[strcspn(pid, "\n")] = '\0';
+    return Status::Error(EBUSY, "another nbd-runner" + (n > 0 ? " (pid " + std::string(pid) + ")" : "") +
+                                    " is already using state directory " + state_dir);
+  }
+  std::string pid = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd.get(), 0) < 0 || pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
+    return PosixError("write " + path);
+  return fd;
+}
+
+// Makes path absolute (the daemon changes to / when it detaches).
+std::string Absolute(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf)) return buf;
+  return path;
+}
+
+int Fail(const Status& s) {
+  LOG_ERROR("", "%s", s.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto parsed = ParseRunnerOptions(argc, argv);
+  if (!parsed) {
+    fprintf(stderr, "nbd-runner: %s\n", parsed.status().message().c_str());
+    return 2;
+  }
+  RunnerOptions& opts = *parsed;
+  if (opts.show_help) {
+    fputs(RunnerUsage().c_str(), stdout);
+    return 0;
+  }
+  if (opts.show_version) {
+    printf("nbd-runner %s (handler ABI %d)\n", NBDR_PACKAGE_VERSION, NBDR_HANDLER_ABI_VERSION);
+    return 0;
+  }
+
+  Logger& log = Logger::Default();
+  log.SetLevel(opts.log_level);
+  log.SetStderr(true);  // until we have detached
+  if (Status s = MakeDirs(opts.log_dir); !s.ok()) return Fail(s);
+  if (Status s = log.OpenFile(opts.log_dir + "/nbd-runner.log"); !s.ok()) return Fail(s);
+  if (Status s = MakeDirs(opts.state_dir); !s.ok()) return Fail(s);
+  opts.state_dir = Absolute(opts.state_dir);
+  opts.log_dir = Absolute(opts.log_dir);
+  opts.handler_dir = Absolute(opts.handler_dir);
+  auto lock = LockStateDir(opts.state_dir);
+  if (!lock) return Fail(lock.status());
+
+  // Signals are handled by the main thread only (sigwait below); block them
+  // before any thread starts so every thread inherits the mask.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  LOG_INFO("", "nbd-runner %s starting (state %s, handlers %s)", NBDR_PACKAGE_VERSION,
+           opts.state_dir.c_str(), opts.handler_dir.c_str());
+  HandlerSet handlers(opts.all);
+  if (Status s = handlers.LoadDirectory(opts.handler_dir); !s.ok()) return Fail(s);
+  if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
+  std::set<std::string> types;
+  for (const auto& t : handlers.Types()) types.insert(t);
+  if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok())
+    return Fail(s);
+
+  BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
+  if (Status s = registry.Load(); !s.ok())
+    return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
+
+  NbdServerOptions nbd_opts;
+  nbd_opts.host = opts.io_host;
+  nbd_opts.port = opts.io_port;
+  nbd_opts.handshake_timeout_s = opts.handshake_timeout;
+  nbd_opts.idle_timeout_s = opts.idle_timeout;
+  nbd_opts.max_connections = opts.max_connections;
+  NbdServer nbd(nbd_opts, &registry);
+  ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
+  RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, 64);
+
+  if (!opts.foreground) {
+    // Detach before any thread starts.
+    if (daemon(0, 0) < 0) return Fail(PosixError("daemon"));
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(lock->get(), 0) < 0 || pwrite(lock->get(), pid.data(), pid.size(), 0) < 0) {
+    }
+    log.SetStderr(false);
+  }
+  if (Status s = nbd.Start(); !s.ok()) return Fail(s);
+  control.SetIoAddress({opts.io_host, nbd.port()});
+  if (Status s = rpc.Start(); !s.ok()) return Fail(s);
+  LOG_INFO("", "NBD listening on %s (port %u)", nbd.address().c_str(), nbd.port());
+  LOG_INFO("", "control RPC listening on %s (port %u)", rpc.address().c_str(), rpc.port());
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      Status s = log.Reopen();
+      LOG_INFO("", "SIGHUP: log file reopened%s%s", s.ok() ? "" : ": ", s.message().c_str());
+      continue;
+    }
+    LOG_INFO("", "%s: shutting down", strsignal(sig));
+    break;
+  }
+  rpc.Stop();
+  nbd.Stop();
+  LOG_INFO("", "stopped cleanly");
+  return 0;
+}

@@ -1,0 +1,772 @@
+// One NBD client connection: handshake and transmission. See
+// nbd_connection.h and doc/proto.md of the NetworkBlockDevice project.
+#include "runner/nbd_connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <vector>
+
+#include "utils/log.h"
+#include "utils/names.h"
+#include "utils/net.h"
+
+namespace nbdr {
+
+using namespace nbd;
+
+namespace {
+
+constexpr size_t kMaxOptionLength = 64 * 1024;
+constexpr size_t kReadBufferSize = 256 * 1024;
+constexpr uint32_t kMaxExtentsPerReply = 2048;
+constexpr uint64_t kMaxInflightRequests = 1024;
+
+void SetRecvTimeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+void SetSendTimeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+}  // namespace
+
+// One request between submission and reply. Inherits the C request so the
+// completion callback can get back to it with a static_cast.
+struct InflightRequest : nbdr_request {
+  NbdConnection* conn;
+  uint64_t cookie;
+  uint16_t command;
+  uint64_t accounted_bytes;
+  std::unique_ptr<uint8_t[]> data;
+  std::vector<nbdr_extent> extent_buf;
+  uint64_t requested_length;
+};
+
+NbdConnection::NbdConnection(UniqueFd fd, uint64_t id, NbdServer* server)
+    : fd_(std::move(fd)),
+      id_(id),
+      server_(server),
+      opts_(server->options()),
+      rbuf_(new uint8_t[kReadBufferSize]) {
+  name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get());
+  max_payload_ = opts_.max_payload;
+}
+
+NbdConnection::~NbdConnection() = default;
+
+void NbdConnection::Shutdown() { shutdown(fd_.get(), SHUT_RD); }
+
+void NbdConnection::Run() {
+  SetNoDelay(fd_.get());
+  SetKeepalive(fd_.get(), opts_.keepalive_idle_s, 10, 6);
+  LOG_DEBUG(name_, "connected");
+  if (Handshake()) Transmission();
+  WaitForDrain();
+  LOG_DEBUG(name_, "closed");
+}
+
+// ---------------------------------------------------------------------
+// Handshake
+
+Status NbdConnection::RecvHandshake(void* buf, size_t len) {
+  // SO_RCVTIMEO bounds each wait; the total is bounded by the check below.
+  Status s = ReadExact(buf, len);
+  return s;
+}
+
+Status NbdConnection::SendOptionReply(uint32_t option, uint32_t type, const void* data,
+                                      size_t len) {
+  uint8_t hdr[20];
+  Put64(hdr, kOptReplyMagic);
+  Put32(hdr + 8, option);
+  Put32(hdr + 12, type);
+  Put32(hdr + 16, static_cast<uint32_t>(len));
+  iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<void*>(data), len}};
+  SendIov(iov, len ? 2 : 1);
+  MutexLock l(&send_mu_);
+  return send_broken_ ? Status::Error(EPIPE, "send: connection broken") : Status();
+}
+
+Status NbdConnection::SendOptionError(uint32_t option, uint32_t type, const std::string& message) {
+  LOG_DEBUG(name_, "option %u refused: %s", option, message.c_str());
+  std::string m = message.substr(0, kMaxNameLength);
+  return SendOptionReply(option, type, m.data(), m.size());
+}
+
+uint16_t NbdConnection::TransmissionFlags() const {
+  uint16_t f = kFlagHasFlags;
+  if (readonly_) f |= kFlagReadOnly;
+  if (caps_ & NBDR_CAP_FLUSH) f |= kFlagSendFlush;
+  if (caps_ & NBDR_CAP_FUA) f |= kFlagSendFua;
+  if (!readonly_ && (caps_ & NBDR_CAP_TRIM)) f |= kFlagSendTrim;
+  if (!readonly_ && (caps_ & NBDR_CAP_WRITE_ZEROES)) {
+    f |= kFlagSendWriteZeroes;
+    if (caps_ & NBDR_CAP_FAST_ZERO) f |= kFlagSendFastZero;
+  }
+  if (structured_) f |= kFlagSendDf;
+  if (caps_ & NBDR_CAP_MULTI_CONN) f |= kFlagCanMultiConn;
+  if (caps_ & NBDR_CAP_CACHE) f |= kFlagSendCache;
+  return f;
+}
+
+bool NbdConnection::OpenExportForClient(const std::string& name, std::string* error,
+                                        uint32_t* error_type) {
+  *error_type = kRepErrUnknown;
+  if (server_->stopping()) {
+    *error_type = kRepErrShutdown;
+    *error = "server is shutting down";
+    return false;
+  }
+  if (!IsValidUtf8(name) || name.find('\0') != std::string::npos) {
+    *error_type = kRepErrInvalid;
+    *error = "export name is not valid UTF-8";
+    return false;
+  }
+  auto parsed = ParseExportName(name);
+  if (!parsed) {
+    *error = parsed.status().message();
+    return false;
+  }
+  auto exp = server_->registry()->OpenForServing(name);
+  if (!exp) {
+    *error = exp.status().message();
+    return false;
+  }
+  export_ = *exp;
+  const nbdr_export_info& info = export_->info();
+  const BackstoreRecord& rec = export_->record();
+  size_ = info.size;
+  caps_ = info.caps;
+  readonly_ = rec.readonly;
+  min_block_ = info.min_block ? info.min_block : rec.block_size;
+  preferred_block_ = std::max<uint32_t>(min_block_, info.preferred_block ? info.preferred_block : 4096);
+  max_payload_ = opts_.max_payload;
+  if (info.max_payload && info.max_payload < max_payload_) max_payload_ = info.max_payload;
+  return true;
+}
+
+bool NbdConnection::HandleList(uint32_t option, const std::string& data) {
+  if (!data.empty())
+    return SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data").ok();
+  for (const auto& r : server_->registry()->List("", "")) {
+    std::string name = r.ExportName();
+    std::string payload(4, '\0');
+    Put32(reinterpret_cast<uint8_t*>(payload.data()), static_cast<uint32_t>(name.size()));
+    payload += name;
+    if (!SendOptionReply(option, kRepServer, payload.data(), payload.size()).ok()) return false;
+  }
+  return SendOptionReply(option, kRepAck, nullptr, 0).ok();
+}
+
+bool NbdConnection::HandleInfoOrGo(uint32_t option, const std::string& data,
+                                   bool* enter_transmission) {
+  *enter_transmission = false;
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  if (data.size() < 6)
+    return SendOptionError(option, kRepErrInvalid, "option too short").ok();
+  uint32_t name_len = Get32(p);
+  if (name_len > data.size() - 6)
+    return SendOptionError(option, kRepErrInvalid, "export name length exceeds option length").ok();
+  std::string name = data.substr(4, name_len);
+  uint16_t nreq = Get16(p + 4 + name_len);
+  if (data.size() != 6 + name_len + 2ull * nreq)
+    return SendOptionError(option, kRepErrInvalid, "information request count does not match length")
+        .ok();
+  bool want_name = false, want_description = false;
+  for (uint16_t i = 0; i < nreq; i++) {
+    uint16_t r = Get16(p + 6 + name_len + 2 * i);
+    if (r == kInfoName) want_name = true;
+    if (r == kInfoDescription) want_description = true;
+    if (r == kInfoBlockSize) client_knows_block_size_ = true;
+  }
+  std::string error;
+  uint32_t error_type;
+  if (!OpenExportForClient(name, &error, &error_type))
+    return SendOptionError(option, error_type, error).ok();
+  name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get()) + " " + name;
+
+  uint8_t buf[12];
+  Put16(buf, kInfoExport);
+  Put64(buf + 2, size_);
+  Put16(buf + 10, TransmissionFlags());
+  if (!SendOptionReply(option, kRepInfo, buf, 12).ok()) return false;
+  if (want_name) {
+    std::string payload(2, '\0');
+    Put16(reinterpret_cast<uint8_t*>(payload.data()), kInfoName);
+    payload += name;
+    if (!SendOptionReply(option, kRepInfo, payload.data(), payload.size()).ok()) return false;
+  }
+  if (want_description) {
+    const BackstoreRecord& rec = export_->record();
+    std::string payload(2, '\0');
+    Put16(reinterpret_cast<uint8_t*>(payload.data()), kInfoDescription);
+    payload += rec.type + " backstore " + rec.key + (rec.readonly ? " (read-only)" : "");
+    if (!SendOptionReply(option, kRepInfo, payload.data(), payload.size()).ok()) return false;
+  }
+  uint8_t bs[14];
+  Put16(bs, kInfoBlockSize);
+  Put32(bs + 2, min_block_);
+  Put32(bs + 6, preferred_block_);
+  Put32(bs + 10, max_payload_);
+  if (!SendOptionReply(option, kRepInfo, bs, sizeof bs).ok()) return false;
+  if (!SendOptionReply(option, kRepAck, nullptr, 0).ok()) return false;
+  if (option == kOptGo) {
+    if (base_allocation_ && meta_export_ != name) base_allocation_ = false;
+    *enter_transmission = true;
+  } else {
+    export_.reset();  // NBD_OPT_INFO: nothing stays open
+  }
+  return true;
+}
+
+bool NbdConnection::HandleMetaContext(uint32_t option, const std::string& data) {
+  const bool set = option == kOptSetMetaContext;
+  if (set && !structured_)
+    return SendOptionError(option, kRepErrInvalid, "negotiate structured replies first").ok();
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  size_t len = data.size();
+  if (len < 8) return SendOptionError(option, kRepErrInvalid, "option too short").ok();
+  uint32_t name_len = Get32(p);
+  if (name_len > len - 8)
+    return SendOptionError(option, kRepErrInvalid, "export name length exceeds option length").ok();
+  std::string name = data.substr(4, name_len);
+  uint32_t nqueries = Get32(p + 4 + name_len);
+  size_t pos = 8 + name_len;
+  std::vector<std::string> queries;
+  for (uint32_t i = 0; i < nqueries; i++) {
+    if (len - pos < 4)
+      return SendOptionError(option, kRepErrInvalid, "query count exceeds option length").ok();
+    uint32_t qlen = Get32(p + pos);
+    pos += 4;
+    if (qlen > len - pos)
+      return SendOptionError(option, kRepErrInvalid, "query length exceeds option length").ok();
+    if (qlen > kMaxNameLength)
+      return SendOptionError(option, kRepErrTooBig, "query longer than 4096 bytes").ok();
+    queries.push_back(data.substr(pos, qlen));
+    pos += qlen;
+  }
+  if (pos != len)
+    return SendOptionError(option, kRepErrInvalid, "trailing bytes after the queries").ok();
+  auto parsed = ParseExportName(name);
+  if (!parsed || !server_->registry()->Get(parsed->type, parsed->key).ok())
+    return SendOptionError(option, kRepErrUnknown, "no backstore " + name + " on this runner").ok();
+
+  bool match = false;
+  if (!set && queries.empty()) match = true;
+  for (const auto& q : queries) {
+    if (q == kBaseAllocation || (!set && q == "base:")) match = true;
+  }
+  if (match) {
+    std::string payload(4, '\0');
+    Put32(reinterpret_cast<uint8_t*>(payload.data()), kBaseAllocationId);
+    payload += kBaseAllocation;
+    if (!SendOptionReply(option, kRepMetaContext, payload.data(), payload.size()).ok())
+      return false;
+  }
+  if (set) {
+    base_allocation_ = match;
+    meta_export_ = name;
+  }
+  return SendOptionReply(option, kRepAck, nullptr, 0).ok();
+}
+
+bool NbdConnection::Handshake() {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
+  SetRecvTimeout(fd_.get(), opts_.handshake_timeout_s);
+  SetSendTimeout(fd_.get(), opts_.handshake_timeout_s);
+
+  uint8_t greeting[18];
+  Put64(greeting, kNbdMagic);
+  Put64(greeting + 8, kIHaveOpt);
+  Put16(greeting + 16, kFlagFixedNewstyle | kFlagNoZeroes);
+  if (!WriteAll(fd_.get(), greeting, sizeof greeting).ok()) return false;
+
+  uint8_t cflags_buf[4];
+  if (!RecvHandshake(cflags_buf, 4).ok()) {
+    LOG_DEBUG(name_, "no client flags; closing");
+    return false;
+  }
+  uint32_t cflags = Get32(cflags_buf);
+  if (cflags & ~(kClientFlagFixedNewstyle | kClientFlagNoZeroes)) {
+    LOG_WARN(name_, "unknown client flags 0x%x; closing", cflags);
+    return false;
+  }
+  if (!(cflags & kClientFlagFixedNewstyle)) {
+    LOG_WARN(name_, "client does not speak fixed newstyle; closing");
+    return false;
+  }
+  no_zeroes_ = cflags & kClientFlagNoZeroes;
+
+  for (int count = 0;; count++) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      LOG_WARN(name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
+      return false;
+    }
+    if (count >= opts_.max_options) {
+      LOG_WARN(name_, "more than %d options in one handshake; closing", opts_.max_options);
+      return false;
+    }
+    auto left = std::chrono::duration_cast<std::chrono::seconds>(
+        deadline - std::chrono::steady_clock::now());
+    SetRecvTimeout(fd_.get(), std::max<int>(1, static_cast<int>(left.count())));
+    uint8_t hdr[16];
+    if (Status s = RecvHandshake(hdr, sizeof hdr); !s.ok()) {
+      if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
+        LOG_WARN(name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
+      else
+        LOG_DEBUG(name_, "client left during handshake: %s", s.message().c_str());
+      return false;
+    }
+    if (Get64(hdr) != kIHaveOpt) {
+      LOG_WARN(name_, "bad option magic; closing");
+      return false;
+    }
+    uint32_t option = Get32(hdr + 8);
+    uint32_t len = Get32(hdr + 12);
+    LOG_DEBUG(name_, "option %u, %u bytes of data", option, len);
+    if (len > kMaxOptionLength) {
+      LOG_WARN(name_, "option %u with %u bytes of data exceeds the %zu byte limit; closing",
+               option, len, kMaxOptionLength);
+      if (option != kOptExportName)
+        (void)SendOptionError(option, kRepErrTooBig, "option data too large");
+      return false;
+    }
+    std::string data(len, '\0');
+    if (len && !RecvHandshake(data.data(), len).ok()) return false;
+    switch (option) {
+      case kOptExportName: {
+        std::string error;
+        uint32_t error_type;
+        if (!OpenExportForClient(data, &error, &error_type)) {
+          LOG_INFO(name_, "NBD_OPT_EXPORT_NAME refused: %s", error.c_str());
+          return false;  // this option has no error path: hang up
+        }
+        name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get()) + " " + data;
+        uint8_t reply[10 + 124] = {};
+        Put64(reply, size_);
+        Put16(reply + 8, TransmissionFlags());
+        if (!WriteAll(fd_.get(), reply, no_zeroes_ ? 10 : sizeof reply).ok()) return false;
+        if (base_allocation_ && meta_export_ != data) base_allocation_ = false;
+        return true;
+      }
+      case kOptAbort:
+        (void)SendOptionReply(option, kRepAck, nullptr, 0);
+        LOG_DEBUG(name_, "client aborted the handshake");
+        return false;
+      case kOptList:
+        if (!HandleList(option, data)) return false;
+        break;
+      case kOptInfo:
+      case kOptGo: {
+        bool go = false;
+        if (!HandleInfoOrGo(option, data, &go)) return false;
+        if (go) return true;
+        break;
+      }
+      case kOptStructuredReply:
+        if (!data.empty()) {
+          if (!SendOptionError(option, kRepErrInvalid, "takes no data").ok()) return false;
+        } else if (structured_) {
+          if (!SendOptionError(option, kRepErrInvalid, "already negotiated").ok()) return false;
+        } else {
+          structured_ = true;
+          if (!SendOptionReply(option, kRepAck, nullptr, 0).ok()) return false;
+        }
+        break;
+      case kOptListMetaContext:
+      case kOptSetMetaContext:
+        if (!HandleMetaContext(option, data)) return false;
+        break;
+      case kOptStartTls:
+        if (!SendOptionError(option, kRepErrUnsup, "TLS is not supported by this runner").ok())
+          return false;
+        break;
+      default:
+        if (!SendOptionError(option, kRepErrUnsup, "unsupported option").ok()) return false;
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------
+// Transmission
+
+Status NbdConnection::ReadExact(void* buf, size_t len) {
+  auto* out = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    if (rpos_ < rlen_) {
+      size_t n = std::min(len, rlen_ - rpos_);
+      memcpy(out, rbuf_.get() + rpos_, n);
+      rpos_ += n;
+      out += n;
+      len -= n;
+      continue;
+    }
+    // Large payloads go straight to their destination.
+    uint8_t* dst = len >= kReadBufferSize / 2 ? out : rbuf_.get();
+    size_t cap = len >= kReadBufferSize / 2 ? len : kReadBufferSize;
+    ssize_t n = recv(fd_.get(), dst, cap, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("recv");
+    }
+    if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
+    if (dst == out) {
+      out += n;
+      len -= static_cast<size_t>(n);
+    } else {
+      rpos_ = 0;
+      rlen_ = static_cast<size_t>(n);
+    }
+  }
+  return Status();
+}
+
+Status NbdConnection::Discard(uint64_t len) {
+  uint8_t scratch[65536];
+  while (len > 0) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(len, sizeof scratch));
+    if (Status s = ReadExact(scratch, n); !s.ok()) return s;
+    len -= n;
+  }
+  return Status();
+}
+
+int NbdConnection::Validate(const RequestHeader& h, const char** why) const {
+  uint16_t allowed = 0;
+  bool has_range = true, writes = false, advertised = true;
+  switch (h.type) {
+    case kCmdRead:
+      allowed = structured_ ? kCmdFlagDf : 0;
+      break;
+    case kCmdWrite:
+      allowed = (caps_ & NBDR_CAP_FUA) ? kCmdFlagFua : 0;
+      writes = true;
+      break;
+    case kCmdFlush:
+      has_range = false;
+      advertised = caps_ & NBDR_CAP_FLUSH;
+      break;
+    case kCmdTrim:
+      allowed = (caps_ & NBDR_CAP_FUA) ? kCmdFlagFua : 0;
+      writes = true;
+      advertised = caps_ & NBDR_CAP_TRIM;
+      break;
+    case kCmdWriteZeroes:
+      allowed = kCmdFlagNoHole | ((caps_ & NBDR_CAP_FUA) ? kCmdFlagFua : 0) |
+                ((caps_ & NBDR_CAP_FAST_ZERO) ? kCmdFlagFastZero : 0);
+      writes = true;
+      advertised = caps_ & NBDR_CAP_WRITE_ZEROES;
+      break;
+    case kCmdCache:
+      advertised = caps_ & NBDR_CAP_CACHE;
+      break;
+    case kCmdBlockStatus:
+      allowed = kCmdFlagReqOne;
+      if (!base_allocation_) {
+        *why = "block status without a negotiated meta context";
+        return EINVAL;
+      }
+      break;
+    default:
+      *why = "unknown command";
+      return EINVAL;
+  }
+  if (!advertised) {
+    *why = "command not advertised for this export";
+    return EINVAL;
+  }
+  if (h.flags & ~allowed) {
+    *why = "flags not valid for this command";
+    return EINVAL;
+  }
+  if (writes && readonly_) {
+    *why = "export is read-only";
+    return EPERM;
+  }
+  if (!has_range) return 0;
+  if ((h.type == kCmdRead || h.type == kCmdWrite) && h.length > max_payload_) {
+    *why = "length exceeds the maximum payload";
+    return EINVAL;
+  }
+  if (h.length == 0) {
+    *why = "zero length";
+    return EINVAL;
+  }
+  if (h.offset > size_ || h.length > size_ - h.offset) {
+    *why = "range beyond the end of the export";
+    return (h.type == kCmdWrite || h.type == kCmdWriteZeroes) ? ENOSPC : EINVAL;
+  }
+  uint32_t align = client_knows_block_size_ ? min_block_ : std::min<uint32_t>(min_block_, 512);
+  if ((h.offset % align) || (h.length % align)) {
+    *why = "offset or length not aligned to the minimum block size";
+    return EINVAL;
+  }
+  return 0;
+}
+
+void NbdConnection::Transmission() {
+  LOG_INFO(name_, "serving (%s%s%s)", structured_ ? "structured replies" : "simple replies",
+           base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
+  SetRecvTimeout(fd_.get(), opts_.idle_timeout_s);
+  SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
+  for (;;) {
+    uint8_t raw[kRequestHeaderSize];
+    if (Status s = ReadExact(raw, sizeof raw); !s.ok()) {
+      if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
+        LOG_WARN(name_, "idle for %d s; closing", opts_.idle_timeout_s);
+      else if (s.code() != ECONNRESET)
+        LOG_WARN(name_, "%s", s.message().c_str());
+      else
+        LOG_DEBUG(name_, "client closed the connection");
+      return;
+    }
+    RequestHeader h = DecodeRequestHeader(raw);
+    if (h.magic != kRequestMagic) {
+      LOG_WARN(name_, "bad request magic 0x%08x; closing", h.magic);
+      return;
+    }
+    if (h.type == kCmdDisc) {
+      LOG_DEBUG(name_, "client sent NBD_CMD_DISC");
+      return;
+    }
+    const char* why = "";
+    int err = Validate(h, &why);
+    if (h.type == kCmdWrite) {
+      if (h.length > max_payload_) {
+        LOG_WARN(name_, "write of %u bytes exceeds the %u byte maximum payload; closing",
+                 h.length, max_payload_);
+        return;
+      }
+      if (err) {
+        if (!Discard(h.length).ok()) return;
+        ReplyError(h, err, why);
+        continue;
+      }
+      WaitForRoom(h.length);
+      std::unique_ptr<uint8_t[]> payload(new uint8_t[h.length]);
+      if (Status s = ReadExact(payload.get(), h.length); !s.ok()) {
+        LOG_WARN(name_, "write payload: %s", s.message().c_str());
+        // Room was reserved: give it back.
+        MutexLock l(&mu_);
+        inflight_bytes_ -= h.length;
+        inflight_count_--;
+        cv_.notify_all();
+        return;
+      }
+      SubmitRequest(h, std::move(payload));
+      continue;
+    }
+    if (err) {
+      ReplyError(h, err, why);
+      continue;
+    }
+    if (h.type == kCmdBlockStatus && !(caps_ & NBDR_CAP_EXTENTS)) {
+      ReplyExtentsWithoutHandler(h);
+      continue;
+    }
+    WaitForRoom(h.type == kCmdRead ? h.length : 0);
+    SubmitRequest(h, nullptr);
+  }
+}
+
+void NbdConnection::WaitForRoom(uint64_t bytes) {
+  MutexLock l(&mu_);
+  l.Wait(&cv_, [&] {
+    return inflight_count_ == 0 || (inflight_bytes_ + bytes <= opts_.max_inflight_bytes &&
+                                    inflight_count_ < kMaxInflightRequests);
+  });
+  inflight_count_++;
+  inflight_bytes_ += bytes;
+}
+
+void NbdConnection::WaitForDrain() {
+  MutexLock l(&mu_);
+  l.Wait(&cv_, [&] { return inflight_count_ == 0; });
+}
+
+void NbdConnection::SubmitRequest(const RequestHeader& h, std::unique_ptr<uint8_t[]> payload) {
+  auto* ir = new InflightRequest();
+  ir->conn = this;
+  ir->cookie = h.cookie;
+  ir->command = h.type;
+  ir->requested_length = h.length;
+  ir->accounted_bytes = (h.type == kCmdRead || h.type == kCmdWrite) ? h.length : 0;
+  ir->offset = h.offset;
+  ir->length = h.length;
+  ir->complete = &NbdConnection::OnComplete;
+  ir->flags = 0;
+  if (h.flags & kCmdFlagFua) ir->flags |= NBDR_REQ_FLAG_FUA;
+  if (h.flags & kCmdFlagNoHole) ir->flags |= NBDR_REQ_FLAG_NO_HOLE;
+  if (h.flags & kCmdFlagFastZero) ir->flags |= NBDR_REQ_FLAG_FAST_ZERO;
+  switch (h.type) {
+    case kCmdRead:
+      ir->type = NBDR_REQ_READ;
+      ir->data.reset(new uint8_t[h.length]);
+      ir->buf = ir->data.get();
+      break;
+    case kCmdWrite:
+      ir->type = NBDR_REQ_WRITE;
+      ir->data = std::move(payload);
+      ir->buf = ir->data.get();
+      break;
+    case kCmdFlush:
+      ir->type = NBDR_REQ_FLUSH;
+      ir->offset = 0;
+      ir->length = 0;
+      break;
+    case kCmdTrim:
+      ir->type = NBDR_REQ_TRIM;
+      break;
+    case kCmdWriteZeroes:
+      ir->type = NBDR_REQ_WRITE_ZEROES;
+      break;
+    case kCmdCache:
+      ir->type = NBDR_REQ_CACHE;
+      break;
+    case kCmdBlockStatus:
+      ir->type = NBDR_REQ_EXTENTS;
+      ir->extent_buf.resize((h.flags & kCmdFlagReqOne) ? 1 : kMaxExtentsPerReply);
+      ir->extents = ir->extent_buf.data();
+      ir->max_extents = static_cast<uint32_t>(ir->extent_buf.size());
+      break;
+  }
+  export_->handler().desc().submit(export_->handle(), ir);
+}
+
+void NbdConnection::OnComplete(nbdr_request* req, int error) {
+  auto* ir = static_cast<InflightRequest*>(req);
+  ir->conn->Finish(ir, error);
+}
+
+void NbdConnection::Finish(InflightRequest* ir, int error) {
+  if (error < 0) error = -error;  // tolerate handlers that pass -errno
+  if (error) {
+    LOG_DEBUG(name_, "%s at %llu+%llu failed: %s", CommandName(ir->command),
+              static_cast<unsigned long long>(ir->offset),
+              static_cast<unsigned long long>(ir->requested_length), strerror(error));
+  }
+  SendReply(ir->command, ir->cookie, ir->offset, error, ir->buf,
+            ir->command == kCmdRead ? ir->requested_length : 0, ir->extents,
+            ir->command == kCmdBlockStatus ? std::min(ir->nr_extents, ir->max_extents) : 0,
+            ir->requested_length);
+  uint64_t bytes = ir->accounted_bytes;
+  delete ir;
+  MutexLock l(&mu_);
+  inflight_count_--;
+  inflight_bytes_ -= bytes;
+  cv_.notify_all();  // under the lock: Run() may destroy us once it sees zero
+}
+
+void NbdConnection::ReplyError(const RequestHeader& h, int err, const char* why) {
+  LOG_DEBUG(name_, "%s (0x%x) at %llu+%u refused: %s", CommandName(h.type), h.flags,
+            static_cast<unsigned long long>(h.offset), h.length, why);
+  SendReply(h.type, h.cookie, h.offset, err, nullptr, 0, nullptr, 0, 0);
+}
+
+void NbdConnection::ReplyExtentsWithoutHandler(const RequestHeader& h) {
+  nbdr_extent e{h.length, 0, 0};
+  SendReply(kCmdBlockStatus, h.cookie, h.offset, 0, nullptr, 0, &e, 1, h.length);
+}
+
+void NbdConnection::SendReply(uint16_t type, uint64_t cookie, uint64_t offset, int error,
+                              const void* data, size_t len, const nbdr_extent* extents,
+                              uint32_t nr_extents, uint64_t max_extent_total) {
+  uint8_t hdr[32];
+  iovec iov[2];
+  int n = 1;
+  uint32_t nbd_error = ErrnoToNbd(error);
+  if (error && nbd_error == 0) nbd_error = kEIO;
+  std::vector<uint8_t> descriptors;
+
+  if (structured_ && error) {
+    const char* msg = strerror(error);
+    size_t mlen = strlen(msg);
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyError, cookie,
+                                static_cast<uint32_t>(6 + mlen));
+    Put32(hdr + 20, nbd_error);
+    Put16(hdr + 24, static_cast<uint16_t>(mlen));
+    iov[0] = {hdr, 26};
+    iov[1] = {const_cast<char*>(msg), mlen};
+    n = 2;
+  } else if (structured_ && type == kCmdRead) {
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyOffsetData, cookie,
+                                static_cast<uint32_t>(8 + len));
+    Put64(hdr + 20, offset);
+    iov[0] = {hdr, 28};
+    iov[1] = {const_cast<void*>(data), len};
+    n = 2;
+  } else if (type == kCmdBlockStatus && !error) {
+    // Clip to the request and to the export; never send a zero length.
+    uint64_t total = 0, remaining_export = size_ - std::min(size_, offset);
+    uint64_t limit = std::min(max_extent_total, remaining_export);
+    descriptors.reserve(8 * static_cast<size_t>(nr_extents));
+    for (uint32_t i = 0; i < nr_extents && total < limit; i++) {
+      uint64_t l = std::min(extents[i].length, limit - total);
+      if (l == 0) continue;
+      uint8_t d[8];
+      Put32(d, static_cast<uint32_t>(l));
+      Put32(d + 4, extents[i].flags & (kStateHole | kStateZero));
+      descriptors.insert(descriptors.end(), d, d + 8);
+      total += l;
+    }
+    if (descriptors.empty()) {
+      SendReply(type, cookie, offset, EIO, nullptr, 0, nullptr, 0, 0);
+      return;
+    }
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyBlockStatus, cookie,
+                                static_cast<uint32_t>(4 + descriptors.size()));
+    Put32(hdr + 20, kBaseAllocationId);
+    iov[0] = {hdr, 24};
+    iov[1] = {descriptors.data(), descriptors.size()};
+    n = 2;
+  } else {
+    EncodeSimpleReply(hdr, nbd_error, cookie);
+    iov[0] = {hdr, kSimpleReplySize};
+    if (type == kCmdRead && !error) {
+      iov[1] = {const_cast<void*>(data), len};
+      n = 2;
+    }
+  }
+  SendIov(iov, n);
+}
+
+void NbdConnection::SendIov(iovec* iov, int n) {
+  MutexLock l(&send_mu_);
+  if (send_broken_) return;
+  while (n > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(n);
+    ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      LOG_WARN(name_, "send reply: %s; dropping the connection", strerror(errno));
+      send_broken_ = true;
+      shutdown(fd_.get(), SHUT_RDWR);
+      return;
+    }
+    size_t done = static_cast<size_t>(w);
+    while (n > 0 && done >= iov->iov_len) {
+      done -= iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + done;
+      iov->iov_len -= done;
+    }
+  }
+}
+
+}  // namespace nbdr

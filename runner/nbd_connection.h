@@ -1,0 +1,109 @@
+// NbdConnection: one client connection on the NBD data port — the fixed
+// newstyle handshake, then the transmission phase.
+//
+// The connection's thread reads and validates requests and submits them
+// to the export's handler; replies are written by whichever thread
+// completes a request (often the same one, inline), each with a single
+// sendmsg under send_mu_. In-flight requests are bounded in bytes and in
+// number, so a client that floods requests or never reads replies is
+// slowed down, not served from unbounded memory.
+//
+// Lock order: send_mu_ and mu_ are never held together.
+#pragma once
+
+#include <condition_variable>
+#include <memory>
+#include <string>
+#include <sys/uio.h>
+
+#include "runner/backstore_registry.h"
+#include "runner/nbd_protocol.h"
+#include "runner/nbd_server.h"
+#include "utils/mutex.h"
+#include "utils/status.h"
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+struct InflightRequest;
+
+class NbdConnection {
+ public:
+  NbdConnection(UniqueFd fd, uint64_t id, NbdServer* server);
+  ~NbdConnection();
+  NbdConnection(const NbdConnection&) = delete;
+  NbdConnection& operator=(const NbdConnection&) = delete;
+
+  // Runs the whole connection on the calling thread; returns when the
+  // client left (or was dropped) and every request has completed.
+  void Run();
+  // Stops reading new requests (any thread); Run() then drains and ends.
+  void Shutdown();
+
+  const std::string& name() const { return name_; }
+
+ private:
+  // ---- handshake (connection thread only) ----
+  bool Handshake();
+  Status RecvHandshake(void* buf, size_t len);
+  Status SendOptionReply(uint32_t option, uint32_t type, const void* data, size_t len);
+  Status SendOptionError(uint32_t option, uint32_t type, const std::string& message);
+  bool HandleInfoOrGo(uint32_t option, const std::string& data, bool* enter_transmission);
+  bool HandleMetaContext(uint32_t option, const std::string& data);
+  bool HandleList(uint32_t option, const std::string& data);
+  bool OpenExportForClient(const std::string& name, std::string* error, uint32_t* error_type);
+  uint16_t TransmissionFlags() const;
+
+  // ---- transmission ----
+  void Transmission();
+  Status ReadExact(void* buf, size_t len);
+  Status Discard(uint64_t len);
+  // 0 or an errno for the reply; why says what was wrong.
+  int Validate(const nbd::RequestHeader& h, const char** why) const;
+  void SubmitRequest(const nbd::RequestHeader& h, std::unique_ptr<uint8_t[]> payload);
+  void ReplyError(const nbd::RequestHeader& h, int err, const char* why);
+  void ReplyExtentsWithoutHandler(const nbd::RequestHeader& h);
+  static void OnComplete(nbdr_request* req, int error);
+  void Finish(InflightRequest* ir, int error);
+  void SendReply(uint16_t type, uint64_t cookie, uint64_t offset, int error, const void* data,
+                 size_t len, const nbdr_extent* extents, uint32_t nr_extents,
+                 uint64_t max_extent_total);
+  void SendIov(struct iovec* iov, int n) EXCLUDES(send_mu_);
+  void WaitForRoom(uint64_t bytes) EXCLUDES(mu_);
+  void WaitForDrain() EXCLUDES(mu_);
+
+  // Constant after construction.
+  UniqueFd fd_;
+  const uint64_t id_;
+  NbdServer* const server_;
+  const NbdServerOptions& opts_;
+  std::string name_;  // "conn#7 127.0.0.1:40312", later with the export
+
+  // Negotiated during the handshake, then constant.
+  bool no_zeroes_ = false;
+  bool structured_ = false;
+  bool base_allocation_ = false;
+  std::string meta_export_;  // export named in SET_META_CONTEXT
+  bool client_knows_block_size_ = false;
+  std::shared_ptr<OpenExport> export_;
+  uint64_t size_ = 0;
+  uint32_t min_block_ = 1;
+  uint32_t preferred_block_ = 4096;
+  uint32_t max_payload_ = 32u << 20;
+  uint32_t caps_ = 0;
+  bool readonly_ = false;
+
+  // Receive buffer of the connection thread.
+  std::unique_ptr<uint8_t[]> rbuf_;
+  size_t rpos_ = 0, rlen_ = 0;
+
+  Mutex send_mu_;
+  bool send_broken_ GUARDED_BY(send_mu_) = false;
+
+  Mutex mu_;
+  std::condition_variable cv_;
+  uint64_t inflight_count_ GUARDED_BY(mu_) = 0;
+  uint64_t inflight_bytes_ GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace nbdr

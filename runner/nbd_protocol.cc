@@ -1,0 +1,69 @@
+// NBD wire codec; see nbd_protocol.h.
+#include "runner/nbd_protocol.h"
+
+#include <cerrno>
+
+namespace nbdr::nbd {
+
+uint32_t ErrnoToNbd(int err) {
+  switch (err) {
+    case 0: return 0;
+    case EPERM:
+    case EROFS:
+    case EACCES: return kEPERM;
+    case ENOMEM: return kENOMEM;
+    case EINVAL: return kEINVAL;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG: return kENOSPC;
+    case EOVERFLOW: return kEOVERFLOW;
+    case ENOTSUP: return kENOTSUP;
+    case ESHUTDOWN: return kESHUTDOWN;
+    default: return kEIO;
+  }
+}
+
+const char* CommandName(uint16_t type) {
+  switch (type) {
+    case kCmdRead: return "READ";
+    case kCmdWrite: return "WRITE";
+    case kCmdDisc: return "DISC";
+    case kCmdFlush: return "FLUSH";
+    case kCmdTrim: return "TRIM";
+    case kCmdCache: return "CACHE";
+    case kCmdWriteZeroes: return "WRITE_ZEROES";
+    case kCmdBlockStatus: return "BLOCK_STATUS";
+    default: return "UNKNOWN";
+  }
+}
+
+RequestHeader DecodeRequestHeader(const uint8_t p[kRequestHeaderSize]) {
+  return RequestHeader{Get32(p), Get16(p + 4), Get16(p + 6), Get64(p + 8), Get64(p + 16),
+                       Get32(p + 24)};
+}
+
+void EncodeRequestHeader(const RequestHeader& h, uint8_t p[kRequestHeaderSize]) {
+  Put32(p, h.magic);
+  Put16(p + 4, h.flags);
+  Put16(p + 6, h.type);
+  Put64(p + 8, h.cookie);
+  Put64(p + 16, h.offset);
+  Put32(p + 24, h.length);
+}
+
+void EncodeSimpleReply(uint8_t p[kSimpleReplySize], uint32_t error, uint64_t cookie) {
+  Put32(p, kSimpleReplyMagic);
+  Put32(p + 4, error);
+  Put64(p + 8, cookie);
+}
+
+void EncodeStructuredReplyHeader(uint8_t p[kStructuredReplyHeaderSize], uint16_t flags,
+                                 uint16_t type, uint64_t cookie, uint32_t length) {
+  Put32(p, kStructuredReplyMagic);
+  Put16(p + 4, flags);
+  Put16(p + 6, type);
+  Put64(p + 8, cookie);
+  Put32(p + 16, length);
+}
+
+}  // namespace nbdr::nbd

@@ -1,0 +1,151 @@
+// NBD protocol constants and the wire codec used by the server: request
+// headers, simple and structured replies, option replies, errno to NBD
+// error mapping. Source: doc/proto.md of the NetworkBlockDevice project.
+// Pure functions on byte buffers, thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace nbdr::nbd {
+
+// Handshake.
+inline constexpr uint64_t kNbdMagic = 0x4e42444d41474943ULL;  // "NBDMAGIC"
+inline constexpr uint64_t kIHaveOpt = 0x49484156454F5054ULL;  // "IHAVEOPT"
+inline constexpr uint64_t kOptReplyMagic = 0x3e889045565a9ULL;
+inline constexpr uint16_t kFlagFixedNewstyle = 1 << 0;
+inline constexpr uint16_t kFlagNoZeroes = 1 << 1;
+inline constexpr uint32_t kClientFlagFixedNewstyle = 1 << 0;
+inline constexpr uint32_t kClientFlagNoZeroes = 1 << 1;
+
+enum Option : uint32_t {
+  kOptExportName = 1,
+  kOptAbort = 2,
+  kOptList = 3,
+  kOptStartTls = 5,
+  kOptInfo = 6,
+  kOptGo = 7,
+  kOptStructuredReply = 8,
+  kOptListMetaContext = 9,
+  kOptSetMetaContext = 10,
+};
+
+inline constexpr uint32_t kRepErrBit = 1u << 31;
+enum OptReply : uint32_t {
+  kRepAck = 1,
+  kRepServer = 2,
+  kRepInfo = 3,
+  kRepMetaContext = 4,
+  kRepErrUnsup = kRepErrBit | 1,
+  kRepErrPolicy = kRepErrBit | 2,
+  kRepErrInvalid = kRepErrBit | 3,
+  kRepErrPlatform = kRepErrBit | 4,
+  kRepErrTlsReqd = kRepErrBit | 5,
+  kRepErrUnknown = kRepErrBit | 6,
+  kRepErrShutdown = kRepErrBit | 7,
+  kRepErrBlockSizeReqd = kRepErrBit | 8,
+  kRepErrTooBig = kRepErrBit | 9,
+};
+
+enum Info : uint16_t {
+  kInfoExport = 0,
+  kInfoName = 1,
+  kInfoDescription = 2,
+  kInfoBlockSize = 3,
+};
+
+// Transmission flags.
+inline constexpr uint16_t kFlagHasFlags = 1 << 0;
+inline constexpr uint16_t kFlagReadOnly = 1 << 1;
+inline constexpr uint16_t kFlagSendFlush = 1 << 2;
+inline constexpr uint16_t kFlagSendFua = 1 << 3;
+inline constexpr uint16_t kFlagRotational = 1 << 4;
+inline constexpr uint16_t kFlagSendTrim = 1 << 5;
+inline constexpr uint16_t kFlagSendWriteZeroes = 1 << 6;
+inline constexpr uint16_t kFlagSendDf = 1 << 7;
+inline constexpr uint16_t kFlagCanMultiConn = 1 << 8;
+inline constexpr uint16_t kFlagSendCache = 1 << 10;
+inline constexpr uint16_t kFlagSendFastZero = 1 << 11;
+
+// Requests.
+inline constexpr uint32_t kRequestMagic = 0x25609513;
+inline constexpr size_t kRequestHeaderSize = 28;
+enum Command : uint16_t {
+  kCmdRead = 0,
+  kCmdWrite = 1,
+  kCmdDisc = 2,
+  kCmdFlush = 3,
+  kCmdTrim = 4,
+  kCmdCache = 5,
+  kCmdWriteZeroes = 6,
+  kCmdBlockStatus = 7,
+};
+inline constexpr uint16_t kCmdFlagFua = 1 << 0;
+inline constexpr uint16_t kCmdFlagNoHole = 1 << 1;
+inline constexpr uint16_t kCmdFlagDf = 1 << 2;
+inline constexpr uint16_t kCmdFlagReqOne = 1 << 3;
+inline constexpr uint16_t kCmdFlagFastZero = 1 << 4;
+
+// Replies.
+inline constexpr uint32_t kSimpleReplyMagic = 0x67446698;
+inline constexpr uint32_t kStructuredReplyMagic = 0x668e33ef;
+inline constexpr size_t kSimpleReplySize = 16;
+inline constexpr size_t kStructuredReplyHeaderSize = 20;
+inline constexpr uint16_t kReplyFlagDone = 1 << 0;
+enum ReplyType : uint16_t {
+  kReplyNone = 0,
+  kReplyOffsetData = 1,
+  kReplyOffsetHole = 2,
+  kReplyBlockStatus = 5,
+  kReplyError = (1 << 15) | 1,
+  kReplyErrorOffset = (1 << 15) | 2,
+};
+
+// base:allocation.
+inline constexpr uint32_t kStateHole = 1 << 0;
+inline constexpr uint32_t kStateZero = 1 << 1;
+inline constexpr char kBaseAllocation[] = "base:allocation";
+inline constexpr uint32_t kBaseAllocationId = 1;
+
+// Errors on the wire.
+inline constexpr uint32_t kEPERM = 1, kEIO = 5, kENOMEM = 12, kEINVAL = 22, kENOSPC = 28,
+                          kEOVERFLOW = 75, kENOTSUP = 95, kESHUTDOWN = 108;
+
+// Maps an errno value to the NBD error sent to the client.
+uint32_t ErrnoToNbd(int err);
+const char* CommandName(uint16_t type);
+
+// Big-endian helpers.
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  for (int i = 3; i >= 0; i--, v >>= 8) p[i] = static_cast<uint8_t>(v);
+}
+inline void Put64(uint8_t* p, uint64_t v) {
+  for (int i = 7; i >= 0; i--, v >>= 8) p[i] = static_cast<uint8_t>(v);
+}
+inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Get32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+inline uint64_t Get64(const uint8_t* p) { return uint64_t{Get32(p)} << 32 | Get32(p + 4); }
+
+struct RequestHeader {
+  uint32_t magic;
+  uint16_t flags;
+  uint16_t type;
+  uint64_t cookie;
+  uint64_t offset;
+  uint32_t length;
+};
+RequestHeader DecodeRequestHeader(const uint8_t p[kRequestHeaderSize]);
+void EncodeRequestHeader(const RequestHeader& h, uint8_t p[kRequestHeaderSize]);
+
+void EncodeSimpleReply(uint8_t p[kSimpleReplySize], uint32_t error, uint64_t cookie);
+void EncodeStructuredReplyHeader(uint8_t p[kStructuredReplyHeaderSize], uint16_t flags,
+                                 uint16_t type, uint64_t cookie, uint32_t length);
+
+}  // namespace nbdr::nbd

@@ -1,0 +1,76 @@
+// NbdServer: the NBD data port. Accepts TCP connections, runs the fixed
+// newstyle handshake and the transmission phase for each on its own
+// thread, and hands I/O to the export's handler asynchronously.
+//
+// Thread-safety: Start and Stop are called from the main thread; the
+// server's own threads do the rest.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "runner/backstore_registry.h"
+#include "utils/mutex.h"
+#include "utils/status.h"
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+struct NbdServerOptions {
+  std::string host = "";  // "" = all addresses
+  uint16_t port = 24111;
+  int handshake_timeout_s = 10;       // whole handshake must finish by then
+  int idle_timeout_s = 0;             // transmission: 0 = no limit
+  int max_connections = 256;          // more are refused at accept
+  uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
+  uint64_t max_inflight_bytes = 64u << 20;  // per connection
+  int max_options = 64;               // per handshake
+  int keepalive_idle_s = 60;
+};
+
+class NbdConnection;
+
+class NbdServer {
+ public:
+  NbdServer(NbdServerOptions options, BackstoreRegistry* registry);
+  ~NbdServer();
+  NbdServer(const NbdServer&) = delete;
+  NbdServer& operator=(const NbdServer&) = delete;
+
+  // Binds and starts accepting.
+  Status Start();
+  uint16_t port() const { return port_; }
+  const std::string& address() const { return address_; }
+  // Stops accepting, lets every connection finish its in-flight requests,
+  // and waits for all of them to end.
+  void Stop();
+
+  const NbdServerOptions& options() const { return options_; }
+  BackstoreRegistry* registry() const { return registry_; }
+  bool stopping() const { return stopping_; }
+  size_t connection_count() const EXCLUDES(mu_);
+
+ private:
+  void AcceptLoop();
+  void RunConnection(std::shared_ptr<NbdConnection> conn);
+
+  const NbdServerOptions options_;
+  BackstoreRegistry* const registry_;
+  UniqueFd listen_fd_;
+  UniqueFd wake_fd_;  // eventfd that wakes the accept loop on Stop
+  uint16_t port_ = 0;
+  std::string address_;
+  std::thread acceptor_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> next_id_{1};
+
+  mutable Mutex mu_;
+  std::condition_variable all_done_;
+  std::list<std::shared_ptr<NbdConnection>> connections_ GUARDED_BY(mu_);
+};
+
+}  // namespace nbdr

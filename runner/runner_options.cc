@@ -1,0 +1,181 @@
+// nbd-runner option parsing; see runner_options.h.
+#include "runner/runner_options.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "utils/config_file.h"
+
+namespace nbdr {
+
+namespace {
+
+const std::set<std::string> kFlags = {"foreground", "version", "help"};
+const std::set<std::string> kRunnerKeys = {
+    "config",    "rpc-host",          "rpc-port",     "io-host",        "io-port",
+    "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
+    "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
+    "max-connections"};
+// Prefixes of handler types this project ships; their options are
+// accepted with a warning when the handler is not installed.
+const char* const kKnownHandlerPrefixes[] = {"file-", "gluster-", "ceph-", "rbd-"};
+
+Expected<long> ParseInt(const std::string& key, const std::string& value, long min, long max) {
+  if (value.empty()) return Status::Error(EINVAL, "--" + key + ": needs a number");
+  char* end = nullptr;
+  errno = 0;
+  long v = strtol(value.c_str(), &end, 10);
+  if (errno || *end || v < min || v > max)
+    return Status::Error(EINVAL, "--" + key + ": '" + value + "' is not a number from " +
+                                     std::to_string(min) + " to " + std::to_string(max));
+  return v;
+}
+
+bool ParseBool(const std::string& v) { return v.empty() || v == "1" || v == "yes" || v == "true" || v == "on"; }
+
+std::string DefaultHandlerDir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return NBDR_INSTALL_HANDLER_DIR;
+  buf[n] = '\0';
+  std::string exe(buf);
+  std::string bindir = exe.substr(0, exe.rfind('/'));
+  // <prefix>/sbin/nbd-runner -> <prefix>/lib/nbd-runner
+  return bindir.substr(0, bindir.rfind('/')) + "/" NBDR_HANDLER_SUBDIR;
+}
+
+Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
+             const std::string& origin) {
+  o->all[key] = value;
+  auto num = [&](long min, long max) { return ParseInt(key, value, min, max); };
+  if (key == "rpc-host") o->rpc_host = value;
+  else if (key == "io-host") o->io_host = value;
+  else if (key == "handler-dir") o->handler_dir = value;
+  else if (key == "state-dir") o->state_dir = value;
+  else if (key == "log-dir") o->log_dir = value;
+  else if (key == "config") o->config_file = value;
+  else if (key == "foreground") o->foreground = ParseBool(value);
+  else if (key == "version") o->show_version = true;
+  else if (key == "help") o->show_help = true;
+  else if (key == "log-level") {
+    auto l = ParseLogLevel(value);
+    if (!l) return l.status().WithContext("--log-level");
+    o->log_level = *l;
+  } else if (key == "rpc-port" || key == "io-port") {
+    auto v = num(0, 65535);
+    if (!v) return v.status();
+    (key == "rpc-port" ? o->rpc_port : o->io_port) = static_cast<uint16_t>(*v);
+  } else if (key == "threads") {
+    auto v = num(1, 1024);
+    if (!v) return v.status();
+    o->threads = static_cast<int>(*v);
+  } else if (key == "handshake-timeout") {
+    auto v = num(1, 3600);
+    if (!v) return v.status();
+    o->handshake_timeout = static_cast<int>(*v);
+  } else if (key == "idle-timeout") {
+    auto v = num(0, 86400 * 365);
+    if (!v) return v.status();
+    o->idle_timeout = static_cast<int>(*v);
+  } else if (key == "max-connections") {
+    auto v = num(1, 65536);
+    if (!v) return v.status();
+    o->max_connections = static_cast<int>(*v);
+  } else {
+    o->unknown[key] = origin;
+  }
+  return Status();
+}
+
+}  // namespace
+
+std::string RunnerUsage() {
+  return
+      "Usage: nbd-runner [OPTIONS]\n"
+      "Serves backstores (files, GlusterFS, Ceph RBD) as NBD exports.\n"
+      "\n"
+      "  --config FILE            read options from FILE (key = value)\n"
+      "  --rpc-host ADDR          control RPC address (default: all)\n"
+      "  --rpc-port N             control RPC port (default 24110; 0 = any free port)\n"
+      "  --io-host ADDR           NBD address (default: all)\n"
+      "  --io-port N              NBD port (default 24111; 0 = any free port)\n"
+      "  --handler-dir DIR        where lib<name>_handler.so live\n"
+      "                           (default <prefix>/lib/nbd-runner)\n"
+      "  --state-dir DIR          holds saveconfig.json (default /etc/nbd-runner)\n"
+      "  --log-dir DIR            holds nbd-runner.log (default /var/log/nbd-runner)\n"
+      "  --log-level LEVEL        error, warning, info or debug (default info)\n"
+      "  --threads N              I/O worker threads per handler (default 8)\n"
+      "  --handshake-timeout S    seconds a client has to finish the NBD handshake (10)\n"
+      "  --idle-timeout S         close NBD connections idle this long (0 = never)\n"
+      "  --max-connections N      NBD connections served at once (256)\n"
+      "  --foreground             stay in the foreground and log to stderr too\n"
+      "  --version                print the version and exit\n"
+      "  --help                   print this help and exit\n"
+      "\n"
+      "Handler options (also accepted in the config file):\n"
+      "  --file-dir DIR           base directory of the file handler\n"
+      "                           (default /var/lib/nbd-runner/file)\n";
+}
+
+Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {
+  struct Item {
+    std::string key, value;
+  };
+  std::vector<Item> cli;
+  for (int i = 1; i < argc; i++) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0 || arg.size() == 2)
+      return Status::Error(EINVAL, "unexpected argument '" + arg + "' (see --help)");
+    std::string key = arg.substr(2), value;
+    size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (!kFlags.count(key)) {
+      if (i + 1 >= argc) return Status::Error(EINVAL, "--" + key + ": needs a value");
+      value = argv[++i];
+    }
+    cli.push_back({key, value});
+  }
+  RunnerOptions o;
+  o.handler_dir = DefaultHandlerDir();
+  for (const auto& it : cli)
+    if (it.key == "config") o.config_file = it.value;
+  if (!o.config_file.empty()) {
+    auto entries = ReadConfigFile(o.config_file);
+    if (!entries) return entries.status();
+    for (const auto& e : *entries) {
+      if (e.key == "config") return Status::Error(EINVAL, e.origin + ": 'config' cannot nest");
+      if (Status s = Apply(&o, e.key, e.value, e.origin); !s.ok())
+        return s.WithContext(e.origin);
+    }
+  }
+  for (const auto& it : cli) {
+    if (Status s = Apply(&o, it.key, it.value, "command line"); !s.ok()) return s;
+  }
+  return o;
+}
+
+Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string>& declared,
+                           const std::set<std::string>& loaded_types) {
+  for (const auto& [key, origin] : opts.unknown) {
+    if (declared.count(key)) continue;
+    bool known_prefix = false;
+    for (const char* p : kKnownHandlerPrefixes) {
+      std::string prefix = p, type = prefix.substr(0, prefix.size() - 1);
+      if (key.rfind(prefix, 0) == 0 && !loaded_types.count(type)) known_prefix = true;
+    }
+    if (known_prefix) {
+      LOG_WARN("config", "%s: option '%s' ignored: its handler is not loaded", origin.c_str(),
+               key.c_str());
+      continue;
+    }
+    return Status::Error(EINVAL, origin + ": unknown option '" + key + "' (see --help)");
+  }
+  return Status();
+}
+
+}  // namespace nbdr

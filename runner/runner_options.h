@@ -1,0 +1,56 @@
+// RunnerOptions: nbd-runner's configuration, from the command line and an
+// optional config file (--config FILE, "key = value", keys are the long
+// option names). The command line wins over the file. Handler options
+// (file-dir, gluster-hosts, ceph-conf, ...) are collected too and checked
+// once the handlers are loaded (CheckHandlerOptions).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "utils/log.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+struct RunnerOptions {
+  std::string config_file;
+  std::string rpc_host = "";
+  uint16_t rpc_port = 24110;
+  std::string io_host = "";
+  uint16_t io_port = 24111;
+  std::string handler_dir;  // default: <prefix>/lib/nbd-runner
+  std::string state_dir = "/etc/nbd-runner";
+  std::string log_dir = "/var/log/nbd-runner";
+  LogLevel log_level = LogLevel::kInfo;
+  int threads = 8;
+  bool foreground = false;
+  bool show_version = false;
+  bool show_help = false;
+  int handshake_timeout = 10;
+  int idle_timeout = 0;
+  int max_connections = 256;
+
+  // Every key = value seen (runner and handler options), for handlers.
+  std::map<std::string, std::string> all;
+  // Keys the runner itself does not know: handler options, or typos.
+  std::map<std::string, std::string> unknown;  // key -> origin
+};
+
+// Parses argv. Fails with a message naming the bad option and why.
+Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv);
+
+// Checks that every unknown option is declared by a loaded handler.
+// Options of handler types that are not loaded ("gluster-*" without the
+// gluster handler) only warn; anything else is an error.
+// loaded_types: the types of the loaded handlers.
+Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string>& declared,
+                           const std::set<std::string>& loaded_types);
+
+// The --help text.
+std::string RunnerUsage();
+
+}  // namespace nbdr

@@ -1,0 +1,226 @@
+// saveconfig.json persistence; see saveconfig.h.
+#include "runner/saveconfig.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <set>
+
+#include "utils/names.h"
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+namespace {
+
+constexpr int kSaveconfigVersion = 1;
+
+struct JsonDeleter {
+  void operator()(json_object* o) const { json_object_put(o); }
+};
+using JsonPtr = std::unique_ptr<json_object, JsonDeleter>;
+
+Status Corrupt(const std::string& origin, const std::string& why) {
+  return Status::Error(EINVAL, origin + ": " + why);
+}
+
+// Reads a member of obj with the expected type; missing optional members
+// leave *out unchanged.
+bool GetMember(json_object* obj, const char* name, json_type type, json_object** out) {
+  json_object* v = nullptr;
+  if (!json_object_object_get_ex(obj, name, &v) || v == nullptr) return false;
+  if (!json_object_is_type(v, type)) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string NowIso8601() {
+  time_t t = time(nullptr);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
+                                                       const std::string& origin) {
+  std::unique_ptr<json_tokener, decltype(&json_tokener_free)> tok(json_tokener_new(),
+                                                                  json_tokener_free);
+  JsonPtr root(json_tokener_parse_ex(tok.get(), text.c_str(), static_cast<int>(text.size())));
+  json_tokener_error jerr = json_tokener_get_error(tok.get());
+  if (root == nullptr || jerr != json_tokener_success) {
+    const char* why = jerr == json_tokener_continue ? "unexpected end of file"
+                                                    : json_tokener_error_desc(jerr);
+    return Corrupt(origin, std::string("not valid JSON: ") + why + " at byte " +
+                               std::to_string(json_tokener_get_parse_end(tok.get())));
+  }
+  if (tok->char_offset < static_cast<int>(text.size())) {
+    for (size_t i = static_cast<size_t>(tok->char_offset); i < text.size(); i++)
+      if (!isspace(static_cast<unsigned char>(text[i])))
+        return Corrupt(origin, "trailing data after the JSON object at byte " + std::to_string(i));
+  }
+  if (!json_object_is_type(root.get(), json_type_object))
+    return Corrupt(origin, "top level is not a JSON object");
+  json_object* v = nullptr;
+  if (!GetMember(root.get(), "version", json_type_int, &v))
+    return Corrupt(origin, "missing integer 'version'");
+  if (json_object_get_int(v) != kSaveconfigVersion)
+    return Corrupt(origin, "unsupported version " + std::to_string(json_object_get_int(v)));
+  json_object* list = nullptr;
+  if (!GetMember(root.get(), "backstores", json_type_array, &list))
+    return Corrupt(origin, "missing array 'backstores'");
+
+  std::vector<BackstoreRecord> out;
+  std::set<std::string> seen;
+  size_t n = json_object_array_length(list);
+  for (size_t i = 0; i < n; i++) {
+    json_object* e = json_object_array_get_idx(list, i);
+    std::string where = "backstore #" + std::to_string(i + 1);
+    if (!json_object_is_type(e, json_type_object)) return Corrupt(origin, where + " is not an object");
+    BackstoreRecord r;
+    auto need_string = [&](const char* name, std::string* dst) -> Status {
+      json_object* m = nullptr;
+      if (!GetMember(e, name, json_type_string, &m))
+        return Corrupt(origin, where + ": missing string '" + name + "'");
+      *dst = json_object_get_string(m);
+      return Status();
+    };
+    auto opt_string = [&](const char* name, std::string* dst) {
+      json_object* m = nullptr;
+      if (GetMember(e, name, json_type_string, &m)) *dst = json_object_get_string(m);
+    };
+    auto opt_bool = [&](const char* name, bool* dst) {
+      json_object* m = nullptr;
+      if (GetMember(e, name, json_type_boolean, &m)) *dst = json_object_get_boolean(m);
+    };
+    if (Status s = need_string("type", &r.type); !s.ok()) return s;
+    if (Status s = need_string("key", &r.key); !s.ok()) return s;
+    if (Status s = ValidateType(r.type); !s.ok()) return Corrupt(origin, where + ": " + s.message());
+    if (Status s = ValidateKey(r.key); !s.ok()) return Corrupt(origin, where + ": " + s.message());
+    where += " (" + r.ExportName() + ")";
+    json_object* m = nullptr;
+    if (!GetMember(e, "size", json_type_int, &m) || json_object_get_int64(m) <= 0)
+      return Corrupt(origin, where + ": missing or non-positive 'size'");
+    r.size = static_cast<uint64_t>(json_object_get_int64(m));
+    if (GetMember(e, "block_size", json_type_int, &m)) {
+      int64_t bs = json_object_get_int64(m);
+      if (bs != 512 && bs != 4096) return Corrupt(origin, where + ": block_size must be 512 or 4096");
+      r.block_size = static_cast<uint32_t>(bs);
+    }
+    opt_bool("readonly", &r.readonly);
+    opt_bool("prealloc", &r.prealloc);
+    opt_string("status", &r.status);
+    if (r.status != kStatusCreated && r.status != kStatusMapping && r.status != kStatusMapped &&
+        r.status != kStatusDead)
+      return Corrupt(origin, where + ": unknown status '" + r.status + "'");
+    opt_string("device", &r.device);
+    opt_string("map_time", &r.map_time);
+    opt_string("create_time", &r.create_time);
+    if (GetMember(e, "extras", json_type_object, &m))
+      r.extras_json = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+    if (!seen.insert(r.ExportName()).second)
+      return Corrupt(origin, where + ": listed twice");
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
+  JsonPtr root(json_object_new_object());
+  json_object_object_add(root.get(), "version", json_object_new_int(kSaveconfigVersion));
+  json_object* list = json_object_new_array();
+  for (const auto& r : records) {
+    json_object* e = json_object_new_object();
+    json_object_object_add(e, "type", json_object_new_string(r.type.c_str()));
+    json_object_object_add(e, "key", json_object_new_string(r.key.c_str()));
+    json_object_object_add(e, "size", json_object_new_int64(static_cast<int64_t>(r.size)));
+    json_object_object_add(e, "block_size", json_object_new_int(static_cast<int>(r.block_size)));
+    json_object_object_add(e, "readonly", json_object_new_boolean(r.readonly));
+    json_object_object_add(e, "prealloc", json_object_new_boolean(r.prealloc));
+    json_object_object_add(e, "status", json_object_new_string(r.status.c_str()));
+    json_object_object_add(e, "device", json_object_new_string(r.device.c_str()));
+    json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
+    json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
+    json_object* extras = json_tokener_parse(r.extras_json.c_str());
+    if (extras == nullptr || !json_object_is_type(extras, json_type_object)) {
+      json_object_put(extras);
+      extras = json_object_new_object();
+    }
+    json_object_object_add(e, "extras", extras);
+    json_object_array_add(list, e);
+  }
+  json_object_object_add(root.get(), "backstores", list);
+  std::string out =
+      json_object_to_json_string_ext(root.get(), JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+  out += '\n';
+  return out;
+}
+
+Expected<std::vector<BackstoreRecord>> LoadSaveconfig(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) return std::vector<BackstoreRecord>();
+    return PosixError("read " + path);
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("read " + path);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > (256u << 20)) return Corrupt(path, "larger than 256 MiB");
+  }
+  return ParseSaveconfig(text, path);
+}
+
+Status StoreSaveconfig(const std::string& path, const std::vector<BackstoreRecord>& records) {
+  std::string text = SaveconfigToJson(records);
+  std::string dir = ".";
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd.valid()) return PosixError("write " + tmp);
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = write(fd.get(), p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = PosixError("write " + tmp);
+      unlink(tmp.c_str());
+      return s;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (fsync(fd.get()) < 0) {
+    Status s = PosixError("fsync " + tmp);
+    unlink(tmp.c_str());
+    return s;
+  }
+  fd.reset();
+  if (rename(tmp.c_str(), path.c_str()) < 0) {
+    Status s = PosixError("rename " + tmp + " to " + path);
+    unlink(tmp.c_str());
+    return s;
+  }
+  UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd.valid() || fsync(dfd.get()) < 0) return PosixError("fsync directory " + dir);
+  return Status();
+}
+
+}  // namespace nbdr

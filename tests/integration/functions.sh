@@ -1,0 +1,102 @@
+# Shared helpers for the integration tests (sourced, never run).
+#
+# Each test: sources this file, states its prerequisites with `requires`,
+# starts a real nbd-runner with `start_runner` (ports picked by the kernel,
+# bound to 127.0.0.1, state in a fresh temporary directory), uses real
+# clients, and leaves nothing behind: cleanup runs on every exit.
+#
+# Exit codes: 0 passed, 1 failed, 77 skipped (a prerequisite is missing;
+# the reason is printed).
+
+set -euo pipefail
+
+: "${NBDR_BUILD:?NBDR_BUILD must point at the build directory}"
+: "${NBDR_SRC:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+RUNNER="$NBDR_BUILD/sbin/nbd-runner"
+CLI="$NBDR_BUILD/sbin/nbd-cli"
+# python3-libnbd lives in Debian's python, not in a pyenv one.
+export PATH="/usr/bin:/usr/sbin:$PATH"
+export PYTHONPATH="/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
+
+T=$(mktemp -d /tmp/nbdr-test.XXXXXX)
+_cleanup_fns=()
+cleanup() { _cleanup_fns+=("$*"); }
+_run_cleanup() {
+  local rc=$?
+  for ((i = ${#_cleanup_fns[@]} - 1; i >= 0; i--)); do eval "${_cleanup_fns[$i]}" || true; done
+  if [ $rc -ne 0 ] && [ $rc -ne 77 ] && [ -f "$T/log/nbd-runner.log" ]; then
+    echo "---- last lines of nbd-runner.log ----"
+    tail -n 40 "$T/log/nbd-runner.log"
+  fi
+  rm -rf "$T"
+  exit $rc
+}
+trap _run_cleanup EXIT
+
+skip() { echo "SKIPPED: $*"; exit 77; }
+fail() { echo "FAILED: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# requires CMD...: skip unless every command exists.
+requires() {
+  local c
+  for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "needs $c"; done
+}
+
+# start_runner [extra options...]: starts nbd-runner in the foreground on
+# free loopback ports with its state under $T; sets RUNNER_PID, RPC_PORT,
+# IO_PORT, RPC (host:port for nbd-cli) and NBD (nbd://host:port).
+start_runner() {
+  mkdir -p "$T/state" "$T/log" "$T/files"
+  : > "$T/runner.out"
+  "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
+    --state-dir "$T/state" --log-dir "$T/log" --file-dir "$T/files" \
+    --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" "$@" >>"$T/runner.out" 2>&1 &
+  RUNNER_PID=$!
+  cleanup stop_runner
+  local i
+  for i in $(seq 1 100); do
+    if grep -q 'control RPC listening' "$T/runner.out"; then break; fi
+    kill -0 "$RUNNER_PID" 2>/dev/null || { cat "$T/runner.out"; fail "nbd-runner exited at start"; }
+    sleep 0.1
+  done
+  RPC_PORT=$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner.out" | tail -1)
+  IO_PORT=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner.out" | tail -1)
+  [ -n "$RPC_PORT" ] && [ -n "$IO_PORT" ] || { cat "$T/runner.out"; fail "nbd-runner did not start"; }
+  RPC="127.0.0.1:$RPC_PORT"
+  NBD="nbd://127.0.0.1:$IO_PORT"
+}
+
+# stop_runner: SIGTERM and wait; fails the test if the runner does not
+# exit cleanly within 30 s.
+stop_runner() {
+  [ -n "${RUNNER_PID:-}" ] || return 0
+  if kill -0 "$RUNNER_PID" 2>/dev/null; then
+    kill -TERM "$RUNNER_PID"
+    local i
+    for i in $(seq 1 300); do kill -0 "$RUNNER_PID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$RUNNER_PID" 2>/dev/null; then
+      kill -9 "$RUNNER_PID"
+      RUNNER_PID=
+      fail "nbd-runner did not stop within 30 s of SIGTERM"
+    fi
+  fi
+  local rc=0
+  wait "$RUNNER_PID" || rc=$?
+  RUNNER_PID=
+  [ $rc -eq 0 ] || fail "nbd-runner exited with status $rc"
+}
+
+# cli ARGS...: nbd-cli against this test's runner.
+cli() { "$CLI" "$@" host "$RPC"; }
+
+# expect_fail EXIT_CODE PATTERN CMD...: CMD must fail with that exit status
+# and print PATTERN (grep -E) on stderr.
+expect_fail() {
+  local want=$1 pattern=$2
+  shift 2
+  local rc=0
+  "$@" >"$T/out" 2>"$T/err" || rc=$?
+  [ $rc -eq "$want" ] || { cat "$T/out" "$T/err"; fail "'$*' exited $rc, wanted $want"; }
+  grep -Eq -- "$pattern" "$T/err" || { cat "$T/err"; fail "'$*': stderr lacks '$pattern'"; }
+}

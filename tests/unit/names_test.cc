@@ -1,0 +1,62 @@
+// Unit tests of key, type and export name validation (utils/names.h).
+#include "utils/names.h"
+
+#include <gtest/gtest.h>
+
+namespace nbdr {
+namespace {
+
+TEST(Names, AcceptsRelativeKeys) {
+  EXPECT_TRUE(ValidateKey("disk.img").ok());
+  EXPECT_TRUE(ValidateKey("disks/a.img").ok());
+  EXPECT_TRUE(ValidateKey("vol1/dir/sub/a.img").ok());
+  EXPECT_TRUE(ValidateKey("dïsk-ünïcode.img").ok());
+  EXPECT_TRUE(ValidateKey("..hidden").ok());
+}
+
+TEST(Names, RefusesEscapesAndControlCharacters) {
+  EXPECT_FALSE(ValidateKey("").ok());
+  EXPECT_FALSE(ValidateKey("/etc/passwd").ok());
+  EXPECT_FALSE(ValidateKey("../x").ok());
+  EXPECT_FALSE(ValidateKey("a/../../x").ok());
+  EXPECT_FALSE(ValidateKey("a/..").ok());
+  EXPECT_FALSE(ValidateKey("a/./b").ok());
+  EXPECT_FALSE(ValidateKey("a//b").ok());
+  EXPECT_FALSE(ValidateKey("a/").ok());
+  EXPECT_FALSE(ValidateKey(std::string("a\0b", 3)).ok());
+  EXPECT_FALSE(ValidateKey("a\nb").ok());
+  EXPECT_FALSE(ValidateKey("a\x7f").ok());
+  EXPECT_FALSE(ValidateKey("\xff\xfe").ok());           // not UTF-8
+  EXPECT_FALSE(ValidateKey("\xc0\xaf").ok());           // overlong '/'
+  EXPECT_FALSE(ValidateKey(std::string(4097, 'a')).ok());
+  EXPECT_TRUE(ValidateKey(std::string(4096, 'a')).ok());
+}
+
+TEST(Names, MessagesNeverEchoControlCharacters) {
+  Status s = ValidateKey("a\nb");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message().find('\n'), std::string::npos);
+}
+
+TEST(Names, ValidatesTypes) {
+  EXPECT_TRUE(ValidateType("file").ok());
+  EXPECT_TRUE(ValidateType("my_handler-2").ok());
+  EXPECT_FALSE(ValidateType("").ok());
+  EXPECT_FALSE(ValidateType("File").ok());
+  EXPECT_FALSE(ValidateType("a/b").ok());
+  EXPECT_FALSE(ValidateType(std::string(33, 'a')).ok());
+}
+
+TEST(Names, SplitsExportNames) {
+  auto e = ParseExportName("gluster/vol/disks/a.img");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->type, "gluster");
+  EXPECT_EQ(e->key, "vol/disks/a.img");
+  EXPECT_FALSE(ParseExportName("nokey").ok());
+  EXPECT_FALSE(ParseExportName("file/").ok());
+  EXPECT_FALSE(ParseExportName("file/../x").ok());
+  EXPECT_FALSE(ParseExportName("/file/x").ok());
+}
+
+}  // namespace
+}  // namespace nbdr

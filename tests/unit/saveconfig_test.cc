@@ -1,0 +1,107 @@
+// Unit tests of saveconfig.json reading and writing (runner/saveconfig.h).
+#include "runner/saveconfig.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace nbdr {
+namespace {
+
+BackstoreRecord Sample() {
+  BackstoreRecord r;
+  r.type = "file";
+  r.key = "disks/a.img";
+  r.size = 1ull << 30;
+  r.block_size = 4096;
+  r.readonly = true;
+  r.prealloc = true;
+  r.status = kStatusMapped;
+  r.device = "/dev/nbd3";
+  r.map_time = "2026-11-22T10:00:00Z";
+  r.create_time = "2026-11-21T10:00:00Z";
+  r.extras_json = "{\"volfile_server\":\"h1\"}";
+  return r;
+}
+
+TEST(Saveconfig, RoundTripsEveryField) {
+  auto parsed = ParseSaveconfig(SaveconfigToJson({Sample()}), "t");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  ASSERT_EQ(parsed->size(), 1u);
+  const BackstoreRecord& r = (*parsed)[0];
+  EXPECT_EQ(r.type, "file");
+  EXPECT_EQ(r.key, "disks/a.img");
+  EXPECT_EQ(r.size, 1ull << 30);
+  EXPECT_EQ(r.block_size, 4096u);
+  EXPECT_TRUE(r.readonly);
+  EXPECT_TRUE(r.prealloc);
+  EXPECT_EQ(r.status, "mapped");
+  EXPECT_EQ(r.device, "/dev/nbd3");
+  EXPECT_EQ(r.map_time, "2026-11-22T10:00:00Z");
+  EXPECT_EQ(r.create_time, "2026-11-21T10:00:00Z");
+  EXPECT_NE(r.extras_json.find("volfile_server"), std::string::npos);
+}
+
+TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
+  const char* bad[] = {
+      "",
+      "{",
+      "[]",
+      "{\"version\": 1}",
+      "{\"version\": 2, \"backstores\": []}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\"}]}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"../x\", \"size\": 512}]}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 0}]}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 512, "
+      "\"status\": \"weird\"}]}",
+      "{\"version\": 1, \"backstores\": []} trailing",
+  };
+  for (const char* text : bad) {
+    auto p = ParseSaveconfig(text, "/etc/x/saveconfig.json");
+    EXPECT_FALSE(p.ok()) << "accepted: " << text;
+    if (!p.ok()) {
+      EXPECT_NE(p.status().message().find("/etc/x/saveconfig.json"), std::string::npos);
+    }
+  }
+}
+
+TEST(Saveconfig, DuplicateEntriesAreRefused) {
+  std::string text = SaveconfigToJson({Sample(), Sample()});
+  EXPECT_FALSE(ParseSaveconfig(text, "t").ok());
+}
+
+TEST(Saveconfig, StoreIsAtomicAndLoadReadsItBack) {
+  char dir[] = "/tmp/nbdr-saveconfig-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/saveconfig.json";
+  auto empty = LoadSaveconfig(path);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  ASSERT_TRUE(StoreSaveconfig(path, {Sample()}).ok());
+  EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0);  // no temp file left behind
+  auto loaded = LoadSaveconfig(path);
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->size(), 1u);
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+TEST(Saveconfig, LoadLeavesACorruptFileUntouched) {
+  char dir[] = "/tmp/nbdr-saveconfig-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string path = std::string(dir) + "/saveconfig.json";
+  { std::ofstream(path) << "{ not json"; }
+  auto loaded = LoadSaveconfig(path);
+  EXPECT_FALSE(loaded.ok());
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_EQ(ss.str(), "{ not json");
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+}  // namespace
+}  // namespace nbdr

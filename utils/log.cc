@@ -1,0 +1,113 @@
+// Logger implementation; see log.h.
+#include "utils/log.h"
+
+#include <strings.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+namespace nbdr {
+
+Expected<LogLevel> ParseLogLevel(std::string_view text) {
+  static const struct {
+    const char* name;
+    LogLevel level;
+  } kLevels[] = {{"error", LogLevel::kError},
+                 {"warning", LogLevel::kWarning},
+                 {"warn", LogLevel::kWarning},
+                 {"info", LogLevel::kInfo},
+                 {"debug", LogLevel::kDebug}};
+  for (const auto& l : kLevels) {
+    if (text.size() == strlen(l.name) && strncasecmp(text.data(), l.name, text.size()) == 0)
+      return l.level;
+  }
+  return Status::Error(EINVAL, "log level: '" + std::string(text) +
+                                   "' is not one of error, warning, info, debug");
+}
+
+const char* LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kError: return "ERROR";
+    case LogLevel::kWarning: return "WARN";
+    case LogLevel::kInfo: return "INFO";
+    case LogLevel::kDebug: return "DEBUG";
+  }
+  return "?";
+}
+
+Logger::~Logger() {
+  MutexLock l(&mu_);
+  if (file_) fclose(file_);
+}
+
+Logger& Logger::Default() {
+  static Logger* logger = new Logger();  // never destroyed: usable until exit
+  return *logger;
+}
+
+void Logger::SetLevel(LogLevel level) { level_ = level; }
+void Logger::SetStderr(bool enabled) { to_stderr_ = enabled; }
+
+Status Logger::OpenFile(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "ae");
+  if (!f) return PosixError("open log file: " + path);
+  MutexLock l(&mu_);
+  if (file_) fclose(file_);
+  file_ = f;
+  path_ = path;
+  return Status();
+}
+
+Status Logger::Reopen() {
+  std::string path;
+  {
+    MutexLock l(&mu_);
+    path = path_;
+  }
+  if (path.empty()) return Status();
+  return OpenFile(path);
+}
+
+void Logger::Log(LogLevel level, std::string_view context, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  LogV(level, context, fmt, ap);
+  va_end(ap);
+}
+
+void Logger::LogV(LogLevel level, std::string_view context, const char* fmt, va_list ap) {
+  char msg[2048];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  struct timeval tv;
+  gettimeofday(&tv, nullptr);
+  struct tm tm;
+  gmtime_r(&tv.tv_sec, &tm);
+  char stamp[64];
+  snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+           static_cast<int>(tv.tv_usec / 1000));
+  const char* name = LogLevelName(level);
+  std::string line;
+  line.reserve(96 + context.size() + strlen(msg));
+  line += stamp;
+  line += ' ';
+  line += name;
+  line.append(6 - strlen(name), ' ');
+  if (!context.empty()) {
+    line += '[';
+    line += context;
+    line += "] ";
+  }
+  line += msg;
+  line += '\n';
+  MutexLock l(&mu_);
+  if (file_) {
+    fwrite(line.data(), 1, line.size(), file_);
+    fflush(file_);
+  }
+  if (to_stderr_) fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace nbdr

@@ -1,0 +1,105 @@
+// Name validation; see names.h.
+#include "utils/names.h"
+
+#include <cerrno>
+
+namespace nbdr {
+
+bool IsValidUtf8(std::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  size_t n = text.size(), i = 0;
+  while (i < n) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += len;
+  }
+  return true;
+}
+
+Status ValidateType(std::string_view type) {
+  if (type.empty() || type.size() > 32)
+    return Status::Error(EINVAL, "type '" + std::string(type) + "': must be 1 to 32 characters");
+  for (char c : type) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+      return Status::Error(EINVAL, "type '" + std::string(type) +
+                                       "': only lower-case letters, digits, '-' and '_'");
+  }
+  return Status();
+}
+
+Status ValidateKey(std::string_view key) {
+  auto bad = [&](const char* why) {
+    // Never echo control characters back verbatim.
+    std::string shown;
+    for (char c : key.substr(0, 200)) {
+      unsigned char u = static_cast<unsigned char>(c);
+      shown += (u < 0x20 || u == 0x7f) ? '?' : c;
+    }
+    return Status::Error(EINVAL, "key '" + shown + "': " + why);
+  };
+  if (key.empty()) return bad("empty");
+  if (key.size() > kMaxNameLength) return bad("longer than 4096 bytes");
+  if (!IsValidUtf8(key)) return bad("not valid UTF-8");
+  for (char c : key) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u == 0) return bad("contains a NUL byte");
+    if (u < 0x20 || u == 0x7f) return bad("contains a control character");
+  }
+  if (key.front() == '/') return bad("absolute paths are not allowed");
+  size_t start = 0;
+  while (start <= key.size()) {
+    size_t end = key.find('/', start);
+    if (end == std::string_view::npos) end = key.size();
+    std::string_view comp = key.substr(start, end - start);
+    if (comp.empty()) return bad("empty path component");
+    if (comp == "..") return bad("'..' is not allowed");
+    if (comp == ".") return bad("'.' components are not allowed");
+    start = end + 1;
+  }
+  return Status();
+}
+
+Expected<ExportName> ParseExportName(std::string_view name) {
+  if (name.size() > kMaxNameLength)
+    return Status::Error(EINVAL, "export name longer than 4096 bytes");
+  size_t slash = name.find('/');
+  if (slash == std::string_view::npos)
+    return Status::Error(EINVAL, "export name must be <type>/<key>");
+  ExportName out{std::string(name.substr(0, slash)), std::string(name.substr(slash + 1))};
+  if (Status s = ValidateType(out.type); !s.ok()) return s;
+  if (Status s = ValidateKey(out.key); !s.ok()) return s;
+  return out;
+}
+
+std::string MakeExportName(std::string_view type, std::string_view key) {
+  std::string s(type);
+  s += '/';
+  s += key;
+  return s;
+}
+
+}  // namespace nbdr

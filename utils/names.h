@@ -1,0 +1,36 @@
+// Validation of the names that cross trust boundaries: handler types,
+// backstore keys and NBD export names ("<type>/<key>"). Everything a client
+// sends is checked here before it reaches a handler or the file system.
+// Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "utils/status.h"
+
+namespace nbdr {
+
+// Longest export name accepted (NBD protocol limit for strings).
+inline constexpr size_t kMaxNameLength = 4096;
+
+// A handler type: 1..32 characters of [a-z0-9_-].
+Status ValidateType(std::string_view type);
+
+// A backstore key: a relative path of one or more components separated by
+// '/', valid UTF-8, no NUL or control characters, no empty, "." or ".."
+// components, not absolute, at most kMaxNameLength bytes.
+Status ValidateKey(std::string_view key);
+
+// Splits "<type>/<key>" and validates both parts.
+struct ExportName {
+  std::string type;
+  std::string key;
+};
+Expected<ExportName> ParseExportName(std::string_view name);
+std::string MakeExportName(std::string_view type, std::string_view key);
+
+// True when text is well-formed UTF-8 without overlong forms or surrogates.
+bool IsValidUtf8(std::string_view text);
+
+}  // namespace nbdr

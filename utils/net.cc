@@ -1,0 +1,241 @@
+// Socket helpers; see net.h.
+#include "utils/net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nbdr {
+
+namespace {
+
+Expected<uint16_t> ParsePort(std::string_view text, std::string_view whole) {
+  if (text.empty() || text.size() > 5)
+    return Status::Error(EINVAL, "address '" + std::string(whole) + "': bad port");
+  unsigned v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9')
+      return Status::Error(EINVAL, "address '" + std::string(whole) + "': bad port");
+    v = v * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (v > 65535)
+    return Status::Error(EINVAL, "address '" + std::string(whole) + "': port above 65535");
+  return static_cast<uint16_t>(v);
+}
+
+struct AddrInfoDeleter {
+  void operator()(addrinfo* ai) const { freeaddrinfo(ai); }
+};
+using AddrInfoPtr = std::unique_ptr<addrinfo, AddrInfoDeleter>;
+
+Expected<AddrInfoPtr> Resolve(const std::string& host, uint16_t port, bool passive) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+  std::string service = std::to_string(port);
+  addrinfo* res = nullptr;
+  const char* node = (host.empty() || host == "*") ? nullptr : host.c_str();
+  int rc = getaddrinfo(node, service.c_str(), &hints, &res);
+  if (rc != 0) {
+    return Status::Error(rc == EAI_SYSTEM ? errno : EHOSTUNREACH,
+                         "resolve '" + host + "': " + gai_strerror(rc));
+  }
+  return AddrInfoPtr(res);
+}
+
+}  // namespace
+
+Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port) {
+  HostPort hp;
+  hp.port = default_port;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos)
+      return Status::Error(EINVAL, "address '" + std::string(text) + "': missing ']'");
+    hp.host = std::string(text.substr(1, close - 1));
+    std::string_view rest = text.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':')
+        return Status::Error(EINVAL, "address '" + std::string(text) + "': junk after ']'");
+      auto port = ParsePort(rest.substr(1), text);
+      if (!port) return port.status();
+      hp.port = *port;
+    }
+    return hp;
+  }
+  size_t colon = text.find(':');
+  if (colon != std::string_view::npos && text.find(':', colon + 1) == std::string_view::npos) {
+    hp.host = std::string(text.substr(0, colon));
+    auto port = ParsePort(text.substr(colon + 1), text);
+    if (!port) return port.status();
+    hp.port = *port;
+  } else {
+    hp.host = std::string(text);  // a name, an IPv4 address or a bare IPv6
+  }
+  return hp;
+}
+
+Expected<UniqueFd> ListenTcp(const std::string& host, uint16_t port, int backlog) {
+  std::string h = (host == "*") ? "" : host;
+  auto ai = Resolve(h, port, true);
+  if (!ai) return ai.status();
+  // Prefer IPv6 for the wildcard so one socket serves both families.
+  addrinfo* pick = nullptr;
+  if (h.empty()) {
+    for (addrinfo* p = ai->get(); p; p = p->ai_next)
+      if (p->ai_family == AF_INET6) pick = p;
+  }
+  Status last = Status::Error(EADDRNOTAVAIL, "listen " + host + ": no address");
+  for (addrinfo* p = pick ? pick : ai->get(); p; p = pick ? nullptr : p->ai_next) {
+    UniqueFd fd(socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC, p->ai_protocol));
+    if (!fd.valid()) {
+      last = PosixError("socket");
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (p->ai_family == AF_INET6 && h.empty()) {
+      int zero = 0;
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    if (bind(fd.get(), p->ai_addr, p->ai_addrlen) < 0) {
+      last = PosixError("bind " + FormatSockaddr(p->ai_addr, p->ai_addrlen));
+      continue;
+    }
+    if (listen(fd.get(), backlog) < 0) {
+      last = PosixError("listen " + FormatSockaddr(p->ai_addr, p->ai_addrlen));
+      continue;
+    }
+    return fd;
+  }
+  return last;
+}
+
+Expected<UniqueFd> ConnectTcp(const std::string& host, uint16_t port, int timeout_ms) {
+  auto ai = Resolve(host, port, false);
+  if (!ai) return ai.status();
+  Status last = Status::Error(EHOSTUNREACH, "connect " + host + ": no address");
+  for (addrinfo* p = ai->get(); p; p = p->ai_next) {
+    std::string where = FormatSockaddr(p->ai_addr, p->ai_addrlen);
+    UniqueFd fd(socket(p->ai_family, p->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                       p->ai_protocol));
+    if (!fd.valid()) {
+      last = PosixError("socket");
+      continue;
+    }
+    int rc = connect(fd.get(), p->ai_addr, p->ai_addrlen);
+    if (rc < 0 && errno == EINPROGRESS) {
+      pollfd pfd{fd.get(), POLLOUT, 0};
+      rc = poll(&pfd, 1, timeout_ms);
+      if (rc == 0) {
+        last = Status::Error(ETIMEDOUT, "connect " + where + ": timed out");
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (rc < 0) err = errno;
+      if (err != 0) {
+        last = Status::Error(err, "connect " + where + ": " + strerror(err));
+        continue;
+      }
+    } else if (rc < 0) {
+      last = PosixError("connect " + where);
+      continue;
+    }
+    int flags = fcntl(fd.get(), F_GETFL);
+    fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    return fd;
+  }
+  return last;
+}
+
+std::string FormatSockaddr(const struct sockaddr* sa, socklen_t len) {
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return "?";
+  if (sa->sa_family == AF_INET6) return std::string("[") + host + "]:" + serv;
+  return std::string(host) + ":" + serv;
+}
+
+std::string LocalAddress(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return "?";
+  return FormatSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+std::string PeerAddress(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return "?";
+  return FormatSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
+}
+
+uint16_t LocalPort(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0) return 0;
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
+
+bool IsWildcardOrLoopback(const std::string& host) {
+  if (host.empty() || host == "*" || host == "0.0.0.0" || host == "::" || host == "::1" ||
+      host == "localhost")
+    return true;
+  return host.rfind("127.", 0) == 0;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+void SetKeepalive(int fd, int idle_s, int interval_s, int count) {
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
+Status WriteAll(int fd, const void* buf, size_t len) {
+  const char* p = static_cast<const char*>(buf);
+  while (len > 0) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("send");
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+Status ReadAll(int fd, void* buf, size_t len) {
+  char* p = static_cast<char*>(buf);
+  while (len > 0) {
+    ssize_t n = recv(fd, p, len, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("recv");
+    }
+    if (n == 0) return Status::Error(ECONNRESET, "recv: connection closed by peer");
+    p += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+}  // namespace nbdr

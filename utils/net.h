@@ -1,0 +1,54 @@
+// Socket helpers shared by the runner and the CLI: resolving "host",
+// "host:port", "[v6addr]:port"; listening and connecting over IPv4, IPv6 or
+// host names; socket options. Functions are thread-safe; returned
+// descriptors are owned by the caller through UniqueFd.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "utils/status.h"
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+};
+
+// Parses "host", "host:port", "[v6]", "[v6]:port", "v6" (bare IPv6 without
+// a port). default_port fills a missing port.
+Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port);
+
+// Binds and listens on host:port (port 0: the kernel picks one). Host may
+// be an address, a name, "" or "*" (all addresses, IPv6 and IPv4).
+Expected<UniqueFd> ListenTcp(const std::string& host, uint16_t port, int backlog = 128);
+
+// Connects to host:port, trying each resolved address in turn, waiting at
+// most timeout_ms for each.
+Expected<UniqueFd> ConnectTcp(const std::string& host, uint16_t port, int timeout_ms);
+
+// "127.0.0.1:24111" / "[::1]:24111" for a socket's local or peer address.
+std::string LocalAddress(int fd);
+std::string PeerAddress(int fd);
+uint16_t LocalPort(int fd);
+// Formats a sockaddr as above.
+std::string FormatSockaddr(const struct sockaddr* sa, socklen_t len);
+// True when host is a wildcard or loopback address ("", "*", "0.0.0.0",
+// "::", "127.x", "::1", "localhost").
+bool IsWildcardOrLoopback(const std::string& host);
+
+// TCP_NODELAY and SO_KEEPALIVE with the given idle/interval/count.
+void SetNoDelay(int fd);
+void SetKeepalive(int fd, int idle_s, int interval_s, int count);
+
+// Writes the whole buffer, retrying on EINTR and short writes.
+Status WriteAll(int fd, const void* buf, size_t len);
+// Reads exactly len bytes; ECONNRESET-style Status on EOF.
+Status ReadAll(int fd, void* buf, size_t len);
+
+}  // namespace nbdr
