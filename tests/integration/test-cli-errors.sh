@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Test nbd-cli's contract: results on stdout, errors on stderr with a
+# sentence, non-zero exit status (1 failed, 2 usage, 3 unreachable), the
+# size parser, --json on both paths, and handler-not-loaded errors.
+source "$(dirname "$0")/functions.sh"
+requires python3
+
+start_runner
+
+# Sizes.
+for s in 1048576 512B 4K 4KiB 1M 1MiB 1G 1GiB 1.5G 1T; do
+  cli file create "sizes/$s.img" size "$s" >/dev/null || fail "size $s refused"
+done
+[ "$(cli --json file info sizes/1.5G.img | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')" = 1610612736 ] \
+  || fail "1.5G is not 1610612736 bytes"
+pass "sizes 1048576 512B 4K 4KiB 1M 1MiB 1G 1GiB 1.5G 1T accepted"
+expect_fail 2 "size 'junk': unknown unit|expected a number" cli file create j.img size junk
+expect_fail 2 "cannot be empty" cli file create z.img size 0
+expect_fail 2 "negative" cli file create n.img size -1G
+expect_fail 2 "multiple of 512" cli file create m.img size 1000
+expect_fail 2 "too large" cli file create o.img size 99999999999999999999
+expect_fail 2 "too large" cli file create o.img size 9E
+pass "junk, zero, negative, unaligned and overflowing sizes refused with the reason"
+
+# Runner-side failures: exit 1, sentence on stderr, nothing on stdout.
+expect_fail 1 "already exists" cli file create sizes/4K.img size 4K
+[ ! -s "$T/out" ] || fail "error printed on stdout"
+expect_fail 1 "backstore file/nope.img does not exist" cli file info nope.img
+expect_fail 1 "backstore file/nope.img does not exist" cli file delete nope.img
+expect_fail 1 "handler 'gluster' is not loaded on this runner \(loaded: file\)" \
+  cli gluster create vol/a.img size 1G
+expect_fail 1 "handler 'rbd' is not loaded" cli ceph create pool/img size 1G
+expect_fail 1 "handler 'rbd' is not loaded" cli rbd list
+pass "runner errors: exit 1 with a sentence on stderr"
+
+# Usage errors: exit 2.
+expect_fail 2 "'\.\.' is not allowed" cli file create ../escape.img size 1M
+expect_fail 2 "absolute paths" cli file create /etc/passwd size 1M
+expect_fail 2 "create needs 'size SIZE'" cli file create x.img
+expect_fail 2 "unknown command 'frobnicate'" "$CLI" file frobnicate
+expect_fail 2 "unexpected 'bogus'" cli file list bogus
+pass "usage errors: exit 2"
+
+# Unreachable runner: exit 3.
+expect_fail 3 "cannot reach nbd-runner at 127.0.0.1:1" "$CLI" file list host 127.0.0.1:1
+pass "unreachable runner: exit 3"
+
+# JSON on success and failure.
+cli --json file list created >"$T/list.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 10 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
+  || { cat "$T/list.json"; fail "list --json"; }
+rc=0
+cli --json file info nope.img >"$T/out" 2>"$T/err" || rc=$?
+[ $rc -eq 1 ] || fail "json error exit status $rc"
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e["errno"] == "ENOENT" and "does not exist" in e["message"]' "$T/err" \
+  || { cat "$T/err"; fail "json error"; }
+pass "--json: stable objects on stdout, error objects on stderr"
+
+# Delete while a client is connected: refused, nothing lost.
+python3 - "$IO_PORT" "$T/held" <<'PY' &
+import os, sys, time
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+from nbd_wire import Client
+c = Client(int(sys.argv[1])); c.negotiate("file/sizes/1M.img")
+open(sys.argv[2], "w").write("1"); time.sleep(3); c.close()
+PY
+HOLD=$!
+for _ in $(seq 50); do [ -f "$T/held" ] && break; sleep 0.1; done
+expect_fail 1 "in use by 1 NBD connection" cli file delete sizes/1M.img
+wait $HOLD
+[ -f "$T/files/sizes/1M.img" ] || fail "file removed"
+pass "delete of a backstore in use is refused"
+cli file delete sizes/1M.img | grep -q "deleted file/sizes/1M.img" || fail "delete after close"
+[ ! -e "$T/files/sizes/1M.img" ] || fail "file still there"
+pass "delete removes the registry entry and the file"
+
+"$CLI" help | grep -q "nbd-cli TYPE create" || fail "help"
+"$CLI" file help | grep -q "nbd-cli file create" || fail "type help"
+cli version | grep -q "nbd-runner 0" || fail "version"
+pass "help, TYPE help and version"
