@@ -39,7 +39,7 @@ void ServiceLog(void* ctx, int level, const char* context, const char* fmt, ...)
   Logger& lg = Logger::Default();
   if (!lg.Enabled(lvl)) return;
   std::string ctx_str = svc ? svc->name : "handler";
-  if (context && *context) ctx_str += " " + std::string(context);
+  if (context && *context) ctx_str.append(" ").append(context);
   va_list ap;
   va_start(ap, fmt);
   lg.LogV(lvl, ctx_str, fmt, ap);

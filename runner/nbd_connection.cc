@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "utils/log.h"
@@ -46,7 +47,8 @@ struct InflightRequest : nbdr_request {
   uint64_t cookie;
   uint16_t command;
   uint64_t accounted_bytes;
-  std::unique_ptr<uint8_t[]> data;
+  uint8_t* data = nullptr;  // from the connection's BufferPool
+  size_t data_capacity = 0;
   std::vector<nbdr_extent> extent_buf;
   uint64_t requested_length;
 };
@@ -56,6 +58,7 @@ NbdConnection::NbdConnection(UniqueFd fd, uint64_t id, NbdServer* server)
       id_(id),
       server_(server),
       opts_(server->options()),
+      buffers_(std::min<uint64_t>(opts_.max_inflight_bytes, 32u << 20)),
       rbuf_(new uint8_t[kReadBufferSize]) {
   name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get());
   max_payload_ = opts_.max_payload;
@@ -520,64 +523,90 @@ void NbdConnection::Transmission() {
            base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
   SetRecvTimeout(fd_.get(), opts_.idle_timeout_s);
   SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
+  // Leader/follower: the reader threads take turns reading one request
+  // each; a request whose handler completes inline is executed and
+  // answered by its reader while another reader takes the next request.
+  std::vector<std::thread> helpers;
+  for (int i = 1; i < opts_.readers_per_connection; i++)
+    helpers.emplace_back([this] { ReaderLoop(); });
+  ReaderLoop();
+  for (auto& t : helpers) t.join();
+}
+
+void NbdConnection::ReaderLoop() {
   for (;;) {
-    uint8_t raw[kRequestHeaderSize];
-    if (Status s = ReadExact(raw, sizeof raw); !s.ok()) {
-      if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
-        LOG_WARN(name_, "idle for %d s; closing", opts_.idle_timeout_s);
-      else if (s.code() != ECONNRESET)
-        LOG_WARN(name_, "%s", s.message().c_str());
-      else
-        LOG_DEBUG(name_, "client closed the connection");
-      return;
-    }
-    RequestHeader h = DecodeRequestHeader(raw);
-    if (h.magic != kRequestMagic) {
-      LOG_WARN(name_, "bad request magic 0x%08x; closing", h.magic);
-      return;
-    }
-    if (h.type == kCmdDisc) {
-      LOG_DEBUG(name_, "client sent NBD_CMD_DISC");
-      return;
-    }
+    RequestHeader h;
+    Action action;
+    uint8_t* payload = nullptr;
+    size_t capacity = 0;
     const char* why = "";
-    int err = Validate(h, &why);
-    if (h.type == kCmdWrite) {
-      if (h.length > max_payload_) {
-        LOG_WARN(name_, "write of %u bytes exceeds the %u byte maximum payload; closing",
-                 h.length, max_payload_);
+    int err = 0;
+    {
+      MutexLock rl(&read_mu_);
+      if (stop_reading_) return;
+      action = ReadRequest(&h, &payload, &capacity, &err, &why);
+      if (action == Action::kStop) {
+        stop_reading_ = true;
         return;
       }
-      if (err) {
-        if (!Discard(h.length).ok()) return;
-        ReplyError(h, err, why);
-        continue;
-      }
-      WaitForRoom(h.length);
-      std::unique_ptr<uint8_t[]> payload(new uint8_t[h.length]);
-      if (Status s = ReadExact(payload.get(), h.length); !s.ok()) {
-        LOG_WARN(name_, "write payload: %s", s.message().c_str());
-        // Room was reserved: give it back.
-        MutexLock l(&mu_);
-        inflight_bytes_ -= h.length;
-        inflight_count_--;
-        cv_.notify_all();
-        return;
-      }
-      SubmitRequest(h, std::move(payload));
-      continue;
     }
-    if (err) {
-      ReplyError(h, err, why);
-      continue;
+    switch (action) {
+      case Action::kSubmit: SubmitRequest(h, payload, capacity); break;
+      case Action::kReplyError: ReplyError(h, err, why); break;
+      case Action::kReplyExtents: ReplyExtentsWithoutHandler(h); break;
+      case Action::kStop: break;
     }
-    if (h.type == kCmdBlockStatus && !(caps_ & NBDR_CAP_EXTENTS)) {
-      ReplyExtentsWithoutHandler(h);
-      continue;
-    }
-    WaitForRoom(h.type == kCmdRead ? h.length : 0);
-    SubmitRequest(h, nullptr);
   }
+}
+
+NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** payload,
+                                                 size_t* capacity, int* err, const char** why) {
+  RequestHeader& h = *hp;
+  uint8_t raw[kRequestHeaderSize];
+  if (Status s = ReadExact(raw, sizeof raw); !s.ok()) {
+    if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
+      LOG_WARN(name_, "idle for %d s; closing", opts_.idle_timeout_s);
+    else if (s.code() != ECONNRESET)
+      LOG_WARN(name_, "%s", s.message().c_str());
+    else
+      LOG_DEBUG(name_, "client closed the connection");
+    return Action::kStop;
+  }
+  h = DecodeRequestHeader(raw);
+  if (h.magic != kRequestMagic) {
+    LOG_WARN(name_, "bad request magic 0x%08x; closing", h.magic);
+    return Action::kStop;
+  }
+  if (h.type == kCmdDisc) {
+    LOG_DEBUG(name_, "client sent NBD_CMD_DISC");
+    return Action::kStop;
+  }
+  *err = Validate(h, why);
+  if (h.type == kCmdWrite) {
+    if (h.length > max_payload_) {
+      LOG_WARN(name_, "write of %u bytes exceeds the %u byte maximum payload; closing", h.length,
+               max_payload_);
+      return Action::kStop;
+    }
+    if (*err) return Discard(h.length).ok() ? Action::kReplyError : Action::kStop;
+    WaitForRoom(h.length);
+    *payload = buffers_.Get(h.length, capacity);
+    if (Status s = ReadExact(*payload, h.length); !s.ok()) {
+      buffers_.Put(*payload, *capacity);
+      LOG_WARN(name_, "write payload: %s", s.message().c_str());
+      // Room was reserved: give it back.
+      MutexLock l(&mu_);
+      inflight_bytes_ -= h.length;
+      inflight_count_--;
+      cv_.notify_all();
+      return Action::kStop;
+    }
+    return Action::kSubmit;
+  }
+  if (*err) return Action::kReplyError;
+  if (h.type == kCmdBlockStatus && !(caps_ & NBDR_CAP_EXTENTS)) return Action::kReplyExtents;
+  WaitForRoom(h.type == kCmdRead ? h.length : 0);
+  return Action::kSubmit;
 }
 
 void NbdConnection::WaitForRoom(uint64_t bytes) {
@@ -595,7 +624,7 @@ void NbdConnection::WaitForDrain() {
   l.Wait(&cv_, [&] { return inflight_count_ == 0; });
 }
 
-void NbdConnection::SubmitRequest(const RequestHeader& h, std::unique_ptr<uint8_t[]> payload) {
+void NbdConnection::SubmitRequest(const RequestHeader& h, uint8_t* payload, size_t capacity) {
   auto* ir = new InflightRequest();
   ir->conn = this;
   ir->cookie = h.cookie;
@@ -612,13 +641,14 @@ void NbdConnection::SubmitRequest(const RequestHeader& h, std::unique_ptr<uint8_
   switch (h.type) {
     case kCmdRead:
       ir->type = NBDR_REQ_READ;
-      ir->data.reset(new uint8_t[h.length]);
-      ir->buf = ir->data.get();
+      ir->data = buffers_.Get(h.length, &ir->data_capacity);
+      ir->buf = ir->data;
       break;
     case kCmdWrite:
       ir->type = NBDR_REQ_WRITE;
-      ir->data = std::move(payload);
-      ir->buf = ir->data.get();
+      ir->data = payload;
+      ir->data_capacity = capacity;
+      ir->buf = ir->data;
       break;
     case kCmdFlush:
       ir->type = NBDR_REQ_FLUSH;
@@ -661,6 +691,7 @@ void NbdConnection::Finish(InflightRequest* ir, int error) {
             ir->command == kCmdBlockStatus ? std::min(ir->nr_extents, ir->max_extents) : 0,
             ir->requested_length);
   uint64_t bytes = ir->accounted_bytes;
+  buffers_.Put(ir->data, ir->data_capacity);
   delete ir;
   MutexLock l(&mu_);
   inflight_count_--;

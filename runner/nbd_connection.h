@@ -1,14 +1,14 @@
 // NbdConnection: one client connection on the NBD data port — the fixed
 // newstyle handshake, then the transmission phase.
 //
-// The connection's thread reads and validates requests and submits them
-// to the export's handler; replies are written by whichever thread
-// completes a request (often the same one, inline), each with a single
-// sendmsg under send_mu_. In-flight requests are bounded in bytes and in
+// Reader threads (readers_per_connection, taking turns under read_mu_)
+// read and validate requests and submit them to the export's handler;
+// replies are written by whichever thread completes a request (often the
+// reader itself, inline), each with a single sendmsg under send_mu_. In-flight requests are bounded in bytes and in
 // number, so a client that floods requests or never reads replies is
 // slowed down, not served from unbounded memory.
 //
-// Lock order: send_mu_ and mu_ are never held together.
+// Lock order: read_mu_, then mu_; send_mu_ is never held with another.
 #pragma once
 
 #include <condition_variable>
@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 
 #include "runner/backstore_registry.h"
+#include "runner/buffer_pool.h"
 #include "runner/nbd_protocol.h"
 #include "runner/nbd_server.h"
 #include "utils/mutex.h"
@@ -55,12 +56,18 @@ class NbdConnection {
   uint16_t TransmissionFlags() const;
 
   // ---- transmission ----
+  // What a reader does with a request once it released read_mu_.
+  enum class Action { kSubmit, kReplyError, kReplyExtents, kStop };
   void Transmission();
+  void ReaderLoop() EXCLUDES(read_mu_);
+  Action ReadRequest(nbd::RequestHeader* h, uint8_t** payload, size_t* capacity, int* err,
+                     const char** why) REQUIRES(read_mu_);
   Status ReadExact(void* buf, size_t len);
   Status Discard(uint64_t len);
   // 0 or an errno for the reply; why says what was wrong.
   int Validate(const nbd::RequestHeader& h, const char** why) const;
-  void SubmitRequest(const nbd::RequestHeader& h, std::unique_ptr<uint8_t[]> payload);
+  // payload: a buffer from buffers_ holding the WRITE data (else null).
+  void SubmitRequest(const nbd::RequestHeader& h, uint8_t* payload, size_t capacity);
   void ReplyError(const nbd::RequestHeader& h, int err, const char* why);
   void ReplyExtentsWithoutHandler(const nbd::RequestHeader& h);
   static void OnComplete(nbdr_request* req, int error);
@@ -93,7 +100,13 @@ class NbdConnection {
   uint32_t caps_ = 0;
   bool readonly_ = false;
 
-  // Receive buffer of the connection thread.
+  // Payload buffers, recycled between requests.
+  BufferPool buffers_;
+
+  // Reader threads take turns under read_mu_: it guards the receive
+  // buffer and the socket's read side.
+  Mutex read_mu_;
+  bool stop_reading_ GUARDED_BY(read_mu_) = false;
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
 

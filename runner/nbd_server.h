@@ -30,6 +30,9 @@ struct NbdServerOptions {
   uint64_t max_inflight_bytes = 64u << 20;  // per connection
   int max_options = 64;               // per handshake
   int keepalive_idle_s = 60;
+  // Threads reading each connection in turn; with handlers that complete
+  // inline this is how many requests of one connection run in parallel.
+  int readers_per_connection = 2;
 };
 
 class NbdConnection;

@@ -5,8 +5,9 @@
 // and no symlink can reach outside the base directory. I/O is asynchronous
 // through a pool of worker threads (option threads); reads and writes whose
 // data is already in the page cache complete inline with
-// preadv2/pwritev2(RWF_NOWAIT) and never touch the pool (option file-io =
-// threads turns that off). Flush is fdatasync, FUA is RWF_DSYNC, trim
+// preadv2/pwritev2(RWF_NOWAIT), and small ones on tmpfs (which cannot
+// block on a device but refuses RWF_NOWAIT) run inline outright; option
+// file-io = threads sends everything to the pool. Flush is fdatasync, FUA is RWF_DSYNC, trim
 // punches holes, extents come from SEEK_DATA/SEEK_HOLE.
 //
 // Thread-safety: every callback may be called from any runner thread.
@@ -14,6 +15,8 @@
 #include <linux/falloc.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -128,12 +131,18 @@ struct FileHandler {
 };
 
 struct FileExport {
+  FileExport(FileHandler* handler, std::string k, Fd f, uint64_t sz, bool ro)
+      : h(handler), key(std::move(k)), fd(std::move(f)), size(sz), readonly(ro) {}
   FileHandler* h;
   std::string key;
   Fd fd;
   uint64_t size;
   bool readonly;
-  // Cleared when the file system refuses RWF_NOWAIT writes.
+  // tmpfs/ramfs: I/O never waits for a device, so small requests run
+  // inline even though such file systems refuse RWF_NOWAIT.
+  bool memory_backed = false;
+  // Cleared when the file system refuses RWF_NOWAIT reads or writes.
+  std::atomic<bool> nowait_reads{true};
   std::atomic<bool> nowait_writes{true};
 };
 
@@ -457,7 +466,11 @@ int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
     SetErr(err, errlen, "%s under %s is not a regular file", key, h->base_path.c_str());
     return EINVAL;
   }
-  auto* e = new FileExport{h, key, std::move(fd), static_cast<uint64_t>(st.st_size), readonly != 0, {true}};
+  auto* e = new FileExport{h, key, std::move(fd), static_cast<uint64_t>(st.st_size), readonly != 0};
+  struct statfs fs;
+  if (fstatfs(e->fd.get(), &fs) == 0 &&
+      (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+    e->memory_backed = true;
   info->size = e->size;
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
                NBDR_CAP_FAST_ZERO | NBDR_CAP_MULTI_CONN | NBDR_CAP_CACHE | NBDR_CAP_EXTENTS;
@@ -467,26 +480,32 @@ int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
 
 void FileClose(void* export_handle) { delete static_cast<FileExport*>(export_handle); }
 
+// Requests up to this size may run inline on the submitting thread.
+constexpr uint64_t kInlineMax = 64 * 1024;
+
 void FileSubmit(void* export_handle, nbdr_request* r) {
   auto* e = static_cast<FileExport*>(export_handle);
-  if (e->h->inline_io) {
+  if (e->h->inline_io && (r->type == NBDR_REQ_READ || r->type == NBDR_REQ_WRITE)) {
+    if (e->memory_backed && r->length <= kInlineMax) {
+      errno = 0;
+      r->complete(r, Execute(e, r));
+      return;
+    }
     // Page-cache hits complete here without a thread hop; anything that
     // would block goes to the workers.
     iovec iov{r->buf, r->length};
-    if (r->type == NBDR_REQ_READ) {
-      ssize_t n = preadv2(e->fd.get(), &iov, 1, static_cast<off_t>(r->offset), RWF_NOWAIT);
+    bool fua = r->flags & NBDR_REQ_FLAG_FUA;
+    std::atomic<bool>& allowed = r->type == NBDR_REQ_READ ? e->nowait_reads : e->nowait_writes;
+    if (allowed && !fua) {
+      ssize_t n = r->type == NBDR_REQ_READ
+                      ? preadv2(e->fd.get(), &iov, 1, static_cast<off_t>(r->offset), RWF_NOWAIT)
+                      : pwritev2(e->fd.get(), &iov, 1, static_cast<off_t>(r->offset), RWF_NOWAIT);
       if (n >= 0 && static_cast<uint64_t>(n) == r->length) {
         r->complete(r, 0);
         return;
       }
-    } else if (r->type == NBDR_REQ_WRITE && !(r->flags & NBDR_REQ_FLAG_FUA) && e->nowait_writes) {
-      ssize_t n = pwritev2(e->fd.get(), &iov, 1, static_cast<off_t>(r->offset), RWF_NOWAIT);
-      if (n >= 0 && static_cast<uint64_t>(n) == r->length) {
-        r->complete(r, 0);
-        return;
-      }
-      if (n < 0 && errno == EOPNOTSUPP) e->nowait_writes = false;
-      // A short write is harmless: the worker rewrites the whole range.
+      if (n < 0 && errno == EOPNOTSUPP) allowed = false;
+      // Short or refused: the worker redoes the whole range.
     }
   }
   e->h->pool->Submit(e, r);
