@@ -89,8 +89,12 @@ std::string ProbeInChild(const std::string& path) {
     return sig == SIGALRM ? "handler_init did not return within 30 s"
                           : std::string("crashed while loading (signal ") + strsignal(sig) + ")";
   }
+  int code = WEXITSTATUS(status);
   // Exit codes 10-12 are diagnosed again, with details, by the real load.
-  return "";
+  if (code == 0 || (code >= 10 && code <= 12)) return "";
+  // Anything else means the child died inside the plugin (a sanitizer
+  // turns a crash into an exit status).
+  return "crashed while loading (exit status " + std::to_string(code) + ")";
 }
 
 }  // namespace

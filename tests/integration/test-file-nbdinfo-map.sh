@@ -12,6 +12,11 @@ nbdinfo --list "$NBD/" >"$T/list"
 grep -q 'export="file/a.img"' "$T/list" && grep -q 'export="file/sub/b.img"' "$T/list" \
   || { cat "$T/list"; fail "nbdinfo --list"; }
 pass "NBD_OPT_LIST lists every backstore"
+if command -v qemu-nbd >/dev/null; then
+  qemu-nbd --list -b 127.0.0.1 -p "$IO_PORT" >"$T/qlist" 2>&1 || { cat "$T/qlist"; fail "qemu-nbd --list"; }
+  grep -q 'file/sub/b.img' "$T/qlist" || { cat "$T/qlist"; fail "qemu-nbd --list lacks an export"; }
+  pass "qemu-nbd --list sees the exports"
+fi
 
 nbdinfo --json "$NBD/file/sub/b.img" | grep -q '"is_read_only": true' || fail "read-only flag"
 nbdinfo --json "$NBD/file/a.img" >"$T/info.json"
