@@ -16,6 +16,7 @@
 #include "runner/backstore_registry.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
+#include "utils/tcp_listener.h"
 #include "utils/unique_fd.h"
 
 namespace nbdr {
@@ -46,8 +47,8 @@ class NbdServer {
 
   // Binds and starts accepting.
   Status Start();
-  uint16_t port() const { return port_; }
-  const std::string& address() const { return address_; }
+  uint16_t port() const { return listener_.port(); }
+  const std::string& address() const { return listener_.address(); }
   // Stops accepting, lets every connection finish its in-flight requests,
   // and waits for all of them to end.
   void Stop();
@@ -58,16 +59,12 @@ class NbdServer {
   size_t connection_count() const EXCLUDES(mu_);
 
  private:
-  void AcceptLoop();
+  void Accept(UniqueFd fd);
   void RunConnection(std::shared_ptr<NbdConnection> conn);
 
   const NbdServerOptions options_;
   BackstoreRegistry* const registry_;
-  UniqueFd listen_fd_;
-  UniqueFd wake_fd_;  // eventfd that wakes the accept loop on Stop
-  uint16_t port_ = 0;
-  std::string address_;
-  std::thread acceptor_;
+  TcpListener listener_{"nbd"};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
 

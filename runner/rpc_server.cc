@@ -1,9 +1,7 @@
 // The control port: ONC RPC over TCP; see rpc_server.h.
 #include "runner/rpc_server.h"
 
-#include <poll.h>
 #include <rpc/rpc.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -49,48 +47,29 @@ RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, i
 RpcServer::~RpcServer() { Stop(); }
 
 Status RpcServer::Start() {
-  auto fd = ListenTcp(host_, requested_port_);
-  if (!fd) return fd.status().WithContext("RPC port");
-  listen_fd_ = std::move(*fd);
-  wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_.valid()) return PosixError("eventfd");
-  port_ = LocalPort(listen_fd_.get());
-  address_ = LocalAddress(listen_fd_.get());
-  acceptor_ = std::thread([this] { AcceptLoop(); });
-  return Status();
+  Status s = listener_.Start(host_, requested_port_, [this](UniqueFd fd) { Accept(std::move(fd)); });
+  return s.WithContext("RPC port");
 }
 
-void RpcServer::AcceptLoop() {
-  for (;;) {
-    pollfd pfds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
-    if (poll(pfds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      LOG_ERROR("rpc", "poll: %s", strerror(errno));
-      return;
+void RpcServer::Accept(UniqueFd fd) {
+  int cfd = fd.get();
+  {
+    MutexLock l(&mu_);
+    if (active_ >= max_connections_) {
+      LOG_WARN("rpc", "refusing %s: %d control connections open", PeerAddress(cfd).c_str(),
+               active_);
+      return;  // fd closes
     }
-    if (pfds[1].revents || stopping_) return;
-    int cfd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (cfd < 0) continue;
-    {
-      MutexLock l(&mu_);
-      if (active_ >= max_connections_) {
-        LOG_WARN("rpc", "refusing %s: %d control connections open", PeerAddress(cfd).c_str(),
-                 active_);
-        close(cfd);
-        continue;
-      }
-      active_++;
-      active_fds_.push_back(cfd);
-    }
-    std::thread([this, cfd] {
-      Serve(cfd);
-      MutexLock l(&mu_);
-      active_fds_.erase(std::find(active_fds_.begin(), active_fds_.end(), cfd));
-      close(cfd);
-      active_--;
-      done_.notify_all();
-    }).detach();
+    active_++;
+    active_fds_.push_back(cfd);
   }
+  std::thread([this, f = std::move(fd)] {
+    Serve(f.get());
+    MutexLock l(&mu_);
+    active_fds_.erase(std::find(active_fds_.begin(), active_fds_.end(), f.get()));
+    active_--;
+    done_.notify_all();  // f closes after the lock is released, with the lambda
+  }).detach();
 }
 
 void RpcServer::Serve(int fd) {
@@ -168,13 +147,7 @@ void RpcServer::Serve(int fd) {
 }
 
 void RpcServer::Stop() {
-  if (!acceptor_.joinable()) return;
-  stopping_ = true;
-  uint64_t one = 1;
-  if (write(wake_fd_.get(), &one, sizeof one) < 0) {
-  }
-  acceptor_.join();
-  listen_fd_.reset();
+  listener_.Stop();
   MutexLock l(&mu_);
   for (int fd : active_fds_) shutdown(fd, SHUT_RD);  // idle callers; calls in progress finish
   l.Wait(&done_, [&] { return active_ == 0; });

@@ -17,6 +17,7 @@
 #include "runner/control_service.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
+#include "utils/tcp_listener.h"
 #include "utils/unique_fd.h"
 
 namespace nbdr {
@@ -29,25 +30,20 @@ class RpcServer {
   RpcServer& operator=(const RpcServer&) = delete;
 
   Status Start();
-  uint16_t port() const { return port_; }
-  const std::string& address() const { return address_; }
+  uint16_t port() const { return listener_.port(); }
+  const std::string& address() const { return listener_.address(); }
   // Stops accepting and waits for calls in progress to finish.
   void Stop();
 
  private:
-  void AcceptLoop();
+  void Accept(UniqueFd fd);
   void Serve(int fd);
 
   const std::string host_;
   const uint16_t requested_port_;
   ControlService* const service_;
   const int max_connections_;
-  UniqueFd listen_fd_;
-  UniqueFd wake_fd_;
-  uint16_t port_ = 0;
-  std::string address_;
-  std::thread acceptor_;
-  std::atomic<bool> stopping_{false};
+  TcpListener listener_{"rpc"};
 
   Mutex mu_;
   std::condition_variable done_;
