@@ -13,7 +13,12 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include "cli/kernel_nbd.h"
+#include "cli/nbd_client_handshake.h"
 #include "cli/runner_client.h"
+#include "utils/nbd_protocol.h"
 #include "utils/names.h"
 #include "utils/net.h"
 #include "utils/size_parse.h"
@@ -34,6 +39,9 @@ const char kUsage[] =
     "  nbd-cli TYPE delete KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
+    "                       [connections N] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE unmap </dev/nbdX|KEY> [host HOST[:PORT]]\n"
     "  nbd-cli TYPE help\n"
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
@@ -57,6 +65,9 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " delete KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
+         " [connections N] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
 }
 
@@ -123,6 +134,12 @@ struct Command {
   uint32_t block_size = 512;
   std::string filter;
   HostPort host{"localhost", kDefaultRpcPort};
+  bool host_given = false;
+  // map
+  int device_index = -1;
+  uint64_t timeout_s = 30;
+  uint64_t dead_timeout_s = 0;
+  int connections = 1;
 };
 
 std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
@@ -304,6 +321,167 @@ int DoVersion(const Command& c) {
   return kExitOk;
 }
 
+// The backend identifier set on a mapped device: names the runner and the
+// export, so unmap by device (and reconnects) find their way back.
+std::string BackendId(const RunnerClient& client, const std::string& export_name) {
+  return "nbd-runner://" + client.target() + "/" + export_name;
+}
+
+// Parses a backend identifier; false when it is not ours.
+bool ParseBackendId(const std::string& id, HostPort* runner, std::string* type, std::string* key) {
+  const std::string prefix = "nbd-runner://";
+  if (id.rfind(prefix, 0) != 0) return false;
+  std::string rest = id.substr(prefix.size());
+  size_t slash = rest.find('/');
+  if (slash == std::string::npos) return false;
+  auto hp = ParseHostPort(rest.substr(0, slash), kDefaultRpcPort);
+  auto name = ParseExportName(rest.substr(slash + 1));
+  if (!hp || !name) return false;
+  *runner = *hp;
+  *type = name->type;
+  *key = name->key;
+  return true;
+}
+
+Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key) {
+  nbdr_key_args a{const_cast<char*>(type.c_str()), const_cast<char*>(key.c_str())};
+  RpcResult<nbdr_status_reply> r(NBDR_UNMAP);
+  if (Status s = client->Call(NBDR_UNMAP, &a, r.get()); !s.ok()) return s;
+  r.set_filled();
+  if (r->status != 0) return Status::Error(r->status, r->message);
+  return Status();
+}
+
+int DoMap(const Command& c) {
+  if (geteuid() != 0)
+    return Error(kExitFailed, EPERM, "map needs root: handing sockets to the kernel takes CAP_SYS_ADMIN");
+  if (Status s = EnsureNbdModule(); !s.ok()) return Error(kExitFailed, s.code(), s.message());
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  std::string export_name = MakeExportName(c.type, c.key);
+  nbdr_map_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  RpcResult<nbdr_map_reply> r(NBDR_MAP);
+  if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  if (r->backstore.backstore_len != 1)
+    return Error(kExitFailed, EPROTO, "runner sent a map reply without a backstore");
+  const nbdr_backstore& b = r->backstore.backstore_val[0];
+  // Undo the runner's "mapping" state on any failure from here on.
+  auto abort_map = [&](int err, const std::string& msg) {
+    Status u = RunnerUnmap(&*client, c.type, c.key);
+    return Error(kExitFailed, err, msg + (u.ok() ? "" : " (and resetting the runner failed: " +
+                                                            u.message() + ")"));
+  };
+  std::string io_host = r->io.host;
+  if (IsWildcardOrLoopback(io_host)) io_host = client->connected_host();
+  std::vector<UniqueFd> socks;
+  NbdExportInfo info;
+  for (int i = 0; i < c.connections; i++) {
+    auto fd = ConnectTcp(io_host, static_cast<uint16_t>(r->io.port), 10000);
+    if (!fd) return abort_map(fd.status().code(), "NBD connection to " + io_host + ":" +
+                                                      std::to_string(r->io.port) + ": " +
+                                                      fd.status().message());
+    auto hs = NbdClientHandshake(fd->get(), export_name);
+    if (!hs) return abort_map(hs.status().code(), hs.status().message());
+    if (i == 0) info = *hs;
+    socks.push_back(std::move(*fd));
+  }
+  if (c.connections > 1 && !(info.transmission_flags & nbd::kFlagCanMultiConn))
+    return abort_map(EINVAL, "the runner does not allow several connections to " + export_name);
+  KernelConnect kc;
+  kc.index = c.device_index;
+  for (auto& s : socks) kc.sockets.push_back(s.get());
+  kc.size = info.size;
+  kc.block_size = b.block_size;
+  kc.server_flags = info.transmission_flags | ((c.readonly || b.readonly) ? nbd::kFlagReadOnly : 0);
+  kc.timeout_s = c.timeout_s;
+  kc.dead_conn_timeout_s = c.dead_timeout_s;
+  kc.backend_id = BackendId(*client, export_name);
+  auto index = NbdConnect(kc);
+  if (!index) {
+    std::string why = index.status().message();
+    if (index.status().code() == EBUSY && c.device_index >= 0)
+      why = "/dev/nbd" + std::to_string(c.device_index) + " is busy (already connected)";
+    return abort_map(index.status().code(), why);
+  }
+  socks.clear();  // the kernel holds its own references now
+  std::string device = "/dev/nbd" + std::to_string(*index);
+  nbdr_mapped_args ma{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str()),
+                      const_cast<char*>(device.c_str())};
+  RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
+  Status ms = client->Call(NBDR_MAPPED, &ma, mr.get());
+  if (ms.ok()) {
+    mr.set_filled();
+    if (mr->status != 0) ms = Status::Error(mr->status, mr->message);
+  }
+  if (!ms.ok()) {
+    (void)NbdDisconnect(*index);
+    return abort_map(ms.code(), "runner did not record the mapping: " + ms.message());
+  }
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
+    json_object_object_add(o.get(), "export", json_object_new_string(export_name.c_str()));
+    json_object_object_add(o.get(), "size", json_object_new_int64(static_cast<int64_t>(info.size)));
+    json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    json_object_object_add(o.get(), "connections", json_object_new_int(c.connections));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s\n", device.c_str());
+  }
+  return kExitOk;
+}
+
+int DoUnmap(Command c) {
+  if (geteuid() != 0) return Error(kExitFailed, EPERM, "unmap needs root");
+  int index = ParseNbdDevice(c.key);
+  if (index >= 0) {
+    std::string backend = NbdBackend(index);
+    HostPort runner;
+    std::string type, key;
+    if (!ParseBackendId(backend, &runner, &type, &key))
+      return Error(kExitFailed, EINVAL, c.key + " is not mapped by nbd-cli" +
+                                            (backend.empty() ? "" : " (backend '" + backend + "')"));
+    if (type != c.type)
+      return Error(kExitFailed, EINVAL, c.key + " holds " + type + "/" + key + ", not a " + c.type +
+                                            " backstore");
+    if (!c.host_given) c.host = runner;
+    c.key = key;
+  } else {
+    if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
+  }
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  if (index < 0) {
+    nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+    RpcResult<nbdr_info_reply> r(NBDR_INFO);
+    if (Status s = client->Call(NBDR_INFO, &a, r.get()); !s.ok()) return CallFailed(s);
+    r.set_filled();
+    if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+    index = ParseNbdDevice(r->backstore.backstore_val[0].device);
+    if (index < 0)
+      return Error(kExitFailed, EINVAL, "backstore " + MakeExportName(c.type, c.key) +
+                                            " is not mapped (status " +
+                                            r->backstore.backstore_val[0].status + ")");
+  }
+  std::string device = "/dev/nbd" + std::to_string(index);
+  if (Status s = NbdDisconnect(index); !s.ok())
+    return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
+  if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
+    return Error(kExitFailed, s.code(), device + " disconnected, but the runner: " + s.message());
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
+    json_object_object_add(o.get(), "export",
+                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("unmapped %s (%s)\n", device.c_str(), MakeExportName(c.type, c.key).c_str());
+  }
+  return kExitOk;
+}
+
 // Parses trailing "word [value]" options of a command.
 int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
   for (; i < args.size(); i++) {
@@ -314,11 +492,34 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       return true;
     };
     std::string v;
+    auto number = [&](const char* what, uint64_t min, uint64_t max, uint64_t* out) -> int {
+      if (!value(&v)) return Usage(std::string("'") + what + "' needs a number");
+      char* end = nullptr;
+      unsigned long long n = strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end || v[0] == '-' || n < min || n > max)
+        return Usage(std::string("'") + what + "' must be a number from " + std::to_string(min) +
+                     " to " + std::to_string(max));
+      *out = n;
+      return -1;
+    };
     if (w == "host") {
       if (!value(&v)) return Usage("'host' needs HOST[:PORT]");
       auto hp = ParseHostPort(v, kDefaultRpcPort);
       if (!hp) return Usage(hp.status().message());
       c->host = *hp;
+      c->host_given = true;
+    } else if (c->verb == "map" && ParseNbdDevice(w) >= 0 && c->device_index < 0) {
+      c->device_index = ParseNbdDevice(w);
+    } else if (c->verb == "map" && w == "readonly") {
+      c->readonly = true;
+    } else if (c->verb == "map" && w == "timeout") {
+      if (int rc = number("timeout", 1, 86400, &c->timeout_s); rc >= 0) return rc;
+    } else if (c->verb == "map" && w == "dead-timeout") {
+      if (int rc = number("dead-timeout", 0, 86400, &c->dead_timeout_s); rc >= 0) return rc;
+    } else if (c->verb == "map" && w == "connections") {
+      uint64_t n = 0;
+      if (int rc = number("connections", 1, 16, &n); rc >= 0) return rc;
+      c->connections = static_cast<int>(n);
     } else if (c->verb == "create" && w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
@@ -374,7 +575,11 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   size_t next = 2;
-  if (c.verb == "create" || c.verb == "delete" || c.verb == "info") {
+  if (c.verb == "unmap") {
+    if (args.size() < 3) return Usage("unmap needs /dev/nbdX or a KEY");
+    c.key = args[2];
+    next = 3;
+  } else if (c.verb == "create" || c.verb == "delete" || c.verb == "info" || c.verb == "map") {
     if (args.size() < 3) return Usage(c.verb + " needs a KEY");
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
@@ -386,5 +591,7 @@ int main(int argc, char** argv) {
   if (c.verb == "create") return DoCreate(c);
   if (c.verb == "delete") return DoDelete(c);
   if (c.verb == "info") return DoInfo(c);
+  if (c.verb == "map") return DoMap(c);
+  if (c.verb == "unmap") return DoUnmap(c);
   return DoList(c);
 }

@@ -17,6 +17,12 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_list_reply), sizeof(nbdr_list_reply)},
     {NBDR_INFO, "info", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
      XdrProc(xdr_nbdr_info_reply), sizeof(nbdr_info_reply)},
+    {NBDR_MAP, "map", XdrProc(xdr_nbdr_map_args), sizeof(nbdr_map_args),
+     XdrProc(xdr_nbdr_map_reply), sizeof(nbdr_map_reply)},
+    {NBDR_MAPPED, "mapped", XdrProc(xdr_nbdr_mapped_args), sizeof(nbdr_mapped_args),
+     XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_UNMAP, "unmap", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
+     XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_VERSION, "version", Void(), 0, XdrProc(xdr_nbdr_version_reply),
      sizeof(nbdr_version_reply)},
 };

@@ -1,6 +1,8 @@
 // Backstore registry; see backstore_registry.h.
 #include "runner/backstore_registry.h"
 
+#include <time.h>
+
 #include <cerrno>
 
 #include "runner/saveconfig.h"
@@ -173,9 +175,10 @@ Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
 }
 
 std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
-                                                     const std::string& status) const {
+                                                     const std::string& status) {
   std::vector<BackstoreRecord> out;
   MutexLock l(&mu_);
+  ExpireMappingsLocked();
   for (const auto& [name, e] : entries_) {
     if (e.busy && e.record.create_time.empty()) continue;
     if (!type.empty() && e.record.type != type) continue;
@@ -183,6 +186,101 @@ std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
     out.push_back(e.record);
   }
   return out;
+}
+
+namespace {
+int64_t MonotonicSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec;
+}
+}  // namespace
+
+void BackstoreRegistry::ExpireMappingsLocked() {
+  int64_t now = MonotonicSeconds();
+  for (auto& [name, e] : entries_) {
+    if (e.record.status == kStatusMapping && now - e.mapping_since > kMappingTimeoutS) {
+      LOG_WARN(name, "mapping not confirmed within %d s; back to created", kMappingTimeoutS);
+      e.record.status = kStatusCreated;
+      e.record.device.clear();
+    }
+  }
+}
+
+template <typename Fn>
+Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::string& key,
+                                        Fn change) {
+  if (Status s = ValidateType(type); !s.ok()) return s;
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  std::string name = MakeExportName(type, key);
+  MutexLock save(&save_mu_);
+  BackstoreRecord before;
+  {
+    MutexLock l(&mu_);
+    ExpireMappingsLocked();
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second.busy)
+      return Status::Error(ENOENT, "backstore " + name + " does not exist");
+    before = it->second.record;
+    if (Status s = change(it->second); !s.ok()) return s;
+  }
+  Status s = SaveLocked();
+  if (!s.ok()) {
+    MutexLock l(&mu_);
+    auto it = entries_.find(name);
+    if (it != entries_.end()) it->second.record = before;
+    return s.WithContext(name);
+  }
+  return Status();
+}
+
+Expected<BackstoreRecord> BackstoreRegistry::BeginMap(const std::string& type,
+                                                      const std::string& key) {
+  if (Status s = CheckHandler(type); !s.ok()) return s;
+  BackstoreRecord out;
+  Status s = UpdateAndSave(type, key, [&](Entry& e) {
+    const std::string name = e.record.ExportName();
+    if (e.record.status == kStatusMapped)
+      return Status::Error(EBUSY, "backstore " + name + " is already mapped on " +
+                                      (e.record.device.empty() ? "a client" : e.record.device));
+    if (e.record.status == kStatusMapping)
+      return Status::Error(EBUSY, "backstore " + name + " is being mapped by another client");
+    e.record.status = kStatusMapping;
+    e.record.device.clear();
+    e.mapping_since = MonotonicSeconds();
+    out = e.record;
+    return Status();
+  });
+  if (!s.ok()) return s;
+  LOG_INFO(out.ExportName(), "mapping");
+  return out;
+}
+
+Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::string& key,
+                                        const std::string& device) {
+  Status s = UpdateAndSave(type, key, [&](Entry& e) {
+    if (e.record.status != kStatusMapping && e.record.status != kStatusDead)
+      return Status::Error(EINVAL, "backstore " + e.record.ExportName() + " is " +
+                                       e.record.status + ", not being mapped");
+    e.record.status = kStatusMapped;
+    e.record.device = device;
+    e.record.map_time = NowIso8601();
+    return Status();
+  });
+  if (s.ok()) LOG_INFO(MakeExportName(type, key), "mapped on %s", device.c_str());
+  return s;
+}
+
+Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key) {
+  Status s = UpdateAndSave(type, key, [&](Entry& e) {
+    if (e.record.status == kStatusCreated)
+      return Status::Error(EINVAL, "backstore " + e.record.ExportName() + " is not mapped");
+    e.record.status = kStatusCreated;
+    e.record.device.clear();
+    return Status();
+  });
+  if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
+  return s;
 }
 
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(

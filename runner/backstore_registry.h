@@ -72,8 +72,19 @@ class BackstoreRegistry {
       EXCLUDES(mu_);
   // Backstores of type (empty: all) whose status matches (empty or "all":
   // any), sorted by export name.
-  std::vector<BackstoreRecord> List(const std::string& type, const std::string& status) const
+  std::vector<BackstoreRecord> List(const std::string& type, const std::string& status)
       EXCLUDES(mu_);
+
+  // Kernel mapping, driven by nbd-cli on the client host:
+  // created/dead -> mapping (BeginMap) -> mapped (ConfirmMapped) -> created
+  // (Unmap). A mapping not confirmed within kMappingTimeout falls back to
+  // created. Each change is persisted.
+  static constexpr int kMappingTimeoutS = 60;
+  Expected<BackstoreRecord> BeginMap(const std::string& type, const std::string& key)
+      EXCLUDES(mu_, save_mu_);
+  Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device)
+      EXCLUDES(mu_, save_mu_);
+  Status Unmap(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
 
   // Opens (or shares the already open) export for an NBD client.
   Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name)
@@ -87,10 +98,18 @@ class BackstoreRegistry {
  private:
   struct Entry {
     BackstoreRecord record;
+    int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
     bool busy = false;  // a create or delete is running on it
     std::weak_ptr<OpenExport> open;
   };
   Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);
+  // Moves mappings that were never confirmed back to created.
+  void ExpireMappingsLocked() REQUIRES(mu_);
+  // Applies change to the entry under mu_, then persists; on a failed
+  // write the entry is restored.
+  template <typename Fn>
+  Status UpdateAndSave(const std::string& type, const std::string& key, Fn change)
+      EXCLUDES(mu_, save_mu_);
 
   const HandlerSet* const handlers_;
   const std::string path_;

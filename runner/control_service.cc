@@ -46,6 +46,9 @@ const char* ProcName(uint32_t proc) {
     case NBDR_LIST: return "list";
     case NBDR_INFO: return "info";
     case NBDR_VERSION: return "version";
+    case NBDR_MAP: return "map";
+    case NBDR_MAPPED: return "mapped";
+    case NBDR_UNMAP: return "unmap";
     default: return "?";
   }
 }
@@ -74,6 +77,15 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       break;
     case NBDR_VERSION:
       Version(static_cast<nbdr_version_reply*>(result));
+      break;
+    case NBDR_MAP:
+      Map(*static_cast<nbdr_map_args*>(args), static_cast<nbdr_map_reply*>(result));
+      break;
+    case NBDR_MAPPED:
+      Mapped(*static_cast<nbdr_mapped_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
+    case NBDR_UNMAP:
+      Unmap(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
   }
 }
@@ -137,6 +149,33 @@ void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
   r->backstore.backstore_val = static_cast<nbdr_backstore*>(calloc(1, sizeof(nbdr_backstore)));
   FillBackstore(*rec, r->backstore.backstore_val);
   SetStatus(Status(), &r->status, &r->message, rec->ExportName());
+}
+
+void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {
+  FillIo(&r->io);
+  auto rec = registry_->BeginMap(a.type, a.key);
+  if (!rec) {
+    SetStatus(rec.status(), &r->status, &r->message, "");
+    return;
+  }
+  r->backstore.backstore_len = 1;
+  r->backstore.backstore_val = static_cast<nbdr_backstore*>(calloc(1, sizeof(nbdr_backstore)));
+  FillBackstore(*rec, r->backstore.backstore_val);
+  SetStatus(Status(), &r->status, &r->message, "mapping " + rec->ExportName());
+}
+
+void ControlService::Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r) {
+  std::string device = a.device;
+  Status s;
+  if (device.rfind("/dev/nbd", 0) != 0 || device.size() > 32)
+    s = Status::Error(EINVAL, "device '" + device.substr(0, 64) + "' is not /dev/nbdN");
+  if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device);
+  SetStatus(s, &r->status, &r->message, std::string(a.type) + "/" + a.key + " mapped on " + device);
+}
+
+void ControlService::Unmap(const nbdr_key_args& a, nbdr_status_reply* r) {
+  Status s = registry_->Unmap(a.type, a.key);
+  SetStatus(s, &r->status, &r->message, std::string("unmapped ") + a.type + "/" + a.key);
 }
 
 void ControlService::Version(nbdr_version_reply* r) {

@@ -18,7 +18,7 @@
 
 #include "runner/backstore_registry.h"
 #include "runner/buffer_pool.h"
-#include "runner/nbd_protocol.h"
+#include "utils/nbd_protocol.h"
 #include "runner/nbd_server.h"
 #include "utils/mutex.h"
 #include "utils/status.h"

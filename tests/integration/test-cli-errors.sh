@@ -74,6 +74,15 @@ cli file delete sizes/1M.img | grep -q "deleted file/sizes/1M.img" || fail "dele
 [ ! -e "$T/files/sizes/1M.img" ] || fail "file still there"
 pass "delete removes the registry entry and the file"
 
+# This host's kernel has no nbd driver: map says so and changes nothing.
+if [ ! -e /sys/module/nbd ]; then
+  expect_fail 1 "nbd kernel module|'nbd' netlink family" cli file map sizes/4K.img
+  cli --json file info sizes/4K.img | grep -q '"status": "created"' || fail "state changed"
+  pass "map without the nbd module: clear error, backstore still created"
+fi
+expect_fail 1 "is not mapped" cli file unmap sizes/4K.img
+pass "unmap of a backstore that is not mapped: clear error"
+
 "$CLI" help | grep -q "nbd-cli TYPE create" || fail "help"
 "$CLI" file help | grep -q "nbd-cli file create" || fail "type help"
 cli version | grep -q "nbd-runner 0" || fail "version"

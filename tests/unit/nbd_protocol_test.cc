@@ -1,5 +1,5 @@
-// Unit tests of the NBD wire codec (runner/nbd_protocol.h).
-#include "runner/nbd_protocol.h"
+// Unit tests of the NBD wire codec (utils/nbd_protocol.h).
+#include "utils/nbd_protocol.h"
 
 #include <gtest/gtest.h>
 

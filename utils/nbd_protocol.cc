@@ -1,5 +1,5 @@
 // NBD wire codec; see nbd_protocol.h.
-#include "runner/nbd_protocol.h"
+#include "utils/nbd_protocol.h"
 
 #include <cerrno>
 

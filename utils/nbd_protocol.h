@@ -1,4 +1,5 @@
-// NBD protocol constants and the wire codec used by the server: request
+// NBD protocol constants and the wire codec used by the runner (server)
+// and nbd-cli (client handshake): request
 // headers, simple and structured replies, option replies, errno to NBD
 // error mapping. Source: doc/proto.md of the NetworkBlockDevice project.
 // Pure functions on byte buffers, thread-safe.

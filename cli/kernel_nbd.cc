@@ -1,0 +1,190 @@
+// nbd.ko through netlink; see kernel_nbd.h.
+#include "cli/kernel_nbd.h"
+
+#include <libkmod.h>
+#include <linux/nbd-netlink.h>
+#include <netlink/genl/ctrl.h>
+#include <netlink/genl/genl.h>
+#include <netlink/netlink.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+namespace nbdr {
+
+namespace {
+
+struct SockDeleter {
+  void operator()(nl_sock* s) const { nl_socket_free(s); }
+};
+struct MsgDeleter {
+  void operator()(nl_msg* m) const { nlmsg_free(m); }
+};
+using NlSock = std::unique_ptr<nl_sock, SockDeleter>;
+using NlMsg = std::unique_ptr<nl_msg, MsgDeleter>;
+
+// libnl error codes are not errnos; keep the ones an operator can act on.
+int NlToErrno(int nl_err) {
+  switch (-nl_err) {
+    case NLE_BUSY: return EBUSY;
+    case NLE_PERM: return EPERM;
+    case NLE_INVAL: return EINVAL;
+    case NLE_NOMEM: return ENOMEM;
+    case NLE_OBJ_NOTFOUND: return ENOENT;
+    case NLE_NODEV: return ENODEV;
+    default: return EIO;
+  }
+}
+
+Expected<std::pair<NlSock, int>> OpenNbdFamily() {
+  NlSock sk(nl_socket_alloc());
+  if (!sk) return Status::Error(ENOMEM, "netlink: cannot allocate a socket");
+  if (int rc = genl_connect(sk.get()); rc < 0)
+    return Status::Error(NlToErrno(rc), std::string("netlink: ") + nl_geterror(rc));
+  int family = genl_ctrl_resolve(sk.get(), NBD_GENL_FAMILY_NAME);
+  if (family < 0)
+    return Status::Error(ENODEV,
+                         "the kernel has no 'nbd' netlink family: is the nbd module loaded?");
+  return std::make_pair(std::move(sk), family);
+}
+
+int OnConnectReply(nl_msg* msg, void* arg) {
+  auto* index = static_cast<int*>(arg);
+  nlattr* attrs[NBD_ATTR_MAX + 1];
+  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
+  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) == 0 &&
+      attrs[NBD_ATTR_INDEX])
+    *index = static_cast<int>(nla_get_u32(attrs[NBD_ATTR_INDEX]));
+  return NL_OK;
+}
+
+struct StatusCollector {
+  std::vector<KernelDevice> devices;
+};
+
+int OnStatusReply(nl_msg* msg, void* arg) {
+  auto* out = static_cast<StatusCollector*>(arg);
+  nlattr* attrs[NBD_ATTR_MAX + 1];
+  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
+  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) ||
+      !attrs[NBD_ATTR_DEVICE_LIST])
+    return NL_OK;
+  nlattr* item;
+  int rem;
+  nla_for_each_nested(item, attrs[NBD_ATTR_DEVICE_LIST], rem) {
+    nlattr* dev[NBD_DEVICE_ATTR_MAX + 1];
+    if (nla_parse_nested(dev, NBD_DEVICE_ATTR_MAX, item, nullptr) || !dev[NBD_DEVICE_INDEX])
+      continue;
+    out->devices.push_back({static_cast<int>(nla_get_u32(dev[NBD_DEVICE_INDEX])),
+                            dev[NBD_DEVICE_CONNECTED] && nla_get_u8(dev[NBD_DEVICE_CONNECTED])});
+  }
+  return NL_OK;
+}
+
+}  // namespace
+
+Status EnsureNbdModule() {
+  if (access("/sys/module/nbd", F_OK) == 0) return Status();
+  kmod_ctx* ctx = kmod_new(nullptr, nullptr);
+  if (!ctx) return Status::Error(ENOENT, "the nbd module is not loaded and libkmod cannot start");
+  kmod_module* mod = nullptr;
+  int rc = kmod_module_new_from_name(ctx, "nbd", &mod);
+  if (rc == 0) rc = kmod_module_probe_insert_module(mod, 0, nullptr, nullptr, nullptr, nullptr);
+  if (mod) kmod_module_unref(mod);
+  kmod_unref(ctx);
+  if (rc < 0 || access("/sys/module/nbd", F_OK) != 0)
+    return Status::Error(rc < 0 ? -rc : ENOENT,
+                         std::string("cannot load the nbd kernel module: ") +
+                             (rc < 0 ? strerror(-rc) : "not found") +
+                             " (is it built for this kernel? try 'modprobe nbd')");
+  return Status();
+}
+
+Expected<int> NbdConnect(const KernelConnect& c) {
+  auto fam = OpenNbdFamily();
+  if (!fam) return fam.status();
+  auto& [sk, family] = *fam;
+  NlMsg msg(nlmsg_alloc());
+  if (!msg) return Status::Error(ENOMEM, "netlink: cannot allocate a message");
+  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_CONNECT, 0);
+  bool ok = true;
+  if (c.index >= 0) ok &= nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(c.index)) == 0;
+  ok &= nla_put_u64(msg.get(), NBD_ATTR_SIZE_BYTES, c.size) == 0;
+  ok &= nla_put_u64(msg.get(), NBD_ATTR_BLOCK_SIZE_BYTES, c.block_size) == 0;
+  ok &= nla_put_u64(msg.get(), NBD_ATTR_SERVER_FLAGS, c.server_flags) == 0;
+  ok &= nla_put_u64(msg.get(), NBD_ATTR_TIMEOUT, c.timeout_s) == 0;
+  if (c.dead_conn_timeout_s)
+    ok &= nla_put_u64(msg.get(), NBD_ATTR_DEAD_CONN_TIMEOUT, c.dead_conn_timeout_s) == 0;
+  if (!c.backend_id.empty())
+    ok &= nla_put_string(msg.get(), NBD_ATTR_BACKEND_IDENTIFIER, c.backend_id.c_str()) == 0;
+  nlattr* socks = nla_nest_start(msg.get(), NBD_ATTR_SOCKETS);
+  ok &= socks != nullptr;
+  for (int fd : c.sockets) {
+    nlattr* item = nla_nest_start(msg.get(), NBD_SOCK_ITEM);
+    ok &= item != nullptr && nla_put_u32(msg.get(), NBD_SOCK_FD, static_cast<uint32_t>(fd)) == 0;
+    nla_nest_end(msg.get(), item);
+  }
+  nla_nest_end(msg.get(), socks);
+  if (!ok) return Status::Error(EMSGSIZE, "netlink: NBD_CMD_CONNECT message too large");
+  int index = -1;
+  nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnConnectReply, &index);
+  int rc = nl_send_sync(sk.get(), msg.release());
+  if (rc < 0) {
+    std::string why = nl_geterror(rc);
+    if (-rc == NLE_BUSY) why = "the device is busy (already connected?)";
+    return Status::Error(NlToErrno(rc), "NBD_CMD_CONNECT: " + why);
+  }
+  if (index < 0) return Status::Error(EIO, "NBD_CMD_CONNECT: the kernel did not say which device");
+  return index;
+}
+
+Status NbdDisconnect(int index) {
+  auto fam = OpenNbdFamily();
+  if (!fam) return fam.status();
+  auto& [sk, family] = *fam;
+  NlMsg msg(nlmsg_alloc());
+  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_DISCONNECT, 0);
+  nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(index));
+  int rc = nl_send_sync(sk.get(), msg.release());
+  if (rc < 0)
+    return Status::Error(NlToErrno(rc), "NBD_CMD_DISCONNECT /dev/nbd" + std::to_string(index) +
+                                            ": " + nl_geterror(rc));
+  return Status();
+}
+
+Expected<std::vector<KernelDevice>> NbdStatus() {
+  auto fam = OpenNbdFamily();
+  if (!fam) return fam.status();
+  auto& [sk, family] = *fam;
+  NlMsg msg(nlmsg_alloc());
+  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_STATUS, 0);
+  StatusCollector out;
+  nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnStatusReply, &out);
+  int rc = nl_send_sync(sk.get(), msg.release());
+  if (rc < 0) return Status::Error(NlToErrno(rc), std::string("NBD_CMD_STATUS: ") + nl_geterror(rc));
+  return out.devices;
+}
+
+int ParseNbdDevice(const std::string& dev) {
+  const std::string prefix = "/dev/nbd";
+  if (dev.rfind(prefix, 0) != 0 || dev.size() == prefix.size() || dev.size() > prefix.size() + 6)
+    return -1;
+  int n = 0;
+  for (size_t i = prefix.size(); i < dev.size(); i++) {
+    if (dev[i] < '0' || dev[i] > '9') return -1;
+    n = n * 10 + (dev[i] - '0');
+  }
+  return n;
+}
+
+std::string NbdBackend(int index) {
+  std::ifstream in("/sys/block/nbd" + std::to_string(index) + "/backend");
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace nbdr

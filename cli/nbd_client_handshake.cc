@@ -1,0 +1,80 @@
+// Client handshake; see nbd_client_handshake.h.
+#include "cli/nbd_client_handshake.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "utils/nbd_protocol.h"
+#include "utils/net.h"
+
+namespace nbdr {
+
+using namespace nbd;
+
+Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
+                                           int timeout_s) {
+  timeval tv{timeout_s, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  auto fail = [&](const std::string& why) {
+    return Status::Error(EPROTO, "NBD handshake for " + export_name + ": " + why);
+  };
+  uint8_t greet[18];
+  if (Status s = ReadAll(fd, greet, sizeof greet); !s.ok()) return fail(s.message());
+  if (Get64(greet) != kNbdMagic || Get64(greet + 8) != kIHaveOpt)
+    return fail("the server does not speak fixed newstyle NBD");
+  uint16_t sflags = Get16(greet + 16);
+  if (!(sflags & kFlagFixedNewstyle)) return fail("the server does not speak fixed newstyle NBD");
+  uint8_t cflags[4];
+  Put32(cflags, kClientFlagFixedNewstyle | ((sflags & kFlagNoZeroes) ? kClientFlagNoZeroes : 0));
+  if (Status s = WriteAll(fd, cflags, 4); !s.ok()) return fail(s.message());
+
+  std::vector<uint8_t> opt(16 + 4 + export_name.size() + 2 + 2);
+  Put64(opt.data(), kIHaveOpt);
+  Put32(opt.data() + 8, kOptGo);
+  Put32(opt.data() + 12, static_cast<uint32_t>(opt.size() - 16));
+  Put32(opt.data() + 16, static_cast<uint32_t>(export_name.size()));
+  std::copy(export_name.begin(), export_name.end(), opt.begin() + 20);
+  Put16(opt.data() + 20 + export_name.size(), 1);
+  Put16(opt.data() + 22 + export_name.size(), kInfoBlockSize);
+  if (Status s = WriteAll(fd, opt.data(), opt.size()); !s.ok()) return fail(s.message());
+
+  NbdExportInfo info;
+  bool have_export = false;
+  for (;;) {
+    uint8_t hdr[20];
+    if (Status s = ReadAll(fd, hdr, sizeof hdr); !s.ok()) return fail(s.message());
+    uint32_t type = Get32(hdr + 12), len = Get32(hdr + 16);
+    if (Get64(hdr) != kOptReplyMagic || Get32(hdr + 8) != kOptGo) return fail("bad option reply");
+    if (len > 65536) return fail("option reply too large");
+    std::vector<uint8_t> data(len);
+    if (len)
+      if (Status s = ReadAll(fd, data.data(), len); !s.ok()) return fail(s.message());
+    if (type == kRepAck) break;
+    if (type & kRepErrBit) {
+      std::string msg(data.begin(), data.end());
+      return Status::Error(type == kRepErrUnknown ? ENOENT : EPROTO,
+                           msg.empty() ? "the server refused export " + export_name : msg);
+    }
+    if (type == kRepInfo && len >= 2) {
+      uint16_t kind = Get16(data.data());
+      if (kind == kInfoExport && len >= 12) {
+        info.size = Get64(data.data() + 2);
+        info.transmission_flags = Get16(data.data() + 10);
+        have_export = true;
+      } else if (kind == kInfoBlockSize && len >= 14) {
+        info.min_block = Get32(data.data() + 2);
+        info.preferred_block = Get32(data.data() + 6);
+        info.max_payload = Get32(data.data() + 10);
+      }
+    }
+  }
+  if (!have_export) return fail("the server sent no export information");
+  timeval none{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  return info;
+}
+
+}  // namespace nbdr

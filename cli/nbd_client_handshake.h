@@ -1,0 +1,25 @@
+// The client half of the NBD fixed newstyle handshake, as nbd-cli does it
+// before handing sockets to the kernel: NBD_OPT_GO only, and never
+// structured replies (the kernel speaks simple replies only).
+// Functions are thread-safe; the socket belongs to the caller.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "utils/status.h"
+
+namespace nbdr {
+
+struct NbdExportInfo {
+  uint64_t size = 0;
+  uint16_t transmission_flags = 0;
+  uint32_t min_block = 0, preferred_block = 0, max_payload = 0;  // 0: not sent
+};
+
+// Runs the handshake for export_name on a connected socket. On success the
+// socket is in the transmission phase.
+Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
+                                           int timeout_s = 30);
+
+}  // namespace nbdr

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Test kernel mapping in a qemu guest: nbd-cli map -> mkfs.ext4 -> mount ->
+# write files -> sync -> umount -> unmap -> map again -> fsck clean and
+# every checksum intact; the runner's registry follows (mapped, created).
+source "$(dirname "$0")/../integration/functions.sh"
+source "$(dirname "$0")/vm-functions.sh"
+
+start_runner
+cli file create vm/ext4.img size 256M >/dev/null
+H="host 10.0.2.2:$RPC_PORT"
+cat >"$T/guest.sh" <<GUEST
+dev=\$(nbd-cli file map vm/ext4.img $H 2>/tmp/err) && r "ok map \$dev" || r "FAIL map: \$(cat /tmp/err)"
+ok size [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 524288 ]
+ok backend grep -q 'nbd-runner://10.0.2.2:$RPC_PORT/file/vm/ext4.img' /sys/block/\${dev#/dev/}/backend
+ok list-mapped sh -c "nbd-cli file list mapped $H | grep -q 'vm/ext4.img.*mapped.*\$dev'"
+ok mkfs mkfs.ext4 -q -F \$dev
+ok mount mount -t ext4 \$dev /mnt
+for i in 1 2 3 4 5; do dd if=/dev/urandom of=/mnt/f\$i bs=64k count=\$((i * 8)) 2>/dev/null; done
+mkdir -p /mnt/dir && dd if=/dev/urandom of=/mnt/dir/big bs=1M count=24 2>/dev/null
+(cd /mnt && sha256sum f1 f2 f3 f4 f5 dir/big) >/tmp/sums
+ok sync sync
+ok umount umount /mnt
+ok unmap nbd-cli file unmap \$dev $H
+ok list-created sh -c "nbd-cli file list created $H | grep -q 'vm/ext4.img'"
+dev2=\$(nbd-cli file map vm/ext4.img $H 2>/tmp/err) && r "ok remap \$dev2" || r "FAIL remap: \$(cat /tmp/err)"
+ok fsck e2fsck -f -n \$dev2
+ok mount-again mount -t ext4 \$dev2 /mnt
+ok checksums sh -c "cd /mnt && sha256sum -c /tmp/sums"
+ok umount-again umount /mnt
+ok unmap-by-key nbd-cli file unmap vm/ext4.img $H
+GUEST
+run_guest "$T/guest.sh"
+pass "guest: map, mkfs, mount, write, unmap, remap, fsck and checksums"
+cli --json file info vm/ext4.img | grep -q '"status": "created"' || fail "runner state after unmap"
+cli --json file info vm/ext4.img | grep -q '"map_time": "20' || fail "map time not recorded"
+pass "runner registry back to created, map time recorded"
