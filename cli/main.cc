@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli/kernel_nbd.h"
+#include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
 #include "cli/runner_client.h"
 #include "utils/nbd_protocol.h"
@@ -218,6 +219,25 @@ int DoDelete(const Command& c) {
 
 std::string When(const char* iso) { return *iso ? iso : "-"; }
 
+// What this host's kernel says about a backstore's device: "connected" or
+// "disconnected" when this host mapped it, "-" otherwise.
+std::string KernelView(const RunnerClient& client, const nbdr_backstore& b) {
+  int index = ParseNbdDevice(b.device);
+  if (index < 0 || access("/sys/module/nbd", F_OK) != 0) return "-";
+  auto mine = LoadMappings();
+  if (!mine) return "-";
+  bool recorded = false;
+  for (const auto& m : *mine)
+    if (m.device == b.device && m.type == b.type && m.key == b.key && m.runner == client.target())
+      recorded = true;
+  if (!recorded) return "-";
+  auto devices = NbdStatus();
+  if (!devices) return "?";
+  for (const auto& d : *devices)
+    if (d.index == index) return d.connected ? "connected" : "disconnected";
+  return "disconnected";
+}
+
 int DoList(const Command& c) {
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
@@ -232,8 +252,10 @@ int DoList(const Command& c) {
     json_object* arr = json_object_new_array();
     for (u_int i = 0; i < list.backstores_len; i++) {
       const nbdr_backstore& b = list.backstores_val[i];
-      json_object_array_add(arr, BackstoreJson(b, NbdUri(client->connected_host(), r->io,
-                                                         MakeExportName(b.type, b.key))));
+      json_object* o = BackstoreJson(b, NbdUri(client->connected_host(), r->io,
+                                               MakeExportName(b.type, b.key)));
+      json_object_object_add(o, "kernel", json_object_new_string(KernelView(*client, b).c_str()));
+      json_object_array_add(arr, o);
     }
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
     json_object_object_add(o.get(), "backstores", arr);
@@ -247,12 +269,13 @@ int DoList(const Command& c) {
   }
   size_t w = 6;
   for (u_int i = 0; i < list.backstores_len; i++) w = std::max(w, strlen(list.backstores_val[i].key));
-  printf("%-*s  %12s  %-8s  %-4s  %s\n", static_cast<int>(w), "KEY", "SIZE", "STATUS", "MODE",
-         "DEVICE");
+  printf("%-*s  %12s  %-8s  %-4s  %-10s  %s\n", static_cast<int>(w), "KEY", "SIZE", "STATUS",
+         "MODE", "DEVICE", "KERNEL");
   for (u_int i = 0; i < list.backstores_len; i++) {
     const nbdr_backstore& b = list.backstores_val[i];
-    printf("%-*s  %12s  %-8s  %-4s  %s\n", static_cast<int>(w), b.key, FormatSize(b.size).c_str(),
-           b.status, b.readonly ? "ro" : "rw", *b.device ? b.device : "-");
+    printf("%-*s  %12s  %-8s  %-4s  %-10s  %s\n", static_cast<int>(w), b.key,
+           FormatSize(b.size).c_str(), b.status, b.readonly ? "ro" : "rw",
+           *b.device ? b.device : "-", KernelView(*client, b).c_str());
   }
   return kExitOk;
 }
@@ -419,6 +442,17 @@ int DoMap(const Command& c) {
     (void)NbdDisconnect(*index);
     return abort_map(ms.code(), "runner did not record the mapping: " + ms.message());
   }
+  MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
+                    c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, ""};
+  {
+    time_t now = time(nullptr);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    rec.map_time = when;
+  }
+  if (Status s = RecordMapping(rec); !s.ok())
+    fprintf(stderr, "nbd-cli: warning: %s is mapped, but recording it in %s failed: %s\n",
+            device.c_str(), MappingStatePath().c_str(), s.message().c_str());
   if (g_json) {
     Json o(json_object_new_object());
     json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
@@ -468,6 +502,8 @@ int DoUnmap(Command c) {
   std::string device = "/dev/nbd" + std::to_string(index);
   if (Status s = NbdDisconnect(index); !s.ok())
     return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
+  if (Status s = ForgetMapping(device); !s.ok())
+    fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
   if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
     return Error(kExitFailed, s.code(), device + " disconnected, but the runner: " + s.message());
   if (g_json) {

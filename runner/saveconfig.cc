@@ -160,7 +160,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
   }
   json_object_object_add(root.get(), "backstores", list);
   std::string out =
-      json_object_to_json_string_ext(root.get(), JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED);
+      json_object_to_json_string_ext(root.get(), JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
   out += '\n';
   return out;
 }

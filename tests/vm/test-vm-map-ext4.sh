@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Test kernel mapping in a qemu guest: nbd-cli map -> mkfs.ext4 -> mount ->
 # write files -> sync -> umount -> unmap -> map again -> fsck clean and
-# every checksum intact; the runner's registry follows (mapped, created).
+# every checksum intact; the runner's registry follows (mapped, created),
+# the client's mapping record appears and goes, and list shows the
+# kernel's view.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 
@@ -12,7 +14,8 @@ cat >"$T/guest.sh" <<GUEST
 dev=\$(nbd-cli file map vm/ext4.img $H 2>/tmp/err) && r "ok map \$dev" || r "FAIL map: \$(cat /tmp/err)"
 ok size [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 524288 ]
 ok backend grep -q 'nbd-runner://10.0.2.2:$RPC_PORT/file/vm/ext4.img' /sys/block/\${dev#/dev/}/backend
-ok list-mapped sh -c "nbd-cli file list mapped $H | grep -q 'vm/ext4.img.*mapped.*\$dev'"
+ok list-mapped sh -c "nbd-cli file list mapped $H | grep -q 'vm/ext4.img.*mapped.*\$dev.*connected'"
+ok state-recorded sh -c "grep -q 'vm/ext4.img' /var/lib/nbd-cli/mappings.json && grep -q '\$dev' /var/lib/nbd-cli/mappings.json"
 ok mkfs mkfs.ext4 -q -F \$dev
 ok mount mount -t ext4 \$dev /mnt
 for i in 1 2 3 4 5; do dd if=/dev/urandom of=/mnt/f\$i bs=64k count=\$((i * 8)) 2>/dev/null; done
@@ -22,6 +25,7 @@ ok sync sync
 ok umount umount /mnt
 ok unmap nbd-cli file unmap \$dev $H
 ok list-created sh -c "nbd-cli file list created $H | grep -q 'vm/ext4.img'"
+ok state-forgotten sh -c "! grep -q 'vm/ext4.img' /var/lib/nbd-cli/mappings.json"
 dev2=\$(nbd-cli file map vm/ext4.img $H 2>/tmp/err) && r "ok remap \$dev2" || r "FAIL remap: \$(cat /tmp/err)"
 ok fsck e2fsck -f -n \$dev2
 ok mount-again mount -t ext4 \$dev2 /mnt

@@ -1,0 +1,141 @@
+// Client mapping records; see mapping_state.h.
+#include "cli/mapping_state.h"
+
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+namespace {
+
+std::string Dir(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+}
+
+void MakeDirs(const std::string& path) {
+  for (size_t pos = 0; pos != std::string::npos;) {
+    pos = path.find('/', pos + 1);
+    std::string cur = path.substr(0, pos);
+    if (!cur.empty()) mkdir(cur.c_str(), 0755);
+  }
+}
+
+Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<MappingRecord> out;
+  if (!in) return out;  // no file yet
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json_object* root = json_tokener_parse(ss.str().c_str());
+  if (!root || !json_object_is_type(root, json_type_array)) {
+    json_object_put(root);
+    return Status::Error(EINVAL, path + ": not a JSON array of mappings (left untouched)");
+  }
+  for (size_t i = 0; i < json_object_array_length(root); i++) {
+    json_object* e = json_object_array_get_idx(root, i);
+    auto str = [&](const char* k) {
+      json_object* v = nullptr;
+      return json_object_object_get_ex(e, k, &v) ? std::string(json_object_get_string(v)) : "";
+    };
+    auto num = [&](const char* k) {
+      json_object* v = nullptr;
+      return json_object_object_get_ex(e, k, &v) ? json_object_get_int64(v) : 0;
+    };
+    MappingRecord m;
+    m.device = str("device");
+    m.type = str("type");
+    m.key = str("key");
+    m.runner = str("runner");
+    m.connections = static_cast<int>(num("connections"));
+    m.timeout_s = static_cast<uint64_t>(num("timeout"));
+    m.dead_timeout_s = static_cast<uint64_t>(num("dead_timeout"));
+    json_object* ro = nullptr;
+    m.readonly = json_object_object_get_ex(e, "readonly", &ro) && json_object_get_boolean(ro);
+    m.map_time = str("map_time");
+    out.push_back(m);
+  }
+  json_object_put(root);
+  return out;
+}
+
+Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& records) {
+  json_object* root = json_object_new_array();
+  for (const auto& m : records) {
+    json_object* e = json_object_new_object();
+    json_object_object_add(e, "device", json_object_new_string(m.device.c_str()));
+    json_object_object_add(e, "type", json_object_new_string(m.type.c_str()));
+    json_object_object_add(e, "key", json_object_new_string(m.key.c_str()));
+    json_object_object_add(e, "runner", json_object_new_string(m.runner.c_str()));
+    json_object_object_add(e, "connections", json_object_new_int(m.connections));
+    json_object_object_add(e, "timeout", json_object_new_int64(static_cast<int64_t>(m.timeout_s)));
+    json_object_object_add(e, "dead_timeout",
+                           json_object_new_int64(static_cast<int64_t>(m.dead_timeout_s)));
+    json_object_object_add(e, "readonly", json_object_new_boolean(m.readonly));
+    json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
+    json_object_array_add(root, e);
+  }
+  std::string text =
+      json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+  json_object_put(root);
+  text += '\n';
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd.valid()) return PosixError("write " + tmp);
+  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      fsync(fd.get()) < 0) {
+    Status s = PosixError("write " + tmp);
+    unlink(tmp.c_str());
+    return s;
+  }
+  if (rename(tmp.c_str(), path.c_str()) < 0) return PosixError("rename " + tmp);
+  return Status();
+}
+
+// Runs fn on the records with the state file locked, then stores them.
+template <typename Fn>
+Status Update(Fn fn) {
+  std::string path = MappingStatePath();
+  MakeDirs(Dir(path));
+  UniqueFd lock(open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock.valid() || flock(lock.get(), LOCK_EX) < 0) return PosixError("lock " + path);
+  auto records = ParseLocked(path);
+  if (!records) return records.status();
+  fn(&*records);
+  return StoreLocked(path, *records);
+}
+
+}  // namespace
+
+std::string MappingStatePath() {
+  const char* env = getenv("NBD_CLI_STATE");
+  return env && *env ? env : "/var/lib/nbd-cli/mappings.json";
+}
+
+Status RecordMapping(const MappingRecord& m) {
+  return Update([&](std::vector<MappingRecord>* v) {
+    std::erase_if(*v, [&](const MappingRecord& r) { return r.device == m.device; });
+    v->push_back(m);
+  });
+}
+
+Status ForgetMapping(const std::string& device) {
+  return Update([&](std::vector<MappingRecord>* v) {
+    std::erase_if(*v, [&](const MappingRecord& r) { return r.device == device; });
+  });
+}
+
+Expected<std::vector<MappingRecord>> LoadMappings() { return ParseLocked(MappingStatePath()); }
+
+}  // namespace nbdr

@@ -1,0 +1,36 @@
+// MappingState: the client host's record of the mappings nbd-cli made
+// (device, export, runner, connection options), kept as JSON so that they
+// can be restored after a runner restart or a reboot (nbd-clid). Path:
+// $NBD_CLI_STATE, default /var/lib/nbd-cli/mappings.json. Written
+// atomically (temp file, fsync, rename) under an flock, so concurrent
+// nbd-cli runs do not lose each other's entries.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "utils/status.h"
+
+namespace nbdr {
+
+struct MappingRecord {
+  std::string device;  // "/dev/nbd0"
+  std::string type;
+  std::string key;
+  std::string runner;  // "host:port" of the control RPC
+  int connections = 1;
+  uint64_t timeout_s = 30;
+  uint64_t dead_timeout_s = 0;
+  bool readonly = false;
+  std::string map_time;
+};
+
+std::string MappingStatePath();
+// Adds (or replaces, by device) one record.
+Status RecordMapping(const MappingRecord& m);
+// Removes the record of device; a missing record is not an error.
+Status ForgetMapping(const std::string& device);
+Expected<std::vector<MappingRecord>> LoadMappings();
+
+}  // namespace nbdr
