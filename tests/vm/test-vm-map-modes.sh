@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Test mapping modes and refusals in a qemu guest: a read-only map refuses
-# writes and keeps the data, four connections carry a parallel load that
-# verifies, a missing key and an already mapped key fail clearly, and
-# unmap of a mounted device disconnects cleanly instead of hanging.
+# writes and keeps the data, nbd-client 3.24 reads the same data, four
+# connections carry a parallel load that verifies, a missing key and an
+# already mapped key fail clearly, and unmap of a mounted device
+# disconnects cleanly instead of hanging.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 requires qemu-io
+[ -x /usr/sbin/nbd-client ] || skip "needs nbd-client"
 
 start_runner
 cli file create ro.img size 16M >/dev/null
@@ -22,6 +24,12 @@ if dd if=/dev/zero of=\$dev bs=4k count=1 oflag=direct 2>/dev/null; then r "FAIL
 dd if=\$dev of=/tmp/ro bs=1M count=16 iflag=direct 2>/dev/null
 ok ro-data [ "\$(sha256sum </tmp/ro | cut -d' ' -f1)" = "$RO_SUM" ]
 ok unmap-ro nbd-cli file unmap \$dev $H
+
+# nbd-client 3.24 (the reference client) against the runner, read-only data
+ok nbd-client-connect nbd-client -N file/ro.img 10.0.2.2 $IO_PORT /dev/nbd7
+dd if=/dev/nbd7 of=/tmp/ro2 bs=1M count=16 iflag=direct 2>/dev/null
+ok nbd-client-data [ "\$(sha256sum </tmp/ro2 | cut -d' ' -f1)" = "$RO_SUM" ]
+ok nbd-client-disconnect nbd-client -d /dev/nbd7
 
 # four connections, parallel writers, then verify
 dev=\$(nbd-cli file map multi.img connections 4 $H 2>/tmp/err) && r "ok map-4-connections" || r "FAIL map-4-connections: \$(cat /tmp/err)"

@@ -52,6 +52,7 @@ _build_initramfs() {  # guest-script output
     esac >"$R/lib/mod/$(basename "$m").ko"
   done
   _copy_with_libs "$R" "$CLI" "$(command -v mke2fs)" "$(command -v e2fsck)"
+  if [ -x /usr/sbin/nbd-client ]; then _copy_with_libs "$R" /usr/sbin/nbd-client; fi
   ln -s mke2fs "$R/bin/mkfs.ext4"
   cp /etc/mke2fs.conf "$R/etc/" 2>/dev/null || true
   cp /etc/netconfig "$R/etc/" 2>/dev/null || true
