@@ -25,16 +25,29 @@ BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string sav
 Status BackstoreRegistry::Load() {
   auto records = LoadSaveconfig(path_);
   if (!records) return records.status();
-  MutexLock l(&mu_);
-  entries_.clear();
-  for (auto& r : *records) {
-    if (!handlers_->Find(r.type))
-      LOG_WARN(r.ExportName(), "handler '%s' is not loaded: backstore kept but not served",
-               r.type.c_str());
-    entries_[r.ExportName()].record = std::move(r);
+  MutexLock save(&save_mu_);
+  size_t dead = 0;
+  {
+    MutexLock l(&mu_);
+    entries_.clear();
+    for (auto& r : *records) {
+      if (!handlers_->Find(r.type))
+        LOG_WARN(r.ExportName(), "handler '%s' is not loaded: backstore kept but not served",
+                 r.type.c_str());
+      // Whatever was mapped lost its connections when the runner stopped:
+      // it stays dead until its client reconnects or maps it again.
+      if (r.status == kStatusMapped || r.status == kStatusMapping) {
+        LOG_WARN(r.ExportName(), "was %s%s%s when the runner stopped; now dead until the client "
+                 "reconnects", r.status.c_str(), r.device.empty() ? "" : " on ", r.device.c_str());
+        r.status = kStatusDead;
+        dead++;
+      }
+      entries_[r.ExportName()].record = std::move(r);
+    }
+    LOG_INFO("registry", "loaded %zu backstore(s) from %s", entries_.size(), path_.c_str());
   }
-  LOG_INFO("registry", "loaded %zu backstore(s) from %s", entries_.size(), path_.c_str());
-  return Status();
+  if (dead == 0) return Status();
+  return SaveLocked().WithContext("record dead mappings");
 }
 
 Status BackstoreRegistry::CheckHandler(const std::string& type) const {
@@ -125,8 +138,9 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     if (it == entries_.end()) return Status::Error(ENOENT, "backstore " + name + " does not exist");
     Entry& e = it->second;
     if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-    if (e.record.status == kStatusMapped || e.record.status == kStatusMapping)
-      return Status::Error(EBUSY, "backstore " + name + " is mapped on " +
+    if (e.record.status == kStatusMapped || e.record.status == kStatusMapping ||
+        e.record.status == kStatusDead)
+      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
                                       (e.record.device.empty() ? "a client" : e.record.device) +
                                       "; unmap it first");
     if (auto open = e.open.lock())

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Test that backstores which were mapped when the runner stopped come back
+# as dead (their connections are gone), are listed as such, persist that
+# way, and refuse a plain delete while a client may still hold them.
+source "$(dirname "$0")/functions.sh"
+
+mkdir -p "$T/state" "$T/files"
+truncate -s 1M "$T/files/m.img" "$T/files/c.img"
+cat >"$T/state/saveconfig.json" <<'JSON'
+{"version": 1, "backstores": [
+  {"type": "file", "key": "m.img", "size": 1048576, "status": "mapped", "device": "/dev/nbd3",
+   "map_time": "2026-11-22T10:00:00Z", "create_time": "2026-11-22T09:00:00Z"},
+  {"type": "file", "key": "c.img", "size": 1048576, "status": "created",
+   "create_time": "2026-11-22T09:00:00Z"}]}
+JSON
+start_runner
+cli --json file info m.img | grep -q '"status": "dead"' || fail "mapped backstore not dead after restart"
+cli --json file info c.img | grep -q '"status": "created"' || fail "created backstore changed"
+cli file list dead | grep -q 'm.img' || fail "list dead"
+grep -q '"status": "dead"' "$T/state/saveconfig.json" || fail "dead state not persisted"
+grep -q 'was mapped on /dev/nbd3 when the runner stopped' "$T/log/nbd-runner.log" || fail "no log line"
+pass "a backstore mapped at shutdown is dead after restart, listed and persisted as such"
+expect_fail 1 "is dead on /dev/nbd3; unmap it first" cli file delete m.img
+pass "delete of a dead backstore is refused: its client may still hold the device"
