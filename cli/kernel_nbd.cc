@@ -51,6 +51,21 @@ Expected<std::pair<NlSock, int>> OpenNbdFamily() {
   return std::make_pair(std::move(sk), family);
 }
 
+// A netlink socket bound to the nbd family and a message for cmd.
+struct NbdMessage {
+  NlSock sk;
+  NlMsg msg;
+};
+
+Expected<NbdMessage> NewNbdMessage(uint8_t cmd) {
+  auto fam = OpenNbdFamily();
+  if (!fam) return fam.status();
+  NbdMessage m{std::move(fam->first), NlMsg(nlmsg_alloc())};
+  if (!m.msg) return Status::Error(ENOMEM, "netlink: cannot allocate a message");
+  genlmsg_put(m.msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, fam->second, 0, 0, cmd, 0);
+  return m;
+}
+
 int OnConnectReply(nl_msg* msg, void* arg) {
   auto* index = static_cast<int*>(arg);
   nlattr* attrs[NBD_ATTR_MAX + 1];
@@ -59,6 +74,19 @@ int OnConnectReply(nl_msg* msg, void* arg) {
       attrs[NBD_ATTR_INDEX])
     *index = static_cast<int>(nla_get_u32(attrs[NBD_ATTR_INDEX]));
   return NL_OK;
+}
+
+// Adds NBD_ATTR_SOCKETS with one NBD_SOCK_ITEM per descriptor.
+bool PutSockets(nl_msg* msg, const std::vector<int>& sockets) {
+  nlattr* socks = nla_nest_start(msg, NBD_ATTR_SOCKETS);
+  if (!socks) return false;
+  for (int fd : sockets) {
+    nlattr* item = nla_nest_start(msg, NBD_SOCK_ITEM);
+    if (!item || nla_put_u32(msg, NBD_SOCK_FD, static_cast<uint32_t>(fd)) != 0) return false;
+    nla_nest_end(msg, item);
+  }
+  nla_nest_end(msg, socks);
+  return true;
 }
 
 struct StatusCollector {
@@ -104,12 +132,9 @@ Status EnsureNbdModule() {
 }
 
 Expected<int> NbdConnect(const KernelConnect& c) {
-  auto fam = OpenNbdFamily();
-  if (!fam) return fam.status();
-  auto& [sk, family] = *fam;
-  NlMsg msg(nlmsg_alloc());
-  if (!msg) return Status::Error(ENOMEM, "netlink: cannot allocate a message");
-  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_CONNECT, 0);
+  auto m = NewNbdMessage(NBD_CMD_CONNECT);
+  if (!m) return m.status();
+  auto& [sk, msg] = *m;
   bool ok = true;
   if (c.index >= 0) ok &= nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(c.index)) == 0;
   ok &= nla_put_u64(msg.get(), NBD_ATTR_SIZE_BYTES, c.size) == 0;
@@ -120,14 +145,7 @@ Expected<int> NbdConnect(const KernelConnect& c) {
     ok &= nla_put_u64(msg.get(), NBD_ATTR_DEAD_CONN_TIMEOUT, c.dead_conn_timeout_s) == 0;
   if (!c.backend_id.empty())
     ok &= nla_put_string(msg.get(), NBD_ATTR_BACKEND_IDENTIFIER, c.backend_id.c_str()) == 0;
-  nlattr* socks = nla_nest_start(msg.get(), NBD_ATTR_SOCKETS);
-  ok &= socks != nullptr;
-  for (int fd : c.sockets) {
-    nlattr* item = nla_nest_start(msg.get(), NBD_SOCK_ITEM);
-    ok &= item != nullptr && nla_put_u32(msg.get(), NBD_SOCK_FD, static_cast<uint32_t>(fd)) == 0;
-    nla_nest_end(msg.get(), item);
-  }
-  nla_nest_end(msg.get(), socks);
+  ok &= PutSockets(msg.get(), c.sockets);
   if (!ok) return Status::Error(EMSGSIZE, "netlink: NBD_CMD_CONNECT message too large");
   int index = -1;
   nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnConnectReply, &index);
@@ -142,11 +160,9 @@ Expected<int> NbdConnect(const KernelConnect& c) {
 }
 
 Status NbdDisconnect(int index) {
-  auto fam = OpenNbdFamily();
-  if (!fam) return fam.status();
-  auto& [sk, family] = *fam;
-  NlMsg msg(nlmsg_alloc());
-  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_DISCONNECT, 0);
+  auto m = NewNbdMessage(NBD_CMD_DISCONNECT);
+  if (!m) return m.status();
+  auto& [sk, msg] = *m;
   nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(index));
   int rc = nl_send_sync(sk.get(), msg.release());
   if (rc < 0)
@@ -155,12 +171,76 @@ Status NbdDisconnect(int index) {
   return Status();
 }
 
+Status NbdReconfigure(int index, const std::vector<int>& sockets, const std::string& backend_id) {
+  auto m = NewNbdMessage(NBD_CMD_RECONFIGURE);
+  if (!m) return m.status();
+  auto& [sk, msg] = *m;
+  nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(index));
+  bool ok = backend_id.empty() ||
+            nla_put_string(msg.get(), NBD_ATTR_BACKEND_IDENTIFIER, backend_id.c_str()) == 0;
+  if (!ok || !PutSockets(msg.get(), sockets))
+    return Status::Error(EMSGSIZE, "netlink: NBD_CMD_RECONFIGURE message too large");
+  int rc = nl_send_sync(sk.get(), msg.release());
+  if (rc < 0)
+    return Status::Error(NlToErrno(rc), "NBD_CMD_RECONFIGURE /dev/nbd" + std::to_string(index) +
+                                            ": " + nl_geterror(rc));
+  return Status();
+}
+
+namespace {
+int OnMulticast(nl_msg* msg, void* arg) {
+  auto* dead = static_cast<std::vector<int>*>(arg);
+  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
+  if (gh->cmd != NBD_CMD_LINK_DEAD) return NL_OK;
+  nlattr* attrs[NBD_ATTR_MAX + 1];
+  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) == 0 &&
+      attrs[NBD_ATTR_INDEX])
+    dead->push_back(static_cast<int>(nla_get_u32(attrs[NBD_ATTR_INDEX])));
+  return NL_OK;
+}
+}  // namespace
+
+Expected<LinkDeadListener> LinkDeadListener::Open() {
+  LinkDeadListener l;
+  l.sk_ = nl_socket_alloc();
+  if (!l.sk_) return Status::Error(ENOMEM, "netlink: cannot allocate a socket");
+  if (int rc = genl_connect(l.sk_); rc < 0)
+    return Status::Error(NlToErrno(rc), std::string("netlink: ") + nl_geterror(rc));
+  int grp = genl_ctrl_resolve_grp(l.sk_, NBD_GENL_FAMILY_NAME, NBD_GENL_MCAST_GROUP_NAME);
+  if (grp < 0)
+    return Status::Error(ENODEV, "the kernel has no nbd multicast group: is nbd loaded?");
+  if (int rc = nl_socket_add_membership(l.sk_, grp); rc < 0)
+    return Status::Error(NlToErrno(rc), std::string("netlink join: ") + nl_geterror(rc));
+  nl_socket_disable_seq_check(l.sk_);
+  nl_socket_set_nonblocking(l.sk_);
+  nl_socket_modify_cb(l.sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMulticast, &l.dead_);
+  return l;
+}
+
+LinkDeadListener::LinkDeadListener(LinkDeadListener&& o) noexcept : sk_(o.sk_) {
+  o.sk_ = nullptr;
+  if (sk_) nl_socket_modify_cb(sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMulticast, &dead_);
+}
+LinkDeadListener& LinkDeadListener::operator=(LinkDeadListener&& o) noexcept {
+  std::swap(sk_, o.sk_);
+  if (sk_) nl_socket_modify_cb(sk_, NL_CB_VALID, NL_CB_CUSTOM, OnMulticast, &dead_);
+  return *this;
+}
+LinkDeadListener::~LinkDeadListener() {
+  if (sk_) nl_socket_free(sk_);
+}
+int LinkDeadListener::fd() const { return nl_socket_get_fd(sk_); }
+std::vector<int> LinkDeadListener::Drain() {
+  dead_.clear();
+  while (nl_recvmsgs_default(sk_) >= 0) {
+  }
+  return dead_;
+}
+
 Expected<std::vector<KernelDevice>> NbdStatus() {
-  auto fam = OpenNbdFamily();
-  if (!fam) return fam.status();
-  auto& [sk, family] = *fam;
-  NlMsg msg(nlmsg_alloc());
-  genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, 0, NBD_CMD_STATUS, 0);
+  auto m = NewNbdMessage(NBD_CMD_STATUS);
+  if (!m) return m.status();
+  auto& [sk, msg] = *m;
   StatusCollector out;
   nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnStatusReply, &out);
   int rc = nl_send_sync(sk.get(), msg.release());

@@ -11,6 +11,8 @@
 
 #include "utils/status.h"
 
+struct nl_sock;
+
 namespace nbdr {
 
 // Loads nbd.ko unless /sys/module/nbd exists.
@@ -30,6 +32,26 @@ struct KernelConnect {
 // Connects; returns the device index.
 Expected<int> NbdConnect(const KernelConnect& c);
 Status NbdDisconnect(int index);
+// Replaces the dead sockets of a connected device (the device keeps its
+// queue while dead-conn-timeout runs); backend_id must match CONNECT's.
+Status NbdReconfigure(int index, const std::vector<int>& sockets, const std::string& backend_id);
+
+// Listens for NBD_CMD_LINK_DEAD on the nbd multicast group.
+class LinkDeadListener {
+ public:
+  static Expected<LinkDeadListener> Open();
+  LinkDeadListener(LinkDeadListener&&) noexcept;
+  LinkDeadListener& operator=(LinkDeadListener&&) noexcept;
+  ~LinkDeadListener();
+  int fd() const;
+  // Reads what is pending; returns the indexes whose link died.
+  std::vector<int> Drain();
+
+ private:
+  LinkDeadListener() = default;
+  ::nl_sock* sk_ = nullptr;
+  std::vector<int> dead_;
+};
 
 struct KernelDevice {
   int index;

@@ -344,12 +344,6 @@ int DoVersion(const Command& c) {
   return kExitOk;
 }
 
-// The backend identifier set on a mapped device: names the runner and the
-// export, so unmap by device (and reconnects) find their way back.
-std::string BackendId(const RunnerClient& client, const std::string& export_name) {
-  return "nbd-runner://" + client.target() + "/" + export_name;
-}
-
 // Parses a backend identifier; false when it is not ours.
 bool ParseBackendId(const std::string& id, HostPort* runner, std::string* type, std::string* key) {
   const std::string prefix = "nbd-runner://";
@@ -396,22 +390,12 @@ int DoMap(const Command& c) {
     return Error(kExitFailed, err, msg + (u.ok() ? "" : " (and resetting the runner failed: " +
                                                             u.message() + ")"));
   };
-  std::string io_host = r->io.host;
-  if (IsWildcardOrLoopback(io_host)) io_host = client->connected_host();
-  std::vector<UniqueFd> socks;
-  NbdExportInfo info;
-  for (int i = 0; i < c.connections; i++) {
-    auto fd = ConnectTcp(io_host, static_cast<uint16_t>(r->io.port), 10000);
-    if (!fd) return abort_map(fd.status().code(), "NBD connection to " + io_host + ":" +
-                                                      std::to_string(r->io.port) + ": " +
-                                                      fd.status().message());
-    auto hs = NbdClientHandshake(fd->get(), export_name);
-    if (!hs) return abort_map(hs.status().code(), hs.status().message());
-    if (i == 0) info = *hs;
-    socks.push_back(std::move(*fd));
-  }
-  if (c.connections > 1 && !(info.transmission_flags & nbd::kFlagCanMultiConn))
-    return abort_map(EINVAL, "the runner does not allow several connections to " + export_name);
+  std::string io_host = IoHostFor(*client, r->io.host);
+  auto opened = ConnectExportSockets(io_host, static_cast<uint16_t>(r->io.port), export_name,
+                                     c.connections);
+  if (!opened) return abort_map(opened.status().code(), opened.status().message());
+  std::vector<UniqueFd>& socks = opened->fds;
+  const NbdExportInfo& info = opened->info;
   KernelConnect kc;
   kc.index = c.device_index;
   for (auto& s : socks) kc.sockets.push_back(s.get());
@@ -420,7 +404,7 @@ int DoMap(const Command& c) {
   kc.server_flags = info.transmission_flags | ((c.readonly || b.readonly) ? nbd::kFlagReadOnly : 0);
   kc.timeout_s = c.timeout_s;
   kc.dead_conn_timeout_s = c.dead_timeout_s;
-  kc.backend_id = BackendId(*client, export_name);
+  kc.backend_id = BackendIdFor(client->target(), export_name);
   auto index = NbdConnect(kc);
   if (!index) {
     std::string why = index.status().message();

@@ -77,4 +77,23 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
   return info;
 }
 
+Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t port,
+                                             const std::string& export_name, int count) {
+  ExportSockets out;
+  for (int i = 0; i < count; i++) {
+    auto fd = ConnectTcp(host, port, 10000);
+    if (!fd)
+      return Status::Error(fd.status().code(), "NBD connection to " + host + ":" +
+                                                   std::to_string(port) + ": " +
+                                                   fd.status().message());
+    auto hs = NbdClientHandshake(fd->get(), export_name);
+    if (!hs) return hs.status();
+    if (i == 0) out.info = *hs;
+    out.fds.push_back(std::move(*fd));
+  }
+  if (count > 1 && !(out.info.transmission_flags & kFlagCanMultiConn))
+    return Status::Error(EINVAL, "the runner does not allow several connections to " + export_name);
+  return out;
+}
+
 }  // namespace nbdr

@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "utils/unique_fd.h"
 
 #include "utils/status.h"
 
@@ -21,5 +24,15 @@ struct NbdExportInfo {
 // socket is in the transmission phase.
 Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
                                            int timeout_s = 30);
+
+// Opens `count` connections to host:port and runs the handshake for
+// export_name on each; all must agree. The sockets are in the
+// transmission phase, ready for the kernel.
+struct ExportSockets {
+  NbdExportInfo info;
+  std::vector<UniqueFd> fds;
+};
+Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t port,
+                                             const std::string& export_name, int count);
 
 }  // namespace nbdr

@@ -34,6 +34,14 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
 
 RunnerClient::~RunnerClient() = default;
 
+std::string IoHostFor(const RunnerClient& client, const std::string& advertised) {
+  return IsWildcardOrLoopback(advertised) ? client.connected_host() : advertised;
+}
+
+std::string BackendIdFor(const std::string& runner_target, const std::string& export_name) {
+  return "nbd-runner://" + runner_target + "/" + export_name;
+}
+
 Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
   const RpcProcedure* p = FindRpcProcedure(proc);
   if (!p) return Status::Error(EINVAL, "unknown procedure " + std::to_string(proc));

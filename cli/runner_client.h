@@ -47,6 +47,15 @@ class RunnerClient {
   int timeout_s_ = kDefaultCallTimeoutS;
 };
 
+// Where to reach the runner's NBD port: its advertised address, unless
+// that is a loopback or wildcard one, then the address we reached its
+// control port on (clients behind NAT, guests reaching the host).
+std::string IoHostFor(const RunnerClient& client, const std::string& advertised);
+
+// The backend identifier nbd-cli sets on a mapped device; names the runner
+// and export so unmap by device and reconnects find their way back.
+std::string BackendIdFor(const std::string& runner_target, const std::string& export_name);
+
 // A decoded result that frees itself with its XDR routine.
 template <typename T>
 class RpcResult {

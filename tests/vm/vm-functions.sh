@@ -51,7 +51,7 @@ _build_initramfs() {  # guest-script output
       *) cat "$f" ;;
     esac >"$R/lib/mod/$(basename "$m").ko"
   done
-  _copy_with_libs "$R" "$CLI" "$(command -v mke2fs)" "$(command -v e2fsck)"
+  _copy_with_libs "$R" "$CLI" "$NBDR_BUILD/sbin/nbd-clid" "$(command -v mke2fs)" "$(command -v e2fsck)"
   if [ -x /usr/sbin/nbd-client ]; then _copy_with_libs "$R" /usr/sbin/nbd-client; fi
   ln -s mke2fs "$R/bin/mkfs.ext4"
   cp /etc/mke2fs.conf "$R/etc/" 2>/dev/null || true
@@ -97,18 +97,46 @@ PY
   echo "$out"
 }
 
-run_guest() {  # script
+# start_guest SCRIPT: boots the guest in the background (QEMU_PID);
+# finish_guest waits for it and checks its results; run_guest does both.
+start_guest() {  # script
   _build_initramfs "$1" "$T/initrd.gz"
-  local kernel rc=0
+  local kernel
   kernel=$(_vmlinux)
+  : >"$T/console.log"
   # TCG by default: this machine's /dev/kvm does not run guests.
-  timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel "${NBDR_VM_ACCEL:-tcg}" -m 768 -smp 2 -nographic -no-reboot \
-    -kernel "$kernel" -initrd "$T/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
-    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= >"$T/console.log" 2>&1 || rc=$?
+  timeout "${VM_TIMEOUT:-300}" qemu-system-x86_64 -accel "${NBDR_VM_ACCEL:-tcg}" -m 768 -smp 2 \
+    -nographic -no-reboot -kernel "$kernel" -initrd "$T/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= >"$T/console.log" 2>&1 &
+  QEMU_PID=$!
+  cleanup "kill $QEMU_PID 2>/dev/null"
+}
+
+# wait_guest_line PATTERN [SECONDS]: waits until the guest printed it.
+wait_guest_line() {
+  local i
+  for i in $(seq 1 $((${2:-120} * 10))); do
+    grep -aq "$1" "$T/console.log" && return 0
+    kill -0 "$QEMU_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -20 "$T/console.log"
+  fail "guest never printed '$1'"
+}
+
+finish_guest() {
+  local rc=0
+  wait "$QEMU_PID" || rc=$?
   grep -a '^RESULT' "$T/console.log" | tr -d '\r' >"$T/results" || true
   cat "$T/results"
   [ $rc -eq 0 ] || { tail -30 "$T/console.log"; fail "qemu exited with status $rc (124 = guest hung)"; }
   grep -q '^RESULT done' "$T/results" || { tail -30 "$T/console.log"; fail "guest did not finish"; }
   if grep -q '^RESULT FAIL' "$T/results"; then fail "guest reported failures"; fi
   return 0
+}
+
+run_guest() {  # script
+  start_guest "$1"
+  finish_guest
 }

@@ -1,0 +1,144 @@
+// nbd-clid: keeps the mappings nbd-cli made on this host alive. When a
+// device's link dies (NBD_CMD_LINK_DEAD on the nbd multicast group) or its
+// runner reports it dead (the runner restarted; polled every --interval
+// seconds), it reconnects: a fresh NBD handshake on new sockets, then
+// NBD_CMD_RECONFIGURE with the same backend identifier, within the
+// device's dead-connection timeout, so applications see no error.
+//
+//   nbd-clid [--foreground] [--interval SECONDS]
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+
+#include "cli/kernel_nbd.h"
+#include "cli/mapping_state.h"
+#include "cli/nbd_client_handshake.h"
+#include "cli/runner_client.h"
+#include "utils/log.h"
+#include "utils/names.h"
+
+using namespace nbdr;
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void OnSignal(int) { g_stop = 1; }
+
+// The runner's view of a mapping ("dead" after it restarted), or "" when
+// the runner cannot be asked.
+std::string RunnerStatus(RunnerClient* client, const MappingRecord& m) {
+  nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
+  RpcResult<nbdr_info_reply> r(NBDR_INFO);
+  if (!client->Call(NBDR_INFO, &a, r.get()).ok()) return "";
+  r.set_filled();
+  if (r->status != 0 || r->backstore.backstore_len != 1) return "";
+  return r->backstore.backstore_val[0].status;
+}
+
+Status Reconnect(RunnerClient* client, const MappingRecord& m, int index) {
+  nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
+  RpcResult<nbdr_info_reply> info(NBDR_INFO);
+  if (Status s = client->Call(NBDR_INFO, &a, info.get()); !s.ok()) return s;
+  info.set_filled();
+  if (info->status != 0) return Status::Error(info->status, info->message);
+  std::string export_name = MakeExportName(m.type, m.key);
+  auto socks = ConnectExportSockets(IoHostFor(*client, info->io.host),
+                                    static_cast<uint16_t>(info->io.port), export_name,
+                                    m.connections > 0 ? m.connections : 1);
+  if (!socks) return socks.status();
+  std::vector<int> fds;
+  for (auto& f : socks->fds) fds.push_back(f.get());
+  if (Status s = NbdReconfigure(index, fds, BackendIdFor(m.runner, export_name)); !s.ok()) return s;
+  nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
+                      const_cast<char*>(m.device.c_str())};
+  RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
+  if (Status s = client->Call(NBDR_MAPPED, &ma, mr.get()); !s.ok()) return s;
+  mr.set_filled();
+  if (mr->status != 0) return Status::Error(mr->status, mr->message);
+  return Status();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool foreground = false;
+  int interval = 2;
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--foreground") {
+      foreground = true;
+    } else if (a == "--interval" && i + 1 < argc) {
+      interval = atoi(argv[++i]);
+      if (interval < 1 || interval > 3600) {
+        fprintf(stderr, "nbd-clid: --interval must be 1 to 3600 seconds\n");
+        return 2;
+      }
+    } else if (a == "--help") {
+      printf("Usage: nbd-clid [--foreground] [--interval SECONDS]\n"
+             "Reconnects the devices nbd-cli mapped on this host (records in %s)\n"
+             "when their runner restarts or their connection dies.\n",
+             MappingStatePath().c_str());
+      return 0;
+    } else {
+      fprintf(stderr, "nbd-clid: unexpected '%s' (see --help)\n", a.c_str());
+      return 2;
+    }
+  }
+  if (!foreground && daemon(0, 0) < 0) {
+    perror("nbd-clid: daemon");
+    return 1;
+  }
+  signal(SIGTERM, OnSignal);
+  signal(SIGINT, OnSignal);
+  signal(SIGPIPE, SIG_IGN);
+  auto listener = LinkDeadListener::Open();
+  if (!listener)
+    LOG_WARN("clid", "no LINK_DEAD events (%s); polling runners every %d s only",
+             listener.status().message().c_str(), interval);
+  LOG_INFO("clid", "watching the mappings in %s", MappingStatePath().c_str());
+  std::set<int> link_dead;
+  while (!g_stop) {
+    pollfd pfd{listener ? listener->fd() : -1, POLLIN, 0};
+    poll(&pfd, listener ? 1 : 0, interval * 1000);
+    if (listener && (pfd.revents & POLLIN)) {
+      for (int idx : listener->Drain()) {
+        LOG_WARN("clid", "/dev/nbd%d: link dead; reconnecting", idx);
+        link_dead.insert(idx);
+      }
+    }
+    auto mappings = LoadMappings();
+    if (!mappings) {
+      LOG_ERROR("clid", "%s", mappings.status().message().c_str());
+      continue;
+    }
+    for (const auto& m : *mappings) {
+      int index = ParseNbdDevice(m.device);
+      if (index < 0) continue;
+      auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
+      if (!hp) continue;
+      auto client = RunnerClient::Connect(*hp, 3);
+      if (!client) {
+        if (link_dead.count(index))
+          LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
+        continue;
+      }
+      if (!link_dead.count(index) && RunnerStatus(&*client, m) != "dead") continue;
+      Status s = Reconnect(&*client, m, index);
+      if (s.ok()) {
+        LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
+                 m.key.c_str(), m.runner.c_str());
+        link_dead.erase(index);
+      } else {
+        LOG_WARN("clid", "%s: reconnect failed, will retry: %s", m.device.c_str(),
+                 s.message().c_str());
+      }
+    }
+  }
+  LOG_INFO("clid", "stopping");
+  return 0;
+}
