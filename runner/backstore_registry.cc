@@ -138,8 +138,9 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     if (it == entries_.end()) return Status::Error(ENOENT, "backstore " + name + " does not exist");
     Entry& e = it->second;
     if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-    if (e.record.status == kStatusMapped || e.record.status == kStatusMapping ||
-        e.record.status == kStatusDead)
+    if (e.record.status == kStatusMapping)
+      return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
+    if (e.record.status == kStatusMapped || e.record.status == kStatusDead)
       return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
                                       (e.record.device.empty() ? "a client" : e.record.device) +
                                       "; unmap it first");
@@ -177,9 +178,10 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
 }
 
 Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
-                                                 const std::string& key) const {
+                                                 const std::string& key) {
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateKey(key); !s.ok()) return s;
+  ExpireMappings();
   std::string name = MakeExportName(type, key);
   MutexLock l(&mu_);
   auto it = entries_.find(name);
@@ -190,9 +192,9 @@ Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
 
 std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
                                                      const std::string& status) {
+  ExpireMappings();
   std::vector<BackstoreRecord> out;
   MutexLock l(&mu_);
-  ExpireMappingsLocked();
   for (const auto& [name, e] : entries_) {
     if (e.busy && e.record.create_time.empty()) continue;
     if (!type.empty() && e.record.type != type) continue;
@@ -210,15 +212,28 @@ int64_t MonotonicSeconds() {
 }
 }  // namespace
 
-void BackstoreRegistry::ExpireMappingsLocked() {
+bool BackstoreRegistry::ExpireMappingsLocked() {
   int64_t now = MonotonicSeconds();
+  bool changed = false;
   for (auto& [name, e] : entries_) {
-    if (e.record.status == kStatusMapping && now - e.mapping_since > kMappingTimeoutS) {
-      LOG_WARN(name, "mapping not confirmed within %d s; back to created", kMappingTimeoutS);
+    if (e.record.status == kStatusMapping && now - e.mapping_since >= mapping_timeout_s_) {
+      LOG_WARN(name, "mapping not confirmed within %d s; back to created", mapping_timeout_s_);
       e.record.status = kStatusCreated;
       e.record.device.clear();
+      changed = true;
     }
   }
+  return changed;
+}
+
+void BackstoreRegistry::ExpireMappings() {
+  MutexLock save(&save_mu_);
+  {
+    MutexLock l(&mu_);
+    if (!ExpireMappingsLocked()) return;
+  }
+  if (Status s = SaveLocked(); !s.ok())
+    LOG_ERROR("registry", "expired mappings not persisted: %s", s.message().c_str());
 }
 
 template <typename Fn>

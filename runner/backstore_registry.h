@@ -68,18 +68,18 @@ class BackstoreRegistry {
 
   Status Create(const CreateParams& params) EXCLUDES(mu_, save_mu_);
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
-  Expected<BackstoreRecord> Get(const std::string& type, const std::string& key) const
-      EXCLUDES(mu_);
+  Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
+      EXCLUDES(mu_, save_mu_);
   // Backstores of type (empty: all) whose status matches (empty or "all":
   // any), sorted by export name.
   std::vector<BackstoreRecord> List(const std::string& type, const std::string& status)
-      EXCLUDES(mu_);
+      EXCLUDES(mu_, save_mu_);
 
   // Kernel mapping, driven by nbd-cli on the client host:
   // created/dead -> mapping (BeginMap) -> mapped (ConfirmMapped) -> created
-  // (Unmap). A mapping not confirmed within kMappingTimeout falls back to
-  // created. Each change is persisted.
-  static constexpr int kMappingTimeoutS = 60;
+  // (Unmap). A mapping not confirmed within the mapping timeout (default
+  // 60 s) falls back to created. Each change is persisted.
+  void SetMappingTimeout(int seconds) { mapping_timeout_s_ = seconds; }
   Expected<BackstoreRecord> BeginMap(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
   Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device)
@@ -103,8 +103,11 @@ class BackstoreRegistry {
     std::weak_ptr<OpenExport> open;
   };
   Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);
-  // Moves mappings that were never confirmed back to created.
-  void ExpireMappingsLocked() REQUIRES(mu_);
+  // Moves mappings that were never confirmed back to created; true when
+  // it changed anything.
+  bool ExpireMappingsLocked() REQUIRES(mu_);
+  // ExpireMappingsLocked, and persists what it changed.
+  void ExpireMappings() EXCLUDES(mu_, save_mu_);
   // Applies change to the entry under mu_, then persists; on a failed
   // write the entry is restored.
   template <typename Fn>
@@ -113,6 +116,7 @@ class BackstoreRegistry {
 
   const HandlerSet* const handlers_;
   const std::string path_;
+  int mapping_timeout_s_ = 60;  // set before serving
 
   Mutex save_mu_;  // serialises saveconfig.json writes
   Mutex open_mu_;  // serialises handler open calls

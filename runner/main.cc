@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
     return Fail(s);
 
   BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
+  registry.SetMappingTimeout(opts.mapping_timeout);
   if (Status s = registry.Load(); !s.ok())
     return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
 

@@ -18,7 +18,7 @@ const std::set<std::string> kRunnerKeys = {
     "config",    "rpc-host",          "rpc-port",     "io-host",        "io-port",
     "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
-    "max-connections"};
+    "max-connections", "mapping-timeout"};
 // Prefixes of handler types this project ships; their options are
 // accepted with a warning when the handler is not installed.
 const char* const kKnownHandlerPrefixes[] = {"file-", "gluster-", "ceph-", "rbd-"};
@@ -80,6 +80,10 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
     auto v = num(0, 86400 * 365);
     if (!v) return v.status();
     o->idle_timeout = static_cast<int>(*v);
+  } else if (key == "mapping-timeout") {
+    auto v = num(1, 3600);
+    if (!v) return v.status();
+    o->mapping_timeout = static_cast<int>(*v);
   } else if (key == "max-connections") {
     auto v = num(1, 65536);
     if (!v) return v.status();
@@ -111,6 +115,7 @@ std::string RunnerUsage() {
       "  --handshake-timeout S    seconds a client has to finish the NBD handshake (10)\n"
       "  --idle-timeout S         close NBD connections idle this long (0 = never)\n"
       "  --max-connections N      NBD connections served at once (256)\n"
+      "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
       "  --foreground             stay in the foreground and log to stderr too\n"
       "  --version                print the version and exit\n"
       "  --help                   print this help and exit\n"

@@ -33,6 +33,7 @@ struct RunnerOptions {
   int handshake_timeout = 10;
   int idle_timeout = 0;
   int max_connections = 256;
+  int mapping_timeout = 60;
 
   // Every key = value seen (runner and handler options), for handlers.
   std::map<std::string, std::string> all;

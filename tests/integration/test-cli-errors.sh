@@ -80,6 +80,11 @@ if [ ! -e /sys/module/nbd ]; then
   cli --json file info sizes/4K.img | grep -q '"status": "created"' || fail "state changed"
   pass "map without the nbd module: clear error, backstore still created"
 fi
+if command -v setpriv >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  expect_fail 1 "map needs root" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    "$CLI" file map sizes/4K.img host "$RPC"
+  pass "map as an unprivileged user: clear error"
+fi
 expect_fail 1 "is not mapped" cli file unmap sizes/4K.img
 pass "unmap of a backstore that is not mapped: clear error"
 

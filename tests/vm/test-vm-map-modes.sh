@@ -50,6 +50,8 @@ ok unmap-multi nbd-cli file unmap \$dev $H
 if nbd-cli file map nope.img $H 2>/tmp/err; then r "FAIL missing-key: mapped"; else grep -q 'backstore file/nope.img does not exist' /tmp/err && r "ok missing-key-refused" || r "FAIL missing-key: \$(cat /tmp/err)"; fi
 dev=\$(nbd-cli file map busy.img $H 2>/tmp/err) && r "ok map-busy" || r "FAIL map-busy: \$(cat /tmp/err)"
 if nbd-cli file map busy.img $H 2>/tmp/err; then r "FAIL double-map: mapped twice"; else grep -q "already mapped on \$dev" /tmp/err && r "ok double-map-refused" || r "FAIL double-map: \$(cat /tmp/err)"; fi
+if nbd-cli file map multi.img \$dev $H 2>/tmp/err; then r "FAIL busy-device: mapped onto a busy device"; else grep -q "\$dev is busy" /tmp/err && r "ok busy-device-refused" || r "FAIL busy-device: \$(cat /tmp/err)"; fi
+ok busy-device-rolled-back sh -c "nbd-cli file list created $H | grep -q multi.img"
 
 # unmap while mounted: a clean disconnect, no hang
 ok mkfs mkfs.ext4 -q -F \$dev
