@@ -440,6 +440,8 @@ int DoMap(const Command& c) {
   if (g_json) {
     Json o(json_object_new_object());
     json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
+    json_object_object_add(o.get(), "type", json_object_new_string(c.type.c_str()));
+    json_object_object_add(o.get(), "key", json_object_new_string(c.key.c_str()));
     json_object_object_add(o.get(), "export", json_object_new_string(export_name.c_str()));
     json_object_object_add(o.get(), "size", json_object_new_int64(static_cast<int64_t>(info.size)));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));

@@ -312,6 +312,21 @@ Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key)
   return s;
 }
 
+void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
+  MutexLock save(&save_mu_);
+  {
+    MutexLock l(&mu_);
+    auto it = entries_.find(export_name);
+    if (it == entries_.end() || it->second.record.status != kStatusMapped) return;
+    if (!it->second.open.expired()) return;  // other connections still serve it
+    it->second.record.status = kStatusDead;
+    LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
+             "its client reconnects", it->second.record.device.c_str());
+  }
+  if (Status s = SaveLocked(); !s.ok())
+    LOG_ERROR(export_name, "dead state not persisted: %s", s.message().c_str());
+}
+
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name) {
   auto parsed = ParseExportName(export_name);

@@ -85,6 +85,10 @@ class BackstoreRegistry {
   Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device)
       EXCLUDES(mu_, save_mu_);
   Status Unmap(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  // An NBD connection to export_name ended without NBD_CMD_DISC: when no
+  // other connection serves it any more, a mapped backstore becomes dead
+  // (persisted); anything else is left alone.
+  void NoteConnectionLost(const std::string& export_name) EXCLUDES(mu_, save_mu_);
 
   // Opens (or shares the already open) export for an NBD client.
   Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name)

@@ -72,8 +72,17 @@ void NbdConnection::Run() {
   SetNoDelay(fd_.get());
   SetKeepalive(fd_.get(), opts_.keepalive_idle_s, 10, 6);
   LOG_DEBUG(name_, "connected");
-  if (Handshake()) Transmission();
+  bool served = Handshake();
+  if (served) Transmission();
   WaitForDrain();
+  std::string export_name = export_ ? export_->record().ExportName() : "";
+  export_.reset();  // before NoteConnectionLost, which looks for other users
+  if (served && !client_disconnected_ && !server_->stopping()) {
+    // The client vanished without NBD_CMD_DISC: if that was the export's
+    // last connection, a kernel mapping on it is dead until its client
+    // reconnects.
+    server_->registry()->NoteConnectionLost(export_name);
+  }
   LOG_DEBUG(name_, "closed");
 }
 
@@ -579,6 +588,7 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
   }
   if (h.type == kCmdDisc) {
     LOG_DEBUG(name_, "client sent NBD_CMD_DISC");
+    client_disconnected_ = true;
     return Action::kStop;
   }
   *err = Validate(h, why);

@@ -107,6 +107,7 @@ class NbdConnection {
   // buffer and the socket's read side.
   Mutex read_mu_;
   bool stop_reading_ GUARDED_BY(read_mu_) = false;
+  bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
 

@@ -48,7 +48,9 @@ ok unmap-multi nbd-cli file unmap \$dev $H
 
 # refusals
 if nbd-cli file map nope.img $H 2>/tmp/err; then r "FAIL missing-key: mapped"; else grep -q 'backstore file/nope.img does not exist' /tmp/err && r "ok missing-key-refused" || r "FAIL missing-key: \$(cat /tmp/err)"; fi
-dev=\$(nbd-cli file map busy.img $H 2>/tmp/err) && r "ok map-busy" || r "FAIL map-busy: \$(cat /tmp/err)"
+nbd-cli --json file map busy.img $H >/tmp/map.json 2>/tmp/err && r "ok map-busy-json" || r "FAIL map-busy: \$(cat /tmp/err)"
+dev=\$(sed -n 's/.*"device": *"\\([^"]*\\)".*/\\1/p' /tmp/map.json)
+ok map-json sh -c "grep -q '\"key\": *\"busy.img\"' /tmp/map.json && grep -q '\"size\": *67108864' /tmp/map.json && grep -q '\"runner\": *\"10.0.2.2:$RPC_PORT\"' /tmp/map.json && [ -b \$dev ]"
 if nbd-cli file map busy.img $H 2>/tmp/err; then r "FAIL double-map: mapped twice"; else grep -q "already mapped on \$dev" /tmp/err && r "ok double-map-refused" || r "FAIL double-map: \$(cat /tmp/err)"; fi
 if nbd-cli file map multi.img \$dev $H 2>/tmp/err; then r "FAIL busy-device: mapped onto a busy device"; else grep -q "\$dev is busy" /tmp/err && r "ok busy-device-refused" || r "FAIL busy-device: \$(cat /tmp/err)"; fi
 ok busy-device-rolled-back sh -c "nbd-cli file list created $H | grep -q multi.img"
