@@ -7,7 +7,6 @@ NetworkBlockDevice project for the wire format.
 """
 import socket
 import struct
-import time
 
 NBDMAGIC = 0x4E42444D41474943
 IHAVEOPT = 0x49484156454F5054
@@ -161,8 +160,3 @@ class Client:
             magic = struct.unpack(">I", self.recv(4))[0]
             assert magic == STRUCTURED_REPLY_MAGIC
 
-
-def wait_closed(fn, within):
-    start = time.time()
-    ok = fn(within)
-    return ok, time.time() - start
