@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   opts.state_dir = Absolute(opts.state_dir);
   opts.log_dir = Absolute(opts.log_dir);
   opts.handler_dir = Absolute(opts.handler_dir);
+  opts.all["log-dir"] = opts.log_dir;  // handlers put their own logs beside ours
   auto lock = LockStateDir(opts.state_dir);
   if (!lock) return Fail(lock.status());
 

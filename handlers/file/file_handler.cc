@@ -25,29 +25,20 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <condition_variable>
-#include <cstdarg>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "handlers/common/handler_util.h"
 #include "nbd-runner/handler.h"
 
 namespace {
 
-constexpr char kDefaultDir[] = "/var/lib/nbd-runner/file";
+using handler_util::SetErr;
 
-void SetErr(char* err, size_t errlen, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
-void SetErr(char* err, size_t errlen, const char* fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
+constexpr char kDefaultDir[] = "/var/lib/nbd-runner/file";
 
 // Opens path relative to dirfd without leaving dirfd's tree.
 int OpenBeneath(int dirfd, const char* path, int flags, mode_t mode = 0) {
@@ -83,51 +74,12 @@ class Fd {
   int fd_ = -1;
 };
 
-struct FileExport;
-
-// Worker threads that run requests which could block. Shared by every
-// export of the handler instance.
-class WorkerPool {
- public:
-  explicit WorkerPool(int threads) {
-    for (int i = 0; i < threads; i++) threads_.emplace_back([this] { Loop(); });
-  }
-  ~WorkerPool() {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : threads_) t.join();
-  }
-  void Submit(FileExport* e, nbdr_request* r) {
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      queue_.push_back({e, r});
-    }
-    cv_.notify_one();
-  }
-
- private:
-  struct Item {
-    FileExport* exp;
-    nbdr_request* req;
-  };
-  void Loop();
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Item> queue_;  // guarded by mu_
-  bool stop_ = false;       // guarded by mu_
-  std::vector<std::thread> threads_;
-};
-
 struct FileHandler {
   const nbdr_services* svc;
   std::string base_path;
   Fd base;  // O_PATH directory: every lookup starts here
   bool inline_io = true;
-  WorkerPool* pool = nullptr;
+  handler_util::WorkerPool* pool = nullptr;
 };
 
 struct FileExport {
@@ -145,17 +97,6 @@ struct FileExport {
   std::atomic<bool> nowait_reads{true};
   std::atomic<bool> nowait_writes{true};
 };
-
-void Log(FileHandler* h, int level, const std::string& key, const char* fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-void Log(FileHandler* h, int level, const std::string& key, const char* fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  h->svc->log(h->svc->ctx, level, key.c_str(), "%s", msg);
-}
 
 // Splits "a/b/c.img" into "a/b" and "c.img" (dir "" for a bare name).
 void SplitKey(const std::string& key, std::string* dir, std::string* base) {
@@ -235,33 +176,9 @@ int WriteZeroBuffers(int fd, uint64_t off, uint64_t len) {
 }
 
 int Extents(FileExport* e, nbdr_request* r) {
-  uint64_t pos = r->offset, end = std::min(r->offset + r->length, e->size);
-  uint32_t n = 0;
-  auto add = [&](uint64_t len, uint32_t flags) {
-    r->extents[n].length = len;
-    r->extents[n].flags = flags;
-    n++;
-    pos += len;
-  };
-  while (pos < end && n < r->max_extents) {
-    off_t data = lseek(e->fd.get(), static_cast<off_t>(pos), SEEK_DATA);
-    if (data < 0) {
-      if (errno == ENXIO) add(end - pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
-      else if (errno == EINVAL || errno == EOPNOTSUPP) add(end - pos, 0);
-      else return Errno();
-      break;
-    }
-    if (static_cast<uint64_t>(data) > pos) {
-      add(std::min<uint64_t>(static_cast<uint64_t>(data), end) - pos,
-          NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
-      continue;
-    }
-    off_t hole = lseek(e->fd.get(), static_cast<off_t>(pos), SEEK_HOLE);
-    if (hole < 0) return Errno();
-    add(std::min<uint64_t>(static_cast<uint64_t>(hole), end) - pos, 0);
-  }
-  r->nr_extents = n;
-  return 0;
+  return handler_util::FillExtents(r, e->size, [e](uint64_t pos, int whence) -> int64_t {
+    return lseek(e->fd.get(), static_cast<off_t>(pos), whence);
+  });
 }
 
 int Execute(FileExport* e, nbdr_request* r) {
@@ -305,22 +222,6 @@ int Execute(FileExport* e, nbdr_request* r) {
   }
 }
 
-void WorkerPool::Loop() {
-  for (;;) {
-    Item item;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      item = queue_.front();
-      queue_.pop_front();
-    }
-    errno = 0;
-    int rc = Execute(item.exp, item.req);
-    item.req->complete(item.req, rc);
-  }
-}
-
 // ---- handler callbacks --------------------------------------------------
 
 int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
@@ -352,8 +253,8 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
     delete h;
     return errno ? errno : EIO;
   }
-  h->pool = new WorkerPool(threads);
-  Log(h, NBDR_LOG_INFO, "", "serving files under %s (%d worker threads, %s)", h->base_path.c_str(),
+  h->pool = new handler_util::WorkerPool(threads);
+  handler_util::Log(h->svc, NBDR_LOG_INFO, "", "serving files under %s (%d worker threads, %s)", h->base_path.c_str(),
       threads, h->inline_io ? "inline page-cache I/O" : "all I/O on workers");
   *state = h;
   return 0;
@@ -412,7 +313,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
     unlinkat(dfd.get(), name.c_str(), 0);
     return rc;
   }
-  Log(h, NBDR_LOG_INFO, key, "created %llu bytes%s", static_cast<unsigned long long>(p->size),
+  handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes%s", static_cast<unsigned long long>(p->size),
       p->prealloc ? " (preallocated)" : "");
   return 0;
 }
@@ -508,7 +409,10 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
       // Short or refused: the worker redoes the whole range.
     }
   }
-  e->h->pool->Submit(e, r);
+  e->h->pool->Submit([e, r] {
+    errno = 0;
+    r->complete(r, Execute(e, r));
+  });
 }
 
 const char* const kOptions[] = {"file-dir", "file-io", nullptr};

@@ -39,8 +39,10 @@ rc=0
 pass "an out-of-range port is refused"
 
 echo "gluster-hosts = h1,h2" >"$T/g.conf"
+mkdir -p "$T/only-file"  # a runner without the gluster handler
+cp "$NBDR_BUILD/lib/nbd-runner/libfile_handler.so" "$T/only-file/"
 "$RUNNER" --config "$T/g.conf" --state-dir "$T/s3" --log-dir "$T/l3" --file-dir "$T/f3" \
-  --handler-dir "$NBDR_BUILD/lib/nbd-runner" --foreground --rpc-host 127.0.0.1 --rpc-port 0 \
+  --handler-dir "$T/only-file" --foreground --rpc-host 127.0.0.1 --rpc-port 0 \
   --io-host 127.0.0.1 --io-port 0 >"$T/out3" 2>&1 &
 P=$!
 for _ in $(seq 50); do grep -q 'control RPC listening' "$T/out3" && break; sleep 0.1; done

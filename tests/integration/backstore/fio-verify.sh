@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Test concurrent verified I/O with fio's nbd engine: 4 jobs, each on its
-# own connection to the same export (multi-conn), queue depth 16.
-source "$(dirname "$0")/functions.sh"
+# Backstore test (every backend): concurrent verified I/O with fio's nbd
+# engine: 4 jobs, each on its own connection to the same export
+# (multi-conn), queue depth 16.
+source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../backstore.sh"
 requires fio
 fio --enghelp=nbd >/dev/null 2>&1 || skip "fio lacks the nbd engine"
 
-start_runner
-cli file create fio.img size 128M >/dev/null
+bs_start_runner
+bs_create fio.img size 128M
 cat >"$T/verify.fio" <<FIO
 [global]
 ioengine=nbd
-uri=$NBD/file/fio.img
+uri=$(bs_uri fio.img)
 rw=randwrite
 bs=4k
 iodepth=16

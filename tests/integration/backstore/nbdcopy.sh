@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Test a full-size round trip with nbdcopy (multi-conn, sparse-aware):
-# a local image copied in and out keeps its checksum.
-source "$(dirname "$0")/functions.sh"
+# Backstore test (every backend): a full-size round trip with nbdcopy
+# (multi-conn, sparse-aware): a local image copied in and out keeps its
+# checksum, and the backend stores exactly those bytes.
+source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../backstore.sh"
 requires nbdcopy sha256sum
 
-start_runner
-cli file create copy.img size 96M >/dev/null
-URI="$NBD/file/copy.img"
+bs_start_runner
+bs_create copy.img size 96M
+URI=$(bs_uri copy.img)
 
 # A source with data, zeroes and a hole.
 truncate -s 96M "$T/src.img"
@@ -18,5 +20,6 @@ a=$(sha256sum <"$T/src.img" | cut -d' ' -f1)
 b=$(sha256sum <"$T/back.img" | cut -d' ' -f1)
 [ "$a" = "$b" ] || fail "checksums differ: $a vs $b"
 pass "nbdcopy in and out with 4 connections: sha256 $a"
-cmp "$T/src.img" "$T/files/copy.img" || fail "backing file differs from source"
-pass "backing file holds exactly the copied bytes"
+bs_backing_copy copy.img "$T/backing.img"
+cmp "$T/src.img" "$T/backing.img" || fail "the $BACKEND backend stores other bytes"
+pass "the $BACKEND backend holds exactly the copied bytes"

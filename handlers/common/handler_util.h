@@ -1,0 +1,150 @@
+// Small helpers every bundled handler uses: operator-facing error
+// sentences, logging through the runner's services table, and a pool of
+// worker threads for work that may block (the ABI's submit must not).
+// Header-only, so a handler .so stays self-contained and links no runner
+// code.
+#ifndef NBDR_HANDLERS_COMMON_HANDLER_UTIL_H
+#define NBDR_HANDLERS_COMMON_HANDLER_UTIL_H
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstdint>
+#include <cstdio>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nbd-runner/handler.h"
+
+namespace handler_util {
+
+// Writes one sentence for the operator into the ABI's err buffer.
+inline void SetErr(char* err, size_t errlen, const char* fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+inline void SetErr(char* err, size_t errlen, const char* fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+// Logs one line through the runner; context names the backstore or volume.
+inline void Log(const nbdr_services* svc, int level, const std::string& context, const char* fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+inline void Log(const nbdr_services* svc, int level, const std::string& context, const char* fmt,
+                ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  svc->log(svc->ctx, level, context.c_str(), "%s", msg);
+}
+
+// A fixed set of threads running queued tasks in order of submission.
+// The destructor runs every task already queued, then joins.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads) {
+    for (int i = 0; i < threads; i++) threads_.emplace_back([this] { Loop(); });
+  }
+  ~WorkerPool() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  void Submit(std::function<void()> task) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      queue_.push_back(std::move(task));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Loop() {
+    for (;;) {
+      std::function<void()> task;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stopping and drained
+        task = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      task();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // guarded by mu_
+  bool stop_ = false;                        // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+// Parses a positive decimal option value; returns fallback when unset and
+// -1 when set but not a number in [min, max].
+inline long ParseIntOption(const char* value, long fallback, long min, long max) {
+  if (!value || !*value) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  long v = strtol(value, &end, 10);
+  if (errno || *end || v < min || v > max) return -1;
+  return v;
+}
+
+// Fills r->extents from r->offset with SEEK_DATA/SEEK_HOLE answers of
+// seek(pos, whence), which returns the new offset or -1 with errno set.
+// A backend that cannot tell (EINVAL, EOPNOTSUPP, ENOSYS) reports data.
+// Returns 0 or a positive errno.
+template <typename SeekFn>
+int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
+  uint64_t pos = r->offset, end = r->offset + r->length < size ? r->offset + r->length : size;
+  uint32_t n = 0;
+  auto add = [&](uint64_t len, uint32_t flags) {
+    r->extents[n].length = len;
+    r->extents[n].flags = flags;
+    n++;
+    pos += len;
+  };
+  while (pos < end && n < r->max_extents) {
+    errno = 0;
+    int64_t data = seek(pos, SEEK_DATA);
+    if (data < 0) {
+      if (errno == ENXIO) add(end - pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
+      else if (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS) add(end - pos, 0);
+      else return errno ? errno : EIO;
+      break;
+    }
+    if (static_cast<uint64_t>(data) > pos) {
+      add((static_cast<uint64_t>(data) < end ? static_cast<uint64_t>(data) : end) - pos,
+          NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
+      continue;
+    }
+    errno = 0;
+    int64_t hole = seek(pos, SEEK_HOLE);
+    if (hole < 0) return errno ? errno : EIO;
+    add((static_cast<uint64_t>(hole) < end ? static_cast<uint64_t>(hole) : end) - pos, 0);
+  }
+  r->nr_extents = n;
+  return 0;
+}
+
+}  // namespace handler_util
+
+#endif  // NBDR_HANDLERS_COMMON_HANDLER_UTIL_H

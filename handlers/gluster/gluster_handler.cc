@@ -1,0 +1,516 @@
+// The gluster handler (libgluster_handler.so): backstores are files on
+// GlusterFS volumes, reached through libgfapi (no FUSE mount).
+//
+// Key VOLUME/PATH. One glfs_t per volume per runner, made on first use and
+// shared by every backstore and connection of that volume until unload
+// (glfs_init and glfs_fini are slow: fini takes up to 10 s). Every server in
+// gluster-hosts is handed to gfapi as a volfile server, so fetching the
+// volume layout survives the loss of one of them.
+//
+// I/O: reads, writes, flush, trim and write-zeroes are gfapi asynchronous
+// calls that complete on gfapi's threads. Work with no asynchronous form
+// (extents through glfs_lseek, the fdatasync of a FUA request) runs on a
+// small worker pool, so submit never blocks.
+//
+// Thread-safety: every callback may be called from any runner thread.
+#include <fcntl.h>
+#include <glusterfs/api/glfs.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "handlers/common/handler_util.h"
+#include "nbd-runner/handler.h"
+
+namespace {
+
+using handler_util::SetErr;
+
+constexpr int kDefaultVolfilePort = 24007;
+constexpr long kDefaultTimeoutSeconds = 30;
+// gfapi's log levels (GF_LOG_*), by the names gluster-log-level accepts.
+constexpr struct {
+  const char* name;
+  int level;
+} kGlusterLogLevels[] = {{"error", 4}, {"warning", 5}, {"info", 7}, {"debug", 8}, {"trace", 9}};
+constexpr int kDefaultGlusterLogLevel = 5;  // warning
+
+struct VolfileServer {
+  std::string host;
+  int port = kDefaultVolfilePort;
+};
+
+// One mounted volume: the glfs_t every backstore on it shares.
+struct Volume {
+  std::string name;
+  glfs_t* fs = nullptr;
+};
+
+struct GlusterHandler {
+  const nbdr_services* svc = nullptr;
+  std::vector<VolfileServer> servers;
+  std::string hosts_text;  // as configured, for error messages
+  long timeout_s = kDefaultTimeoutSeconds;
+  std::string log_dir;
+  int gfapi_log_level = kDefaultGlusterLogLevel;
+  std::mutex mu;  // guards volumes; held while a volume is being mounted
+  std::map<std::string, std::unique_ptr<Volume>> volumes;
+  std::unique_ptr<handler_util::WorkerPool> pool;
+};
+
+struct GlusterExport {
+  GlusterHandler* h;
+  Volume* vol;
+  std::string key;
+  glfs_fd_t* fd;
+  uint64_t size;
+};
+
+int Errno(int fallback = EIO) { return errno ? errno : fallback; }
+
+// Splits "vol/dir/file.img" into the volume name and the path inside it.
+bool SplitKey(const char* key, std::string* volume, std::string* path, char* err, size_t errlen) {
+  std::string k = key;
+  size_t slash = k.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == k.size()) {
+    SetErr(err, errlen, "key '%s' must be VOLUME/PATH, e.g. vol1/disks/a.img", key);
+    return false;
+  }
+  *volume = k.substr(0, slash);
+  *path = k.substr(slash + 1);
+  for (char c : *volume) {
+    if (!isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+      SetErr(err, errlen, "'%s' is not a gluster volume name (letters, digits, - and _)",
+             volume->c_str());
+      return false;
+    }
+  }
+  for (size_t pos = 0; pos <= path->size();) {
+    size_t next = path->find('/', pos);
+    if (next == std::string::npos) next = path->size();
+    std::string comp = path->substr(pos, next - pos);
+    if (comp.empty() || comp == "." || comp == "..") {
+      SetErr(err, errlen, "key '%s': empty, '.' or '..' path components are not allowed", key);
+      return false;
+    }
+    pos = next + 1;
+  }
+  return true;
+}
+
+// Parses "h1,h2:24008,[::1]:24007" into volfile servers.
+bool ParseServers(const std::string& text, std::vector<VolfileServer>* out, std::string* why) {
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t comma = text.find(',', pos);
+    if (comma == std::string::npos) comma = text.size();
+    std::string item = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (item.empty()) {
+      *why = "empty host in '" + text + "'";
+      return false;
+    }
+    VolfileServer s;
+    std::string port;
+    if (item[0] == '[') {
+      size_t close = item.find(']');
+      if (close == std::string::npos) {
+        *why = "'" + item + "': unterminated [";
+        return false;
+      }
+      s.host = item.substr(1, close - 1);
+      if (close + 1 < item.size()) {
+        if (item[close + 1] != ':') {
+          *why = "'" + item + "': expected :PORT after ]";
+          return false;
+        }
+        port = item.substr(close + 2);
+      }
+    } else if (std::count(item.begin(), item.end(), ':') == 1) {
+      s.host = item.substr(0, item.find(':'));
+      port = item.substr(item.find(':') + 1);
+    } else {
+      s.host = item;  // a name, IPv4, or a bare IPv6 address
+    }
+    if (!port.empty()) {
+      long p = handler_util::ParseIntOption(port.c_str(), 0, 1, 65535);
+      if (p < 0) {
+        *why = "'" + item + "': port must be 1-65535";
+        return false;
+      }
+      s.port = static_cast<int>(p);
+    }
+    out->push_back(s);
+  }
+  return true;
+}
+
+// Returns the mounted volume, mounting it on first use.
+Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen,
+                  int* rc) {
+  std::lock_guard<std::mutex> l(h->mu);
+  if (auto it = h->volumes.find(name); it != h->volumes.end()) return it->second.get();
+
+  glfs_t* fs = glfs_new(name.c_str());
+  if (!fs) {
+    *rc = Errno(ENOMEM);
+    SetErr(err, errlen, "volume '%s': glfs_new: %s", name.c_str(), strerror(*rc));
+    return nullptr;
+  }
+  for (const auto& s : h->servers) {
+    if (glfs_set_volfile_server(fs, "tcp", s.host.c_str(), s.port) < 0) {
+      *rc = Errno();
+      SetErr(err, errlen, "volume '%s': volfile server %s:%d: %s", name.c_str(), s.host.c_str(),
+             s.port, strerror(*rc));
+      glfs_fini(fs);
+      return nullptr;
+    }
+  }
+  std::string log_file = h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
+  glfs_set_logging(fs, log_file.c_str(), h->gfapi_log_level);
+  std::string timeout = std::to_string(h->timeout_s);
+  // A brick that stops answering fails its requests after timeout_s.
+  glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", timeout.c_str());
+  // Keep writes that failed in write-behind until a later fsync succeeds,
+  // rather than dropping them after reporting the error once.
+  glfs_set_xlator_option(fs, "*-write-behind", "resync-failed-syncs-after-fsync", "on");
+
+  if (glfs_init(fs) < 0) {
+    int e = Errno();
+    *rc = e == ENOENT ? ENOENT : EHOSTUNREACH;
+    if (e == ENOENT)
+      SetErr(err, errlen, "gluster volume '%s' does not exist (servers %s)", name.c_str(),
+             h->hosts_text.c_str());
+    else
+      SetErr(err, errlen, "cannot mount gluster volume '%s': glusterd unreachable at %s (%s)",
+             name.c_str(), h->hosts_text.c_str(), strerror(e));
+    // A failed init still needs fini; it is quick for an unmounted volume.
+    glfs_fini(fs);
+    return nullptr;
+  }
+  auto vol = std::make_unique<Volume>();
+  vol->name = name;
+  vol->fs = fs;
+  Volume* raw = vol.get();
+  h->volumes[name] = std::move(vol);
+  handler_util::Log(h->svc, NBDR_LOG_INFO, name, "mounted gluster volume through %s (log %s)",
+                    h->hosts_text.c_str(), log_file.c_str());
+  return raw;
+}
+
+// What a key names: a path on a mounted volume.
+struct Target {
+  GlusterHandler* h = nullptr;
+  Volume* vol = nullptr;
+  std::string volname;
+  std::string path;
+};
+
+// Splits key and mounts its volume. Returns 0 or a positive errno with err
+// set.
+int Resolve(void* state, const char* key, Target* t, char* err, size_t errlen) {
+  t->h = static_cast<GlusterHandler*>(state);
+  if (!SplitKey(key, &t->volname, &t->path, err, errlen)) return EINVAL;
+  int rc = 0;
+  t->vol = GetVolume(t->h, t->volname, err, errlen, &rc);
+  return t->vol ? 0 : rc;
+}
+
+// An operator sentence for a failed gfapi call on path.
+int PathError(const char* what, const std::string& vol, const std::string& path, char* err,
+              size_t errlen) {
+  int e = Errno();
+  switch (e) {
+    case EEXIST:
+      SetErr(err, errlen, "%s already exists on volume '%s'", path.c_str(), vol.c_str());
+      break;
+    case ENOENT:
+      SetErr(err, errlen, "%s does not exist on volume '%s'", path.c_str(), vol.c_str());
+      break;
+    case ENOSPC:
+      SetErr(err, errlen, "%s %s on volume '%s': no space left on the volume", what, path.c_str(),
+             vol.c_str());
+      break;
+    case EACCES:
+    case EPERM:
+      SetErr(err, errlen, "%s %s on volume '%s': permission denied", what, path.c_str(),
+             vol.c_str());
+      break;
+    case ENOTCONN:
+      SetErr(err, errlen, "%s %s on volume '%s': the bricks are unreachable", what, path.c_str(),
+             vol.c_str());
+      break;
+    default:
+      SetErr(err, errlen, "%s %s on volume '%s': %s", what, path.c_str(), vol.c_str(),
+             strerror(e));
+  }
+  return e;
+}
+
+// Makes every missing parent directory of path.
+int MakeParents(Volume* v, const std::string& path, char* err, size_t errlen) {
+  for (size_t slash = path.find('/'); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    std::string dir = path.substr(0, slash);
+    errno = 0;
+    if (glfs_mkdir(v->fs, dir.c_str(), 0755) < 0 && errno != EEXIST)
+      return PathError("make directory", v->name, dir, err, errlen);
+  }
+  return 0;
+}
+
+// ---- handler callbacks --------------------------------------------------
+
+int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
+  auto h = std::make_unique<GlusterHandler>();
+  h->svc = svc;
+  const char* hosts = svc->get_option(svc->ctx, "gluster-hosts");
+  h->hosts_text = hosts && *hosts ? hosts : "localhost";
+  std::string why;
+  if (!ParseServers(h->hosts_text, &h->servers, &why)) {
+    SetErr(err, errlen, "gluster-hosts: %s", why.c_str());
+    return EINVAL;
+  }
+  h->timeout_s = handler_util::ParseIntOption(svc->get_option(svc->ctx, "gluster-timeout"),
+                                              kDefaultTimeoutSeconds, 1, 3600);
+  if (h->timeout_s < 0) {
+    SetErr(err, errlen, "gluster-timeout: '%s' is not a number of seconds from 1 to 3600",
+           svc->get_option(svc->ctx, "gluster-timeout"));
+    return EINVAL;
+  }
+  if (const char* d = svc->get_option(svc->ctx, "log-dir"); d && *d) h->log_dir = d;
+  if (const char* l = svc->get_option(svc->ctx, "gluster-log-level"); l && *l) {
+    h->gfapi_log_level = -1;
+    for (const auto& lv : kGlusterLogLevels)
+      if (!strcmp(l, lv.name)) h->gfapi_log_level = lv.level;
+    if (h->gfapi_log_level < 0) {
+      SetErr(err, errlen, "gluster-log-level: '%s' is not error, warning, info, debug or trace", l);
+      return EINVAL;
+    }
+  }
+  h->pool = std::make_unique<handler_util::WorkerPool>(4);
+  handler_util::Log(svc, NBDR_LOG_INFO, "", "volfile servers %s, brick timeout %ld s",
+                    h->hosts_text.c_str(), h->timeout_s);
+  *state = h.release();
+  return 0;
+}
+
+void GlusterUnload(void* state) {
+  auto* h = static_cast<GlusterHandler*>(state);
+  h->pool.reset();
+  // glfs_fini takes seconds per volume; unmount them side by side.
+  std::vector<std::thread> finis;
+  for (auto& [name, vol] : h->volumes) finis.emplace_back([fs = vol->fs] { glfs_fini(fs); });
+  for (auto& t : finis) t.join();
+  delete h;
+}
+
+int GlusterCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
+                  size_t errlen) {
+  Target t;
+  if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
+  GlusterHandler* h = t.h;
+  Volume* v = t.vol;
+  const std::string &volname = t.volname, &path = t.path;
+  int rc = 0;
+
+  struct statvfs vfs;
+  if (glfs_statvfs(v->fs, "/", &vfs) == 0) {
+    uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+    if (p->prealloc && avail < p->size) {
+      SetErr(err, errlen,
+             "not enough space on volume '%s' to preallocate %llu bytes (%llu free)",
+             volname.c_str(), static_cast<unsigned long long>(p->size),
+             static_cast<unsigned long long>(avail));
+      return ENOSPC;
+    }
+    if (avail < p->size)
+      handler_util::Log(h->svc, NBDR_LOG_WARNING, key,
+                        "sparse backstore of %llu bytes is larger than the %llu bytes free on "
+                        "volume '%s'",
+                        static_cast<unsigned long long>(p->size),
+                        static_cast<unsigned long long>(avail), volname.c_str());
+  }
+  if ((rc = MakeParents(v, path, err, errlen))) return rc;
+  errno = 0;
+  glfs_fd_t* fd = glfs_creat(v->fs, path.c_str(), O_RDWR | O_EXCL, 0644);
+  if (!fd) return PathError("create", volname, path, err, errlen);
+  errno = 0;
+  if (p->prealloc) {
+    if (glfs_fallocate(fd, 0, 0, p->size) < 0) rc = PathError("preallocate", volname, path, err, errlen);
+  } else if (glfs_ftruncate(fd, static_cast<off_t>(p->size), nullptr, nullptr) < 0) {
+    rc = PathError("size", volname, path, err, errlen);
+  }
+  if (!rc && glfs_fsync(fd, nullptr, nullptr) < 0) rc = PathError("sync", volname, path, err, errlen);
+  glfs_close(fd);
+  if (rc) {
+    glfs_unlink(v->fs, path.c_str());
+    return rc;
+  }
+  handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes%s",
+                    static_cast<unsigned long long>(p->size), p->prealloc ? " (preallocated)" : "");
+  return 0;
+}
+
+int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
+  Target t;
+  if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
+  const std::string &volname = t.volname, &path = t.path;
+  struct stat st;
+  errno = 0;
+  if (glfs_lstat(t.vol->fs, path.c_str(), &st) < 0) return PathError("stat", volname, path, err, errlen);
+  if (!S_ISREG(st.st_mode)) {
+    SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
+    return EINVAL;
+  }
+  errno = 0;
+  if (glfs_unlink(t.vol->fs, path.c_str()) < 0) return PathError("delete", volname, path, err, errlen);
+  return 0;
+}
+
+int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
+                void** export_handle, char* err, size_t errlen) {
+  Target t;
+  if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
+  const std::string &volname = t.volname, &path = t.path;
+  int rc = 0;
+  errno = 0;
+  glfs_fd_t* fd = glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR);
+  if (!fd) return PathError("open", volname, path, err, errlen);
+  struct stat st;
+  errno = 0;
+  if (glfs_fstat(fd, &st) < 0) {
+    rc = PathError("stat", volname, path, err, errlen);
+    glfs_close(fd);
+    return rc;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
+    glfs_close(fd);
+    return EINVAL;
+  }
+  auto* e = new GlusterExport{t.h, t.vol, key, fd, static_cast<uint64_t>(st.st_size)};
+  info->size = e->size;
+  // No FAST_ZERO: zerofill may fall back to writing zeroes on the brick.
+  info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
+               NBDR_CAP_MULTI_CONN | NBDR_CAP_EXTENTS;
+  *export_handle = e;
+  return 0;
+}
+
+void GlusterClose(void* export_handle) {
+  auto* e = static_cast<GlusterExport*>(export_handle);
+  if (glfs_close(e->fd) < 0)
+    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(Errno()));
+  delete e;
+}
+
+// ---- I/O ----------------------------------------------------------------
+
+// Describes allocation from r->offset with SEEK_DATA/SEEK_HOLE.
+int Extents(GlusterExport* e, nbdr_request* r) {
+  return handler_util::FillExtents(r, e->size, [e](uint64_t pos, int whence) -> int64_t {
+    return glfs_lseek(e->fd, static_cast<off_t>(pos), whence);
+  });
+}
+
+// The completion of every asynchronous gfapi call: checks the byte count
+// of reads and writes, then completes the request, or first makes it
+// durable on the worker pool when it carries FUA.
+void OnGfapiDone(glfs_fd_t*, ssize_t ret, struct glfs_stat*, struct glfs_stat*, void* data) {
+  int err = ret < 0 ? Errno() : 0;
+  auto* r = static_cast<nbdr_request*>(data);
+  auto* e = static_cast<GlusterExport*>(r->handler_private);
+  if (!err && (r->type == NBDR_REQ_READ || r->type == NBDR_REQ_WRITE) &&
+      static_cast<uint64_t>(ret) != r->length)
+    err = EIO;  // the file shrank under us
+  if (err == EOPNOTSUPP && r->type == NBDR_REQ_TRIM) err = 0;  // trim is advisory
+  if (err && err != ENOSPC && err != EDQUOT)
+    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
+                      r->type, static_cast<unsigned long long>(r->offset), strerror(err));
+  if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
+    e->h->pool->Submit([e, r] {
+      errno = 0;
+      r->complete(r, glfs_fdatasync(e->fd, nullptr, nullptr) < 0 ? Errno() : 0);
+    });
+    return;
+  }
+  r->complete(r, err);
+}
+
+void GlusterSubmit(void* export_handle, nbdr_request* r) {
+  auto* e = static_cast<GlusterExport*>(export_handle);
+  r->handler_private = e;
+  iovec iov{r->buf, r->length};
+  int rc = 0;
+  errno = 0;
+  switch (r->type) {
+    case NBDR_REQ_READ:
+      rc = glfs_preadv_async(e->fd, &iov, 1, static_cast<off_t>(r->offset), 0, OnGfapiDone, r);
+      break;
+    case NBDR_REQ_WRITE:
+      rc = glfs_pwritev_async(e->fd, &iov, 1, static_cast<off_t>(r->offset), 0, OnGfapiDone, r);
+      break;
+    case NBDR_REQ_FLUSH:
+      rc = glfs_fdatasync_async(e->fd, OnGfapiDone, r);
+      break;
+    case NBDR_REQ_TRIM:
+      rc = glfs_discard_async(e->fd, static_cast<off_t>(r->offset), r->length, OnGfapiDone, r);
+      break;
+    case NBDR_REQ_WRITE_ZEROES:
+      rc = glfs_zerofill_async(e->fd, static_cast<off_t>(r->offset),
+                               static_cast<off_t>(r->length), OnGfapiDone, r);
+      break;
+    case NBDR_REQ_EXTENTS:
+      e->h->pool->Submit([e, r] { r->complete(r, Extents(e, r)); });
+      return;
+    default:
+      r->complete(r, EINVAL);
+      return;
+  }
+  if (rc < 0) r->complete(r, Errno());
+}
+
+const char* const kOptions[] = {"gluster-hosts", "gluster-timeout", "gluster-log-level", nullptr};
+
+const nbdr_handler kGlusterHandler = {
+    sizeof(nbdr_handler),
+    NBDR_HANDLER_ABI_VERSION,
+    "gluster",
+    "files on GlusterFS volumes through libgfapi",
+    NBDR_PACKAGE_VERSION,
+    "gluster-hosts=H1[:PORT],H2,...  volfile servers (glusterd), all tried in turn "
+    "(default localhost)\n"
+    "gluster-timeout=SECONDS         a brick that stops answering fails I/O with EIO after this "
+    "long (default 30)\n"
+    "gluster-log-level=LEVEL         gfapi's own log, <log-dir>/gluster-VOLUME.log: error, "
+    "warning (default), info, debug, trace\n",
+    kOptions,
+    GlusterLoad,
+    GlusterUnload,
+    GlusterCreate,
+    GlusterRemove,
+    GlusterOpen,
+    GlusterClose,
+    GlusterSubmit,
+};
+
+}  // namespace
+
+extern "C" NBDR_HANDLER_EXPORT const nbdr_handler* handler_init(const nbdr_services* svc) {
+  (void)svc;
+  return &kGlusterHandler;
+}

@@ -1,0 +1,74 @@
+# Backend-generic helpers for the backstore tests (sourced after
+# functions.sh, never run). The scripts in backstore/ run unchanged against
+# every backend; ctest registers each once per backend with NBDR_BACKEND set
+# to file, gluster or rbd. The gluster and rbd backends use the real
+# glusterd / Ceph cluster that the suite's fixtures started
+# (tests/backends/*-ctl) and skip, with the reason, when there is none.
+
+BACKEND=${NBDR_BACKEND:-file}
+# Unique per test run, so tests sharing one volume or pool never collide.
+TEST_ID="$(basename "$0" .sh)-$$"
+BS_RUNNER_OPTS=()
+case "$BACKEND" in
+  file) ;;
+  gluster)
+    _env=${NBDR_GLUSTER_DIR:-/tmp/nbdr-test-gluster}/env
+    [ -f "$_env" ] || skip "no test glusterd is running (the gluster-up fixture did not start one)"
+    source "$_env"
+    BS_RUNNER_OPTS=(--gluster-hosts "$GLUSTER_HOSTS")
+    ;;
+  rbd)
+    _env=${NBDR_CEPH_DIR:-/tmp/nbdr-test-ceph}/env
+    [ -f "$_env" ] || skip "no test Ceph cluster is running (the ceph-up fixture did not start one)"
+    source "$_env"
+    BS_RUNNER_OPTS=(--ceph-conf "$CEPH_CONF")
+    ;;
+  *) fail "NBDR_BACKEND: unknown backend '$BACKEND'" ;;
+esac
+
+# bs_key NAME: the key of this test's backstore NAME (a relative path such
+# as vm/disk.img) on this backend.
+bs_key() {
+  case "$BACKEND" in
+    file) echo "$1" ;;
+    gluster) echo "$GLUSTER_VOL/$TEST_ID/$1" ;;
+    rbd) echo "$CEPH_POOL/$TEST_ID-${1//\//-}" ;;
+  esac
+}
+
+# bs_uri NAME: the NBD URI of backstore NAME on the running runner.
+bs_uri() { echo "$NBD/$BACKEND/$(bs_key "$1")"; }
+
+# bs_start_runner [options...]: start_runner with this backend's options.
+bs_start_runner() {
+  start_runner "${BS_RUNNER_OPTS[@]}" "$@"
+}
+
+# bs_create NAME ARGS...: nbd-cli create on this backend; the backstore is
+# deleted again when the test ends (while a runner is still up).
+_bs_created=()
+bs_create() {
+  local name=$1
+  shift
+  cli "$BACKEND" create "$(bs_key "$name")" "$@" >/dev/null
+  if [ ${#_bs_created[@]} -eq 0 ]; then cleanup _bs_delete_all; fi
+  _bs_created+=("$(bs_key "$name")")
+}
+_bs_delete_all() {
+  [ -n "${RUNNER_PID:-}" ] && kill -0 "$RUNNER_PID" 2>/dev/null || return 0
+  local k
+  for k in "${_bs_created[@]}"; do cli "$BACKEND" delete "$k" >/dev/null 2>&1 || true; done
+}
+
+# bs_backing_copy NAME OUT: copies the bytes the backend stores for NAME,
+# read beside the runner (the file itself, the brick's file, rbd export),
+# into OUT.
+bs_backing_copy() {
+  local key
+  key=$(bs_key "$1")
+  case "$BACKEND" in
+    file) cp --sparse=always "$T/files/$key" "$2" ;;
+    gluster) cp --sparse=always "$GLUSTER_BRICKS/${key%%/*}/${key#*/}" "$2" ;;
+    rbd) rbd -c "$CEPH_CONF" export "$key" "$2" >/dev/null 2>&1 ;;
+  esac
+}
