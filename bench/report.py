@@ -1,6 +1,6 @@
 """Turns the fio JSON files of one bench/run-bench run into a table with
 ratios (markdown and JSON), noting the machine. Usage:
-report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS"""
+report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS [BACKEND [SUFFIX]]"""
 import json
 import os
 import platform
@@ -9,6 +9,8 @@ import sys
 import time
 
 work, out, runtime, size_mib, servers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
+backend = sys.argv[6] if len(sys.argv) > 6 else "file"
+suffix = sys.argv[7] if len(sys.argv) > 7 else ""
 rows = ["randread-4k-qd32", "randwrite-4k-qd32", "seqread-1m-qd8", "seqwrite-1m-qd8", "randread-4k-qd1"]
 
 
@@ -51,8 +53,13 @@ machine = {
     "nbdkit": version(["nbdkit", "--version"]),
     "qemu-nbd": version(["qemu-nbd", "--version"]),
 }
+if backend == "gluster":
+    machine["glusterfs"] = version(["glusterfsd", "--version"])
+where = {"file": "a file in tmpfs",
+         "gluster": "a file on a single-brick GlusterFS volume (brick in tmpfs, loopback)"}[backend]
 data = {s: {r: metric(s, r) for r in rows} for s in servers}
 result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine,
+          "backend": backend,
           "runtime_s": int(runtime), "file_mib": int(size_mib), "results": data}
 
 
@@ -65,9 +72,9 @@ def cell(row, m):
 
 
 base = servers[0]
-lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; file %s MiB in tmpfs, %ss per row."
+lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per row."
          % (result["date"], machine["cpu"], machine["cores"], machine["mem_gib"], machine["kernel"],
-            machine["fio"], size_mib, runtime), ""]
+            machine["fio"], size_mib, where, runtime), ""]
 head = "| workload | " + " | ".join(servers) + " | " + " | ".join("%s / %s" % (base, s) for s in servers[1:]) + " |"
 lines.append(head)
 lines.append("|" + "---|" * (1 + len(servers) + len(servers) - 1))
@@ -78,8 +85,8 @@ for r in rows:
     lines.append("| %s | %s | %s |" % (r, " | ".join(vals), " | ".join(ratios)))
 md = "\n".join(lines) + "\n"
 os.makedirs(out, exist_ok=True)
-with open(os.path.join(out, "results.md"), "w") as f:
+with open(os.path.join(out, "results%s.md" % suffix), "w") as f:
     f.write(md)
-with open(os.path.join(out, "results.json"), "w") as f:
+with open(os.path.join(out, "results%s.json" % suffix), "w") as f:
     json.dump(result, f, indent=2)
 print(md)
