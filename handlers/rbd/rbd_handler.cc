@@ -1,0 +1,460 @@
+// The rbd handler (librbd_handler.so): backstores are Ceph RBD images,
+// reached through librados/librbd (no kernel rbd module).
+//
+// Key POOL/IMAGE or POOL/NAMESPACE/IMAGE. One rados cluster connection per
+// runner, made on first use (so the runner starts while the cluster is
+// down) and kept until unload; one ioctx per pool and namespace; one image
+// handle per served backstore, shared by all its NBD connections, so
+// CAN_MULTI_CONN is honest.
+//
+// I/O: read, write, flush, discard and write-zeroes are rbd_aio_* calls
+// completing on librbd's threads. FUA adds an rbd_aio_flush; extents
+// (rbd_diff_iterate2, synchronous) run on a small worker pool, so submit
+// never blocks. rados_osd_op_timeout and rados_mon_op_timeout
+// (ceph-op-timeout) turn a dead or frozen OSD into EIO instead of a hang.
+//
+// Thread-safety: every callback may be called from any runner thread.
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "handlers/common/handler_util.h"
+#include "nbd-runner/handler.h"
+
+namespace {
+
+using handler_util::SetErr;
+
+constexpr long kDefaultOpTimeoutSeconds = 30;
+constexpr uint64_t kImageFeatures = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
+                                    RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
+                                    RBD_FEATURE_DEEP_FLATTEN;
+
+struct RbdHandler {
+  const nbdr_services* svc = nullptr;
+  std::string conf_file;  // empty: librados' default search
+  std::string client_id;  // empty: "admin"
+  std::string keyring;
+  long op_timeout_s = kDefaultOpTimeoutSeconds;
+  std::mutex mu;  // guards cluster and ioctxs; held while connecting
+  rados_t cluster = nullptr;
+  std::map<std::pair<std::string, std::string>, rados_ioctx_t> ioctxs;  // (pool, namespace)
+  std::unique_ptr<handler_util::WorkerPool> pool;
+};
+
+struct RbdExport {
+  RbdHandler* h;
+  std::string key;
+  rbd_image_t image;
+  uint64_t size;
+  bool whole_object_diff;  // fast-diff: extents from the object map alone
+};
+
+// What a key names.
+struct ImageRef {
+  std::string pool, ns, image;
+};
+
+bool ParseKey(const char* key, ImageRef* ref, char* err, size_t errlen) {
+  std::string k = key;
+  size_t a = k.find('/');
+  size_t b = a == std::string::npos ? a : k.find('/', a + 1);
+  size_t c = b == std::string::npos ? b : k.find('/', b + 1);
+  if (a == std::string::npos || c != std::string::npos) {
+    SetErr(err, errlen, "key '%s' must be POOL/IMAGE or POOL/NAMESPACE/IMAGE", key);
+    return false;
+  }
+  ref->pool = k.substr(0, a);
+  if (b == std::string::npos) {
+    ref->image = k.substr(a + 1);
+  } else {
+    ref->ns = k.substr(a + 1, b - a - 1);
+    ref->image = k.substr(b + 1);
+  }
+  if (ref->pool.empty() || ref->image.empty() || (b != std::string::npos && ref->ns.empty())) {
+    SetErr(err, errlen, "key '%s' must be POOL/IMAGE or POOL/NAMESPACE/IMAGE", key);
+    return false;
+  }
+  return true;
+}
+
+std::string Describe(const ImageRef& r) {
+  return r.ns.empty() ? r.pool + "/" + r.image : r.pool + "/" + r.ns + "/" + r.image;
+}
+
+// Connects to the cluster on first use. Caller holds h->mu.
+int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
+  if (h->cluster) return 0;
+  rados_t cluster = nullptr;
+  int rc = rados_create(&cluster, h->client_id.empty() ? nullptr : h->client_id.c_str());
+  if (rc < 0) {
+    SetErr(err, errlen, "rados_create: %s", strerror(-rc));
+    return -rc;
+  }
+  rc = rados_conf_read_file(cluster, h->conf_file.empty() ? nullptr : h->conf_file.c_str());
+  if (rc < 0) {
+    SetErr(err, errlen, "cannot read Ceph configuration %s: %s",
+           h->conf_file.empty() ? "(default search path)" : h->conf_file.c_str(), strerror(-rc));
+    rados_shutdown(cluster);
+    return -rc;
+  }
+  std::string timeout = std::to_string(h->op_timeout_s);
+  const std::pair<const char*, std::string> settings[] = {
+      {"rados_osd_op_timeout", timeout},
+      {"rados_mon_op_timeout", timeout},
+      {"client_mount_timeout", timeout},
+      {"keyring", h->keyring},
+  };
+  for (const auto& [name, value] : settings) {
+    if (value.empty()) continue;
+    if ((rc = rados_conf_set(cluster, name, value.c_str())) < 0) {
+      SetErr(err, errlen, "Ceph option %s=%s: %s", name, value.c_str(), strerror(-rc));
+      rados_shutdown(cluster);
+      return -rc;
+    }
+  }
+  if ((rc = rados_connect(cluster)) < 0) {
+    int e = -rc;
+    if (e == EACCES || e == EPERM)
+      SetErr(err, errlen, "Ceph cluster refused client '%s': permission denied (check ceph-id and "
+             "ceph-keyring)", h->client_id.empty() ? "admin" : h->client_id.c_str());
+    else
+      SetErr(err, errlen, "Ceph cluster unreachable (configuration %s): %s",
+             h->conf_file.empty() ? "default" : h->conf_file.c_str(), strerror(e));
+    rados_shutdown(cluster);
+    return e == ETIMEDOUT || e == ENOENT || e == ENOTCONN ? EHOSTUNREACH : e;
+  }
+  h->cluster = cluster;
+  handler_util::Log(h->svc, NBDR_LOG_INFO, "", "connected to the Ceph cluster (configuration %s)",
+                    h->conf_file.empty() ? "default" : h->conf_file.c_str());
+  return 0;
+}
+
+// The ioctx of ref's pool and namespace, connecting on first use.
+int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out, char* err, size_t errlen) {
+  std::lock_guard<std::mutex> l(h->mu);
+  if (int rc = ConnectLocked(h, err, errlen)) return rc;
+  auto id = std::make_pair(ref.pool, ref.ns);
+  if (auto it = h->ioctxs.find(id); it != h->ioctxs.end()) {
+    *out = it->second;
+    return 0;
+  }
+  rados_ioctx_t io = nullptr;
+  int rc = rados_ioctx_create(h->cluster, ref.pool.c_str(), &io);
+  if (rc < 0) {
+    if (rc == -ENOENT)
+      SetErr(err, errlen, "Ceph pool '%s' does not exist", ref.pool.c_str());
+    else
+      SetErr(err, errlen, "Ceph pool '%s': %s", ref.pool.c_str(), strerror(-rc));
+    return -rc;
+  }
+  if (!ref.ns.empty()) rados_ioctx_set_namespace(io, ref.ns.c_str());
+  h->ioctxs[id] = io;
+  *out = io;
+  return 0;
+}
+
+// An operator sentence for a failed librbd call (rc < 0) on ref.
+int ImageError(const char* what, const ImageRef& ref, int rc, char* err, size_t errlen) {
+  int e = -rc;
+  std::string name = Describe(ref);
+  switch (e) {
+    case EEXIST:
+      SetErr(err, errlen, "rbd image %s already exists", name.c_str());
+      break;
+    case ENOENT:
+      SetErr(err, errlen, "rbd image %s does not exist", name.c_str());
+      break;
+    case EACCES:
+    case EPERM:
+      SetErr(err, errlen, "%s rbd image %s: permission denied", what, name.c_str());
+      break;
+    case EBUSY:
+      SetErr(err, errlen, "%s rbd image %s: it is still open elsewhere (watchers)", what,
+             name.c_str());
+      break;
+    case ENOTEMPTY:
+      SetErr(err, errlen, "%s rbd image %s: it has snapshots", what, name.c_str());
+      break;
+    case ETIMEDOUT:
+      SetErr(err, errlen, "%s rbd image %s: the cluster did not answer in time", what,
+             name.c_str());
+      break;
+    default:
+      SetErr(err, errlen, "%s rbd image %s: %s", what, name.c_str(), strerror(e));
+  }
+  return e;
+}
+
+// ---- handler callbacks --------------------------------------------------
+
+int RbdLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
+  auto h = std::make_unique<RbdHandler>();
+  h->svc = svc;
+  auto opt = [svc](const char* name) -> std::string {
+    const char* v = svc->get_option(svc->ctx, name);
+    return v ? v : "";
+  };
+  h->conf_file = opt("ceph-conf");
+  h->client_id = opt("ceph-id");
+  h->keyring = opt("ceph-keyring");
+  if (h->client_id.rfind("client.", 0) == 0) h->client_id = h->client_id.substr(7);
+  h->op_timeout_s =
+      handler_util::ParseIntOption(svc->get_option(svc->ctx, "ceph-op-timeout"),
+                                   kDefaultOpTimeoutSeconds, 1, 3600);
+  if (h->op_timeout_s < 0) {
+    SetErr(err, errlen, "ceph-op-timeout: '%s' is not a number of seconds from 1 to 3600",
+           opt("ceph-op-timeout").c_str());
+    return EINVAL;
+  }
+  h->pool = std::make_unique<handler_util::WorkerPool>(2);
+  handler_util::Log(svc, NBDR_LOG_INFO, "", "Ceph configuration %s, client %s, op timeout %ld s",
+                    h->conf_file.empty() ? "default" : h->conf_file.c_str(),
+                    h->client_id.empty() ? "admin" : h->client_id.c_str(), h->op_timeout_s);
+  *state = h.release();
+  return 0;
+}
+
+void RbdUnload(void* state) {
+  auto* h = static_cast<RbdHandler*>(state);
+  h->pool.reset();
+  for (auto& [id, io] : h->ioctxs) rados_ioctx_destroy(io);
+  if (h->cluster) rados_shutdown(h->cluster);
+  delete h;
+}
+
+int RbdCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
+              size_t errlen) {
+  auto* h = static_cast<RbdHandler*>(state);
+  ImageRef ref;
+  if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
+  if (p->prealloc) {
+    SetErr(err, errlen, "rbd images are thin-provisioned; prealloc is not supported");
+    return ENOTSUP;
+  }
+  rados_ioctx_t io;
+  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
+  rbd_image_options_t opts;
+  rbd_image_options_create(&opts);
+  rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, kImageFeatures);
+  int rc = rbd_create4(io, ref.image.c_str(), p->size, opts);
+  rbd_image_options_destroy(opts);
+  if (rc == -ENOENT && !ref.ns.empty()) {
+    SetErr(err, errlen, "rbd namespace '%s' does not exist in pool '%s'", ref.ns.c_str(),
+           ref.pool.c_str());
+    return ENOENT;
+  }
+  if (rc < 0) return ImageError("create", ref, rc, err, errlen);
+  handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes",
+                    static_cast<unsigned long long>(p->size));
+  return 0;
+}
+
+int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
+  auto* h = static_cast<RbdHandler*>(state);
+  ImageRef ref;
+  if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
+  rados_ioctx_t io;
+  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
+  if (int rc = rbd_remove(io, ref.image.c_str()); rc < 0)
+    return ImageError("delete", ref, rc, err, errlen);
+  return 0;
+}
+
+int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
+            void** export_handle, char* err, size_t errlen) {
+  auto* h = static_cast<RbdHandler*>(state);
+  ImageRef ref;
+  if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
+  rados_ioctx_t io;
+  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
+  rbd_image_t image = nullptr;
+  int rc = readonly ? rbd_open_read_only(io, ref.image.c_str(), &image, nullptr)
+                    : rbd_open(io, ref.image.c_str(), &image, nullptr);
+  if (rc < 0) return ImageError("open", ref, rc, err, errlen);
+  uint64_t size = 0, features = 0;
+  if ((rc = rbd_get_size(image, &size)) < 0 || (rc = rbd_get_features(image, &features)) < 0) {
+    rbd_close(image);
+    return ImageError("stat", ref, rc, err, errlen);
+  }
+  auto* e = new RbdExport{h, key, image, size, (features & RBD_FEATURE_FAST_DIFF) != 0};
+  info->size = size;
+  // No FAST_ZERO (write-zeroes may write data) and no CACHE.
+  info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
+               NBDR_CAP_MULTI_CONN | NBDR_CAP_EXTENTS;
+  *export_handle = e;
+  return 0;
+}
+
+void RbdClose(void* export_handle) {
+  auto* e = static_cast<RbdExport*>(export_handle);
+  if (int rc = rbd_close(e->image); rc < 0)
+    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(-rc));
+  delete e;
+}
+
+// ---- I/O ----------------------------------------------------------------
+
+// Collects rbd_diff_iterate2 answers into the request's extents.
+struct ExtentWalk {
+  nbdr_request* r;
+  uint64_t pos;  // end of what is described so far
+  uint64_t end;
+};
+constexpr int kWalkFull = -ENOBUFS;  // stops the walk: extents[] is full
+
+int AddExtent(ExtentWalk* w, uint64_t len, uint32_t flags) {
+  nbdr_request* r = w->r;
+  if (len == 0) return 0;
+  if (r->nr_extents > 0 && r->extents[r->nr_extents - 1].flags == flags) {
+    r->extents[r->nr_extents - 1].length += len;
+  } else {
+    if (r->nr_extents == r->max_extents) return kWalkFull;
+    r->extents[r->nr_extents].length = len;
+    r->extents[r->nr_extents].flags = flags;
+    r->nr_extents++;
+  }
+  w->pos += len;
+  return 0;
+}
+
+int OnDiffExtent(uint64_t off, size_t len, int exists, void* arg) {
+  auto* w = static_cast<ExtentWalk*>(arg);
+  uint64_t start = std::max(off, w->pos), stop = std::min<uint64_t>(off + len, w->end);
+  if (stop <= start) return 0;
+  if (int rc = AddExtent(w, start - w->pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO)) return rc;
+  return AddExtent(w, stop - start, exists ? 0 : NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
+}
+
+int Extents(RbdExport* e, nbdr_request* r) {
+  ExtentWalk w{r, r->offset, std::min(r->offset + r->length, e->size)};
+  r->nr_extents = 0;
+  int rc = rbd_diff_iterate2(e->image, nullptr, r->offset, w.end - r->offset, 1,
+                             e->whole_object_diff ? 1 : 0, OnDiffExtent, &w);
+  if (rc == kWalkFull) return 0;
+  if (rc < 0) return -rc;
+  // Whatever the walk did not mention is unallocated. When extents[] is
+  // full the client asks again from where the answer ends.
+  if (w.pos < w.end) AddExtent(&w, w.end - w.pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
+  return 0;
+}
+
+// A librbd result as the positive errno the NBD client gets: timeouts and
+// a blocklisted client become EIO.
+int ErrorFromRbd(ssize_t ret) {
+  if (ret >= 0) return 0;
+  int e = static_cast<int>(-ret);
+  return e == ETIMEDOUT || e == ESHUTDOWN ? EIO : e;  // ESHUTDOWN: blocklisted
+}
+
+void OnFuaFlushed(rbd_completion_t c, void* arg) {
+  auto* r = static_cast<nbdr_request*>(arg);
+  int err = ErrorFromRbd(rbd_aio_get_return_value(c));
+  rbd_aio_release(c);
+  r->complete(r, err);
+}
+
+// Completion of every rbd_aio_* call; FUA requests are flushed next.
+void OnRbdDone(rbd_completion_t c, void* arg) {
+  auto* r = static_cast<nbdr_request*>(arg);
+  auto* e = static_cast<RbdExport*>(r->handler_private);
+  int err = ErrorFromRbd(rbd_aio_get_return_value(c));
+  rbd_aio_release(c);
+  if (err && err != ENOSPC && err != EDQUOT)
+    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
+                      r->type, static_cast<unsigned long long>(r->offset), strerror(err));
+  if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
+    // Issued from a worker, not from librbd's completion thread.
+    e->h->pool->Submit([e, r] {
+      rbd_completion_t fc;
+      int rc = rbd_aio_create_completion(r, OnFuaFlushed, &fc);
+      if (rc == 0 && (rc = rbd_aio_flush(e->image, fc)) < 0) rbd_aio_release(fc);
+      if (rc < 0) r->complete(r, ErrorFromRbd(rc));
+    });
+    return;
+  }
+  r->complete(r, err);
+}
+
+void RbdSubmit(void* export_handle, nbdr_request* r) {
+  auto* e = static_cast<RbdExport*>(export_handle);
+  r->handler_private = e;
+  if (r->type == NBDR_REQ_EXTENTS) {
+    e->h->pool->Submit([e, r] { r->complete(r, Extents(e, r)); });
+    return;
+  }
+  rbd_completion_t c;
+  int rc = rbd_aio_create_completion(r, OnRbdDone, &c);
+  if (rc < 0) {
+    r->complete(r, -rc);
+    return;
+  }
+  char* buf = static_cast<char*>(r->buf);
+  switch (r->type) {
+    case NBDR_REQ_READ:
+      rc = rbd_aio_read(e->image, r->offset, r->length, buf, c);
+      break;
+    case NBDR_REQ_WRITE:
+      rc = rbd_aio_write(e->image, r->offset, r->length, buf, c);
+      break;
+    case NBDR_REQ_FLUSH:
+      rc = rbd_aio_flush(e->image, c);
+      break;
+    case NBDR_REQ_TRIM:
+      rc = rbd_aio_discard(e->image, r->offset, r->length, c);
+      break;
+    case NBDR_REQ_WRITE_ZEROES:
+      rc = rbd_aio_write_zeroes(e->image, r->offset, r->length, c,
+                                (r->flags & NBDR_REQ_FLAG_NO_HOLE)
+                                    ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION
+                                    : 0,
+                                0);
+      break;
+    default:
+      rc = -EINVAL;
+  }
+  if (rc < 0) {
+    rbd_aio_release(c);
+    r->complete(r, ErrorFromRbd(rc));
+  }
+}
+
+const char* const kOptions[] = {"ceph-conf", "ceph-id", "ceph-keyring", "ceph-op-timeout",
+                                nullptr};
+
+const nbdr_handler kRbdHandler = {
+    sizeof(nbdr_handler),
+    NBDR_HANDLER_ABI_VERSION,
+    "rbd",
+    "Ceph RBD images through librbd",
+    NBDR_PACKAGE_VERSION,
+    "ceph-conf=FILE            Ceph configuration (default: librados' search, "
+    "/etc/ceph/ceph.conf)\n"
+    "ceph-id=ID                client id, without 'client.' (default admin)\n"
+    "ceph-keyring=FILE         keyring of that client (default from the configuration)\n"
+    "ceph-op-timeout=SECONDS   a monitor or OSD that does not answer fails the request with "
+    "EIO after this long (default 30)\n",
+    kOptions,
+    RbdLoad,
+    RbdUnload,
+    RbdCreate,
+    RbdRemove,
+    RbdOpen,
+    RbdClose,
+    RbdSubmit,
+};
+
+}  // namespace
+
+extern "C" NBDR_HANDLER_EXPORT const nbdr_handler* handler_init(const nbdr_services* svc) {
+  (void)svc;
+  return &kRbdHandler;
+}
