@@ -37,6 +37,7 @@ const char kUsage[] =
     "\n"
     "  nbd-cli TYPE create KEY [prealloc] size SIZE [readonly] [block-size 512|4096]\n"
     "                          [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE delete KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
@@ -52,7 +53,9 @@ const char kUsage[] =
     "  gluster  VOLUME/PATH, e.g. vol1/disks/a.img\n"
     "  rbd      POOL/IMAGE or POOL/NAMESPACE/IMAGE\n"
     "SIZE takes a unit: 1048576, 512B, 4K, 4KiB, 1M, 1G, 1.5G, 1T (binary units).\n"
-    "HOST defaults to localhost:24110.\n"
+    "HOST defaults to localhost:24110. import serves a KEY that already exists\n"
+    "(made by another tool, e.g. rbd create) without creating it; delete then\n"
+    "removes it like any backstore.\n"
     "\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
@@ -63,6 +66,8 @@ std::string TypeHelp(const std::string& type) {
                                         : "POOL/IMAGE or POOL/NAMESPACE/IMAGE in Ceph RBD";
   return "Usage: nbd-cli " + type +
          " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type +
+         " import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " delete KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
@@ -210,6 +215,20 @@ int DoCreate(const Command& c) {
   a.readonly = c.readonly;
   a.prealloc = c.prealloc;
   return RunStatusCall(c, NBDR_CREATE, &a);
+}
+
+int DoImport(const Command& c) {
+  nbdr_create_args a{};
+  if (c.have_size) {
+    auto size = ParseBackstoreSize(c.size_text);
+    if (!size) return Usage(size.status().message());
+    a.size = *size;
+  }
+  a.type = const_cast<char*>(c.type.c_str());
+  a.key = const_cast<char*>(c.key.c_str());
+  a.block_size = c.block_size;
+  a.readonly = c.readonly;
+  return RunStatusCall(c, NBDR_IMPORT, &a);
 }
 
 int DoDelete(const Command& c) {
@@ -542,14 +561,14 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       uint64_t n = 0;
       if (int rc = number("connections", 1, 16, &n); rc >= 0) return rc;
       c->connections = static_cast<int>(n);
-    } else if (c->verb == "create" && w == "size") {
+    } else if ((c->verb == "create" || c->verb == "import") && w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
     } else if (c->verb == "create" && w == "prealloc") {
       c->prealloc = true;
-    } else if (c->verb == "create" && w == "readonly") {
+    } else if ((c->verb == "create" || c->verb == "import") && w == "readonly") {
       c->readonly = true;
-    } else if (c->verb == "create" && w == "block-size") {
+    } else if ((c->verb == "create" || c->verb == "import") && w == "block-size") {
       if (!value(&v) || (v != "512" && v != "4096")) return Usage("'block-size' must be 512 or 4096");
       c->block_size = static_cast<uint32_t>(std::stoul(v));
     } else if (c->verb == "list" && c->filter.empty() &&
@@ -601,7 +620,8 @@ int main(int argc, char** argv) {
     if (args.size() < 3) return Usage("unmap needs /dev/nbdX or a KEY");
     c.key = args[2];
     next = 3;
-  } else if (c.verb == "create" || c.verb == "delete" || c.verb == "info" || c.verb == "map") {
+  } else if (c.verb == "create" || c.verb == "import" || c.verb == "delete" || c.verb == "info" ||
+             c.verb == "map") {
     if (args.size() < 3) return Usage(c.verb + " needs a KEY");
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
@@ -611,6 +631,7 @@ int main(int argc, char** argv) {
   }
   if (int rc = ParseOptions(args, next, &c); rc >= 0) return rc;
   if (c.verb == "create") return DoCreate(c);
+  if (c.verb == "import") return DoImport(c);
   if (c.verb == "delete") return DoDelete(c);
   if (c.verb == "info") return DoInfo(c);
   if (c.verb == "map") return DoMap(c);

@@ -71,15 +71,74 @@ Status BackstoreRegistry::SaveLocked() {
   return StoreSaveconfig(path_, records);
 }
 
+namespace {
+
+Status CheckGeometry(uint64_t size, uint32_t block_size) {
+  if (block_size != 512 && block_size != 4096)
+    return Status::Error(EINVAL, "block size must be 512 or 4096");
+  if (size == 0 || size > kMaxBackstoreSize || size % block_size != 0)
+    return Status::Error(EINVAL, "size " + std::to_string(size) +
+                                     ": must be a positive multiple of the block size (" +
+                                     std::to_string(block_size) + ")");
+  return Status();
+}
+
+}  // namespace
+
 Status BackstoreRegistry::Create(const CreateParams& p) {
   if (Status s = CheckHandler(p.type); !s.ok()) return s;
   if (Status s = ValidateKey(p.key); !s.ok()) return s;
-  if (p.block_size != 512 && p.block_size != 4096)
-    return Status::Error(EINVAL, "block size must be 512 or 4096");
-  if (p.size == 0 || p.size > kMaxBackstoreSize || p.size % p.block_size != 0)
-    return Status::Error(EINVAL, "size " + std::to_string(p.size) +
-                                     ": must be a positive multiple of the block size (" +
-                                     std::to_string(p.block_size) + ")");
+  if (Status s = CheckGeometry(p.size, p.block_size); !s.ok()) return s;
+  const LoadedHandler* h = handlers_->Find(p.type);
+  nbdr_create_params cp{};
+  cp.struct_size = sizeof cp;
+  cp.block_size = p.block_size;
+  cp.size = p.size;
+  cp.prealloc = p.prealloc ? 1 : 0;
+  auto size = Register(
+      p, [&]() -> Expected<uint64_t> {
+        if (Status s = h->Create(p.key, cp); !s.ok()) return s;
+        return p.size;
+      },
+      /*created=*/true);
+  if (!size) return size.status();
+  LOG_INFO(MakeExportName(p.type, p.key), "created: %s%s%s", FormatSize(p.size).c_str(),
+           p.prealloc ? ", preallocated" : "", p.readonly ? ", read-only" : "");
+  return Status();
+}
+
+Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
+  if (Status s = CheckHandler(p.type); !s.ok()) return s;
+  if (Status s = ValidateKey(p.key); !s.ok()) return s;
+  const LoadedHandler* h = handlers_->Find(p.type);
+  std::string name = MakeExportName(p.type, p.key);
+  auto size = Register(
+      p, [&]() -> Expected<uint64_t> {
+        // Opening it read-only proves it exists and tells its size.
+        nbdr_export_info info{};
+        void* handle = nullptr;
+        if (Status s = h->Open(p.key, true, &info, &handle); !s.ok()) return s;
+        h->desc().close(handle);
+        if (p.size && p.size != info.size)
+          return Status::Error(EINVAL, name + " holds " + FormatSize(info.size) + ", not " +
+                                           FormatSize(p.size));
+        if (Status s = CheckGeometry(info.size, p.block_size); !s.ok())
+          return s.WithContext("cannot import " + name);
+        return info.size;
+      },
+      /*created=*/false);
+  if (size)
+    LOG_INFO(name, "imported: %s%s", FormatSize(*size).c_str(), p.readonly ? ", read-only" : "");
+  return size;
+}
+
+// Reserves the registry entry, runs make (which creates or inspects the
+// backing object and returns its size), then persists. On failure the
+// entry goes away again, and a backing object this call created is
+// removed; one it only found is never touched.
+Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
+                                               const std::function<Expected<uint64_t>()>& make,
+                                               bool created) {
   const LoadedHandler* h = handlers_->Find(p.type);
   std::string name = MakeExportName(p.type, p.key);
   {
@@ -95,36 +154,32 @@ Status BackstoreRegistry::Create(const CreateParams& p) {
     e.record.readonly = p.readonly;
     e.record.prealloc = p.prealloc;
   }
-  nbdr_create_params cp{};
-  cp.struct_size = sizeof cp;
-  cp.block_size = p.block_size;
-  cp.size = p.size;
-  cp.prealloc = p.prealloc ? 1 : 0;
-  Status s = h->Create(p.key, cp);
+  auto size = make();
   MutexLock save(&save_mu_);
-  if (!s.ok()) {
+  if (!size) {
     MutexLock l(&mu_);
     entries_.erase(name);
-    return s;
+    return size.status();
   }
   {
     MutexLock l(&mu_);
     Entry& e = entries_[name];
+    e.record.size = *size;
     e.record.create_time = NowIso8601();
     e.busy = false;
   }
-  s = SaveLocked();
+  Status s = SaveLocked();
   if (!s.ok()) {
-    LOG_ERROR(name, "created but could not persist, rolling back: %s", s.message().c_str());
-    Status undo = h->Remove(p.key);
-    if (!undo.ok()) LOG_ERROR(name, "roll back failed: %s", undo.message().c_str());
+    LOG_ERROR(name, "registered but could not persist, rolling back: %s", s.message().c_str());
+    if (created) {
+      Status undo = h->Remove(p.key);
+      if (!undo.ok()) LOG_ERROR(name, "roll back failed: %s", undo.message().c_str());
+    }
     MutexLock l(&mu_);
     entries_.erase(name);
-    return s.WithContext("create " + name);
+    return s.WithContext((created ? "create " : "import ") + name);
   }
-  LOG_INFO(name, "created: %s%s%s", FormatSize(p.size).c_str(), p.prealloc ? ", preallocated" : "",
-           p.readonly ? ", read-only" : "");
-  return Status();
+  return *size;
 }
 
 Status BackstoreRegistry::Delete(const std::string& type, const std::string& key) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,6 +68,10 @@ class BackstoreRegistry {
   Status Load() EXCLUDES(mu_);
 
   Status Create(const CreateParams& params) EXCLUDES(mu_, save_mu_);
+  // Registers a backing object that already exists (made by another tool)
+  // without creating it; params.size 0 takes the backend's size, any other
+  // must match it. Returns the size.
+  Expected<uint64_t> Import(const CreateParams& params) EXCLUDES(mu_, save_mu_);
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
@@ -100,6 +105,9 @@ class BackstoreRegistry {
   Status CheckHandler(const std::string& type) const;
 
  private:
+  Expected<uint64_t> Register(const CreateParams& p,
+                              const std::function<Expected<uint64_t>()>& make, bool created)
+      EXCLUDES(mu_, save_mu_);
   struct Entry {
     BackstoreRecord record;
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"

@@ -42,6 +42,7 @@ const char* ProcName(uint32_t proc) {
   switch (proc) {
     case NBDR_NULL: return "null";
     case NBDR_CREATE: return "create";
+    case NBDR_IMPORT: return "import";
     case NBDR_DELETE: return "delete";
     case NBDR_LIST: return "list";
     case NBDR_INFO: return "info";
@@ -65,6 +66,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_NULL: break;
     case NBDR_CREATE:
       Create(*static_cast<nbdr_create_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
+    case NBDR_IMPORT:
+      Import(*static_cast<nbdr_create_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
     case NBDR_DELETE:
       Delete(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
@@ -95,7 +99,9 @@ void ControlService::FillIo(nbdr_io_address* io) const {
   io->port = io_.port;
 }
 
-void ControlService::Create(const nbdr_create_args& a, nbdr_status_reply* r) {
+namespace {
+
+CreateParams ToCreateParams(const nbdr_create_args& a) {
   CreateParams p;
   p.type = a.type;
   p.key = a.key;
@@ -103,10 +109,26 @@ void ControlService::Create(const nbdr_create_args& a, nbdr_status_reply* r) {
   p.block_size = a.block_size ? a.block_size : 512;
   p.readonly = a.readonly;
   p.prealloc = a.prealloc;
+  return p;
+}
+
+}  // namespace
+
+void ControlService::Create(const nbdr_create_args& a, nbdr_status_reply* r) {
+  CreateParams p = ToCreateParams(a);
   Status s = registry_->Create(p);
   if (!s.ok()) LOG_INFO("rpc", "create %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message,
             "created " + p.type + "/" + p.key + " (" + FormatSize(p.size) + ")");
+}
+
+void ControlService::Import(const nbdr_create_args& a, nbdr_status_reply* r) {
+  CreateParams p = ToCreateParams(a);
+  p.prealloc = false;  // nothing is allocated: the object exists
+  auto size = registry_->Import(p);
+  if (!size) LOG_INFO("rpc", "import %s/%s failed: %s", a.type, a.key, size.status().message().c_str());
+  SetStatus(size.status(), &r->status, &r->message,
+            size ? "imported " + p.type + "/" + p.key + " (" + FormatSize(*size) + ")" : "");
 }
 
 void ControlService::Delete(const nbdr_key_args& a, nbdr_status_reply* r) {

@@ -37,6 +37,7 @@ class ControlService {
 
  private:
   void Create(const nbdr_create_args& a, nbdr_status_reply* r);
+  void Import(const nbdr_create_args& a, nbdr_status_reply* r);
   void Delete(const nbdr_key_args& a, nbdr_status_reply* r);
   void List(const nbdr_list_args& a, nbdr_list_reply* r);
   void Info(const nbdr_key_args& a, nbdr_info_reply* r);

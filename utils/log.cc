@@ -107,7 +107,12 @@ void Logger::LogV(LogLevel level, std::string_view context, const char* fmt, va_
     fwrite(line.data(), 1, line.size(), file_);
     fflush(file_);
   }
-  if (to_stderr_) fwrite(line.data(), 1, line.size(), stderr);
+  if (to_stderr_) {
+    // Flushed every line: a loaded library (librados) may have made stderr
+    // buffered.
+    fwrite(line.data(), 1, line.size(), stderr);
+    fflush(stderr);
+  }
 }
 
 }  // namespace nbdr

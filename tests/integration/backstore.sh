@@ -72,3 +72,66 @@ bs_backing_copy() {
     rbd) rbd -c "$CEPH_CONF" export "$key" "$2" >/dev/null 2>&1 ;;
   esac
 }
+
+# expect_eio_when_frozen URI PID TIMEOUT WHAT: over one NBD connection to
+# URI, writes and flushes, freezes PID (SIGSTOP), writes and flushes again:
+# that must fail with EIO within 2 * TIMEOUT + 10 s, not hang. Thaws PID
+# and sets FROZEN_ELAPSED (seconds).
+expect_eio_when_frozen() {
+  local uri=$1 pid=$2 timeout=$3 what=$4
+  cleanup "kill -CONT $pid 2>/dev/null"
+  timeout 120 nbdsh -u "$uri" -c "
+import os, signal, time
+h.pwrite(b'a' * 65536, 2 << 20)
+h.flush()
+os.kill($pid, signal.SIGSTOP)
+t = time.monotonic()
+try:
+    h.pwrite(b'b' * 65536, 3 << 20)
+    h.flush()
+    print('no error after', time.monotonic() - t)
+except nbd.Error as e:
+    print('error', e.string, 'after %d s' % round(time.monotonic() - t))
+" >"$T/freeze" 2>&1 || true
+  kill -CONT "$pid"
+  cat "$T/freeze"
+  grep -q 'error .*Input/output error.* after' "$T/freeze" || fail "no EIO from a frozen $what"
+  FROZEN_ELAPSED=$(sed -n 's/.*after \([0-9]*\) s/\1/p' "$T/freeze")
+  [ "$FROZEN_ELAPSED" -le $((2 * timeout + 10)) ] ||
+    fail "EIO from a frozen $what took ${FROZEN_ELAPSED} s (timeout $timeout s)"
+}
+
+# expect_eio_during_fio URI TIMEOUT WHAT FAULT-COMMAND...: runs a fio
+# verify job (random 64k writes, QD8) on URI, runs FAULT-COMMAND 3 s in,
+# and expects fio to stop with EIO within 2 * TIMEOUT + 10 s. Sets
+# FAULT_ELAPSED (seconds from the fault to fio's exit).
+expect_eio_during_fio() {
+  local uri=$1 timeout=$2 what=$3
+  shift 3
+  cat >"$T/run.fio" <<FIO
+[fault]
+ioengine=nbd
+uri=$uri
+rw=randwrite
+bs=64k
+iodepth=8
+size=64M
+time_based=1
+runtime=120
+verify=crc32c
+verify_backlog=64
+verify_state_save=0
+FIO
+  fio --output="$T/fio.out" "$T/run.fio" &
+  local fio_pid=$! rc=0 start
+  sleep 3
+  kill -0 $fio_pid 2>/dev/null || { cat "$T/fio.out"; fail "fio stopped before the fault"; }
+  start=$(date +%s)
+  "$@" || fail "could not inject the fault ($*)"
+  wait $fio_pid || rc=$?
+  FAULT_ELAPSED=$(($(date +%s) - start))
+  [ $rc -ne 0 ] || { cat "$T/fio.out"; fail "fio finished cleanly despite the $what fault"; }
+  grep -Eq 'err= *5|Input/output error' "$T/fio.out" || { cat "$T/fio.out"; fail "fio did not see EIO"; }
+  [ "$FAULT_ELAPSED" -le $((2 * timeout + 10)) ] ||
+    fail "EIO took ${FAULT_ELAPSED} s after the $what fault (timeout $timeout s)"
+}

@@ -55,7 +55,9 @@ start_runner() {
   RUNNER_PID=$!
   cleanup stop_runner
   local i
-  for i in $(seq 1 100); do
+  # Up to 60 s: an ASan build loading every handler on a busy 2-core
+  # machine is slow to start.
+  for i in $(seq 1 600); do
     if grep -q 'control RPC listening' "$T/runner.out"; then break; fi
     kill -0 "$RUNNER_PID" 2>/dev/null || { cat "$T/runner.out"; fail "nbd-runner exited at start"; }
     sleep 0.1

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Test rbd fault handling against the shared real Ceph cluster: the OSD
+# stops during a fio verify run; the client gets EIO within the configured
+# ceph-op-timeout, the runner stays up, and after the OSD restarts new I/O
+# succeeds without restarting the runner. A frozen OSD (SIGSTOP) also gives
+# EIO after the timeout instead of a hang.
+source "$(dirname "$0")/functions.sh"
+NBDR_BACKEND=rbd
+source "$(dirname "$0")/backstore.sh"
+requires fio qemu-io
+fio --enghelp=nbd >/dev/null 2>&1 || skip "fio lacks the nbd engine"
+CTL="$NBDR_SRC/tests/backends/ceph-ctl"
+TIMEOUT=5
+
+bs_start_runner --ceph-op-timeout "$TIMEOUT"
+bs_create fault size 64M
+URI=$(bs_uri fault)
+# The OSD must run again for every later test, even when this one fails.
+cleanup "bash '$CTL' start-osd >/dev/null 2>&1 || true"
+
+expect_eio_during_fio "$URI" "$TIMEOUT" OSD bash "$CTL" stop-osd
+pass "OSD stopped during fio verify: the client got EIO after ${FAULT_ELAPSED} s (ceph-op-timeout $TIMEOUT s)"
+
+kill -0 "$RUNNER_PID" || fail "the runner died with the OSD"
+cli rbd list >/dev/null || fail "the runner stopped answering RPC"
+pass "the runner stays up and answers while the OSD is down"
+
+bash "$CTL" start-osd
+RESTARTED=$(date +%s)
+ok=0
+for _ in $(seq 60); do
+  if qemu-io -f raw -c 'write -P 0xa5 0 1M' -c 'flush' -c 'read -P 0xa5 0 1M' "$URI" >"$T/qio" 2>&1 &&
+    ! grep -q 'failed' "$T/qio"; then
+    ok=1
+    break
+  fi
+  sleep 1
+done
+[ $ok -eq 1 ] || { cat "$T/qio"; fail "no I/O after the OSD restarted"; }
+pass "after the OSD restarts, new I/O succeeds $(($(date +%s) - RESTARTED)) s later without restarting the runner"
+
+# A frozen OSD (SIGSTOP): one connection across the freeze gets EIO after
+# ceph-op-timeout, not a hang.
+OSD=$(bash "$CTL" osd-pid)
+expect_eio_when_frozen "$URI" "$OSD" "$TIMEOUT" OSD
+pass "a frozen OSD fails I/O with EIO after ${FROZEN_ELAPSED} s (ceph-op-timeout $TIMEOUT s)"
+kill -0 "$RUNNER_PID" || fail "runner died"
