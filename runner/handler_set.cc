@@ -148,18 +148,24 @@ Status HandlerSet::LoadDirectory(const std::string& dir) {
       names.push_back(n);
   }
   std::sort(names.begin(), names.end());
+  // Every probe forks before any handler is loaded: a loaded handler starts
+  // threads, and a child forked from a multi-threaded process may deadlock
+  // in dlopen (a lock another thread held at fork time).
+  std::vector<std::string> probed;
   for (const auto& n : names) {
     std::string path = dir + "/" + n;
-    Status s = LoadOne(path);
+    std::string why = ProbeInChild(path);
+    if (why.empty()) probed.push_back(path);
+    else LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), why.c_str());
+  }
+  for (const auto& path : probed) {
+    Status s = LoadProbed(path);
     if (!s.ok()) LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), s.message().c_str());
   }
   return Status();
 }
 
-Status HandlerSet::LoadOne(const std::string& path) {
-  std::string probe = ProbeInChild(path);
-  if (!probe.empty()) return Status::Error(EINVAL, probe);
-
+Status HandlerSet::LoadProbed(const std::string& path) {
   auto h = std::make_unique<LoadedHandler>();
   h->path_ = path;
   h->dl_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -78,7 +78,8 @@ class HandlerSet {
   std::set<std::string> DeclaredOptions() const;
 
  private:
-  Status LoadOne(const std::string& path);
+  // Loads a handler whose probe (ProbeInChild) succeeded.
+  Status LoadProbed(const std::string& path);
 
   std::map<std::string, std::string> options_;
   std::vector<std::unique_ptr<LoadedHandler>> handlers_;

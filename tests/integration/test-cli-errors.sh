@@ -36,6 +36,19 @@ expect_fail 1 "handler 'rbd' is not loaded" cli ceph create pool/img size 1G
 expect_fail 1 "handler 'rbd' is not loaded" cli rbd list
 pass "runner errors: exit 1 with a sentence on stderr"
 
+# import registers a file that already exists, never one that does not,
+# and refuses a size that differs from the file's.
+head -c 3M /dev/urandom >"$T/files/made-elsewhere.img"
+expect_fail 1 "holds 3 MiB, not 4 MiB" cli file import made-elsewhere.img size 4M
+cli file import made-elsewhere.img >/dev/null
+cli --json file info made-elsewhere.img | grep -q '"size": 3145728' || fail "imported size"
+expect_fail 1 "already exists" cli file import made-elsewhere.img
+expect_fail 1 "No such file" cli file import never-made.img
+cli --json file list | grep -q never-made && fail "a failed import was registered"
+head -c 1000 /dev/urandom >"$T/files/odd.img"
+expect_fail 1 "cannot import file/odd.img.*multiple of the block size" cli file import odd.img
+pass "import registers existing files only, with their own size"
+
 # Usage errors: exit 2.
 expect_fail 2 "'\.\.' is not allowed" cli file create ../escape.img size 1M
 expect_fail 2 "absolute paths" cli file create /etc/passwd size 1M
@@ -50,7 +63,7 @@ pass "unreachable runner: exit 3"
 
 # JSON on success and failure.
 cli --json file list created >"$T/list.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 10 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 11 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
   || { cat "$T/list.json"; fail "list --json"; }
 rc=0
 cli --json file info nope.img >"$T/out" 2>"$T/err" || rc=$?
