@@ -45,6 +45,7 @@ cp "$NBDR_BUILD/lib/nbd-runner/libfile_handler.so" "$T/only-file/"
   --handler-dir "$T/only-file" --foreground --rpc-host 127.0.0.1 --rpc-port 0 \
   --io-host 127.0.0.1 --io-port 0 >"$T/out3" 2>&1 &
 P=$!
+cleanup "kill $P 2>/dev/null"
 for _ in $(seq 50); do grep -q 'control RPC listening' "$T/out3" && break; sleep 0.1; done
 grep -q "option 'gluster-hosts' ignored: its handler is not loaded" "$T/out3" || { cat "$T/out3"; fail "warning"; }
 kill $P; wait $P || true
@@ -55,6 +56,7 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0
   "$RUNNER" --foreground --rpc-host ::1 --rpc-port 0 --io-host ::1 --io-port 0 --state-dir "$T/s6" \
     --log-dir "$T/l6" --file-dir "$T/f6" --handler-dir "$NBDR_BUILD/lib/nbd-runner" >"$T/out6" 2>&1 &
   P=$!
+  cleanup "kill $P 2>/dev/null"
   for _ in $(seq 50); do grep -q 'control RPC listening' "$T/out6" && break; sleep 0.1; done
   RP=$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/out6")
   IP=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/out6")
