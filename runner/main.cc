@@ -7,13 +7,16 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "runner/backstore_registry.h"
 #include "runner/control_service.h"
@@ -21,6 +24,7 @@
 #include "runner/nbd_server.h"
 #include "runner/rpc_server.h"
 #include "runner/runner_options.h"
+
 #include "utils/log.h"
 #include "utils/unique_fd.h"
 
@@ -65,6 +69,63 @@ std::string Absolute(const std::string& path) {
   char buf[PATH_MAX];
   if (realpath(path.c_str(), buf)) return buf;
   return path;
+}
+
+// Tells systemd (Type=notify) about the daemon's state; a no-op when not
+// started by systemd.
+void Notify(const std::string& state) { sd_notify(0, state.c_str()); }
+
+// SIGHUP: reopens the log file and re-reads the configuration (command line
+// and --config file). The log level and the mapping timeout change live;
+// every other changed option is named as needing a restart.
+void Reload(int argc, char** argv, const RunnerOptions& running, BackstoreRegistry* registry) {
+  Logger& log = Logger::Default();
+  Status reopened = log.Reopen();
+  LOG_INFO("", "SIGHUP: log file reopened%s%s", reopened.ok() ? "" : ": ",
+           reopened.message().c_str());
+  auto fresh = ParseRunnerOptions(argc, argv);
+  if (!fresh) {
+    LOG_ERROR("config", "SIGHUP: configuration not reloaded, the running one stays: %s",
+              fresh.status().message().c_str());
+    return;
+  }
+  if (fresh->log_level != log.level()) {
+    log.SetLevel(fresh->log_level);
+    std::string name = LogLevelName(fresh->log_level);
+    for (char& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    LOG_INFO("config", "SIGHUP: log level now %s", name.c_str());
+  }
+  registry->SetMappingTimeout(fresh->mapping_timeout);
+  std::vector<std::string> restart;
+  auto differs = [&](const char* name, bool changed) {
+    if (changed) restart.push_back(name);
+  };
+  differs("rpc-host", fresh->rpc_host != running.rpc_host);
+  differs("rpc-port", fresh->rpc_port != running.rpc_port);
+  differs("io-host", fresh->io_host != running.io_host);
+  differs("io-port", fresh->io_port != running.io_port);
+  differs("handler-dir", Absolute(fresh->handler_dir) != running.handler_dir);
+  differs("state-dir", Absolute(fresh->state_dir) != running.state_dir);
+  differs("log-dir", Absolute(fresh->log_dir) != running.log_dir);
+  differs("threads", fresh->threads != running.threads);
+  differs("handshake-timeout", fresh->handshake_timeout != running.handshake_timeout);
+  differs("idle-timeout", fresh->idle_timeout != running.idle_timeout);
+  differs("max-connections", fresh->max_connections != running.max_connections);
+  // Handler options (file-dir, gluster-hosts, ceph-conf, ...).
+  std::set<std::string> keys;
+  for (const auto& [k, v] : running.all) keys.insert(k);
+  for (const auto& [k, v] : fresh->all) keys.insert(k);
+  for (const auto& k : keys) {
+    if (running.unknown.count(k) == 0 && fresh->unknown.count(k) == 0) continue;
+    auto a = running.all.find(k);
+    auto b = fresh->all.find(k);
+    if (a == running.all.end() || b == fresh->all.end() || a->second != b->second)
+      restart.push_back(k);
+  }
+  if (restart.empty()) return;
+  std::string names;
+  for (const auto& n : restart) names += (names.empty() ? "" : ", ") + n;
+  LOG_WARN("config", "SIGHUP: changed options take effect after a restart: %s", names.c_str());
 }
 
 int Fail(const Status& s) {
@@ -151,16 +212,19 @@ int main(int argc, char** argv) {
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);
   LOG_INFO("", "NBD listening on %s (port %u)", nbd.address().c_str(), nbd.port());
   LOG_INFO("", "control RPC listening on %s (port %u)", rpc.address().c_str(), rpc.port());
+  Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
 
   for (;;) {
     int sig = 0;
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      Status s = log.Reopen();
-      LOG_INFO("", "SIGHUP: log file reopened%s%s", s.ok() ? "" : ": ", s.message().c_str());
+      Notify("RELOADING=1");
+      Reload(argc, argv, opts, &registry);
+      Notify("READY=1");
       continue;
     }
     LOG_INFO("", "%s: shutting down", strsignal(sig));
+    Notify("STOPPING=1");
     break;
   }
   rpc.Stop();

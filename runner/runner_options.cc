@@ -122,7 +122,18 @@ std::string RunnerUsage() {
       "\n"
       "Handler options (also accepted in the config file):\n"
       "  --file-dir DIR           base directory of the file handler\n"
-      "                           (default /var/lib/nbd-runner/file)\n";
+      "                           (default /var/lib/nbd-runner/file)\n"
+      "  --file-io MODE           nowait (default) or threads\n"
+      "  --gluster-hosts H1,H2    volfile servers, HOST[:PORT] each (default localhost)\n"
+      "  --gluster-timeout S      a silent brick fails I/O with EIO after S seconds (30)\n"
+      "  --gluster-log-level L    gfapi's log: error, warning, info, debug, trace\n"
+      "  --ceph-conf FILE         Ceph configuration (default /etc/ceph/ceph.conf)\n"
+      "  --ceph-id ID             Ceph client id (default admin)\n"
+      "  --ceph-keyring FILE      keyring of that client\n"
+      "  --ceph-op-timeout S      a silent monitor or OSD fails I/O with EIO after S seconds (30)\n"
+      "\n"
+      "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reopens the log and re-reads\n"
+      "the log level and mapping timeout (other changes need a restart).\n";
 }
 
 Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {

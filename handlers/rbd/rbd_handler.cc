@@ -18,6 +18,9 @@
 #include <rbd/librbd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -226,8 +229,27 @@ int RbdLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
 void RbdUnload(void* state) {
   auto* h = static_cast<RbdHandler*>(state);
   h->pool.reset();
-  for (auto& [id, io] : h->ioctxs) rados_ioctx_destroy(io);
-  if (h->cluster) rados_shutdown(h->cluster);
+  // rados_shutdown waits for the monitors; with the cluster gone it can
+  // take minutes. The runner is stopping, so wait a bounded time and then
+  // leave the connection to the process exit.
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> finished = done->get_future();
+  std::thread shutdown([h, done] {
+    for (auto& [id, io] : h->ioctxs) rados_ioctx_destroy(io);
+    if (h->cluster) rados_shutdown(h->cluster);
+    done->set_value();
+  });
+  auto limit = std::chrono::seconds(h->op_timeout_s + 5);
+  if (finished.wait_for(limit) == std::future_status::timeout) {
+    handler_util::Log(h->svc, NBDR_LOG_WARNING, "",
+                      "the Ceph cluster did not answer the disconnect within %lld s; not waiting",
+                      static_cast<long long>(limit.count()));
+    shutdown.detach();  // h stays alive for it; the process is exiting
+    return;
+  }
+  // Joined, not detached: the thread must leave this library's code before
+  // the runner unloads it.
+  shutdown.join();
   delete h;
 }
 

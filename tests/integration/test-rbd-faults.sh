@@ -45,3 +45,20 @@ OSD=$(bash "$CTL" osd-pid)
 expect_eio_when_frozen "$URI" "$OSD" "$TIMEOUT" OSD
 pass "a frozen OSD fails I/O with EIO after ${FROZEN_ELAPSED} s (ceph-op-timeout $TIMEOUT s)"
 kill -0 "$RUNNER_PID" || fail "runner died"
+
+# SIGTERM while the OSD is down and a client holds the image open with
+# written data: the runner still stops cleanly, in bounded time.
+nbdsh -u "$URI" -c "
+import time
+h.pwrite(b'c' * 65536, 4 << 20)
+time.sleep(60)
+" >/dev/null 2>&1 &
+HOLDER=$!
+cleanup "kill $HOLDER 2>/dev/null"
+sleep 1
+bash "$CTL" stop-osd
+SECONDS=0
+stop_runner
+pass "SIGTERM with the OSD down and an open image: the runner stopped cleanly in ${SECONDS} s"
+kill $HOLDER 2>/dev/null || true
+bash "$CTL" start-osd

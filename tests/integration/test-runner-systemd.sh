@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Test the systemd side: both unit files pass `systemd-analyze verify`
+# (with this build's binaries and man pages), the runner speaks the
+# Type=notify protocol (READY=1 once listening, RELOADING=1/READY=1 on
+# SIGHUP, STOPPING=1 on SIGTERM), and SIGHUP re-reads the log level and
+# names the changed options that need a restart; the logrotate snippet
+# rotates for real and the bash completion offers the runner's keys.
+source "$(dirname "$0")/functions.sh"
+requires systemd-analyze python3
+
+mkdir -p "$T/units" "$T/man/man8"
+cp "$NBDR_SRC"/docs/man/*.8 "$T/man/man8/"
+for u in nbd-runner nbd-clid; do
+  sed "s|/usr/sbin/|$NBDR_BUILD/sbin/|" "$NBDR_SRC/systemd/$u.service" >"$T/units/$u.service"
+done
+MANPATH="$T/man" systemd-analyze verify "$T/units/nbd-runner.service" "$T/units/nbd-clid.service" \
+  >"$T/verify" 2>&1 || { cat "$T/verify"; fail "systemd-analyze verify"; }
+grep -q '^Type=notify' "$T/units/nbd-runner.service" || fail "nbd-runner.service is not Type=notify"
+pass "systemd-analyze verify passes on nbd-runner.service and nbd-clid.service"
+for m in "$NBDR_SRC"/docs/man/*.8; do
+  LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$m" 2>"$T/manwarn" >/dev/null || fail "man $m"
+  [ ! -s "$T/manwarn" ] || { cat "$T/manwarn"; fail "man page warnings in $m"; }
+done
+pass "man pages render without warnings"
+
+# A notify socket that records every datagram, one per line.
+python3 - "$T/notify.sock" "$T/notify.log" >/dev/null 2>&1 <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as out:
+    while True:
+        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+PY
+LISTENER=$!  # (its stdout is ours: killed by cleanup, never left behind)
+cleanup "kill $LISTENER 2>/dev/null"
+for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+
+printf 'log-level = info\nmapping-timeout = 60\n' >"$T/runner.conf"
+NOTIFY_SOCKET="$T/notify.sock" start_runner --config "$T/runner.conf"
+for _ in $(seq 50); do grep -q 'READY=1' "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
+grep -q 'READY=1 STATUS=serving NBD on 127.0.0.1' "$T/notify.log" || { cat "$T/notify.log"; fail "no READY=1"; }
+pass "READY=1 (with a STATUS line) once both listeners are up"
+
+# SIGHUP: the new log level applies at once; options that need a restart
+# (the NBD connection limit, a handler option) are named.
+printf 'log-level = debug\nmapping-timeout = 30\nmax-connections = 16\ngluster-timeout = 7\n' >"$T/runner.conf"
+kill -HUP "$RUNNER_PID"
+for _ in $(seq 50); do grep -q 'log level now debug' "$T/runner.out" && break; sleep 0.1; done
+grep -q "SIGHUP: log level now debug" "$T/runner.out" || { cat "$T/runner.out"; fail "log level not reloaded"; }
+grep -q 'changed options take effect after a restart: max-connections, gluster-timeout' "$T/runner.out" ||
+  { cat "$T/runner.out"; fail "changed max-connections and gluster-timeout were not named"; }
+cli file list >/dev/null  # the running port is unchanged
+grep -q 'DEBUG.*list from' "$T/runner.out" || fail "debug lines after the reload"
+grep -q 'RELOADING=1' "$T/notify.log" || { cat "$T/notify.log"; fail "no RELOADING=1"; }
+pass "SIGHUP re-reads the log level, names options that need a restart, notifies RELOADING/READY"
+
+printf 'log-level = loud\n' >"$T/runner.conf"
+kill -HUP "$RUNNER_PID"
+for _ in $(seq 50); do grep -q 'configuration not reloaded' "$T/runner.out" && break; sleep 0.1; done
+grep -q "configuration not reloaded, the running one stays: .*log-level" "$T/runner.out" ||
+  { cat "$T/runner.out"; fail "a bad config on SIGHUP was not reported"; }
+kill -0 "$RUNNER_PID" || fail "the runner died on a bad config"
+pass "a broken configuration on SIGHUP is reported and the running one stays"
+
+# The logrotate snippet, pointed at this runner: a real rotation, after
+# which the runner writes to a new nbd-runner.log.
+if command -v logrotate >/dev/null; then
+  sed -e "s|/var/log/nbd-runner|$T/log|g" -e "s|systemctl kill .*nbd-runner.service|kill -HUP $RUNNER_PID|" \
+    "$NBDR_SRC/etc/logrotate.d/nbd-runner" >"$T/logrotate.conf"
+  logrotate -f -s "$T/logrotate.state" "$T/logrotate.conf" || fail "logrotate"
+  [ -s "$T/log/nbd-runner.log.1" ] || fail "nbd-runner.log was not rotated"
+  for _ in $(seq 50); do grep -q 'log file reopened' "$T/log/nbd-runner.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q 'log file reopened' "$T/log/nbd-runner.log" || fail "the runner did not reopen its log after rotation"
+  pass "logrotate rotates nbd-runner.log and the runner reopens it"
+fi
+
+# Bash completion: subcommands, and keys from the runner's list.
+cli file create comp/a.img size 1M >/dev/null
+COMPLETION_OUT=$(PATH="$NBDR_BUILD/sbin:$PATH" bash -c '
+  source "$1"
+  COMP_WORDS=(nbd-cli file de); COMP_CWORD=2; _nbd_cli; echo "verbs: ${COMPREPLY[*]}"
+  COMP_WORDS=(nbd-cli file delete host "$2" ""); COMP_CWORD=5; _nbd_cli; echo "keys: ${COMPREPLY[*]}"
+' _ "$NBDR_SRC/etc/bash-completion/nbd-cli" "$RPC")
+echo "$COMPLETION_OUT"
+grep -q '^verbs: delete$' <<<"$COMPLETION_OUT" || fail "completion of subcommands"
+grep -q '^keys: .*comp/a.img' <<<"$COMPLETION_OUT" || fail "completion of keys"
+pass "bash completion offers subcommands and the runner's keys"
+
+stop_runner
+grep -q 'STOPPING=1' "$T/notify.log" || { cat "$T/notify.log"; fail "no STOPPING=1"; }
+pass "STOPPING=1 on SIGTERM"
