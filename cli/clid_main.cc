@@ -78,10 +78,17 @@ int main(int argc, char** argv) {
         fprintf(stderr, "nbd-clid: --interval must be 1 to 3600 seconds\n");
         return 2;
       }
+    } else if (a == "--version") {
+      printf("nbd-clid %s\n", NBDR_PACKAGE_VERSION);
+      return 0;
     } else if (a == "--help") {
-      printf("Usage: nbd-clid [--foreground] [--interval SECONDS]\n"
+      printf("Usage: nbd-clid [--foreground] [--interval SECONDS] | --version | --help\n"
              "Reconnects the devices nbd-cli mapped on this host (records in %s)\n"
-             "when their runner restarts or their connection dies.\n",
+             "when their runner restarts or their connection dies.\n\n"
+             "  --foreground        stay in the foreground\n"
+             "  --interval SECONDS  how often to poll the runners, 1 to 3600 (default 2)\n"
+             "  --version           print the version and exit\n"
+             "  --help              print this help and exit\n",
              MappingStatePath().c_str());
       return 0;
     } else {
