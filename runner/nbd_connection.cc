@@ -109,9 +109,18 @@ Status NbdConnection::SendOptionReply(uint32_t option, uint32_t type, const void
 }
 
 Status NbdConnection::SendOptionError(uint32_t option, uint32_t type, const std::string& message) {
-  LOG_DEBUG(name_, "option %u refused: %s", option, message.c_str());
+  LOG_DEBUG(name_, "%s refused (%s): %s", OptionName(option).c_str(), OptionReplyName(type).c_str(),
+            message.c_str());
   std::string m = message.substr(0, kMaxNameLength);
   return SendOptionReply(option, type, m.data(), m.size());
+}
+
+void NbdConnection::LogExportGiven(uint32_t option, bool base_allocation) const {
+  LOG_DEBUG(name_, "%s: size %llu, flags %s, block sizes %u/%u/%u, %s replies%s",
+            OptionName(option).c_str(), static_cast<unsigned long long>(size_),
+            TransmissionFlagNames(TransmissionFlags()).c_str(), min_block_, preferred_block_,
+            max_payload_, structured_ ? "structured" : "simple",
+            base_allocation ? ", base:allocation" : "");
 }
 
 uint16_t NbdConnection::TransmissionFlags() const {
@@ -169,13 +178,16 @@ bool NbdConnection::OpenExportForClient(const std::string& name, std::string* er
 bool NbdConnection::HandleList(uint32_t option, const std::string& data) {
   if (!data.empty())
     return SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data").ok();
+  size_t listed = 0;
   for (const auto& r : server_->registry()->List("", "")) {
     std::string name = r.ExportName();
     std::string payload(4, '\0');
     Put32(reinterpret_cast<uint8_t*>(payload.data()), static_cast<uint32_t>(name.size()));
     payload += name;
     if (!SendOptionReply(option, kRepServer, payload.data(), payload.size()).ok()) return false;
+    listed++;
   }
+  LOG_DEBUG(name_, "NBD_OPT_LIST: %zu export(s) listed", listed);
   return SendOptionReply(option, kRepAck, nullptr, 0).ok();
 }
 
@@ -205,6 +217,7 @@ bool NbdConnection::HandleInfoOrGo(uint32_t option, const std::string& data,
   if (!OpenExportForClient(name, &error, &error_type))
     return SendOptionError(option, error_type, error).ok();
   name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get()) + " " + name;
+  LogExportGiven(option, base_allocation_ && meta_export_ == name);
 
   uint8_t buf[12];
   Put16(buf, kInfoExport);
@@ -284,6 +297,10 @@ bool NbdConnection::HandleMetaContext(uint32_t option, const std::string& data) 
     if (!SendOptionReply(option, kRepMetaContext, payload.data(), payload.size()).ok())
       return false;
   }
+  std::string asked;
+  for (const auto& q : queries) asked += (asked.empty() ? "" : ", ") + q;
+  LOG_DEBUG(name_, "%s %s [%s]: %s", OptionName(option).c_str(), name.c_str(), asked.c_str(),
+            match ? "base:allocation (context id 1)" : "no context");
   if (set) {
     base_allocation_ = match;
     meta_export_ = name;
@@ -318,6 +335,7 @@ bool NbdConnection::Handshake() {
     return false;
   }
   no_zeroes_ = cflags & kClientFlagNoZeroes;
+  LOG_DEBUG(name_, "client flags: fixed-newstyle%s", no_zeroes_ ? " no-zeroes" : "");
 
   for (int count = 0;; count++) {
     if (std::chrono::steady_clock::now() > deadline) {
@@ -345,10 +363,9 @@ bool NbdConnection::Handshake() {
     }
     uint32_t option = Get32(hdr + 8);
     uint32_t len = Get32(hdr + 12);
-    LOG_DEBUG(name_, "option %u, %u bytes of data", option, len);
     if (len > kMaxOptionLength) {
-      LOG_WARN(name_, "option %u with %u bytes of data exceeds the %zu byte limit; closing",
-               option, len, kMaxOptionLength);
+      LOG_WARN(name_, "%s with %u bytes of data exceeds the %zu byte limit; closing",
+               OptionName(option).c_str(), len, kMaxOptionLength);
       if (option != kOptExportName)
         (void)SendOptionError(option, kRepErrTooBig, "option data too large");
       return false;
@@ -364,6 +381,7 @@ bool NbdConnection::Handshake() {
           return false;  // this option has no error path: hang up
         }
         name_ = "conn#" + std::to_string(id_) + " " + PeerAddress(fd_.get()) + " " + data;
+        LogExportGiven(option, base_allocation_ && meta_export_ == data);
         uint8_t reply[10 + 124] = {};
         Put64(reply, size_);
         Put16(reply + 8, TransmissionFlags());
@@ -392,6 +410,7 @@ bool NbdConnection::Handshake() {
           if (!SendOptionError(option, kRepErrInvalid, "already negotiated").ok()) return false;
         } else {
           structured_ = true;
+          LOG_DEBUG(name_, "NBD_OPT_STRUCTURED_REPLY: structured replies on");
           if (!SendOptionReply(option, kRepAck, nullptr, 0).ok()) return false;
         }
         break;
@@ -404,7 +423,10 @@ bool NbdConnection::Handshake() {
           return false;
         break;
       default:
-        if (!SendOptionError(option, kRepErrUnsup, "unsupported option").ok()) return false;
+        if (!SendOptionError(option, kRepErrUnsup, "unsupported option (" + std::to_string(len) +
+                                                       " bytes of data)")
+                 .ok())
+          return false;
         break;
     }
   }

@@ -54,6 +54,8 @@ class NbdConnection {
   bool HandleList(uint32_t option, const std::string& data);
   bool OpenExportForClient(const std::string& name, std::string* error, uint32_t* error_type);
   uint16_t TransmissionFlags() const;
+  // Debug log of what an INFO, GO or EXPORT_NAME gives the client.
+  void LogExportGiven(uint32_t option, bool base_allocation) const;
 
   // ---- transmission ----
   // What a reader does with a request once it released read_mu_.

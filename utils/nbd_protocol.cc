@@ -37,6 +37,54 @@ const char* CommandName(uint16_t type) {
   }
 }
 
+std::string OptionName(uint32_t option) {
+  switch (option) {
+    case kOptExportName: return "NBD_OPT_EXPORT_NAME";
+    case kOptAbort: return "NBD_OPT_ABORT";
+    case kOptList: return "NBD_OPT_LIST";
+    case kOptStartTls: return "NBD_OPT_STARTTLS";
+    case kOptInfo: return "NBD_OPT_INFO";
+    case kOptGo: return "NBD_OPT_GO";
+    case kOptStructuredReply: return "NBD_OPT_STRUCTURED_REPLY";
+    case kOptListMetaContext: return "NBD_OPT_LIST_META_CONTEXT";
+    case kOptSetMetaContext: return "NBD_OPT_SET_META_CONTEXT";
+    default: return "NBD_OPT_" + std::to_string(option);
+  }
+}
+
+std::string OptionReplyName(uint32_t type) {
+  switch (type) {
+    case kRepErrUnsup: return "NBD_REP_ERR_UNSUP";
+    case kRepErrPolicy: return "NBD_REP_ERR_POLICY";
+    case kRepErrInvalid: return "NBD_REP_ERR_INVALID";
+    case kRepErrPlatform: return "NBD_REP_ERR_PLATFORM";
+    case kRepErrTlsReqd: return "NBD_REP_ERR_TLS_REQD";
+    case kRepErrUnknown: return "NBD_REP_ERR_UNKNOWN";
+    case kRepErrShutdown: return "NBD_REP_ERR_SHUTDOWN";
+    case kRepErrBlockSizeReqd: return "NBD_REP_ERR_BLOCK_SIZE_REQD";
+    case kRepErrTooBig: return "NBD_REP_ERR_TOO_BIG";
+    default: return "NBD_REP_" + std::to_string(type);
+  }
+}
+
+std::string TransmissionFlagNames(uint16_t flags) {
+  static const struct {
+    uint16_t bit;
+    const char* name;
+  } kNames[] = {{kFlagReadOnly, "read-only"},         {kFlagSendFlush, "flush"},
+                {kFlagSendFua, "fua"},                {kFlagRotational, "rotational"},
+                {kFlagSendTrim, "trim"},              {kFlagSendWriteZeroes, "write-zeroes"},
+                {kFlagSendDf, "df"},                  {kFlagCanMultiConn, "multi-conn"},
+                {kFlagSendCache, "cache"},            {kFlagSendFastZero, "fast-zero"}};
+  std::string out;
+  for (const auto& n : kNames) {
+    if (!(flags & n.bit)) continue;
+    if (!out.empty()) out += ' ';
+    out += n.name;
+  }
+  return out.empty() ? "none" : out;
+}
+
 RequestHeader DecodeRequestHeader(const uint8_t p[kRequestHeaderSize]) {
   return RequestHeader{Get32(p), Get16(p + 4), Get16(p + 6), Get64(p + 8), Get64(p + 16),
                        Get32(p + 24)};

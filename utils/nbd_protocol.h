@@ -116,6 +116,11 @@ inline constexpr uint32_t kEPERM = 1, kEIO = 5, kENOMEM = 12, kEINVAL = 22, kENO
 // Maps an errno value to the NBD error sent to the client.
 uint32_t ErrnoToNbd(int err);
 const char* CommandName(uint16_t type);
+// Names for logs: "NBD_OPT_GO", "NBD_REP_ERR_UNKNOWN", "NBD_OPT_99" for
+// unknown numbers; TransmissionFlagNames gives "read-only flush fua ...".
+std::string OptionName(uint32_t option);
+std::string OptionReplyName(uint32_t type);
+std::string TransmissionFlagNames(uint16_t flags);
 
 // Big-endian helpers.
 inline void Put16(uint8_t* p, uint16_t v) {

@@ -58,5 +58,17 @@ TEST(NbdProtocol, ErrnoMapsToWireCodesNeverNegative) {
   EXPECT_EQ(ErrnoToNbd(EBADF), kEIO);
 }
 
+TEST(NbdProtocol, NamesForLogs) {
+  EXPECT_EQ(OptionName(kOptGo), "NBD_OPT_GO");
+  EXPECT_EQ(OptionName(kOptSetMetaContext), "NBD_OPT_SET_META_CONTEXT");
+  EXPECT_EQ(OptionName(99), "NBD_OPT_99");
+  EXPECT_EQ(OptionReplyName(kRepErrUnknown), "NBD_REP_ERR_UNKNOWN");
+  EXPECT_EQ(OptionReplyName(kRepErrTooBig), "NBD_REP_ERR_TOO_BIG");
+  EXPECT_EQ(TransmissionFlagNames(kFlagHasFlags), "none");
+  EXPECT_EQ(TransmissionFlagNames(kFlagHasFlags | kFlagReadOnly | kFlagSendFlush | kFlagCanMultiConn),
+            "read-only flush multi-conn");
+  EXPECT_EQ(TransmissionFlagNames(kFlagSendWriteZeroes | kFlagSendFastZero), "write-zeroes fast-zero");
+}
+
 }  // namespace
 }  // namespace nbdr::nbd
