@@ -3,6 +3,8 @@
 
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include <cerrno>
 
 #include "runner/saveconfig.h"
@@ -17,6 +19,53 @@ OpenExport::~OpenExport() {
     handler_->desc().close(handle_);
     LOG_INFO(record_.ExportName(), "export closed");
   }
+}
+
+namespace {
+
+// A handler's identity text as saveconfig.json stores it (a JSON object,
+// compact), or an error when it is not a JSON object.
+Expected<std::string> CanonicalIdentity(const std::string& text) {
+  json_object* o = json_tokener_parse(text.c_str());
+  if (!o || !json_object_is_type(o, json_type_object)) {
+    json_object_put(o);
+    return Status::Error(EPROTO, "the handler described the object as '" + text +
+                                     "', not a JSON object");
+  }
+  std::string out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+  json_object_put(o);
+  return out;
+}
+
+bool SameIdentity(const std::string& a, const std::string& b) {
+  json_object* x = json_tokener_parse(a.c_str());
+  json_object* y = json_tokener_parse(b.c_str());
+  bool same = x && y && json_object_equal(x, y);
+  json_object_put(x);
+  json_object_put(y);
+  return same;
+}
+
+bool HasIdentity(const BackstoreRecord& r) { return !r.extras_json.empty() && r.extras_json != "{}"; }
+
+}  // namespace
+
+// The identity of key's backing object now, canonical; "" when the handler
+// keeps none or cannot tell (logged).
+std::string BackstoreRegistry::CurrentIdentity(const LoadedHandler* h, const std::string& key) {
+  std::string name = MakeExportName(h->name(), key);
+  auto id = h->Identify(key);
+  if (!id) {
+    LOG_WARN(name, "cannot tell which object this is: %s", id.status().message().c_str());
+    return "";
+  }
+  if (id->empty()) return "";
+  auto canonical = CanonicalIdentity(*id);
+  if (!canonical) {
+    LOG_WARN(name, "%s", canonical.status().message().c_str());
+    return "";
+  }
+  return *canonical;
 }
 
 BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
@@ -112,23 +161,51 @@ Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
   if (Status s = ValidateKey(p.key); !s.ok()) return s;
   const LoadedHandler* h = handlers_->Find(p.type);
   std::string name = MakeExportName(p.type, p.key);
-  auto size = Register(
-      p, [&]() -> Expected<uint64_t> {
-        // Opening it read-only proves it exists and tells its size.
-        nbdr_export_info info{};
-        void* handle = nullptr;
-        if (Status s = h->Open(p.key, true, &info, &handle); !s.ok()) return s;
-        h->desc().close(handle);
-        if (p.size && p.size != info.size)
-          return Status::Error(EINVAL, name + " holds " + FormatSize(info.size) + ", not " +
-                                           FormatSize(p.size));
-        if (Status s = CheckGeometry(info.size, p.block_size); !s.ok())
-          return s.WithContext("cannot import " + name);
-        return info.size;
-      },
-      /*created=*/false);
+  auto inspect = [&]() -> Expected<uint64_t> {
+    // Opening it read-only proves it exists and tells its size.
+    nbdr_export_info info{};
+    void* handle = nullptr;
+    if (Status s = h->Open(p.key, true, &info, &handle); !s.ok()) return s;
+    h->desc().close(handle);
+    if (p.size && p.size != info.size)
+      return Status::Error(EINVAL, name + " holds " + FormatSize(info.size) + ", not " +
+                                       FormatSize(p.size));
+    if (Status s = CheckGeometry(info.size, p.block_size); !s.ok())
+      return s.WithContext("cannot import " + name);
+    return info.size;
+  };
+  if (auto existing = Get(p.type, p.key); existing.ok() && HasIdentity(*existing))
+    return Readopt(p, *existing, inspect);
+  auto size = Register(p, inspect, /*created=*/false);
   if (size)
     LOG_INFO(name, "imported: %s%s", FormatSize(*size).c_str(), p.readonly ? ", read-only" : "");
+  return size;
+}
+
+// Import of a registered key: allowed only when its backing object was
+// replaced (another identity); the record then describes the new object.
+Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
+                                              const BackstoreRecord& existing,
+                                              const std::function<Expected<uint64_t>()>& inspect) {
+  const LoadedHandler* h = handlers_->Find(p.type);
+  std::string name = MakeExportName(p.type, p.key);
+  std::string now = CurrentIdentity(h, p.key);
+  if (now.empty() || SameIdentity(now, existing.extras_json))
+    return Status::Error(EEXIST, "backstore " + name + " already exists");
+  auto size = inspect();
+  if (!size) return size.status();
+  Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) -> Status {
+    if (!e.open.expired())
+      return Status::Error(EBUSY, "backstore " + name + " is being served; stop its clients first");
+    e.record.size = *size;
+    e.record.block_size = p.block_size;
+    e.record.readonly = p.readonly;
+    e.record.extras_json = now;
+    return Status();
+  });
+  if (!s.ok()) return s;
+  LOG_WARN(name, "re-imported: now the object %s (was %s), %s", now.c_str(),
+           existing.extras_json.c_str(), FormatSize(*size).c_str());
   return size;
 }
 
@@ -155,6 +232,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     e.record.prealloc = p.prealloc;
   }
   auto size = make();
+  std::string identity = size ? CurrentIdentity(h, p.key) : "";
   MutexLock save(&save_mu_);
   if (!size) {
     MutexLock l(&mu_);
@@ -165,6 +243,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     MutexLock l(&mu_);
     Entry& e = entries_[name];
     e.record.size = *size;
+    e.record.extras_json = identity.empty() ? "{}" : identity;
     e.record.create_time = NowIso8601();
     e.busy = false;
   }
@@ -398,6 +477,17 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   }
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
+  if (HasIdentity(record) && h->CanIdentify()) {
+    std::string now = CurrentIdentity(h, record.key);
+    if (!now.empty() && !SameIdentity(now, record.extras_json)) {
+      LOG_ERROR(export_name, "not served: the object was replaced (registered %s, now %s)",
+                record.extras_json.c_str(), now.c_str());
+      return Status::Error(ESTALE, "refusing to serve " + export_name +
+                                       ": its backing object was replaced since it was "
+                                       "registered; 'nbd-cli " + record.type + " import " +
+                                       record.key + "' serves the new one");
+    }
+  }
   std::shared_ptr<OpenExport> exp(new OpenExport());
   exp->record_ = record;
   exp->handler_ = h;

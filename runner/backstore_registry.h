@@ -71,6 +71,9 @@ class BackstoreRegistry {
   // Registers a backing object that already exists (made by another tool)
   // without creating it; params.size 0 takes the backend's size, any other
   // must match it. Returns the size.
+  // A registered key can be imported again only when its backing object
+  // was replaced (the handler's identity differs): the record then takes
+  // the new object's size and identity.
   Expected<uint64_t> Import(const CreateParams& params) EXCLUDES(mu_, save_mu_);
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
@@ -108,6 +111,10 @@ class BackstoreRegistry {
   Expected<uint64_t> Register(const CreateParams& p,
                               const std::function<Expected<uint64_t>()>& make, bool created)
       EXCLUDES(mu_, save_mu_);
+  Expected<uint64_t> Readopt(const CreateParams& p, const BackstoreRecord& existing,
+                             const std::function<Expected<uint64_t>()>& inspect)
+      EXCLUDES(mu_, save_mu_);
+  static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
   struct Entry {
     BackstoreRecord record;
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"

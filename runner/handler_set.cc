@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <chrono>
 #include <cstdarg>
 #include <cstring>
@@ -118,6 +119,21 @@ Status LoadedHandler::Remove(const std::string& key) const {
   return Status();
 }
 
+bool LoadedHandler::CanIdentify() const {
+  return desc_->struct_size >= offsetof(nbdr_handler, identify) + sizeof desc_->identify &&
+         desc_->identify != nullptr;
+}
+
+Expected<std::string> LoadedHandler::Identify(const std::string& key) const {
+  if (!CanIdentify()) return std::string();
+  char err[kErrLen] = "";
+  char buf[1024] = "";
+  int rc = desc_->identify(state_, key.c_str(), buf, sizeof buf, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "identify " + key);
+  buf[sizeof buf - 1] = '\0';
+  return std::string(buf);
+}
+
 Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_info* info,
                            void** export_handle) const {
   char err[kErrLen] = "";
@@ -189,9 +205,10 @@ Status HandlerSet::LoadProbed(const std::string& path) {
     return Status::Error(EINVAL, "built for handler ABI version " +
                                      std::to_string(desc->abi_version) + ", this runner speaks " +
                                      std::to_string(NBDR_HANDLER_ABI_VERSION));
-  if (desc->struct_size < sizeof(nbdr_handler))
+  if (desc->struct_size < NBDR_HANDLER_MIN_STRUCT_SIZE)
     return Status::Error(EINVAL, "descriptor too small (" + std::to_string(desc->struct_size) +
-                                     " bytes, need " + std::to_string(sizeof(nbdr_handler)) + ")");
+                                     " bytes, need " +
+                                     std::to_string(NBDR_HANDLER_MIN_STRUCT_SIZE) + ")");
   if (!desc->name) return Status::Error(EINVAL, "descriptor has no name");
   if (Status s = ValidateType(desc->name); !s.ok()) return s;
   if (!desc->load || !desc->unload || !desc->create || !desc->remove || !desc->open ||

@@ -42,6 +42,10 @@ class LoadedHandler {
   Status Remove(const std::string& key) const;
   Status Open(const std::string& key, bool readonly, nbdr_export_info* info,
               void** export_handle) const;
+  // The identity of key's backing object (JSON text, see
+  // nbdr_handler.identify); "" when the handler keeps none.
+  Expected<std::string> Identify(const std::string& key) const;
+  bool CanIdentify() const;
 
  private:
   friend class HandlerSet;

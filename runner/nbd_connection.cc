@@ -160,6 +160,8 @@ bool NbdConnection::OpenExportForClient(const std::string& name, std::string* er
   auto exp = server_->registry()->OpenForServing(name);
   if (!exp) {
     *error = exp.status().message();
+    // Registered but refused (its object was replaced): policy, not absent.
+    if (exp.status().code() == ESTALE) *error_type = kRepErrPolicy;
     return false;
   }
   export_ = *exp;

@@ -415,6 +415,24 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
   });
 }
 
+// The file's device and inode: a file deleted and made again, or another
+// file moved over it, has another inode.
+int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
+                 size_t errlen) {
+  auto* h = static_cast<FileHandler*>(state);
+  Fd fd(OpenBeneath(h->base.get(), key, O_RDONLY));
+  struct stat st;
+  if (!fd.valid() || fstat(fd.get(), &st) < 0) {
+    int e = Errno();
+    SetErr(err, errlen, "%s under %s: %s", key, h->base_path.c_str(),
+           e == EXDEV ? "leaves the base directory" : strerror(e));
+    return e == EXDEV ? EPERM : e;
+  }
+  snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\"}",
+           static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino));
+  return 0;
+}
+
 const char* const kOptions[] = {"file-dir", "file-io", nullptr};
 
 const nbdr_handler kFileHandler = {
@@ -434,6 +452,7 @@ const nbdr_handler kFileHandler = {
     FileOpen,
     FileClose,
     FileSubmit,
+    FileIdentify,
 };
 
 }  // namespace

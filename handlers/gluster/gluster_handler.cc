@@ -14,6 +14,7 @@
 //
 // Thread-safety: every callback may be called from any runner thread.
 #include <fcntl.h>
+#include <glusterfs/api/glfs-handles.h>
 #include <glusterfs/api/glfs.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -411,6 +412,46 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
   return 0;
 }
 
+// 16 bytes as a UUID string.
+std::string UuidText(const unsigned char* b) {
+  char out[37];
+  snprintf(out, sizeof out,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
+  return out;
+}
+
+// The volume's UUID and the file's GFID: a volume made again, or a file
+// deleted and made again under the same name, has new ones.
+int GlusterIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
+                    size_t errlen) {
+  Target t;
+  if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
+  unsigned char volid[16];
+  errno = 0;
+  if (glfs_get_volumeid(t.vol->fs, reinterpret_cast<char*>(volid), sizeof volid) !=
+      sizeof volid) {
+    SetErr(err, errlen, "volume '%s': cannot read its volume id", t.volname.c_str());
+    return EIO;
+  }
+  struct stat st;
+  errno = 0;
+  glfs_object_t* obj = glfs_h_lookupat(t.vol->fs, nullptr, t.path.c_str(), &st, 0);
+  if (!obj) return PathError("look up", t.volname, t.path, err, errlen);
+  unsigned char gfid[GFAPI_HANDLE_LENGTH];
+  int n = glfs_h_extract_handle(obj, gfid, sizeof gfid);
+  glfs_h_close(obj);
+  if (n != GFAPI_HANDLE_LENGTH) {
+    SetErr(err, errlen, "%s on volume '%s': cannot read its gfid", t.path.c_str(),
+           t.volname.c_str());
+    return EIO;
+  }
+  snprintf(buf, buflen, "{\"volume_id\":\"%s\",\"gfid\":\"%s\"}", UuidText(volid).c_str(),
+           UuidText(gfid).c_str());
+  return 0;
+}
+
 void GlusterClose(void* export_handle) {
   auto* e = static_cast<GlusterExport*>(export_handle);
   if (glfs_close(e->fd) < 0)
@@ -506,6 +547,7 @@ const nbdr_handler kGlusterHandler = {
     GlusterOpen,
     GlusterClose,
     GlusterSubmit,
+    GlusterIdentify,
 };
 
 }  // namespace

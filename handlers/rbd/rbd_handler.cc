@@ -291,17 +291,25 @@ int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
   return 0;
 }
 
+// Opens the image key names; fills ref, io and image. Returns 0 or a
+// positive errno with err set.
+int OpenImage(RbdHandler* h, const char* key, bool readonly, ImageRef* ref, rados_ioctx_t* io,
+              rbd_image_t* image, char* err, size_t errlen) {
+  if (!ParseKey(key, ref, err, errlen)) return EINVAL;
+  if (int rc = GetIoctx(h, *ref, io, err, errlen)) return rc;
+  int rc = readonly ? rbd_open_read_only(*io, ref->image.c_str(), image, nullptr)
+                    : rbd_open(*io, ref->image.c_str(), image, nullptr);
+  return rc < 0 ? ImageError("open", *ref, rc, err, errlen) : 0;
+}
+
 int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
             void** export_handle, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   ImageRef ref;
-  if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
   rados_ioctx_t io;
-  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
   rbd_image_t image = nullptr;
-  int rc = readonly ? rbd_open_read_only(io, ref.image.c_str(), &image, nullptr)
-                    : rbd_open(io, ref.image.c_str(), &image, nullptr);
-  if (rc < 0) return ImageError("open", ref, rc, err, errlen);
+  if (int rc = OpenImage(h, key, readonly, &ref, &io, &image, err, errlen)) return rc;
+  int rc = 0;
   uint64_t size = 0, features = 0;
   if ((rc = rbd_get_size(image, &size)) < 0 || (rc = rbd_get_features(image, &features)) < 0) {
     rbd_close(image);
@@ -313,6 +321,24 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
                NBDR_CAP_MULTI_CONN | NBDR_CAP_EXTENTS;
   *export_handle = e;
+  return 0;
+}
+
+// The pool's id and the image's id: an image removed and created again
+// under the same name (or in a pool made again) has new ones.
+int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
+                size_t errlen) {
+  auto* h = static_cast<RbdHandler*>(state);
+  ImageRef ref;
+  rados_ioctx_t io;
+  rbd_image_t image = nullptr;
+  if (int rc = OpenImage(h, key, true, &ref, &io, &image, err, errlen)) return rc;
+  char id[128] = "";
+  int rc = rbd_get_id(image, id, sizeof id);
+  rbd_close(image);
+  if (rc < 0) return ImageError("read the id of", ref, rc, err, errlen);
+  snprintf(buf, buflen, "{\"pool_id\":\"%lld\",\"image_id\":\"%s\"}",
+           static_cast<long long>(rados_ioctx_get_id(io)), id);
   return 0;
 }
 
@@ -472,6 +498,7 @@ const nbdr_handler kRbdHandler = {
     RbdOpen,
     RbdClose,
     RbdSubmit,
+    RbdIdentify,
 };
 
 }  // namespace

@@ -184,7 +184,26 @@ struct nbdr_handler {
   /* Starts a request; see struct nbdr_request. Never blocks for long:
    * slow work goes to the handler's own threads or async library. */
   void (*submit)(void *export_handle, struct nbdr_request *req);
+
+  /* ---- Optional; added in 0.1 at the end (check struct_size) ---- */
+
+  /* Describes which backing object key names right now, as a JSON object
+   * of strings written NUL-terminated into buf (buflen bytes), e.g.
+   * {"pool_id":"2","image_id":"10226b8b4567"}: something that changes
+   * when the object is deleted and made again under the same name. The
+   * runner keeps it in saveconfig.json as the backstore's "extras" when it
+   * is created or imported, and asks again before serving it: a different
+   * answer means the object was replaced behind the runner's back, and the
+   * backstore is refused until `nbd-cli TYPE import KEY` adopts the new
+   * object. May block; called from RPC and connection threads. NULL: the
+   * handler keeps no identity and saveconfig.json holds {}. */
+  int (*identify)(void *state, const char *key, char *buf, size_t buflen, char *err,
+                  size_t errlen);
 };
+
+/* The smallest descriptor the runner accepts: one without the optional
+ * callbacks above. */
+#define NBDR_HANDLER_MIN_STRUCT_SIZE offsetof(struct nbdr_handler, identify)
 
 /* The one symbol a handler exports. Returns the handler's static
  * descriptor, or NULL when the handler cannot run (it should log why

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Backstore test (every backend): saveconfig.json records which backing
+# object a backstore is (file: device and inode; gluster: volume id and
+# gfid; rbd: pool id and image id). When another runner deletes the object
+# and makes a new one under the same name, this runner refuses to serve
+# the stranger (the NBD client gets an error naming the reason), until
+# `nbd-cli TYPE import KEY` adopts the new object; importing an unchanged
+# object is still refused as a duplicate.
+source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../backstore.sh"
+requires qemu-io nbdinfo python3
+
+bs_start_runner
+bs_create id/a.img size 8M
+KEY=$(bs_key id/a.img)
+qemu-io -f raw -c 'write -P 0x11 0 1M' "$(bs_uri id/a.img)" >/dev/null
+
+identity() {  # prints the extras of KEY in saveconfig.json as "k=v ..."
+  python3 - "$T/state/saveconfig.json" "$BACKEND" "$KEY" <<'PY'
+import json, sys
+for b in json.load(open(sys.argv[1]))["backstores"]:
+    if b["type"] == sys.argv[2] and b["key"] == sys.argv[3]:
+        print(" ".join("%s=%s" % kv for kv in sorted(b["extras"].items())))
+PY
+}
+first=$(identity)
+case $BACKEND in
+  file) want='^device=[0-9]+ inode=[0-9]+$' ;;
+  gluster) want='^gfid=[0-9a-f-]{36} volume_id=[0-9a-f-]{36}$' ;;
+  rbd) want='^image_id=[0-9a-f]+ pool_id=[0-9]+$' ;;
+esac
+[[ $first =~ $want ]] || fail "saveconfig.json extras for $KEY: '$first'"
+pass "saveconfig.json records the object's identity: $first"
+
+# A second runner on the same storage replaces the object: import, delete,
+# create again (bigger), fill with another pattern.
+mkdir -p "$T/state2" "$T/log2"
+"$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
+  --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
+  --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
+R2=$!
+cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"
+for _ in $(seq 600); do grep -q 'control RPC listening' "$T/runner2.out" && break; sleep 0.1; done
+H2="host 127.0.0.1:$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")"
+IO2=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
+"$CLI" "$BACKEND" import "$KEY" $H2 >/dev/null || fail "second runner: import"
+"$CLI" "$BACKEND" delete "$KEY" $H2 >/dev/null || fail "second runner: delete"
+"$CLI" "$BACKEND" create "$KEY" size 16M $H2 >/dev/null || fail "second runner: create again"
+qemu-io -f raw -c 'write -P 0x22 0 1M' "nbd://127.0.0.1:$IO2/$BACKEND/$KEY" >/dev/null ||
+  fail "second runner: write"
+"$CLI" "$BACKEND" import "$KEY" $H2 >/dev/null 2>"$T/err" && fail "second runner: re-import of the same object succeeded"
+grep -q "already exists" "$T/err" || { cat "$T/err"; fail "second runner: duplicate import message"; }
+kill -TERM $R2; wait $R2 || fail "second runner did not stop cleanly"
+pass "a second runner replaced $KEY (delete, create, write)"
+
+if LIBNBD_DEBUG=1 nbdinfo "$(bs_uri id/a.img)" >"$T/info" 2>&1; then
+  cat "$T/info"; fail "the replaced object was served"
+fi
+grep -q "replaced since it was registered" "$T/info" || { cat "$T/info"; fail "the client was not told why"; }
+grep -q "not served: the object was replaced" "$T/log/nbd-runner.log" || fail "no log line for the refusal"
+[ "$(identity)" = "$first" ] || fail "the refusal changed saveconfig.json"
+pass "the replaced object is not served; the client and the log say why"
+
+cli "$BACKEND" import "$KEY" >/dev/null || fail "import of the replaced object"
+second=$(identity)
+[ "$second" != "$first" ] && [[ $second =~ $want ]] || fail "import kept the old identity: '$second'"
+cli --json "$BACKEND" info "$KEY" | grep -q '"size": 16777216' || fail "import did not take the new size"
+qemu-io -f raw -c 'read -P 0x22 0 1M' "$(bs_uri id/a.img)" | grep -q 'read 1048576' ||
+  fail "the adopted object does not hold the second runner's data"
+expect_fail 1 "already exists" cli "$BACKEND" import "$KEY"
+pass "import adopts the new object (size, identity, data); a second import is a duplicate"
