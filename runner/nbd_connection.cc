@@ -40,17 +40,27 @@ void SetSendTimeout(int fd, int seconds) {
 
 }  // namespace
 
-// One request between submission and reply. Inherits the C request so the
-// completion callback can get back to it with a static_cast.
+// One request between submission and the end of its reply's send.
+// Inherits the C request so the completion callback can get back to it
+// with a static_cast. Replies the core makes without a handler (refusals)
+// use one too, with counted == false.
 struct InflightRequest : nbdr_request {
-  NbdConnection* conn;
-  uint64_t cookie;
-  uint16_t command;
-  uint64_t accounted_bytes;
+  NbdConnection* conn = nullptr;
+  uint64_t cookie = 0;
+  uint16_t command = 0;
+  bool counted = false;  // holds a slot in inflight_count_ until sent
+  uint64_t accounted_bytes = 0;
   uint8_t* data = nullptr;  // from the connection's BufferPool
   size_t data_capacity = 0;
   std::vector<nbdr_extent> extent_buf;
-  uint64_t requested_length;
+  uint64_t requested_length = 0;
+  // The reply: header, then reply_data (read payload, error message or
+  // block status descriptors) written as one iovec pair.
+  uint8_t reply_hdr[32];
+  uint32_t reply_hdr_len = 0;
+  const void* reply_data = nullptr;
+  size_t reply_data_len = 0;
+  std::vector<uint8_t> descriptors;
 };
 
 NbdConnection::NbdConnection(UniqueFd fd, uint64_t id, NbdServer* server)
@@ -104,7 +114,6 @@ Status NbdConnection::SendOptionReply(uint32_t option, uint32_t type, const void
   Put32(hdr + 16, static_cast<uint32_t>(len));
   iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<void*>(data), len}};
   SendIov(iov, len ? 2 : 1);
-  MutexLock l(&send_mu_);
   return send_broken_ ? Status::Error(EPIPE, "send: connection broken") : Status();
 }
 
@@ -663,6 +672,7 @@ void NbdConnection::SubmitRequest(const RequestHeader& h, uint8_t* payload, size
   ir->conn = this;
   ir->cookie = h.cookie;
   ir->command = h.type;
+  ir->counted = true;
   ir->requested_length = h.length;
   ir->accounted_bytes = (h.type == kCmdRead || h.type == kCmdWrite) ? h.length : 0;
   ir->offset = h.offset;
@@ -720,94 +730,152 @@ void NbdConnection::Finish(InflightRequest* ir, int error) {
               static_cast<unsigned long long>(ir->offset),
               static_cast<unsigned long long>(ir->requested_length), strerror(error));
   }
-  SendReply(ir->command, ir->cookie, ir->offset, error, ir->buf,
-            ir->command == kCmdRead ? ir->requested_length : 0, ir->extents,
-            ir->command == kCmdBlockStatus ? std::min(ir->nr_extents, ir->max_extents) : 0,
-            ir->requested_length);
-  uint64_t bytes = ir->accounted_bytes;
-  buffers_.Put(ir->data, ir->data_capacity);
-  delete ir;
-  MutexLock l(&mu_);
-  inflight_count_--;
-  inflight_bytes_ -= bytes;
-  cv_.notify_all();  // under the lock: Run() may destroy us once it sees zero
+  BuildReply(ir, error);
+  QueueReply(ir);
 }
 
 void NbdConnection::ReplyError(const RequestHeader& h, int err, const char* why) {
   LOG_DEBUG(name_, "%s (0x%x) at %llu+%u refused: %s", CommandName(h.type), h.flags,
             static_cast<unsigned long long>(h.offset), h.length, why);
-  SendReply(h.type, h.cookie, h.offset, err, nullptr, 0, nullptr, 0, 0);
+  auto* ir = new InflightRequest();
+  ir->cookie = h.cookie;
+  ir->command = h.type;
+  ir->offset = h.offset;
+  BuildReply(ir, err);
+  QueueReply(ir);
 }
 
 void NbdConnection::ReplyExtentsWithoutHandler(const RequestHeader& h) {
-  nbdr_extent e{h.length, 0, 0};
-  SendReply(kCmdBlockStatus, h.cookie, h.offset, 0, nullptr, 0, &e, 1, h.length);
+  auto* ir = new InflightRequest();
+  ir->cookie = h.cookie;
+  ir->command = kCmdBlockStatus;
+  ir->offset = h.offset;
+  ir->requested_length = h.length;
+  ir->extent_buf.push_back(nbdr_extent{h.length, 0, 0});
+  ir->extents = ir->extent_buf.data();
+  ir->nr_extents = ir->max_extents = 1;
+  BuildReply(ir, 0);
+  QueueReply(ir);
 }
 
-void NbdConnection::SendReply(uint16_t type, uint64_t cookie, uint64_t offset, int error,
-                              const void* data, size_t len, const nbdr_extent* extents,
-                              uint32_t nr_extents, uint64_t max_extent_total) {
-  uint8_t hdr[32];
-  iovec iov[2];
-  int n = 1;
+void NbdConnection::BuildReply(InflightRequest* ir, int error) {
+  uint8_t* hdr = ir->reply_hdr;
+  const uint16_t type = ir->command;
+  if (type == kCmdBlockStatus && !error) {
+    // Clip to the request and to the export; never send a zero length.
+    uint32_t nr = std::min(ir->nr_extents, ir->max_extents);
+    uint64_t total = 0, remaining_export = size_ - std::min(size_, ir->offset);
+    uint64_t limit = std::min(ir->requested_length, remaining_export);
+    ir->descriptors.reserve(8 * static_cast<size_t>(nr));
+    for (uint32_t i = 0; i < nr && total < limit; i++) {
+      uint64_t l = std::min(ir->extents[i].length, limit - total);
+      if (l == 0) continue;
+      uint8_t d[8];
+      Put32(d, static_cast<uint32_t>(l));
+      Put32(d + 4, ir->extents[i].flags & (kStateHole | kStateZero));
+      ir->descriptors.insert(ir->descriptors.end(), d, d + 8);
+      total += l;
+    }
+    if (ir->descriptors.empty()) error = EIO;
+  }
   uint32_t nbd_error = ErrnoToNbd(error);
   if (error && nbd_error == 0) nbd_error = kEIO;
-  std::vector<uint8_t> descriptors;
 
   if (structured_ && error) {
     const char* msg = strerror(error);
     size_t mlen = strlen(msg);
-    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyError, cookie,
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyError, ir->cookie,
                                 static_cast<uint32_t>(6 + mlen));
     Put32(hdr + 20, nbd_error);
     Put16(hdr + 24, static_cast<uint16_t>(mlen));
-    iov[0] = {hdr, 26};
-    iov[1] = {const_cast<char*>(msg), mlen};
-    n = 2;
+    ir->reply_hdr_len = 26;
+    ir->reply_data = msg;
+    ir->reply_data_len = mlen;
   } else if (structured_ && type == kCmdRead) {
-    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyOffsetData, cookie,
-                                static_cast<uint32_t>(8 + len));
-    Put64(hdr + 20, offset);
-    iov[0] = {hdr, 28};
-    iov[1] = {const_cast<void*>(data), len};
-    n = 2;
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyOffsetData, ir->cookie,
+                                static_cast<uint32_t>(8 + ir->requested_length));
+    Put64(hdr + 20, ir->offset);
+    ir->reply_hdr_len = 28;
+    ir->reply_data = ir->buf;
+    ir->reply_data_len = ir->requested_length;
   } else if (type == kCmdBlockStatus && !error) {
-    // Clip to the request and to the export; never send a zero length.
-    uint64_t total = 0, remaining_export = size_ - std::min(size_, offset);
-    uint64_t limit = std::min(max_extent_total, remaining_export);
-    descriptors.reserve(8 * static_cast<size_t>(nr_extents));
-    for (uint32_t i = 0; i < nr_extents && total < limit; i++) {
-      uint64_t l = std::min(extents[i].length, limit - total);
-      if (l == 0) continue;
-      uint8_t d[8];
-      Put32(d, static_cast<uint32_t>(l));
-      Put32(d + 4, extents[i].flags & (kStateHole | kStateZero));
-      descriptors.insert(descriptors.end(), d, d + 8);
-      total += l;
-    }
-    if (descriptors.empty()) {
-      SendReply(type, cookie, offset, EIO, nullptr, 0, nullptr, 0, 0);
-      return;
-    }
-    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyBlockStatus, cookie,
-                                static_cast<uint32_t>(4 + descriptors.size()));
+    EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyBlockStatus, ir->cookie,
+                                static_cast<uint32_t>(4 + ir->descriptors.size()));
     Put32(hdr + 20, kBaseAllocationId);
-    iov[0] = {hdr, 24};
-    iov[1] = {descriptors.data(), descriptors.size()};
-    n = 2;
+    ir->reply_hdr_len = 24;
+    ir->reply_data = ir->descriptors.data();
+    ir->reply_data_len = ir->descriptors.size();
   } else {
-    EncodeSimpleReply(hdr, nbd_error, cookie);
-    iov[0] = {hdr, kSimpleReplySize};
+    EncodeSimpleReply(hdr, nbd_error, ir->cookie);
+    ir->reply_hdr_len = kSimpleReplySize;
     if (type == kCmdRead && !error) {
-      iov[1] = {const_cast<void*>(data), len};
-      n = 2;
+      ir->reply_data = ir->buf;
+      ir->reply_data_len = ir->requested_length;
     }
   }
-  SendIov(iov, n);
+}
+
+// Replies are combined: the thread that queues a reply while no one is
+// sending becomes the sender and writes everything queued, in batches of
+// one sendmsg, until the queue is empty; threads that queue meanwhile
+// return at once. Completion threads (a backend's callback threads) so
+// never wait for the socket behind one another, and a burst of
+// completions costs one system call instead of one each.
+void NbdConnection::QueueReply(InflightRequest* ir) {
+  {
+    MutexLock l(&send_mu_);
+    send_queue_.push_back(ir);
+    if (sending_) return;  // the sender writes it
+    sending_ = true;
+  }
+  uint64_t done_count = 0, done_bytes = 0;
+  std::vector<InflightRequest*> batch;
+  for (;;) {
+    {
+      MutexLock l(&send_mu_);
+      if (send_queue_.empty()) {
+        sending_ = false;
+        break;
+      }
+      batch.swap(send_queue_);
+    }
+    WriteReplies(batch);
+    for (InflightRequest* r : batch) {
+      if (r->counted) {
+        done_count++;
+        done_bytes += r->accounted_bytes;
+      }
+      buffers_.Put(r->data, r->data_capacity);
+      delete r;
+    }
+    batch.clear();
+  }
+  // Replies that held an in-flight slot keep the connection alive until
+  // here: this is the last time this thread touches it.
+  if (done_count == 0) return;
+  MutexLock l(&mu_);
+  inflight_count_ -= done_count;
+  inflight_bytes_ -= done_bytes;
+  cv_.notify_all();  // under the lock: Run() may destroy us once it sees zero
+}
+
+void NbdConnection::WriteReplies(const std::vector<InflightRequest*>& batch) {
+  constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
+  std::vector<iovec> iov;
+  iov.reserve(std::min(kMaxIov, 2 * batch.size()));
+  size_t i = 0;
+  while (i < batch.size()) {
+    iov.clear();
+    for (; i < batch.size() && iov.size() + 2 <= kMaxIov; i++) {
+      InflightRequest* r = batch[i];
+      iov.push_back({r->reply_hdr, r->reply_hdr_len});
+      if (r->reply_data_len) iov.push_back({const_cast<void*>(r->reply_data), r->reply_data_len});
+    }
+    SendIov(iov.data(), static_cast<int>(iov.size()));
+  }
 }
 
 void NbdConnection::SendIov(iovec* iov, int n) {
-  MutexLock l(&send_mu_);
   if (send_broken_) return;
   while (n > 0) {
     msghdr msg{};

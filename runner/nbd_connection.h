@@ -3,10 +3,12 @@
 //
 // Reader threads (readers_per_connection, taking turns under read_mu_)
 // read and validate requests and submit them to the export's handler;
-// replies are written by whichever thread completes a request (often the
-// reader itself, inline), each with a single sendmsg under send_mu_. In-flight requests are bounded in bytes and in
-// number, so a client that floods requests or never reads replies is
-// slowed down, not served from unbounded memory.
+// replies are queued by whichever thread completes a request (often the
+// reader itself, inline) and written by one sender at a time, everything
+// queued in one sendmsg (see QueueReply). In-flight requests are bounded in
+// bytes and in number until their reply is written, so a client that floods
+// requests or never reads replies is slowed down, not served from
+// unbounded memory.
 //
 // Lock order: read_mu_, then mu_; send_mu_ is never held with another.
 #pragma once
@@ -15,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <sys/uio.h>
+#include <vector>
 
 #include "runner/backstore_registry.h"
 #include "runner/buffer_pool.h"
@@ -74,10 +77,14 @@ class NbdConnection {
   void ReplyExtentsWithoutHandler(const nbd::RequestHeader& h);
   static void OnComplete(nbdr_request* req, int error);
   void Finish(InflightRequest* ir, int error);
-  void SendReply(uint16_t type, uint64_t cookie, uint64_t offset, int error, const void* data,
-                 size_t len, const nbdr_extent* extents, uint32_t nr_extents,
-                 uint64_t max_extent_total);
-  void SendIov(struct iovec* iov, int n) EXCLUDES(send_mu_);
+  // Encodes ir's reply (simple or structured, data, error or extents).
+  void BuildReply(InflightRequest* ir, int error);
+  // Queues ir's reply; sends it and whatever else is queued unless another
+  // thread is sending. Frees ir and its buffer once written.
+  void QueueReply(InflightRequest* ir) EXCLUDES(send_mu_, mu_);
+  void WriteReplies(const std::vector<InflightRequest*>& batch);
+  // Writes all of iov (the handshake thread, or the reply sender).
+  void SendIov(struct iovec* iov, int n);
   void WaitForRoom(uint64_t bytes) EXCLUDES(mu_);
   void WaitForDrain() EXCLUDES(mu_);
 
@@ -113,8 +120,13 @@ class NbdConnection {
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
 
+  // Replies waiting for the sender; sending_ is the sender's token. Only
+  // the token's holder (or the handshake thread, before transmission)
+  // writes to the socket and touches send_broken_.
   Mutex send_mu_;
-  bool send_broken_ GUARDED_BY(send_mu_) = false;
+  std::vector<InflightRequest*> send_queue_ GUARDED_BY(send_mu_);
+  bool sending_ GUARDED_BY(send_mu_) = false;
+  bool send_broken_ = false;
 
   Mutex mu_;
   std::condition_variable cv_;
