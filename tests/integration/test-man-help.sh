@@ -2,7 +2,9 @@
 # The man pages built from docs/man/*.scd render without warnings, carry
 # the program version, and say the same as the programs' --help: the same
 # options for nbd-runner and nbd-clid, the same subcommands and keywords for
-# nbd-cli. A new option added to one and not the other fails here.
+# nbd-cli; the default config etc/nbd-runner.conf documents every option of
+# nbd-runner --help that a config file can set. A new option added to one
+# and not the others fails here.
 source "$(dirname "$0")/functions.sh"
 requires man python3
 
@@ -67,3 +69,12 @@ if bad:
     print("\n".join(bad)); sys.exit(1)
 PY
 pass "--help of nbd-runner, nbd-cli and nbd-clid matches their man pages"
+
+# Config keys: "# name = default" lines; everything but the options that
+# only make sense on a command line.
+sed -n 's/^# *\([a-z][a-z-]*\) =.*/\1/p' "$NBDR_SRC/etc/nbd-runner.conf" | sort -u >"$T/conf.keys"
+sed -n 's/^  --\([a-z][a-z-]*\).*/\1/p' "$T/nbd-runner.help" | grep -vxE 'config|foreground|help|version' |
+  sort -u >"$T/help.keys"
+diff "$T/help.keys" "$T/conf.keys" >"$T/conf.diff" ||
+  { cat "$T/conf.diff"; fail "etc/nbd-runner.conf and nbd-runner --help differ (< help only, > config only)"; }
+pass "etc/nbd-runner.conf documents all $(wc -l <"$T/help.keys") options a config file can set"
