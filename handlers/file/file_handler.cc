@@ -7,14 +7,17 @@
 // data is already in the page cache complete inline with
 // preadv2/pwritev2(RWF_NOWAIT), and small ones on tmpfs (which cannot
 // block on a device but refuses RWF_NOWAIT) run inline outright; option
-// file-io = threads sends everything to the pool. Flush is fdatasync, FUA is RWF_DSYNC, trim
-// punches holes, extents come from SEEK_DATA/SEEK_HOLE.
+// file-io = threads sends everything to the pool, file-io = uring sends
+// reads, writes and flushes to io_uring (uring_engine.h). Flush is
+// fdatasync, FUA is RWF_DSYNC, trim punches holes, extents come from
+// SEEK_DATA/SEEK_HOLE.
 //
 // Thread-safety: every callback may be called from any runner thread.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
@@ -415,21 +418,29 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
   });
 }
 
-// The file's device and inode: a file deleted and made again, or another
-// file moved over it, has another inode.
+// The file's device, inode and birth time: a file deleted and made again
+// may get the same inode number back (ext4 reuses them at once), but not
+// the same birth time; another file moved over it has another inode. File
+// systems without birth times give device and inode only.
 int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
                  size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   Fd fd(OpenBeneath(h->base.get(), key, O_RDONLY));
-  struct stat st;
-  if (!fd.valid() || fstat(fd.get(), &st) < 0) {
+  struct statx stx;
+  if (!fd.valid() || statx(fd.get(), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &stx) < 0) {
     int e = Errno();
     SetErr(err, errlen, "%s under %s: %s", key, h->base_path.c_str(),
            e == EXDEV ? "leaves the base directory" : strerror(e));
     return e == EXDEV ? EPERM : e;
   }
-  snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\"}",
-           static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino));
+  unsigned long long dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  if (stx.stx_mask & STATX_BTIME)
+    snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\",\"born\":\"%lld.%09u\"}",
+             dev, static_cast<unsigned long long>(stx.stx_ino),
+             static_cast<long long>(stx.stx_btime.tv_sec), stx.stx_btime.tv_nsec);
+  else
+    snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\"}", dev,
+             static_cast<unsigned long long>(stx.stx_ino));
   return 0;
 }
 

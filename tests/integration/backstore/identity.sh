@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Backstore test (every backend): saveconfig.json records which backing
-# object a backstore is (file: device and inode; gluster: volume id and
+# object a backstore is (file: device, inode, birth time; gluster: volume id and
 # gfid; rbd: pool id and image id). When another runner deletes the object
 # and makes a new one under the same name, this runner refuses to serve
 # the stranger (the NBD client gets an error naming the reason), until
@@ -25,7 +25,7 @@ PY
 }
 first=$(identity)
 case $BACKEND in
-  file) want='^device=[0-9]+ inode=[0-9]+$' ;;
+  file) want='^(born=[0-9]+\.[0-9]{9} )?device=[0-9]+ inode=[0-9]+$' ;;
   gluster) want='^gfid=[0-9a-f-]{36} volume_id=[0-9a-f-]{36}$' ;;
   rbd) want='^image_id=[0-9a-f]+ pool_id=[0-9]+$' ;;
 esac
