@@ -123,7 +123,7 @@ std::string RunnerUsage() {
       "Handler options (also accepted in the config file):\n"
       "  --file-dir DIR           base directory of the file handler\n"
       "                           (default /var/lib/nbd-runner/file)\n"
-      "  --file-io MODE           nowait (default) or threads\n"
+      "  --file-io MODE           nowait (default), threads or uring\n"
       "  --gluster-hosts H1,H2    volfile servers, HOST[:PORT] each (default localhost)\n"
       "  --gluster-timeout S      a silent brick fails I/O with EIO after S seconds (30)\n"
       "  --gluster-log-level L    gfapi's log: error, warning, info, debug, trace\n"

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "handlers/common/handler_util.h"
+#include "handlers/file/uring_engine.h"
 #include "nbd-runner/handler.h"
 
 namespace {
@@ -83,6 +84,7 @@ struct FileHandler {
   Fd base;  // O_PATH directory: every lookup starts here
   bool inline_io = true;
   handler_util::WorkerPool* pool = nullptr;
+  UringEngine* uring = nullptr;  // file-io = uring
 };
 
 struct FileExport {
@@ -233,10 +235,15 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
   const char* dir = svc->get_option(svc->ctx, "file-dir");
   h->base_path = dir && *dir ? dir : kDefaultDir;
   const char* io = svc->get_option(svc->ctx, "file-io");
+  bool use_uring = false;
   if (io && *io) {
-    if (!strcmp(io, "threads")) h->inline_io = false;
-    else if (strcmp(io, "nowait") != 0) {
-      SetErr(err, errlen, "file-io: '%s' is not 'nowait' or 'threads'", io);
+    if (!strcmp(io, "threads")) {
+      h->inline_io = false;
+    } else if (!strcmp(io, "uring")) {
+      h->inline_io = false;
+      use_uring = true;
+    } else if (strcmp(io, "nowait") != 0) {
+      SetErr(err, errlen, "file-io: '%s' is not 'nowait', 'threads' or 'uring'", io);
       delete h;
       return EINVAL;
     }
@@ -257,14 +264,33 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
     return errno ? errno : EIO;
   }
   h->pool = new handler_util::WorkerPool(threads);
-  handler_util::Log(h->svc, NBDR_LOG_INFO, "", "serving files under %s (%d worker threads, %s)", h->base_path.c_str(),
-      threads, h->inline_io ? "inline page-cache I/O" : "all I/O on workers");
+  if (use_uring) {
+    std::string why;
+    h->uring = UringEngine::Create(256, [h](nbdr_request* r) {
+      h->pool->Submit([r] {
+        errno = 0;
+        r->complete(r, Execute(static_cast<FileExport*>(r->handler_private), r));
+      });
+    }, &why);
+    if (!h->uring) {
+      SetErr(err, errlen, "file-io = uring: %s", why.c_str());
+      delete h->pool;
+      delete h;
+      return ENOTSUP;
+    }
+  }
+  handler_util::Log(h->svc, NBDR_LOG_INFO, "", "serving files under %s (%d worker threads, %s)",
+                    h->base_path.c_str(), threads,
+                    h->uring       ? "reads, writes and flushes on io_uring"
+                    : h->inline_io ? "inline page-cache I/O"
+                                   : "all I/O on workers");
   *state = h;
   return 0;
 }
 
 void FileUnload(void* state) {
   auto* h = static_cast<FileHandler*>(state);
+  delete h->uring;
   delete h->pool;
   delete h;
 }
@@ -389,6 +415,12 @@ constexpr uint64_t kInlineMax = 64 * 1024;
 
 void FileSubmit(void* export_handle, nbdr_request* r) {
   auto* e = static_cast<FileExport*>(export_handle);
+  if (e->h->uring &&
+      (r->type == NBDR_REQ_READ || r->type == NBDR_REQ_WRITE || r->type == NBDR_REQ_FLUSH)) {
+    r->handler_private = e;
+    if (e->h->uring->Submit(e->fd.get(), r)) return;
+    // The ring is full: the pool takes it.
+  }
   if (e->h->inline_io && (r->type == NBDR_REQ_READ || r->type == NBDR_REQ_WRITE)) {
     if (e->memory_backed && r->length <= kInlineMax) {
       errno = 0;
@@ -453,7 +485,7 @@ const nbdr_handler kFileHandler = {
     "regular files under a local base directory",
     NBDR_PACKAGE_VERSION,
     "file-dir=DIR   base directory of the backstores (default /var/lib/nbd-runner/file)\n"
-    "file-io=MODE   nowait (default: page-cache hits complete inline) or threads\n"
+    "file-io=MODE   nowait (default: page-cache hits complete inline), threads or uring\n"
     "threads=N      worker threads for I/O that may block (default 8)\n",
     kOptions,
     FileLoad,

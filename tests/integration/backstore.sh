@@ -1,16 +1,22 @@
 # Backend-generic helpers for the backstore tests (sourced after
 # functions.sh, never run). The scripts in backstore/ run unchanged against
 # every backend; ctest registers each once per backend with NBDR_BACKEND set
-# to file, gluster or rbd. The gluster and rbd backends use the real
+# to file, file-uring (the file handler with file-io = uring), gluster or
+# rbd. The gluster and rbd backends use the real
 # glusterd / Ceph cluster that the suite's fixtures started
 # (tests/backends/*-ctl) and skip, with the reason, when there is none.
 
 BACKEND=${NBDR_BACKEND:-file}
+FILE_IO_OPTS=()
+if [ "$BACKEND" = file-uring ]; then
+  BACKEND=file
+  FILE_IO_OPTS=(--file-io uring)
+fi
 # Unique per test run, so tests sharing one volume or pool never collide.
 TEST_ID="$(basename "$0" .sh)-$$"
 BS_RUNNER_OPTS=()
 case "$BACKEND" in
-  file) ;;
+  file) BS_RUNNER_OPTS=("${FILE_IO_OPTS[@]}") ;;
   gluster)
     _env=${NBDR_GLUSTER_DIR:-/tmp/nbdr-test-gluster}/env
     [ -f "$_env" ] || skip "no test glusterd is running (the gluster-up fixture did not start one)"
