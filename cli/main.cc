@@ -156,6 +156,17 @@ std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
   return "nbd://" + host + ":" + std::to_string(io.port) + "/" + export_name;
 }
 
+// The handler's identity of the backing object (saveconfig.json extras):
+// a JSON object, {} when the handler keeps none.
+json_object* ExtrasJson(const nbdr_backstore& b) {
+  json_object* e = b.extras ? json_tokener_parse(b.extras) : nullptr;
+  if (!e || !json_object_is_type(e, json_type_object)) {
+    json_object_put(e);
+    e = json_object_new_object();
+  }
+  return e;
+}
+
 json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object* o = json_object_new_object();
   json_object_object_add(o, "type", json_object_new_string(b.type));
@@ -170,6 +181,7 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object_object_add(o, "map_time", json_object_new_string(b.map_time));
   json_object_object_add(o, "create_time", json_object_new_string(b.create_time));
   json_object_object_add(o, "nbd_uri", json_object_new_string(uri.c_str()));
+  json_object_object_add(o, "object", ExtrasJson(b));
   return o;
 }
 
@@ -327,6 +339,12 @@ int DoInfo(const Command& c) {
   printf("device:      %s\n", *b.device ? b.device : "-");
   printf("mapped at:   %s\n", When(b.map_time).c_str());
   printf("created at:  %s\n", When(b.create_time).c_str());
+  std::string object;
+  Json extras(ExtrasJson(b));
+  json_object_object_foreach(extras.get(), k, v) {
+    object += (object.empty() ? "" : " ") + std::string(k) + "=" + json_object_get_string(v);
+  }
+  printf("object:      %s\n", object.empty() ? "-" : object.c_str());
   printf("runner:      %s\n", client->target().c_str());
   printf("nbd uri:     %s\n", uri.c_str());
   return kExitOk;

@@ -30,7 +30,12 @@ case $BACKEND in
   rbd) want='^image_id=[0-9a-f]+ pool_id=[0-9]+$' ;;
 esac
 [[ $first =~ $want ]] || fail "saveconfig.json extras for $KEY: '$first'"
-pass "saveconfig.json records the object's identity: $first"
+shown=$(cli "$BACKEND" info "$KEY" | sed -n 's/^object: *//p' | tr ' ' '\n' | sort | xargs)
+[ "$shown" = "$first" ] || { cli "$BACKEND" info "$KEY"; fail "info shows the object as '$shown'"; }
+cli --json "$BACKEND" info "$KEY" | python3 -c 'import json, sys
+o = json.load(sys.stdin)["object"]
+print(" ".join("%s=%s" % kv for kv in sorted(o.items())))' | grep -qx "$first" || fail "info --json: object"
+pass "saveconfig.json records the object's identity, nbd-cli info shows it: $first"
 
 # A second runner on the same storage replaces the object: import, delete,
 # create again (bigger), fill with another pattern.
