@@ -73,7 +73,8 @@ class BackstoreRegistry {
   // must match it. Returns the size.
   // A registered key can be imported again only when its backing object
   // was replaced (the handler's identity differs): the record then takes
-  // the new object's size and identity.
+  // the new object's size and identity, and this import's block size and
+  // read-only flag.
   Expected<uint64_t> Import(const CreateParams& params) EXCLUDES(mu_, save_mu_);
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
