@@ -1,30 +1,57 @@
-"""Turns the fio JSON files of one bench/run-bench run into a table with
-ratios (markdown and JSON), noting the machine. Usage:
-report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS [BACKEND [SUFFIX]]"""
+"""Turns the fio JSON files of one bench/run-bench run into tables with
+ratios (markdown and JSON), noting the machine: the median of the repeated
+runs of each server and workload, their range, and what each cost the
+whole machine in CPU. Usage:
+report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS BACKEND SUFFIX REPEAT CLK_TCK"""
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
 
 work, out, runtime, size_mib, servers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5].split(",")
-backend = sys.argv[6] if len(sys.argv) > 6 else "file"
-suffix = sys.argv[7] if len(sys.argv) > 7 else ""
+backend = sys.argv[6]
+suffix = sys.argv[7]
+repeat = int(sys.argv[8])
+clk_tck = int(sys.argv[9])
 rows = ["randread-4k-qd32", "randwrite-4k-qd32", "seqread-1m-qd8", "seqwrite-1m-qd8", "randread-4k-qd1"]
 
 
-def metric(server, row):
-    with open(os.path.join(work, "%s.%s.json" % (server, row))) as f:
+def run_metric(server, row, r):
+    """One fio run: throughput, latency, and the machine's CPU over it."""
+    with open(os.path.join(work, "%s.%s.r%d.json" % (server, row, r))) as f:
         job = json.load(f)["jobs"][0]
     side = job["read"] if "read" in row else job["write"]
     lat = side.get("clat_ns", {}).get("percentile", {})
-    return {
+    with open(os.path.join(work, "%s.%s.r%d.cpu" % (server, row, r))) as f:
+        busy, steal, elapsed = f.read().split()
+    busy_cores = int(busy) / clk_tck / float(elapsed)  # cores kept busy, on average
+    m = {
         "iops": side["iops"],
         "mb_s": side["bw_bytes"] / 1e6,
         "p50_us": lat.get("50.000000", 0) / 1000,
         "p99_us": lat.get("99.000000", 0) / 1000,
+        "busy_cores": busy_cores,
+        "steal_pct": 100.0 * int(steal) / clk_tck / float(elapsed) / os.cpu_count(),
     }
+    # Machine CPU per unit of work: core-seconds per GB for the 1M rows,
+    # core-microseconds per request for the 4K rows.
+    if "1m" in row:
+        m["cpu_per_unit"] = busy_cores / (m["mb_s"] / 1000) if m["mb_s"] else 0
+    else:
+        m["cpu_per_unit"] = busy_cores / m["iops"] * 1e6 if m["iops"] else 0
+    return m
+
+
+def metric(server, row):
+    """The median of the repeated runs, with every run kept."""
+    runs = [run_metric(server, row, r) for r in range(1, repeat + 1)]
+    m = {k: statistics.median(x[k] for x in runs) for k in runs[0]}
+    m["steal_pct"] = max(x["steal_pct"] for x in runs)
+    m["runs"] = runs
+    return m
 
 
 def cpu_model():
@@ -62,22 +89,36 @@ where = {"file": "a file in tmpfs",
          "gluster": "a file on a single-brick GlusterFS volume (brick in tmpfs, loopback)"}[backend]
 data = {s: {r: metric(s, r) for r in rows} for s in servers}
 result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine,
-          "backend": backend,
+          "backend": backend, "repeat": repeat,
           "runtime_s": int(runtime), "file_mib": int(size_mib), "results": data}
 
 
-def cell(row, m):
+def value(row, x):
     if "4k" in row and row.endswith("qd1"):
-        return "%.0f IOPS (p50 %.0f µs, p99 %.0f µs)" % (m["iops"], m["p50_us"], m["p99_us"])
+        return "%.0f" % x["iops"]
     if "4k" in row:
-        return "%.1fk IOPS" % (m["iops"] / 1000)
-    return "%.2f GB/s" % (m["mb_s"] / 1000)
+        return "%.1fk" % (x["iops"] / 1000)
+    return "%.2f" % (x["mb_s"] / 1000)
+
+
+def cell(row, m):
+    spread = ""
+    if repeat > 1:
+        lo = min(m["runs"], key=lambda x: x["iops"])
+        hi = max(m["runs"], key=lambda x: x["iops"])
+        spread = " [%s-%s]" % (value(row, lo), value(row, hi))
+    if "4k" in row and row.endswith("qd1"):
+        return "%.0f IOPS%s (p50 %.0f µs, p99 %.0f µs)" % (m["iops"], spread, m["p50_us"], m["p99_us"])
+    if "4k" in row:
+        return "%.1fk IOPS%s" % (m["iops"] / 1000, spread)
+    return "%.2f GB/s%s" % (m["mb_s"] / 1000, spread)
 
 
 base = servers[0]
-lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per row."
+lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per row%s."
          % (result["date"], machine["cpu"], machine["cores"], machine["mem_gib"], machine["kernel"],
-            machine["fio"], size_mib, where, runtime), ""]
+            machine["fio"], size_mib, where, runtime,
+            ", median of %d interleaved runs [lowest-highest]" % repeat if repeat > 1 else ""), ""]
 head = "| workload | " + " | ".join(servers) + " | " + " | ".join("%s / %s" % (base, s) for s in servers[1:]) + " |"
 lines.append(head)
 lines.append("|" + "---|" * (1 + len(servers) + len(servers) - 1))
@@ -86,6 +127,18 @@ for r in rows:
     key = "iops" if "4k" in r else "mb_s"
     ratios = ["%.2fx" % (data[base][r][key] / data[s][r][key]) if data[s][r][key] else "-" for s in servers[1:]]
     lines.append("| %s | %s | %s |" % (r, " | ".join(vals), " | ".join(ratios)))
+lines += ["", "Whole-machine CPU per unit of work (client, server and storage daemons; "
+          "core-s per GB on 1M rows, core-µs per request on 4K rows; median) and the most "
+          "CPU time stolen by the hypervisor during any run of the row:", ""]
+lines.append("| workload | " + " | ".join(servers) + " | " + " | ".join("%s / %s" % (base, s) for s in servers[1:]) + " | steal |")
+lines.append("|" + "---|" * (2 + len(servers) + len(servers) - 1))
+for r in rows:
+    unit = "%.2f" if "1m" in r else "%.0f"
+    vals = [unit % data[s][r]["cpu_per_unit"] for s in servers]
+    ratios = ["%.2fx" % (data[base][r]["cpu_per_unit"] / data[s][r]["cpu_per_unit"])
+              if data[s][r]["cpu_per_unit"] else "-" for s in servers[1:]]
+    steal = max(data[s][r]["steal_pct"] for s in servers)
+    lines.append("| %s | %s | %s | %.1f %% |" % (r, " | ".join(vals), " | ".join(ratios), steal))
 md = "\n".join(lines) + "\n"
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "results%s.md" % suffix), "w") as f:
