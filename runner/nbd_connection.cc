@@ -565,9 +565,9 @@ void NbdConnection::Transmission() {
            base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
   SetRecvTimeout(fd_.get(), opts_.idle_timeout_s);
   SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
-  // Leader/follower: the reader threads take turns reading one request
-  // each; a request whose handler completes inline is executed and
-  // answered by its reader while another reader takes the next request.
+  // Leader/follower: the reader threads take turns reading; a request
+  // whose handler completes inline is executed and answered by its reader
+  // while, if more requests are waiting, another reader takes the next.
   std::vector<std::thread> helpers;
   for (int i = 1; i < opts_.readers_per_connection; i++)
     helpers.emplace_back([this] { ReaderLoop(); });
@@ -576,6 +576,7 @@ void NbdConnection::Transmission() {
 }
 
 void NbdConnection::ReaderLoop() {
+  bool my_turn = false;
   for (;;) {
     RequestHeader h;
     Action action;
@@ -585,11 +586,20 @@ void NbdConnection::ReaderLoop() {
     int err = 0;
     {
       MutexLock rl(&read_mu_);
-      if (stop_reading_) return;
+      if (!my_turn) {
+        rl.Wait(&read_turn_cv_, [this] { return !reading_turn_taken_ || stop_reading_; });
+        if (stop_reading_) return;
+        reading_turn_taken_ = my_turn = true;
+      }
       action = ReadRequest(&h, &payload, &capacity, &err, &why);
       if (action == Action::kStop) {
         stop_reading_ = true;
+        read_turn_cv_.notify_all();
         return;
+      }
+      if (PassReadingTurn(h)) {
+        reading_turn_taken_ = my_turn = false;
+        read_turn_cv_.notify_one();
       }
     }
     switch (action) {
@@ -599,6 +609,23 @@ void NbdConnection::ReaderLoop() {
       case Action::kStop: break;
     }
   }
+}
+
+bool NbdConnection::PassReadingTurn(const RequestHeader& h) {
+  // Beyond this, executing a request inline (a page-cache read or write)
+  // takes long enough to read the next one meanwhile.
+  constexpr uint32_t kLargeRequest = 256 * 1024;
+  if (opts_.readers_per_connection < 2) return false;
+  if (rpos_ < rlen_) return true;
+  if ((h.type == kCmdRead || h.type == kCmdWrite) && h.length >= kLargeRequest) return true;
+  ssize_t n = recv(fd_.get(), rbuf_.get(), kReadBufferSize, MSG_DONTWAIT);
+  if (n > 0) {
+    rpos_ = 0;
+    rlen_ = static_cast<size_t>(n);
+    return true;
+  }
+  // End of stream or an error: the next reader finds it and stops.
+  return n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** payload,

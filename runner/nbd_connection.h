@@ -1,8 +1,11 @@
 // NbdConnection: one client connection on the NBD data port — the fixed
 // newstyle handshake, then the transmission phase.
 //
-// Reader threads (readers_per_connection, taking turns under read_mu_)
-// read and validate requests and submit them to the export's handler;
+// Reader threads (readers_per_connection) take turns reading: the one
+// whose turn it is reads and validates a request and submits it to the
+// export's handler; it passes the turn on first only when another request
+// is already waiting (or this one is large), so a lone request costs no
+// thread wake-up and a burst is read while earlier requests execute;
 // replies are queued by whichever thread completes a request (often the
 // reader itself, inline) and written by one sender at a time, everything
 // queued in one sendmsg (see QueueReply). In-flight requests are bounded in
@@ -65,6 +68,10 @@ class NbdConnection {
   enum class Action { kSubmit, kReplyError, kReplyExtents, kStop };
   void Transmission();
   void ReaderLoop() EXCLUDES(read_mu_);
+  // Whether to pass the reader's turn on before executing request h: more
+  // is already buffered or waiting in the socket (read into the buffer
+  // without blocking), or h is large.
+  bool PassReadingTurn(const nbd::RequestHeader& h) REQUIRES(read_mu_);
   Action ReadRequest(nbd::RequestHeader* h, uint8_t** payload, size_t* capacity, int* err,
                      const char** why) REQUIRES(read_mu_);
   Status ReadExact(void* buf, size_t len);
@@ -113,8 +120,11 @@ class NbdConnection {
   BufferPool buffers_;
 
   // Reader threads take turns under read_mu_: it guards the receive
-  // buffer and the socket's read side.
+  // buffer and the socket's read side. reading_turn_taken_: some thread
+  // has the turn; the others wait on read_turn_cv_ until it is passed on.
   Mutex read_mu_;
+  std::condition_variable read_turn_cv_;
+  bool reading_turn_taken_ GUARDED_BY(read_mu_) = false;
   bool stop_reading_ GUARDED_BY(read_mu_) = false;
   bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
   std::unique_ptr<uint8_t[]> rbuf_;
