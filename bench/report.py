@@ -85,7 +85,7 @@ if backend == "gluster":
 if backend == "rbd":
     machine["ceph"] = version(["ceph", "--version"])
 where = {"file": "a file in tmpfs",
-         "rbd": "an RBD image on a one-OSD Ceph cluster (bluestore on a sparse file, loopback), librbd cache off in every client",
+         "rbd": "an RBD image on a one-OSD Ceph cluster (memstore: objects in the OSD's memory, loopback), librbd cache off in every client",
          "gluster": "a file on a single-brick GlusterFS volume (brick in tmpfs, loopback)"}[backend]
 data = {s: {r: metric(s, r) for r in rows} for s in servers}
 result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine,
