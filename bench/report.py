@@ -1,7 +1,8 @@
 """Turns the fio JSON files of one bench/run-bench run into tables with
 ratios (markdown and JSON), noting the machine: the median of the repeated
-runs of each server and workload, their range, and what each cost the
-whole machine in CPU. Usage:
+runs of each server and workload, their range, what each cost the whole
+machine in CPU, what the server process alone cost, and each server's
+peak memory. Usage:
 report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS BACKEND SUFFIX REPEAT CLK_TCK"""
 import json
 import os
@@ -26,7 +27,7 @@ def run_metric(server, row, r):
     side = job["read"] if "read" in row else job["write"]
     lat = side.get("clat_ns", {}).get("percentile", {})
     with open(os.path.join(work, "%s.%s.r%d.cpu" % (server, row, r))) as f:
-        busy, steal, elapsed = f.read().split()
+        busy, steal, elapsed, server_jiffies = f.read().split()
     busy_cores = int(busy) / clk_tck / float(elapsed)  # cores kept busy, on average
     m = {
         "iops": side["iops"],
@@ -36,13 +37,19 @@ def run_metric(server, row, r):
         "busy_cores": busy_cores,
         "steal_pct": 100.0 * int(steal) / clk_tck / float(elapsed) / os.cpu_count(),
     }
-    # Machine CPU per unit of work: core-seconds per GB for the 1M rows,
-    # core-microseconds per request for the 4K rows.
-    if "1m" in row:
-        m["cpu_per_unit"] = busy_cores / (m["mb_s"] / 1000) if m["mb_s"] else 0
-    else:
-        m["cpu_per_unit"] = busy_cores / m["iops"] * 1e6 if m["iops"] else 0
+    m["cpu_per_unit"] = per_unit(row, m, busy_cores)
+    # The server process alone (- for a direct engine inside fio).
+    if server_jiffies != "-":
+        m["server_cpu_per_unit"] = per_unit(row, m, int(server_jiffies) / clk_tck / float(elapsed))
     return m
+
+
+def per_unit(row, m, cores):
+    """cores busy during a run, per unit of its work: core-seconds per GB
+    for the 1M rows, core-microseconds per request for the 4K rows."""
+    if "1m" in row:
+        return cores / (m["mb_s"] / 1000) if m["mb_s"] else 0
+    return cores / m["iops"] * 1e6 if m["iops"] else 0
 
 
 def metric(server, row):
@@ -62,6 +69,15 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor()
+
+
+def peak_rss_mib(server):
+    """The server's peak resident memory over the run, or None."""
+    try:
+        with open(os.path.join(work, "%s.hwm" % server)) as f:
+            return int(f.read()) / 1024
+    except (OSError, ValueError):
+        return None
 
 
 def version(cmd):
@@ -88,8 +104,9 @@ where = {"file": "a file in tmpfs",
          "rbd": "an RBD image on a one-OSD Ceph cluster (memstore: objects in the OSD's memory, loopback), librbd cache off in every client",
          "gluster": "a file on a single-brick GlusterFS volume (brick in tmpfs, loopback)"}[backend]
 data = {s: {r: metric(s, r) for r in rows} for s in servers}
+peak_rss = {s: peak_rss_mib(s) for s in servers}
 result = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine,
-          "backend": backend, "repeat": repeat,
+          "backend": backend, "repeat": repeat, "peak_rss_mib": peak_rss,
           "runtime_s": int(runtime), "file_mib": int(size_mib), "results": data}
 
 
@@ -139,6 +156,21 @@ for r in rows:
               if data[s][r]["cpu_per_unit"] else "-" for s in servers[1:]]
     steal = max(data[s][r]["steal_pct"] for s in servers)
     lines.append("| %s | %s | %s | %.1f %% |" % (r, " | ".join(vals), " | ".join(ratios), steal))
+procs = [s for s in servers if "server_cpu_per_unit" in data[s][rows[0]]]
+if procs:
+    lines += ["", "The server process alone (all its threads; same units; a direct engine runs "
+              "inside fio and has no column), and its peak resident memory over the run:", ""]
+    lines.append("| workload | " + " | ".join(procs) + " | " +
+                 " | ".join("%s / %s" % (procs[0], s) for s in procs[1:]) + " |")
+    lines.append("|" + "---|" * (len(procs) * 2))
+    for r in rows:
+        unit = "%.2f" if "1m" in r else "%.1f"
+        v = [data[s][r]["server_cpu_per_unit"] for s in procs]
+        ratios = ["%.2fx" % (v[0] / x) if x else "-" for x in v[1:]]
+        lines.append("| %s | %s | %s |" % (r, " | ".join(unit % x for x in v), " | ".join(ratios)))
+    lines.append("| peak RSS | " + " | ".join(
+        "%.0f MiB" % peak_rss[s] if peak_rss[s] is not None else "-" for s in procs) + " |" +
+        " |" * (len(procs) - 1))
 md = "\n".join(lines) + "\n"
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "results%s.md" % suffix), "w") as f:
