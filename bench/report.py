@@ -147,27 +147,31 @@ for r in rows:
 lines += ["", "Whole-machine CPU per unit of work (client, server and storage daemons; "
           "core-s per GB on 1M rows, core-µs per request on 4K rows; median) and the most "
           "CPU time stolen by the hypervisor during any run of the row:", ""]
-lines.append("| workload | " + " | ".join(servers) + " | " + " | ".join("%s / %s" % (base, s) for s in servers[1:]) + " | steal |")
-lines.append("|" + "---|" * (2 + len(servers) + len(servers) - 1))
-for r in rows:
-    unit = "%.2f" if "1m" in r else "%.0f"
-    vals = [unit % data[s][r]["cpu_per_unit"] for s in servers]
-    ratios = ["%.2fx" % (data[base][r]["cpu_per_unit"] / data[s][r]["cpu_per_unit"])
-              if data[s][r]["cpu_per_unit"] else "-" for s in servers[1:]]
-    steal = max(data[s][r]["steal_pct"] for s in servers)
-    lines.append("| %s | %s | %s | %.1f %% |" % (r, " | ".join(vals), " | ".join(ratios), steal))
+
+
+def per_unit_table(names, key, fmt_4k, steal=False):
+    """Rows of CPU per unit of work (data[name][row][key]) for names, each
+    against the first, optionally with the row's steal."""
+    out = ["| workload | " + " | ".join(names) + " | " +
+           " | ".join("%s / %s" % (names[0], s) for s in names[1:]) + " |" + (" steal |" if steal else "")]
+    out.append("|" + "---|" * (2 * len(names) + (1 if steal else 0)))
+    for r in rows:
+        v = [data[s][r][key] for s in names]
+        fmt = "%.2f" if "1m" in r else fmt_4k
+        ratios = ["%.2fx" % (v[0] / x) if x else "-" for x in v[1:]]
+        line = "| %s | %s | %s |" % (r, " | ".join(fmt % x for x in v), " | ".join(ratios))
+        if steal:
+            line += " %.1f %% |" % max(data[s][r]["steal_pct"] for s in names)
+        out.append(line)
+    return out
+
+
+lines += per_unit_table(servers, "cpu_per_unit", "%.0f", steal=True)
 procs = [s for s in servers if "server_cpu_per_unit" in data[s][rows[0]]]
 if procs:
     lines += ["", "The server process alone (all its threads; same units; a direct engine runs "
               "inside fio and has no column), and its peak resident memory over the run:", ""]
-    lines.append("| workload | " + " | ".join(procs) + " | " +
-                 " | ".join("%s / %s" % (procs[0], s) for s in procs[1:]) + " |")
-    lines.append("|" + "---|" * (len(procs) * 2))
-    for r in rows:
-        unit = "%.2f" if "1m" in r else "%.1f"
-        v = [data[s][r]["server_cpu_per_unit"] for s in procs]
-        ratios = ["%.2fx" % (v[0] / x) if x else "-" for x in v[1:]]
-        lines.append("| %s | %s | %s |" % (r, " | ".join(unit % x for x in v), " | ".join(ratios)))
+    lines += per_unit_table(procs, "server_cpu_per_unit", "%.1f")
     lines.append("| peak RSS | " + " | ".join(
         "%.0f MiB" % peak_rss[s] if peak_rss[s] is not None else "-" for s in procs) + " |" +
         " |" * (len(procs) - 1))
