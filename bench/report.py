@@ -1,8 +1,9 @@
 """Turns the fio JSON files of one bench/run-bench run into tables with
 ratios (markdown and JSON), noting the machine: the median of the repeated
 runs of each server and workload, their range, what each cost the whole
-machine in CPU, what the server process alone cost, and each server's
-peak memory. Usage:
+machine in CPU, what the server process alone cost, what fio itself (the
+client) cost, each server's peak memory, and, against a direct engine, the
+most any NBD server could reach on this machine. Usage:
 report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS BACKEND SUFFIX REPEAT CLK_TCK"""
 import json
 import os
@@ -27,7 +28,7 @@ def run_metric(server, row, r):
     side = job["read"] if "read" in row else job["write"]
     lat = side.get("clat_ns", {}).get("percentile", {})
     with open(os.path.join(work, "%s.%s.r%d.cpu" % (server, row, r))) as f:
-        busy, steal, elapsed, server_jiffies = f.read().split()
+        busy, steal, elapsed, server_jiffies, client_s = f.read().split()
     busy_cores = int(busy) / clk_tck / float(elapsed)  # cores kept busy, on average
     m = {
         "iops": side["iops"],
@@ -38,6 +39,9 @@ def run_metric(server, row, r):
         "steal_pct": 100.0 * int(steal) / clk_tck / float(elapsed) / os.cpu_count(),
     }
     m["cpu_per_unit"] = per_unit(row, m, busy_cores)
+    # fio's own process: the NBD client, or the whole library when direct.
+    m["client_cores"] = float(client_s) / float(elapsed)
+    m["client_cpu_per_unit"] = per_unit(row, m, m["client_cores"])
     # The server process alone (- for a direct engine inside fio).
     if server_jiffies != "-":
         m["server_cpu_per_unit"] = per_unit(row, m, int(server_jiffies) / clk_tck / float(elapsed))
@@ -175,6 +179,45 @@ if procs:
     lines.append("| peak RSS | " + " | ".join(
         "%.0f MiB" % peak_rss[s] if peak_rss[s] is not None else "-" for s in procs) + " |" +
         " |" * (len(procs) - 1))
+
+lines += ["", "fio's own process (user and system, all its threads: the NBD client when it "
+          "drives a server, the whole library when it is the direct engine), CPU per unit "
+          "and the cores it kept busy; a client near 1.00 core sets the row's pace:", ""]
+lines.append("| workload | " + " | ".join(servers) + " |")
+lines.append("|" + "---|" * (1 + len(servers)))
+for r in rows:
+    fmt = "%.2f" if "1m" in r else "%.1f"
+    lines.append("| %s | %s |" % (r, " | ".join(
+        (fmt + " (%.2f cores)") % (data[s][r]["client_cpu_per_unit"], data[s][r]["client_cores"])
+        for s in servers)))
+
+# Against a direct engine on a machine this small, the NBD client shares the
+# cores with everything else: when the direct run keeps them all busy,
+# throughput goes as 1 / (CPU per unit), and even a server that added
+# nothing to the library's own cost would need the direct run's CPU plus
+# the NBD client's.
+direct = {"rbd": "librbd", "gluster": "gfapi"}.get(backend)
+if direct in servers and base != direct:
+    lines += ["", "The most any NBD server could reach against %s on this machine: %s's "
+              "whole-machine CPU per unit / (that + the NBD client's CPU per unit in the %s "
+              "run), that is, for a server that costs nothing beyond the library (none can: it "
+              "must still receive and send over TCP). All of fio's process counts as the NBD "
+              "client, fio's own bookkeeping too, which makes the figure a few per cent low. "
+              "It holds where the direct run keeps the cores busy (busy cores count fio's "
+              "start-up and ramp too); a row that leaves them idle (QD1) is paced by latency "
+              "instead:" % (direct, direct, base), ""]
+    lines.append("| workload | %s busy cores | NBD client per unit | bound | %s / %s measured |"
+                 % (direct, base, direct))
+    lines.append("|---|---|---|---|---|")
+    for r in rows:
+        d, b = data[direct][r], data[base][r]
+        key = "iops" if "4k" in r else "mb_s"
+        busy = d["busy_cores"]
+        fmt = "%.2f" if "1m" in r else "%.1f"
+        total = d["cpu_per_unit"] + b["client_cpu_per_unit"]
+        bound = "%.2fx" % (d["cpu_per_unit"] / total) if total else "-"
+        lines.append("| %s | %.2f | %s | %s | %.2fx |" % (
+            r, busy, fmt % b["client_cpu_per_unit"], bound, b[key] / d[key] if d[key] else 0))
 md = "\n".join(lines) + "\n"
 os.makedirs(out, exist_ok=True)
 with open(os.path.join(out, "results%s.md" % suffix), "w") as f:
