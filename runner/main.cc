@@ -110,6 +110,7 @@ void Reload(int argc, char** argv, const RunnerOptions& running, BackstoreRegist
   differs("threads", fresh->threads != running.threads);
   differs("handshake-timeout", fresh->handshake_timeout != running.handshake_timeout);
   differs("idle-timeout", fresh->idle_timeout != running.idle_timeout);
+  differs("busy-poll-us", fresh->busy_poll_us != running.busy_poll_us);
   differs("max-connections", fresh->max_connections != running.max_connections);
   // Handler options (file-dir, gluster-hosts, ceph-conf, ...).
   std::set<std::string> keys;
@@ -194,6 +195,7 @@ int main(int argc, char** argv) {
   nbd_opts.port = opts.io_port;
   nbd_opts.handshake_timeout_s = opts.handshake_timeout;
   nbd_opts.idle_timeout_s = opts.idle_timeout;
+  nbd_opts.busy_poll_us = opts.busy_poll_us;
   nbd_opts.max_connections = opts.max_connections;
   NbdServer nbd(nbd_opts, &registry);
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);

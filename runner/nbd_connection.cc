@@ -460,7 +460,7 @@ Status NbdConnection::ReadExact(void* buf, size_t len) {
     // Large payloads go straight to their destination.
     uint8_t* dst = len >= kReadBufferSize / 2 ? out : rbuf_.get();
     size_t cap = len >= kReadBufferSize / 2 ? len : kReadBufferSize;
-    ssize_t n = recv(fd_.get(), dst, cap, 0);
+    ssize_t n = Receive(dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
       return PosixError("recv");
@@ -475,6 +475,26 @@ Status NbdConnection::ReadExact(void* buf, size_t len) {
     }
   }
   return Status();
+}
+
+ssize_t NbdConnection::Receive(void* dst, size_t cap) {
+  if (!busy_poll_) return recv(fd_.get(), dst, cap, 0);
+  using Clock = std::chrono::steady_clock;
+  const auto budget = std::chrono::microseconds(opts_.busy_poll_us);
+  const auto start = Clock::now();
+  ssize_t n = -1;
+  if (last_wait_short_) {
+    do {
+      n = recv(fd_.get(), dst, cap, MSG_DONTWAIT);
+    } while (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Clock::now() - start < budget);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      last_wait_short_ = true;
+      return n;
+    }
+  }
+  n = recv(fd_.get(), dst, cap, 0);
+  last_wait_short_ = Clock::now() - start < budget;
+  return n;
 }
 
 Status NbdConnection::Discard(uint64_t len) {
@@ -565,6 +585,7 @@ void NbdConnection::Transmission() {
            base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
   SetRecvTimeout(fd_.get(), opts_.idle_timeout_s);
   SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
+  busy_poll_ = opts_.busy_poll_us > 0;
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader
   // while, if more requests are waiting, another reader takes the next.

@@ -5,7 +5,10 @@
 // whose turn it is reads and validates a request and submits it to the
 // export's handler; it passes the turn on first only when another request
 // is already waiting (or this one is large), so a lone request costs no
-// thread wake-up and a burst is read while earlier requests execute;
+// thread wake-up and a burst is read while earlier requests execute; a
+// reader that finds nothing waiting polls the socket briefly before it
+// sleeps while its client keeps it busy (busy_poll_us), since a wake-up
+// per request costs more than the poll;
 // replies are queued by whichever thread completes a request (often the
 // reader itself, inline) and written by one sender at a time, everything
 // queued in one sendmsg (see QueueReply). In-flight requests are bounded in
@@ -75,6 +78,9 @@ class NbdConnection {
   Action ReadRequest(nbd::RequestHeader* h, uint8_t** payload, size_t* capacity, int* err,
                      const char** why) REQUIRES(read_mu_);
   Status ReadExact(void* buf, size_t len);
+  // One recv of at most cap bytes into dst, waiting for at least one;
+  // polls first when busy polling pays (see busy_poll_).
+  ssize_t Receive(void* dst, size_t cap);
   Status Discard(uint64_t len);
   // 0 or an errno for the reply; why says what was wrong.
   int Validate(const nbd::RequestHeader& h, const char** why) const;
@@ -129,6 +135,11 @@ class NbdConnection {
   bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
+  // Busy polling (options busy_poll_us), transmission only: whether the
+  // last wait for the client ended within the poll budget, which is when
+  // polling before sleeping pays.
+  bool busy_poll_ = false;
+  bool last_wait_short_ = true;
 
   // Replies waiting for the sender; sending_ is the sender's token. Only
   // the token's holder (or the handshake thread, before transmission)

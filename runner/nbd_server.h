@@ -26,6 +26,10 @@ struct NbdServerOptions {
   uint16_t port = 24111;
   int handshake_timeout_s = 10;       // whole handshake must finish by then
   int idle_timeout_s = 0;             // transmission: 0 = no limit
+  // A reader that finds no request waiting polls the socket this long
+  // before it sleeps, if its client's last request came within that time:
+  // a sleeping reader costs a wake-up per request. 0: always sleep.
+  int busy_poll_us = 30;
   int max_connections = 256;          // more are refused at accept
   uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
   uint64_t max_inflight_bytes = 64u << 20;  // per connection

@@ -18,7 +18,7 @@ const std::set<std::string> kRunnerKeys = {
     "config",    "rpc-host",          "rpc-port",     "io-host",        "io-port",
     "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
-    "max-connections", "mapping-timeout"};
+    "max-connections", "mapping-timeout", "busy-poll-us"};
 // Prefixes of handler types this project ships; their options are
 // accepted with a warning when the handler is not installed.
 const char* const kKnownHandlerPrefixes[] = {"file-", "gluster-", "ceph-", "rbd-"};
@@ -80,6 +80,10 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
     auto v = num(0, 86400 * 365);
     if (!v) return v.status();
     o->idle_timeout = static_cast<int>(*v);
+  } else if (key == "busy-poll-us") {
+    auto v = num(0, 1000);
+    if (!v) return v.status();
+    o->busy_poll_us = static_cast<int>(*v);
   } else if (key == "mapping-timeout") {
     auto v = num(1, 3600);
     if (!v) return v.status();
@@ -114,6 +118,8 @@ std::string RunnerUsage() {
       "  --threads N              I/O worker threads per handler (default 8)\n"
       "  --handshake-timeout S    seconds a client has to finish the NBD handshake (10)\n"
       "  --idle-timeout S         close NBD connections idle this long (0 = never)\n"
+      "  --busy-poll-us N         a reader whose client answered within N microseconds\n"
+      "                           last time polls that long before sleeping (30; 0 = off)\n"
       "  --max-connections N      NBD connections served at once (256)\n"
       "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
       "  --foreground             stay in the foreground and log to stderr too\n"

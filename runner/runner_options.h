@@ -32,6 +32,7 @@ struct RunnerOptions {
   bool show_help = false;
   int handshake_timeout = 10;
   int idle_timeout = 0;
+  int busy_poll_us = 30;
   int max_connections = 256;
   int mapping_timeout = 60;
 
