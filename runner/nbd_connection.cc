@@ -457,9 +457,10 @@ Status NbdConnection::ReadExact(void* buf, size_t len) {
       len -= n;
       continue;
     }
-    // Large payloads go straight to their destination.
+    // Large payloads go straight to their destination; after a large
+    // write, so does the next request's header (see read_exactly_).
     uint8_t* dst = len >= kReadBufferSize / 2 ? out : rbuf_.get();
-    size_t cap = len >= kReadBufferSize / 2 ? len : kReadBufferSize;
+    size_t cap = len >= kReadBufferSize / 2 || read_exactly_ ? len : kReadBufferSize;
     ssize_t n = Receive(dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -639,7 +640,8 @@ bool NbdConnection::PassReadingTurn(const RequestHeader& h) {
   if (opts_.readers_per_connection < 2) return false;
   if (rpos_ < rlen_) return true;
   if ((h.type == kCmdRead || h.type == kCmdWrite) && h.length >= kLargeRequest) return true;
-  ssize_t n = recv(fd_.get(), rbuf_.get(), kReadBufferSize, MSG_DONTWAIT);
+  ssize_t n = recv(fd_.get(), rbuf_.get(), read_exactly_ ? kRequestHeaderSize : kReadBufferSize,
+                   MSG_DONTWAIT);
   if (n > 0) {
     rpos_ = 0;
     rlen_ = static_cast<size_t>(n);
@@ -663,6 +665,7 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
     return Action::kStop;
   }
   h = DecodeRequestHeader(raw);
+  read_exactly_ = h.type == kCmdWrite && h.length >= kReadBufferSize / 2;
   if (h.magic != kRequestMagic) {
     LOG_WARN(name_, "bad request magic 0x%08x; closing", h.magic);
     return Action::kStop;

@@ -135,6 +135,11 @@ class NbdConnection {
   bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
+  // The last request was a large write: the reader then takes no more
+  // from the socket than the request in hand needs (its payload, then the
+  // next header), so the next large payload is received straight into its
+  // own buffer instead of partly into rbuf_ and copied from there.
+  bool read_exactly_ = false;
   // Busy polling (options busy_poll_us), transmission only: whether the
   // last wait for the client ended within the poll budget, which is when
   // polling before sleeping pays.
