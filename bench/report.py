@@ -4,7 +4,8 @@ runs of each server and workload, their range, what each cost the whole
 machine in CPU, what the server process alone cost, what fio itself (the
 client) cost, each server's peak memory, and, against a direct engine, the
 most any NBD server could reach on this machine. Usage:
-report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS BACKEND SUFFIX REPEAT CLK_TCK"""
+report.py WORKDIR OUTDIR RUNTIME SIZE_MIB SERVERS BACKEND SUFFIX REPEAT CLK_TCK ROWS
+(ROWS: the workloads that ran, comma-separated)"""
 import json
 import os
 import platform
@@ -18,7 +19,7 @@ backend = sys.argv[6]
 suffix = sys.argv[7]
 repeat = int(sys.argv[8])
 clk_tck = int(sys.argv[9])
-rows = ["randread-4k-qd32", "randwrite-4k-qd32", "seqread-1m-qd8", "seqwrite-1m-qd8", "randread-4k-qd1"]
+rows = sys.argv[10].split(",")
 
 
 def run_metric(server, row, r):
