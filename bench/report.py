@@ -141,14 +141,20 @@ lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per 
          % (result["date"], machine["cpu"], machine["cores"], machine["mem_gib"], machine["kernel"],
             machine["fio"], size_mib, where, runtime,
             ", median of %d interleaved runs [lowest-highest]" % repeat if repeat > 1 else ""), ""]
-head = "| workload | " + " | ".join(servers) + " | " + " | ".join("%s / %s" % (base, s) for s in servers[1:]) + " |"
-lines.append(head)
-lines.append("|" + "---|" * (1 + len(servers) + len(servers) - 1))
+
+
+def md_row(cells):
+    """One markdown table row (no empty column when there are no ratios)."""
+    return "| " + " | ".join(cells) + " |"
+
+
+lines.append(md_row(["workload"] + servers + ["%s / %s" % (base, s) for s in servers[1:]]))
+lines.append("|" + "---|" * (2 * len(servers)))
 for r in rows:
     vals = [cell(r, data[s][r]) for s in servers]
     key = "iops" if "4k" in r else "mb_s"
     ratios = ["%.2fx" % (data[base][r][key] / data[s][r][key]) if data[s][r][key] else "-" for s in servers[1:]]
-    lines.append("| %s | %s | %s |" % (r, " | ".join(vals), " | ".join(ratios)))
+    lines.append(md_row([r] + vals + ratios))
 lines += ["", "Whole-machine CPU per unit of work (client, server and storage daemons; "
           "core-s per GB on 1M rows, core-µs per request on 4K rows; median) and the most "
           "CPU time stolen by the hypervisor during any run of the row:", ""]
@@ -157,17 +163,15 @@ lines += ["", "Whole-machine CPU per unit of work (client, server and storage da
 def per_unit_table(names, key, fmt_4k, steal=False):
     """Rows of CPU per unit of work (data[name][row][key]) for names, each
     against the first, optionally with the row's steal."""
-    out = ["| workload | " + " | ".join(names) + " | " +
-           " | ".join("%s / %s" % (names[0], s) for s in names[1:]) + " |" + (" steal |" if steal else "")]
+    out = [md_row(["workload"] + names + ["%s / %s" % (names[0], s) for s in names[1:]] +
+                  (["steal"] if steal else []))]
     out.append("|" + "---|" * (2 * len(names) + (1 if steal else 0)))
     for r in rows:
         v = [data[s][r][key] for s in names]
         fmt = "%.2f" if "1m" in r else fmt_4k
         ratios = ["%.2fx" % (v[0] / x) if x else "-" for x in v[1:]]
-        line = "| %s | %s | %s |" % (r, " | ".join(fmt % x for x in v), " | ".join(ratios))
-        if steal:
-            line += " %.1f %% |" % max(data[s][r]["steal_pct"] for s in names)
-        out.append(line)
+        steal_cell = ["%.1f %%" % max(data[s][r]["steal_pct"] for s in names)] if steal else []
+        out.append(md_row([r] + [fmt % x for x in v] + ratios + steal_cell))
     return out
 
 
@@ -177,9 +181,8 @@ if procs:
     lines += ["", "The server process alone (all its threads; same units; a direct engine runs "
               "inside fio and has no column), and its peak resident memory over the run:", ""]
     lines += per_unit_table(procs, "server_cpu_per_unit", "%.1f")
-    lines.append("| peak RSS | " + " | ".join(
-        "%.0f MiB" % peak_rss[s] if peak_rss[s] is not None else "-" for s in procs) + " |" +
-        " |" * (len(procs) - 1))
+    lines.append(md_row(["peak RSS"] + ["%.0f MiB" % peak_rss[s] if peak_rss[s] is not None else "-"
+                                        for s in procs] + [""] * (len(procs) - 1)))
 
 lines += ["", "fio's own process (user and system, all its threads: the NBD client when it "
           "drives a server, the whole library when it is the direct engine), CPU per unit "
