@@ -136,18 +136,16 @@ def cell(row, m):
     return "%.2f GB/s%s" % (m["mb_s"] / 1000, spread)
 
 
-base = servers[0]
-lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per row%s."
-         % (result["date"], machine["cpu"], machine["cores"], machine["mem_gib"], machine["kernel"],
-            machine["fio"], size_mib, where, runtime,
-            ", median of %d interleaved runs [lowest-highest]" % repeat if repeat > 1 else ""), ""]
-
-
 def md_row(cells):
     """One markdown table row (no empty column when there are no ratios)."""
     return "| " + " | ".join(cells) + " |"
 
 
+base = servers[0]
+lines = ["Run %s on %s (%d cores, %.1f GiB), kernel %s; %s; %s MiB, %s; %ss per row%s."
+         % (result["date"], machine["cpu"], machine["cores"], machine["mem_gib"], machine["kernel"],
+            machine["fio"], size_mib, where, runtime,
+            ", median of %d interleaved runs [lowest-highest]" % repeat if repeat > 1 else ""), ""]
 lines.append(md_row(["workload"] + servers + ["%s / %s" % (base, s) for s in servers[1:]]))
 lines.append("|" + "---|" * (2 * len(servers)))
 for r in rows:

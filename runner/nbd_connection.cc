@@ -25,6 +25,9 @@ namespace {
 
 constexpr size_t kMaxOptionLength = 64 * 1024;
 constexpr size_t kReadBufferSize = 256 * 1024;
+// Payloads at least this large are received straight into their own
+// buffer, not through the read buffer.
+constexpr size_t kDirectReceiveMin = kReadBufferSize / 2;
 constexpr uint32_t kMaxExtentsPerReply = 2048;
 constexpr uint64_t kMaxInflightRequests = 1024;
 
@@ -459,8 +462,9 @@ Status NbdConnection::ReadExact(void* buf, size_t len) {
     }
     // Large payloads go straight to their destination; after a large
     // write, so does the next request's header (see read_exactly_).
-    uint8_t* dst = len >= kReadBufferSize / 2 ? out : rbuf_.get();
-    size_t cap = len >= kReadBufferSize / 2 || read_exactly_ ? len : kReadBufferSize;
+    const bool direct = len >= kDirectReceiveMin;
+    uint8_t* dst = direct ? out : rbuf_.get();
+    size_t cap = direct || read_exactly_ ? len : kReadBufferSize;
     ssize_t n = Receive(dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -665,7 +669,7 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
     return Action::kStop;
   }
   h = DecodeRequestHeader(raw);
-  read_exactly_ = h.type == kCmdWrite && h.length >= kReadBufferSize / 2;
+  read_exactly_ = h.type == kCmdWrite && h.length >= kDirectReceiveMin;
   if (h.magic != kRequestMagic) {
     LOG_WARN(name_, "bad request magic 0x%08x; closing", h.magic);
     return Action::kStop;
