@@ -31,6 +31,10 @@ constexpr size_t kDirectReceiveMin = kReadBufferSize / 2;
 constexpr uint32_t kMaxExtentsPerReply = 2048;
 constexpr uint64_t kMaxInflightRequests = 1024;
 
+// The connection whose own thread (a reader or the flusher) this is; any
+// other thread that sends replies is a backend's, shared by connections.
+thread_local const NbdConnection* t_connection = nullptr;
+
 void SetRecvTimeout(int fd, int seconds) {
   timeval tv{seconds, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -46,12 +50,11 @@ void SetSendTimeout(int fd, int seconds) {
 // One request between submission and the end of its reply's send.
 // Inherits the C request so the completion callback can get back to it
 // with a static_cast. Replies the core makes without a handler (refusals)
-// use one too, with counted == false.
+// use one too, and hold an in-flight slot like any request.
 struct InflightRequest : nbdr_request {
   NbdConnection* conn = nullptr;
   uint64_t cookie = 0;
   uint16_t command = 0;
-  bool counted = false;  // holds a slot in inflight_count_ until sent
   uint64_t accounted_bytes = 0;
   uint8_t* data = nullptr;  // from the connection's BufferPool
   size_t data_capacity = 0;
@@ -88,6 +91,7 @@ void NbdConnection::Run() {
   bool served = Handshake();
   if (served) Transmission();
   WaitForDrain();
+  StopFlusher();
   std::string export_name = export_ ? export_->record().ExportName() : "";
   export_.reset();  // before NoteConnectionLost, which looks for other users
   if (served && !client_disconnected_ && !server_->stopping()) {
@@ -103,9 +107,33 @@ void NbdConnection::Run() {
 // Handshake
 
 Status NbdConnection::RecvHandshake(void* buf, size_t len) {
-  // SO_RCVTIMEO bounds each wait; the total is bounded by the check below.
-  Status s = ReadExact(buf, len);
-  return s;
+  // Every wait is bounded by what is left of the handshake deadline, so a
+  // client that sends one byte now and then is dropped on time too.
+  auto* out = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        handshake_deadline_ - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status::Error(ETIMEDOUT, "handshake deadline passed");
+    timeval tv{static_cast<time_t>(left.count() / 1000000),
+               static_cast<suseconds_t>(left.count() % 1000000)};
+    setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = recv(fd_.get(), out, len, 0);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      return PosixError("recv");
+    }
+    if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
+    out += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+void NbdConnection::LogHandshakeRecvFailure(const Status& s) const {
+  if (s.code() == ETIMEDOUT)
+    LOG_WARN(name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
+  else
+    LOG_DEBUG(name_, "client left during handshake: %s", s.message().c_str());
 }
 
 Status NbdConnection::SendOptionReply(uint32_t option, uint32_t type, const void* data,
@@ -323,9 +351,8 @@ bool NbdConnection::HandleMetaContext(uint32_t option, const std::string& data) 
 }
 
 bool NbdConnection::Handshake() {
-  const auto deadline =
+  handshake_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
-  SetRecvTimeout(fd_.get(), opts_.handshake_timeout_s);
   SetSendTimeout(fd_.get(), opts_.handshake_timeout_s);
 
   uint8_t greeting[18];
@@ -352,7 +379,7 @@ bool NbdConnection::Handshake() {
   LOG_DEBUG(name_, "client flags: fixed-newstyle%s", no_zeroes_ ? " no-zeroes" : "");
 
   for (int count = 0;; count++) {
-    if (std::chrono::steady_clock::now() > deadline) {
+    if (std::chrono::steady_clock::now() > handshake_deadline_) {
       LOG_WARN(name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
       return false;
     }
@@ -360,15 +387,9 @@ bool NbdConnection::Handshake() {
       LOG_WARN(name_, "more than %d options in one handshake; closing", opts_.max_options);
       return false;
     }
-    auto left = std::chrono::duration_cast<std::chrono::seconds>(
-        deadline - std::chrono::steady_clock::now());
-    SetRecvTimeout(fd_.get(), std::max<int>(1, static_cast<int>(left.count())));
     uint8_t hdr[16];
     if (Status s = RecvHandshake(hdr, sizeof hdr); !s.ok()) {
-      if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
-        LOG_WARN(name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
-      else
-        LOG_DEBUG(name_, "client left during handshake: %s", s.message().c_str());
+      LogHandshakeRecvFailure(s);
       return false;
     }
     if (Get64(hdr) != kIHaveOpt) {
@@ -385,7 +406,12 @@ bool NbdConnection::Handshake() {
       return false;
     }
     std::string data(len, '\0');
-    if (len && !RecvHandshake(data.data(), len).ok()) return false;
+    if (len) {
+      if (Status s = RecvHandshake(data.data(), len); !s.ok()) {
+        LogHandshakeRecvFailure(s);
+        return false;
+      }
+    }
     switch (option) {
       case kOptExportName: {
         std::string error;
@@ -449,7 +475,7 @@ bool NbdConnection::Handshake() {
 // ---------------------------------------------------------------------
 // Transmission
 
-Status NbdConnection::ReadExact(void* buf, size_t len) {
+Status NbdConnection::ReadExact(void* buf, size_t len, uint64_t own_slots) {
   auto* out = static_cast<uint8_t*>(buf);
   while (len > 0) {
     if (rpos_ < rlen_) {
@@ -468,6 +494,9 @@ Status NbdConnection::ReadExact(void* buf, size_t len) {
     ssize_t n = Receive(dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
+      // The idle timeout counts only while nothing is in flight: a client
+      // waiting for a slow request's reply is not idle.
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && InFlightBesides(own_slots)) continue;
       return PosixError("recv");
     }
     if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
@@ -594,10 +623,16 @@ void NbdConnection::Transmission() {
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader
   // while, if more requests are waiting, another reader takes the next.
+  flusher_ = std::thread([this] { FlusherLoop(); });
   std::vector<std::thread> helpers;
   for (int i = 1; i < opts_.readers_per_connection; i++)
-    helpers.emplace_back([this] { ReaderLoop(); });
+    helpers.emplace_back([this] {
+      t_connection = this;
+      ReaderLoop();
+    });
+  t_connection = this;
   ReaderLoop();
+  t_connection = nullptr;
   for (auto& t : helpers) t.join();
 }
 
@@ -686,10 +721,14 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
                max_payload_);
       return Action::kStop;
     }
-    if (*err) return Discard(h.length).ok() ? Action::kReplyError : Action::kStop;
+    if (*err) {
+      if (!Discard(h.length).ok()) return Action::kStop;
+      WaitForRoom(0);  // a refusal holds a slot too, until it is sent
+      return Action::kReplyError;
+    }
     WaitForRoom(h.length);
     *payload = buffers_.Get(h.length, capacity);
-    if (Status s = ReadExact(*payload, h.length); !s.ok()) {
+    if (Status s = ReadExact(*payload, h.length, /*own_slots=*/1); !s.ok()) {
       buffers_.Put(*payload, *capacity);
       LOG_WARN(name_, "write payload: %s", s.message().c_str());
       // Room was reserved: give it back.
@@ -701,9 +740,11 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
     }
     return Action::kSubmit;
   }
+  // Refusals hold a slot until sent, like any request: a client that
+  // sends junk and never reads the answers is slowed down the same way.
+  WaitForRoom(!*err && h.type == kCmdRead ? h.length : 0);
   if (*err) return Action::kReplyError;
   if (h.type == kCmdBlockStatus && !(caps_ & NBDR_CAP_EXTENTS)) return Action::kReplyExtents;
-  WaitForRoom(h.type == kCmdRead ? h.length : 0);
   return Action::kSubmit;
 }
 
@@ -717,6 +758,11 @@ void NbdConnection::WaitForRoom(uint64_t bytes) {
   inflight_bytes_ += bytes;
 }
 
+bool NbdConnection::InFlightBesides(uint64_t own_slots) {
+  MutexLock l(&mu_);
+  return inflight_count_ > own_slots;
+}
+
 void NbdConnection::WaitForDrain() {
   MutexLock l(&mu_);
   l.Wait(&cv_, [&] { return inflight_count_ == 0; });
@@ -727,7 +773,6 @@ void NbdConnection::SubmitRequest(const RequestHeader& h, uint8_t* payload, size
   ir->conn = this;
   ir->cookie = h.cookie;
   ir->command = h.type;
-  ir->counted = true;
   ir->requested_length = h.length;
   ir->accounted_bytes = (h.type == kCmdRead || h.type == kCmdWrite) ? h.length : 0;
   ir->offset = h.offset;
@@ -837,7 +882,10 @@ void NbdConnection::BuildReply(InflightRequest* ir, int error) {
   if (error && nbd_error == 0) nbd_error = kEIO;
 
   if (structured_ && error) {
-    const char* msg = strerror(error);
+    // A static string (strerror's may live in a per-thread buffer that
+    // another call on this thread frees before the reply is sent).
+    const char* msg = strerrordesc_np(error);
+    if (!msg) msg = "Unknown error";
     size_t mlen = strlen(msg);
     EncodeStructuredReplyHeader(hdr, kReplyFlagDone, kReplyError, ir->cookie,
                                 static_cast<uint32_t>(6 + mlen));
@@ -873,9 +921,12 @@ void NbdConnection::BuildReply(InflightRequest* ir, int error) {
 // Replies are combined: the thread that queues a reply while no one is
 // sending becomes the sender and writes everything queued, in batches of
 // one sendmsg, until the queue is empty; threads that queue meanwhile
-// return at once. Completion threads (a backend's callback threads) so
-// never wait for the socket behind one another, and a burst of
-// completions costs one system call instead of one each.
+// return at once, and a burst of completions costs one system call
+// instead of one each. A sender that is not one of this connection's own
+// threads (a backend's completion thread, shared with other connections)
+// never waits for the socket: when the client does not take its replies
+// fast enough, it hands what is left to this connection's flusher thread
+// and goes back to its backend.
 void NbdConnection::QueueReply(InflightRequest* ir) {
   {
     MutexLock l(&send_mu_);
@@ -883,51 +934,136 @@ void NbdConnection::QueueReply(InflightRequest* ir) {
     if (sending_) return;  // the sender writes it
     sending_ = true;
   }
+  SendQueued(/*may_block=*/t_connection == this);
+}
+
+void NbdConnection::SendQueued(bool may_block) {
   uint64_t done_count = 0, done_bytes = 0;
-  std::vector<InflightRequest*> batch;
   for (;;) {
     {
       MutexLock l(&send_mu_);
-      if (send_queue_.empty()) {
+      unsent_.insert(unsent_.end(), send_queue_.begin(), send_queue_.end());
+      send_queue_.clear();
+      if (unsent_.empty()) {
         sending_ = false;
         break;
       }
-      batch.swap(send_queue_);
     }
-    WriteReplies(batch);
-    for (InflightRequest* r : batch) {
-      if (r->counted) {
-        done_count++;
-        done_bytes += r->accounted_bytes;
-      }
+    size_t written = 0;
+    const bool all_written = WriteUnsent(may_block, &written);
+    for (size_t i = 0; i < written; i++) {
+      InflightRequest* r = unsent_[i];
+      done_count++;
+      done_bytes += r->accounted_bytes;
       buffers_.Put(r->data, r->data_capacity);
       delete r;
     }
-    batch.clear();
+    unsent_.erase(unsent_.begin(), unsent_.begin() + static_cast<ptrdiff_t>(written));
+    // Give the slots back as replies go out, but keep one: holding it keeps
+    // the connection alive while this thread still uses it.
+    if (done_count > 1) {
+      ReleaseSlots(done_count - 1, done_bytes);
+      done_count = 1;
+      done_bytes = 0;
+    }
+    if (!all_written) {
+      MutexLock l(&send_mu_);
+      flusher_wanted_ = true;  // the flusher takes the sender's token over
+      flusher_cv_.notify_one();
+      break;
+    }
   }
-  // Replies that held an in-flight slot keep the connection alive until
-  // here: this is the last time this thread touches it.
-  if (done_count == 0) return;
+  // The last time this thread touches the connection.
+  if (done_count) ReleaseSlots(done_count, done_bytes);
+}
+
+void NbdConnection::ReleaseSlots(uint64_t count, uint64_t bytes) {
   MutexLock l(&mu_);
-  inflight_count_ -= done_count;
-  inflight_bytes_ -= done_bytes;
+  inflight_count_ -= count;
+  inflight_bytes_ -= bytes;
   cv_.notify_all();  // under the lock: Run() may destroy us once it sees zero
 }
 
-void NbdConnection::WriteReplies(const std::vector<InflightRequest*>& batch) {
+void NbdConnection::FlusherLoop() {
+  t_connection = this;
+  for (;;) {
+    {
+      MutexLock l(&send_mu_);
+      l.Wait(&flusher_cv_, [this] { return flusher_wanted_ || flusher_stop_; });
+      if (!flusher_wanted_) break;
+      flusher_wanted_ = false;
+    }
+    SendQueued(/*may_block=*/true);
+  }
+  t_connection = nullptr;
+}
+
+void NbdConnection::StopFlusher() {
+  if (!flusher_.joinable()) return;
+  {
+    MutexLock l(&send_mu_);
+    flusher_stop_ = true;
+    flusher_cv_.notify_one();
+  }
+  flusher_.join();
+}
+
+namespace {
+size_t ReplyLength(const InflightRequest* r) { return r->reply_hdr_len + r->reply_data_len; }
+}  // namespace
+
+bool NbdConnection::WriteUnsent(bool may_block, size_t* written) {
   constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
   std::vector<iovec> iov;
-  iov.reserve(std::min(kMaxIov, 2 * batch.size()));
-  size_t i = 0;
-  while (i < batch.size()) {
-    iov.clear();
-    for (; i < batch.size() && iov.size() + 2 <= kMaxIov; i++) {
-      InflightRequest* r = batch[i];
-      iov.push_back({r->reply_hdr, r->reply_hdr_len});
-      if (r->reply_data_len) iov.push_back({const_cast<void*>(r->reply_data), r->reply_data_len});
+  iov.reserve(std::min(kMaxIov, 2 * unsent_.size()));
+  size_t first = 0;  // unsent_[first] is the first reply not yet fully written
+  bool all_written = true;
+  while (first < unsent_.size()) {
+    if (send_broken_) {  // the connection is going away: drop the rest
+      first = unsent_.size();
+      unsent_offset_ = 0;
+      break;
     }
-    SendIov(iov.data(), static_cast<int>(iov.size()));
+    iov.clear();
+    size_t skip = unsent_offset_;
+    size_t end = first;
+    for (; end < unsent_.size() && iov.size() + 2 <= kMaxIov; end++) {
+      InflightRequest* r = unsent_[end];
+      const iovec parts[2] = {{r->reply_hdr, r->reply_hdr_len},
+                              {const_cast<void*>(r->reply_data), r->reply_data_len}};
+      for (const iovec& part : parts) {
+        if (skip >= part.iov_len) {
+          skip -= part.iov_len;
+          continue;
+        }
+        iov.push_back({static_cast<uint8_t*>(part.iov_base) + skip, part.iov_len - skip});
+        skip = 0;
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    ssize_t w = sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (may_block ? 0 : MSG_DONTWAIT));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (!may_block && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        all_written = false;
+        break;
+      }
+      LOG_WARN(name_, "send reply: %s; dropping the connection", strerror(errno));
+      send_broken_ = true;
+      shutdown(fd_.get(), SHUT_RDWR);
+      continue;
+    }
+    size_t advance = unsent_offset_ + static_cast<size_t>(w);
+    while (first < end && advance >= ReplyLength(unsent_[first])) {
+      advance -= ReplyLength(unsent_[first]);
+      first++;
+    }
+    unsent_offset_ = advance;
   }
+  *written = first;
+  return all_written;
 }
 
 void NbdConnection::SendIov(iovec* iov, int n) {

@@ -11,18 +11,23 @@
 // per request costs more than the poll;
 // replies are queued by whichever thread completes a request (often the
 // reader itself, inline) and written by one sender at a time, everything
-// queued in one sendmsg (see QueueReply). In-flight requests are bounded in
+// queued in one sendmsg (see QueueReply); a backend's thread never waits
+// for a slow client: the connection's flusher thread takes over. In-flight requests are bounded in
 // bytes and in number until their reply is written, so a client that floods
 // requests or never reads replies is slowed down, not served from
 // unbounded memory.
 //
 // Lock order: read_mu_, then mu_; send_mu_ is never held with another.
+// Every request, refusals included, holds an in-flight slot until its
+// reply is written.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <string>
 #include <sys/uio.h>
+#include <thread>
 #include <vector>
 
 #include "runner/backstore_registry.h"
@@ -55,7 +60,9 @@ class NbdConnection {
  private:
   // ---- handshake (connection thread only) ----
   bool Handshake();
+  // Receives exactly len bytes before the handshake deadline.
   Status RecvHandshake(void* buf, size_t len);
+  void LogHandshakeRecvFailure(const Status& s) const;
   Status SendOptionReply(uint32_t option, uint32_t type, const void* data, size_t len);
   Status SendOptionError(uint32_t option, uint32_t type, const std::string& message);
   bool HandleInfoOrGo(uint32_t option, const std::string& data, bool* enter_transmission);
@@ -77,7 +84,11 @@ class NbdConnection {
   bool PassReadingTurn(const nbd::RequestHeader& h) REQUIRES(read_mu_);
   Action ReadRequest(nbd::RequestHeader* h, uint8_t** payload, size_t* capacity, int* err,
                      const char** why) REQUIRES(read_mu_);
-  Status ReadExact(void* buf, size_t len);
+  // own_slots: in-flight slots the caller holds for the request it is
+  // reading (its payload), which do not keep an idle connection open.
+  Status ReadExact(void* buf, size_t len, uint64_t own_slots = 0);
+  // Whether requests other than the caller's own_slots are in flight.
+  bool InFlightBesides(uint64_t own_slots) EXCLUDES(mu_);
   // One recv of at most cap bytes into dst, waiting for at least one;
   // polls first when busy polling pays (see busy_poll_).
   ssize_t Receive(void* dst, size_t cap);
@@ -95,8 +106,20 @@ class NbdConnection {
   // Queues ir's reply; sends it and whatever else is queued unless another
   // thread is sending. Frees ir and its buffer once written.
   void QueueReply(InflightRequest* ir) EXCLUDES(send_mu_, mu_);
-  void WriteReplies(const std::vector<InflightRequest*>& batch);
-  // Writes all of iov (the handshake thread, or the reply sender).
+  // The sender's loop (the caller holds the sender's token): writes
+  // everything queued until nothing is left, or, when !may_block and the
+  // socket is full, hands the token and the rest to the flusher.
+  void SendQueued(bool may_block) EXCLUDES(send_mu_, mu_);
+  // Writes unsent_ (sender's token held); *written: how many replies at its
+  // front are now fully written (or dropped, once the connection broke).
+  // False when !may_block and the socket took no more.
+  bool WriteUnsent(bool may_block, size_t* written);
+  void ReleaseSlots(uint64_t count, uint64_t bytes) EXCLUDES(mu_);
+  // The flusher thread: sends when a backend's thread handed it the token.
+  void FlusherLoop() EXCLUDES(send_mu_, mu_);
+  // Ends the flusher once every reply is written (after WaitForDrain).
+  void StopFlusher() EXCLUDES(send_mu_);
+  // Writes all of iov (the handshake thread only).
   void SendIov(struct iovec* iov, int n);
   void WaitForRoom(uint64_t bytes) EXCLUDES(mu_);
   void WaitForDrain() EXCLUDES(mu_);
@@ -107,6 +130,8 @@ class NbdConnection {
   NbdServer* const server_;
   const NbdServerOptions& opts_;
   std::string name_;  // "conn#7 127.0.0.1:40312", later with the export
+
+  std::chrono::steady_clock::time_point handshake_deadline_;
 
   // Negotiated during the handshake, then constant.
   bool no_zeroes_ = false;
@@ -148,11 +173,19 @@ class NbdConnection {
 
   // Replies waiting for the sender; sending_ is the sender's token. Only
   // the token's holder (or the handshake thread, before transmission)
-  // writes to the socket and touches send_broken_.
+  // writes to the socket and touches unsent_, unsent_offset_ and
+  // send_broken_. flusher_wanted_: a backend's thread found the socket
+  // full and passed the token to the flusher thread.
   Mutex send_mu_;
+  std::condition_variable flusher_cv_;
   std::vector<InflightRequest*> send_queue_ GUARDED_BY(send_mu_);
   bool sending_ GUARDED_BY(send_mu_) = false;
+  bool flusher_wanted_ GUARDED_BY(send_mu_) = false;
+  bool flusher_stop_ GUARDED_BY(send_mu_) = false;
+  std::vector<InflightRequest*> unsent_;  // taken from send_queue_, in order
+  size_t unsent_offset_ = 0;  // bytes of unsent_.front()'s reply already written
   bool send_broken_ = false;
+  std::thread flusher_;
 
   Mutex mu_;
   std::condition_variable cv_;

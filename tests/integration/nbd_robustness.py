@@ -245,6 +245,23 @@ def _():
     assert closed and time.time() - t0 < 6
 
 
+@check("a client that dribbles one option a byte at a time is dropped at the deadline")
+def _():
+    c = fresh()
+    c.greeting()
+    c.send(struct.pack(">QII", IHAVEOPT, OPT_LIST, 1000))  # 1000 bytes announced
+    t0 = time.time()
+    closed = False
+    try:
+        while time.time() - t0 < 10:
+            c.send(b"x")
+            time.sleep(0.5)
+    except (BrokenPipeError, ConnectionResetError):
+        closed = True
+    assert closed or c.closed_by_server(within=1), "still open after %.1f s" % (time.time() - t0)
+    assert time.time() - t0 < 6, time.time() - t0
+
+
 # ---- transmission -----------------------------------------------------------
 
 def rw(structured=False, meta=False):
@@ -462,6 +479,32 @@ def _():
         c.recv(1 << 20)
     c.close()
     print("   (runner grew by %d KiB while %d MiB of replies were pending)" % (grown, sent // 28))
+
+
+@check("a client that floods bad requests without reading replies: memory stays bounded")
+def _():
+    c = rw()
+    before = rss_kib()
+    # Unknown command 99: each one is refused with a reply of its own. The
+    # replies fill the socket buffers both ways after some 10^5 requests;
+    # from then on the runner may hold only its in-flight limit of them
+    # and must stop reading.
+    one = struct.pack(">IHHQQI", REQUEST_MAGIC, 0, 99, 7, 0, 512)
+    burst = one * 4096
+    limit = 3000000
+    c.sock.settimeout(3)
+    sent = 0
+    try:
+        while sent < limit * len(one):
+            sent += c.sock.send(burst)
+    except socket.timeout:
+        pass
+    assert sent < limit * len(one), "the runner took all %d requests" % limit
+    grown = rss_kib() - before
+    assert grown < 32 * 1024, "runner grew by %d KiB" % grown
+    c.close()
+    print("   (runner grew by %d KiB; it took %d requests before it stopped reading)"
+          % (grown, sent // len(one)))
 
 
 @check("DISC: in-flight writes complete before the connection closes")
