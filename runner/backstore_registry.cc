@@ -113,7 +113,7 @@ Status BackstoreRegistry::SaveLocked() {
   {
     MutexLock l(&mu_);
     for (const auto& [name, e] : entries_) {
-      if (e.busy && e.record.create_time.empty()) continue;  // create still running
+      if (e.creating) continue;
       records.push_back(e.record);
     }
   }
@@ -195,7 +195,7 @@ Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
   auto size = inspect();
   if (!size) return size.status();
   Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) -> Status {
-    if (!e.open.expired())
+    if (!e.open.expired() || e.opening > 0)
       return Status::Error(EBUSY, "backstore " + name + " is being served; stop its clients first");
     e.record.size = *size;
     e.record.block_size = p.block_size;
@@ -223,7 +223,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     if (entries_.count(name))
       return Status::Error(EEXIST, "backstore " + name + " already exists");
     Entry& e = entries_[name];
-    e.busy = true;
+    e.busy = e.creating = true;
     e.record.type = p.type;
     e.record.key = p.key;
     e.record.size = p.size;
@@ -245,10 +245,13 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     e.record.size = *size;
     e.record.extras_json = identity.empty() ? "{}" : identity;
     e.record.create_time = NowIso8601();
-    e.busy = false;
+    e.creating = false;  // saved from now on; still busy, so not served yet
   }
   Status s = SaveLocked();
-  if (!s.ok()) {
+  if (s.ok()) {
+    MutexLock l(&mu_);
+    entries_[name].busy = false;
+  } else {
     LOG_ERROR(name, "registered but could not persist, rolling back: %s", s.message().c_str());
     if (created) {
       Status undo = h->Remove(p.key);
@@ -281,6 +284,8 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     if (auto open = e.open.lock())
       return Status::Error(EBUSY, "backstore " + name + " is in use by " +
                                       std::to_string(open.use_count() - 1) + " NBD connection(s)");
+    if (e.opening > 0)
+      return Status::Error(EBUSY, "backstore " + name + " is being opened by an NBD client");
     e.busy = true;
     saved = e.record;
   }
@@ -304,7 +309,8 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
   }
   Status ps = SaveLocked();
   if (!ps.ok()) {
-    LOG_ERROR(name, "deleted but saveconfig.json could not be written: %s", ps.message().c_str());
+    LOG_ERROR(name, "deleted, but saveconfig.json could not be written and lists it until the "
+              "next successful write: %s", ps.message().c_str());
     return ps.WithContext("delete " + name);
   }
   LOG_INFO(name, "deleted");
@@ -319,7 +325,7 @@ Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
   std::string name = MakeExportName(type, key);
   MutexLock l(&mu_);
   auto it = entries_.find(name);
-  if (it == entries_.end() || (it->second.busy && it->second.record.create_time.empty()))
+  if (it == entries_.end() || it->second.creating)
     return Status::Error(ENOENT, "backstore " + name + " does not exist");
   return it->second.record;
 }
@@ -330,7 +336,7 @@ std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
   std::vector<BackstoreRecord> out;
   MutexLock l(&mu_);
   for (const auto& [name, e] : entries_) {
-    if (e.busy && e.record.create_time.empty()) continue;
+    if (e.creating) continue;
     if (!type.empty() && e.record.type != type) continue;
     if (!status.empty() && status != "all" && e.record.status != status) continue;
     out.push_back(e.record);
@@ -474,7 +480,22 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
       return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
     if (auto open = it->second.open.lock()) return open;
     record = it->second.record;
+    // Until the open is recorded below, Delete and re-import refuse: the
+    // entry, and the object it names, stay as they are.
+    it->second.opening++;
   }
+  auto opened = OpenBackend(export_name, record);
+  MutexLock l(&mu_);
+  auto it = entries_.find(export_name);  // still there: nothing erases it while opening
+  if (it != entries_.end()) {
+    it->second.opening--;
+    if (opened) it->second.open = *opened;
+  }
+  return opened;
+}
+
+Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
+    const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
   if (HasIdentity(record) && h->CanIdentify()) {
@@ -495,9 +516,6 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   if (Status s = h->Open(record.key, record.readonly, &exp->info_, &handle); !s.ok()) return s;
   exp->handle_ = handle;
   LOG_INFO(export_name, "export opened (%s)", FormatSize(exp->info_.size).c_str());
-  MutexLock l(&mu_);
-  auto it = entries_.find(export_name);
-  if (it != entries_.end()) it->second.open = exp;
   return exp;
 }
 

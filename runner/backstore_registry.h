@@ -116,10 +116,16 @@ class BackstoreRegistry {
                              const std::function<Expected<uint64_t>()>& inspect)
       EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
+  // The handler's part of OpenForServing: checks the object's identity and
+  // opens it.
+  Expected<std::shared_ptr<OpenExport>> OpenBackend(const std::string& export_name,
+                                                    const BackstoreRecord& record) const;
   struct Entry {
     BackstoreRecord record;
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
-    bool busy = false;  // a create or delete is running on it
+    bool busy = false;  // a create, import or delete is running on it
+    bool creating = false;  // reserved by Register, not in saveconfig.json yet
+    int opening = 0;  // OpenForServing calls opening it; Delete and re-import wait
     std::weak_ptr<OpenExport> open;
   };
   Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 
+#include "utils/log.h"
 #include "utils/names.h"
 #include "utils/unique_fd.h"
 
@@ -219,8 +220,13 @@ Status StoreSaveconfig(const std::string& path, const std::vector<BackstoreRecor
     unlink(tmp.c_str());
     return s;
   }
+  // The new file is in place from here on: a failure to sync its
+  // directory is reported, but is no reason to undo what the callers
+  // changed (the file says what they now hold).
   UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd.valid() || fsync(dfd.get()) < 0) return PosixError("fsync directory " + dir);
+  if (!dfd.valid() || fsync(dfd.get()) < 0)
+    LOG_ERROR("saveconfig", "%s written, but syncing its directory failed (%s): the change may "
+              "not survive a power loss", path.c_str(), strerror(errno));
   return Status();
 }
 

@@ -23,7 +23,9 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records);
 // Reads path; a missing file is an empty registry, an unreadable or corrupt
 // one an error naming the file and the cause (the file is left untouched).
 Expected<std::vector<BackstoreRecord>> LoadSaveconfig(const std::string& path);
-// Atomically replaces path with the given records.
+// Atomically replaces path with the given records. Fails only while the
+// old file is still in place; once the new one is renamed over it, a
+// failed sync of the directory is logged, not returned.
 Status StoreSaveconfig(const std::string& path, const std::vector<BackstoreRecord>& records);
 
 }  // namespace nbdr

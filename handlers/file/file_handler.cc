@@ -379,7 +379,9 @@ int FileRemove(void* state, const char* key, char* err, size_t errlen) {
 int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
              void** export_handle, char* err, size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
-  Fd fd(OpenBeneath(h->base.get(), key, readonly ? O_RDONLY : O_RDWR));
+  // O_NONBLOCK: a FIFO put in the file's place must not hang the open
+  // (it is refused below); cleared again for the regular file.
+  Fd fd(OpenBeneath(h->base.get(), key, (readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK));
   if (!fd.valid()) {
     int e = Errno();
     SetErr(err, errlen, "open %s under %s: %s", key, h->base_path.c_str(),
@@ -395,6 +397,11 @@ int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   if (!S_ISREG(st.st_mode)) {
     SetErr(err, errlen, "%s under %s is not a regular file", key, h->base_path.c_str());
     return EINVAL;
+  }
+  if (int fl = fcntl(fd.get(), F_GETFL); fl < 0 || fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    int e = Errno();
+    SetErr(err, errlen, "fcntl %s: %s", key, strerror(e));
+    return e;
   }
   auto* e = new FileExport{h, key, std::move(fd), static_cast<uint64_t>(st.st_size), readonly != 0};
   struct statfs fs;
@@ -462,7 +469,7 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
 int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
                  size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
-  Fd fd(OpenBeneath(h->base.get(), key, O_RDONLY));
+  Fd fd(OpenBeneath(h->base.get(), key, O_PATH));  // O_PATH: never opens a FIFO
   struct statx stx;
   if (!fd.valid() || statx(fd.get(), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &stx) < 0) {
     int e = Errno();

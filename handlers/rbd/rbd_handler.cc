@@ -14,6 +14,7 @@
 // (ceph-op-timeout) turn a dead or frozen OSD into EIO instead of a hang.
 //
 // Thread-safety: every callback may be called from any runner thread.
+#include <dlfcn.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
@@ -244,7 +245,12 @@ void RbdUnload(void* state) {
     handler_util::Log(h->svc, NBDR_LOG_WARNING, "",
                       "the Ceph cluster did not answer the disconnect within %lld s; not waiting",
                       static_cast<long long>(limit.count()));
-    shutdown.detach();  // h stays alive for it; the process is exiting
+    // h stays alive for the thread, and so must this library's code,
+    // which the runner unloads next: RTLD_NODELETE keeps it mapped.
+    Dl_info self;
+    if (dladdr(reinterpret_cast<void*>(&RbdUnload), &self) && self.dli_fname)
+      dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    shutdown.detach();  // the process is exiting
     return;
   }
   // Joined, not detached: the thread must leave this library's code before

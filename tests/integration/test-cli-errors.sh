@@ -3,7 +3,7 @@
 # sentence, non-zero exit status (1 failed, 2 usage, 3 unreachable), the
 # size parser, --json on both paths, and handler-not-loaded errors.
 source "$(dirname "$0")/functions.sh"
-requires python3
+requires python3 nbdinfo
 
 # Only the file handler, so the gluster and rbd types are "not loaded".
 mkdir -p "$T/handlers"
@@ -49,6 +49,22 @@ head -c 1000 /dev/urandom >"$T/files/odd.img"
 expect_fail 1 "cannot import file/odd.img.*multiple of the block size" cli file import odd.img
 pass "import registers existing files only, with their own size"
 
+# A FIFO is refused, never opened in a way that waits for a writer: not
+# when imported, not when it took a registered file's place.
+mkfifo "$T/files/pipe.img"
+expect_fail 1 "is not a regular file" timeout 10 "$CLI" file import pipe.img host "$RPC"
+cli file create swapped.img size 1M >/dev/null
+rm "$T/files/swapped.img"
+mkfifo "$T/files/swapped.img"
+timeout 10 nbdinfo "$NBD/file/swapped.img" >"$T/out" 2>&1 && fail "a FIFO was served"
+grep -q "swapped.img.*object was replaced" "$T/log/nbd-runner.log" \
+  || { cat "$T/out"; fail "FIFO in a file's place: no sentence in the log"; }
+cli file info sizes/4K.img >/dev/null || fail "runner stuck after the FIFOs"
+rm "$T/files/swapped.img"
+head -c 1M /dev/zero >"$T/files/swapped.img"
+cli file import swapped.img >/dev/null
+pass "FIFOs are refused with a sentence and hold nothing up"
+
 # Usage errors: exit 2.
 expect_fail 2 "'\.\.' is not allowed" cli file create ../escape.img size 1M
 expect_fail 2 "absolute paths" cli file create /etc/passwd size 1M
@@ -63,7 +79,7 @@ pass "unreachable runner: exit 3"
 
 # JSON on success and failure.
 cli --json file list created >"$T/list.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 11 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 12 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
   || { cat "$T/list.json"; fail "list --json"; }
 rc=0
 cli --json file info nope.img >"$T/out" 2>"$T/err" || rc=$?
