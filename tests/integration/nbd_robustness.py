@@ -500,8 +500,11 @@ def _():
     except socket.timeout:
         pass
     assert sent < limit * len(one), "the runner took all %d requests" % limit
+    # Without the bound, millions of queued refusals take gigabytes. The
+    # limit leaves room for AddressSanitizer, whose quarantine keeps the
+    # memory of the (bounded) refusals that came and went for a while.
     grown = rss_kib() - before
-    assert grown < 32 * 1024, "runner grew by %d KiB" % grown
+    assert grown < 160 * 1024, "runner grew by %d KiB" % grown
     c.close()
     print("   (runner grew by %d KiB; it took %d requests before it stopped reading)"
           % (grown, sent // len(one)))
