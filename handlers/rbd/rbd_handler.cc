@@ -5,7 +5,11 @@
 // runner, made on first use (so the runner starts while the cluster is
 // down) and kept until unload; one ioctx per pool and namespace; one image
 // handle per served backstore, shared by all its NBD connections, so
-// CAN_MULTI_CONN is honest.
+// CAN_MULTI_CONN is honest. When the cluster blocklists the connection
+// (another client broke an exclusive lock, or an operator did), the images
+// open through it fail with EIO until their clients reconnect, and new
+// work goes through a new connection; the old one is shut down when its
+// last image closes.
 //
 // I/O: read, write, flush, discard and write-zeroes are rbd_aio_* calls
 // completing on librbd's threads. FUA adds an rbd_aio_flush; extents
@@ -19,6 +23,7 @@
 #include <rbd/librbd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -42,20 +47,35 @@ constexpr uint64_t kImageFeatures = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE
                                     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
                                     RBD_FEATURE_DEEP_FLATTEN;
 
+// A connection to the cluster and the ioctxs made from it. Shared by the
+// handler (while it is the current one) and the images opened through it.
+struct ClusterConnection {
+  rados_t cluster = nullptr;
+  std::map<std::pair<std::string, std::string>, rados_ioctx_t> ioctxs;  // (pool, namespace)
+  std::atomic<bool> blocklisted{false};  // the cluster refuses it: make a new one
+  ~ClusterConnection() {
+    for (auto& [id, io] : ioctxs) rados_ioctx_destroy(io);
+    if (cluster) rados_shutdown(cluster);
+  }
+};
+
 struct RbdHandler {
   const nbdr_services* svc = nullptr;
   std::string conf_file;  // empty: librados' default search
   std::string client_id;  // empty: "admin"
   std::string keyring;
   long op_timeout_s = kDefaultOpTimeoutSeconds;
-  std::mutex mu;  // guards cluster and ioctxs; held while connecting
-  rados_t cluster = nullptr;
-  std::map<std::pair<std::string, std::string>, rados_ioctx_t> ioctxs;  // (pool, namespace)
+  std::mutex mu;  // guards conn and its ioctxs; held while connecting
+  std::shared_ptr<ClusterConnection> conn;
   std::unique_ptr<handler_util::WorkerPool> pool;
 };
 
+// librados' and librbd's answer to a client the cluster blocklisted.
+constexpr int kBlocklisted = ESHUTDOWN;
+
 struct RbdExport {
   RbdHandler* h;
+  std::shared_ptr<ClusterConnection> conn;  // the one the image was opened through
   std::string key;
   rbd_image_t image;
   uint64_t size;
@@ -94,9 +114,10 @@ std::string Describe(const ImageRef& r) {
   return r.ns.empty() ? r.pool + "/" + r.image : r.pool + "/" + r.ns + "/" + r.image;
 }
 
-// Connects to the cluster on first use. Caller holds h->mu.
+// Connects to the cluster on first use, and again after the cluster
+// blocklisted the connection. Caller holds h->mu.
 int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
-  if (h->cluster) return 0;
+  if (h->conn && !h->conn->blocklisted) return 0;
   rados_t cluster = nullptr;
   int rc = rados_create(&cluster, h->client_id.empty() ? nullptr : h->client_id.c_str());
   if (rc < 0) {
@@ -136,23 +157,30 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
     rados_shutdown(cluster);
     return e == ETIMEDOUT || e == ENOENT || e == ENOTCONN ? EHOSTUNREACH : e;
   }
-  h->cluster = cluster;
-  handler_util::Log(h->svc, NBDR_LOG_INFO, "", "connected to the Ceph cluster (configuration %s)",
+  const bool again = h->conn != nullptr;
+  h->conn = std::make_shared<ClusterConnection>();  // the old one lives on in its images
+  h->conn->cluster = cluster;
+  handler_util::Log(h->svc, again ? NBDR_LOG_WARNING : NBDR_LOG_INFO, "",
+                    "%s the Ceph cluster (configuration %s)",
+                    again ? "blocklisted by the cluster; connected again to" : "connected to",
                     h->conf_file.empty() ? "default" : h->conf_file.c_str());
   return 0;
 }
 
-// The ioctx of ref's pool and namespace, connecting on first use.
-int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out, char* err, size_t errlen) {
+// The ioctx of ref's pool and namespace, connecting on first use; *conn
+// is the connection it belongs to.
+int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out,
+             std::shared_ptr<ClusterConnection>* conn, char* err, size_t errlen) {
   std::lock_guard<std::mutex> l(h->mu);
   if (int rc = ConnectLocked(h, err, errlen)) return rc;
+  *conn = h->conn;
   auto id = std::make_pair(ref.pool, ref.ns);
-  if (auto it = h->ioctxs.find(id); it != h->ioctxs.end()) {
+  if (auto it = h->conn->ioctxs.find(id); it != h->conn->ioctxs.end()) {
     *out = it->second;
     return 0;
   }
   rados_ioctx_t io = nullptr;
-  int rc = rados_ioctx_create(h->cluster, ref.pool.c_str(), &io);
+  int rc = rados_ioctx_create(h->conn->cluster, ref.pool.c_str(), &io);
   if (rc < 0) {
     if (rc == -ENOENT)
       SetErr(err, errlen, "Ceph pool '%s' does not exist", ref.pool.c_str());
@@ -161,9 +189,26 @@ int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out, char* err, 
     return -rc;
   }
   if (!ref.ns.empty()) rados_ioctx_set_namespace(io, ref.ns.c_str());
-  h->ioctxs[id] = io;
+  h->conn->ioctxs[id] = io;
   *out = io;
   return 0;
+}
+
+// Runs *result = call(ioctx, connection) on ref's pool; when the cluster
+// answers that it blocklisted the connection, connects again and runs it
+// once more. Returns 0, or a positive errno (err set) when there is no
+// ioctx to call with.
+template <typename Call>
+int WithIoctx(RbdHandler* h, const ImageRef& ref, int* result, char* err, size_t errlen,
+              Call call) {
+  for (int attempt = 0;; attempt++) {
+    rados_ioctx_t io;
+    std::shared_ptr<ClusterConnection> conn;
+    if (int rc = GetIoctx(h, ref, &io, &conn, err, errlen)) return rc;
+    *result = call(io, conn);
+    if (*result != -kBlocklisted || attempt == 1) return 0;
+    conn->blocklisted = true;
+  }
 }
 
 // An operator sentence for a failed librbd call (rc < 0) on ref.
@@ -236,8 +281,7 @@ void RbdUnload(void* state) {
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> finished = done->get_future();
   std::thread shutdown([h, done] {
-    for (auto& [id, io] : h->ioctxs) rados_ioctx_destroy(io);
-    if (h->cluster) rados_shutdown(h->cluster);
+    h->conn.reset();
     done->set_value();
   });
   auto limit = std::chrono::seconds(h->op_timeout_s + 5);
@@ -268,13 +312,16 @@ int RbdCreate(void* state, const char* key, const nbdr_create_params* p, char* e
     SetErr(err, errlen, "rbd images are thin-provisioned; prealloc is not supported");
     return ENOTSUP;
   }
-  rados_ioctx_t io;
-  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
-  rbd_image_options_t opts;
-  rbd_image_options_create(&opts);
-  rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, kImageFeatures);
-  int rc = rbd_create4(io, ref.image.c_str(), p->size, opts);
-  rbd_image_options_destroy(opts);
+  int rc = 0;
+  if (int e = WithIoctx(h, ref, &rc, err, errlen, [&](rados_ioctx_t io, const auto&) {
+    rbd_image_options_t opts;
+    rbd_image_options_create(&opts);
+    rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, kImageFeatures);
+    int r = rbd_create4(io, ref.image.c_str(), p->size, opts);
+    rbd_image_options_destroy(opts);
+    return r;
+  }))
+    return e;
   if (rc == -ENOENT && !ref.ns.empty()) {
     SetErr(err, errlen, "rbd namespace '%s' does not exist in pool '%s'", ref.ns.c_str(),
            ref.pool.c_str());
@@ -290,21 +337,29 @@ int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   ImageRef ref;
   if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
-  rados_ioctx_t io;
-  if (int rc = GetIoctx(h, ref, &io, err, errlen)) return rc;
-  if (int rc = rbd_remove(io, ref.image.c_str()); rc < 0)
-    return ImageError("delete", ref, rc, err, errlen);
+  int rc = 0;
+  if (int e = WithIoctx(h, ref, &rc, err, errlen, [&](rados_ioctx_t io, const auto&) {
+        return rbd_remove(io, ref.image.c_str());
+      }))
+    return e;
+  if (rc < 0) return ImageError("delete", ref, rc, err, errlen);
   return 0;
 }
 
-// Opens the image key names; fills ref, io and image. Returns 0 or a
-// positive errno with err set.
+// Opens the image key names; fills ref, io, conn and image. Returns 0 or
+// a positive errno with err set.
 int OpenImage(RbdHandler* h, const char* key, bool readonly, ImageRef* ref, rados_ioctx_t* io,
-              rbd_image_t* image, char* err, size_t errlen) {
+              std::shared_ptr<ClusterConnection>* conn, rbd_image_t* image, char* err,
+              size_t errlen) {
   if (!ParseKey(key, ref, err, errlen)) return EINVAL;
-  if (int rc = GetIoctx(h, *ref, io, err, errlen)) return rc;
-  int rc = readonly ? rbd_open_read_only(*io, ref->image.c_str(), image, nullptr)
-                    : rbd_open(*io, ref->image.c_str(), image, nullptr);
+  int rc = 0;
+  if (int e = WithIoctx(h, *ref, &rc, err, errlen, [&](rados_ioctx_t i, const auto& c) {
+        *io = i;
+        *conn = c;
+        return readonly ? rbd_open_read_only(i, ref->image.c_str(), image, nullptr)
+                        : rbd_open(i, ref->image.c_str(), image, nullptr);
+      }))
+    return e;
   return rc < 0 ? ImageError("open", *ref, rc, err, errlen) : 0;
 }
 
@@ -313,15 +368,17 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   auto* h = static_cast<RbdHandler*>(state);
   ImageRef ref;
   rados_ioctx_t io;
+  std::shared_ptr<ClusterConnection> conn;
   rbd_image_t image = nullptr;
-  if (int rc = OpenImage(h, key, readonly, &ref, &io, &image, err, errlen)) return rc;
+  if (int rc = OpenImage(h, key, readonly, &ref, &io, &conn, &image, err, errlen)) return rc;
   int rc = 0;
   uint64_t size = 0, features = 0;
   if ((rc = rbd_get_size(image, &size)) < 0 || (rc = rbd_get_features(image, &features)) < 0) {
     rbd_close(image);
     return ImageError("stat", ref, rc, err, errlen);
   }
-  auto* e = new RbdExport{h, key, image, size, (features & RBD_FEATURE_FAST_DIFF) != 0};
+  auto* e = new RbdExport{h, std::move(conn), key, image, size,
+                          (features & RBD_FEATURE_FAST_DIFF) != 0};
   info->size = size;
   // No FAST_ZERO (write-zeroes may write data) and no CACHE.
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
@@ -337,8 +394,9 @@ int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* er
   auto* h = static_cast<RbdHandler*>(state);
   ImageRef ref;
   rados_ioctx_t io;
+  std::shared_ptr<ClusterConnection> conn;
   rbd_image_t image = nullptr;
-  if (int rc = OpenImage(h, key, true, &ref, &io, &image, err, errlen)) return rc;
+  if (int rc = OpenImage(h, key, true, &ref, &io, &conn, &image, err, errlen)) return rc;
   char id[128] = "";
   int rc = rbd_get_id(image, id, sizeof id);
   rbd_close(image);
@@ -352,7 +410,7 @@ void RbdClose(void* export_handle) {
   auto* e = static_cast<RbdExport*>(export_handle);
   if (int rc = rbd_close(e->image); rc < 0)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(-rc));
-  delete e;
+  delete e;  // the last image of a blocklisted connection shuts it down
 }
 
 // ---- I/O ----------------------------------------------------------------
@@ -406,12 +464,22 @@ int Extents(RbdExport* e, nbdr_request* r) {
 int ErrorFromRbd(ssize_t ret) {
   if (ret >= 0) return 0;
   int e = static_cast<int>(-ret);
-  return e == ETIMEDOUT || e == ESHUTDOWN ? EIO : e;  // ESHUTDOWN: blocklisted
+  return e == ETIMEDOUT || e == kBlocklisted ? EIO : e;
+}
+
+// The result of a request on e's image: a blocklisted connection is
+// noted, so that the next open makes a new one.
+int ExportResult(RbdExport* e, ssize_t ret) {
+  if (ret == -kBlocklisted && !e->conn->blocklisted.exchange(true))
+    handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
+                      "the Ceph cluster blocklisted this runner's connection: I/O on the images "
+                      "open through it fails until their clients reconnect");
+  return ErrorFromRbd(ret);
 }
 
 void OnFuaFlushed(rbd_completion_t c, void* arg) {
   auto* r = static_cast<nbdr_request*>(arg);
-  int err = ErrorFromRbd(rbd_aio_get_return_value(c));
+  int err = ExportResult(static_cast<RbdExport*>(r->handler_private), rbd_aio_get_return_value(c));
   rbd_aio_release(c);
   r->complete(r, err);
 }
@@ -420,7 +488,7 @@ void OnFuaFlushed(rbd_completion_t c, void* arg) {
 void OnRbdDone(rbd_completion_t c, void* arg) {
   auto* r = static_cast<nbdr_request*>(arg);
   auto* e = static_cast<RbdExport*>(r->handler_private);
-  int err = ErrorFromRbd(rbd_aio_get_return_value(c));
+  int err = ExportResult(e, rbd_aio_get_return_value(c));
   rbd_aio_release(c);
   if (err && err != ENOSPC && err != EDQUOT)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
