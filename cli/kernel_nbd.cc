@@ -66,12 +66,18 @@ Expected<NbdMessage> NewNbdMessage(uint8_t cmd) {
   return m;
 }
 
+// Parses the NBD family's attributes of a generic netlink message into
+// attrs; false when the message is malformed.
+bool ParseNbdAttrs(nl_msg* msg, nlattr* (&attrs)[NBD_ATTR_MAX + 1]) {
+  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
+  return nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0),
+                   nullptr) == 0;
+}
+
 int OnConnectReply(nl_msg* msg, void* arg) {
   auto* index = static_cast<int*>(arg);
   nlattr* attrs[NBD_ATTR_MAX + 1];
-  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
-  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) == 0 &&
-      attrs[NBD_ATTR_INDEX])
+  if (ParseNbdAttrs(msg, attrs) && attrs[NBD_ATTR_INDEX])
     *index = static_cast<int>(nla_get_u32(attrs[NBD_ATTR_INDEX]));
   return NL_OK;
 }
@@ -96,10 +102,7 @@ struct StatusCollector {
 int OnStatusReply(nl_msg* msg, void* arg) {
   auto* out = static_cast<StatusCollector*>(arg);
   nlattr* attrs[NBD_ATTR_MAX + 1];
-  genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
-  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) ||
-      !attrs[NBD_ATTR_DEVICE_LIST])
-    return NL_OK;
+  if (!ParseNbdAttrs(msg, attrs) || !attrs[NBD_ATTR_DEVICE_LIST]) return NL_OK;
   nlattr* item;
   int rem;
   nla_for_each_nested(item, attrs[NBD_ATTR_DEVICE_LIST], rem) {
@@ -136,7 +139,8 @@ Expected<int> NbdConnect(const KernelConnect& c) {
   if (!m) return m.status();
   auto& [sk, msg] = *m;
   bool ok = true;
-  if (c.index >= 0) ok &= nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(c.index)) == 0;
+  if (c.index >= 0)
+    ok &= nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(c.index)) == 0;
   ok &= nla_put_u64(msg.get(), NBD_ATTR_SIZE_BYTES, c.size) == 0;
   ok &= nla_put_u64(msg.get(), NBD_ATTR_BLOCK_SIZE_BYTES, c.block_size) == 0;
   ok &= nla_put_u64(msg.get(), NBD_ATTR_SERVER_FLAGS, c.server_flags) == 0;
@@ -193,8 +197,7 @@ int OnMulticast(nl_msg* msg, void* arg) {
   genlmsghdr* gh = static_cast<genlmsghdr*>(nlmsg_data(nlmsg_hdr(msg)));
   if (gh->cmd != NBD_CMD_LINK_DEAD) return NL_OK;
   nlattr* attrs[NBD_ATTR_MAX + 1];
-  if (nla_parse(attrs, NBD_ATTR_MAX, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), nullptr) == 0 &&
-      attrs[NBD_ATTR_INDEX])
+  if (ParseNbdAttrs(msg, attrs) && attrs[NBD_ATTR_INDEX])
     dead->push_back(static_cast<int>(nla_get_u32(attrs[NBD_ATTR_INDEX])));
   return NL_OK;
 }
@@ -244,7 +247,8 @@ Expected<std::vector<KernelDevice>> NbdStatus() {
   StatusCollector out;
   nl_socket_modify_cb(sk.get(), NL_CB_VALID, NL_CB_CUSTOM, OnStatusReply, &out);
   int rc = nl_send_sync(sk.get(), msg.release());
-  if (rc < 0) return Status::Error(NlToErrno(rc), std::string("NBD_CMD_STATUS: ") + nl_geterror(rc));
+  if (rc < 0)
+    return Status::Error(NlToErrno(rc), std::string("NBD_CMD_STATUS: ") + nl_geterror(rc));
   return out.devices;
 }
 

@@ -171,7 +171,8 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object* o = json_object_new_object();
   json_object_object_add(o, "type", json_object_new_string(b.type));
   json_object_object_add(o, "key", json_object_new_string(b.key));
-  json_object_object_add(o, "export", json_object_new_string(MakeExportName(b.type, b.key).c_str()));
+  json_object_object_add(o, "export",
+                         json_object_new_string(MakeExportName(b.type, b.key).c_str()));
   json_object_object_add(o, "size", json_object_new_int64(static_cast<int64_t>(b.size)));
   json_object_object_add(o, "block_size", json_object_new_int(static_cast<int>(b.block_size)));
   json_object_object_add(o, "readonly", json_object_new_boolean(b.readonly));
@@ -299,7 +300,8 @@ int DoList(const Command& c) {
     return kExitOk;
   }
   size_t w = 6;
-  for (u_int i = 0; i < list.backstores_len; i++) w = std::max(w, strlen(list.backstores_val[i].key));
+  for (u_int i = 0; i < list.backstores_len; i++)
+    w = std::max(w, strlen(list.backstores_val[i].key));
   printf("%-*s  %12s  %-8s  %-4s  %-10s  %s\n", static_cast<int>(w), "KEY", "SIZE", "STATUS",
          "MODE", "DEVICE", "KERNEL");
   for (u_int i = 0; i < list.backstores_len; i++) {
@@ -408,7 +410,8 @@ Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::str
 
 int DoMap(const Command& c) {
   if (geteuid() != 0)
-    return Error(kExitFailed, EPERM, "map needs root: handing sockets to the kernel takes CAP_SYS_ADMIN");
+    return Error(kExitFailed, EPERM,
+                 "map needs root: handing sockets to the kernel takes CAP_SYS_ADMIN");
   if (Status s = EnsureNbdModule(); !s.ok()) return Error(kExitFailed, s.code(), s.message());
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
@@ -498,8 +501,9 @@ int DoUnmap(Command c) {
     HostPort runner;
     std::string type, key;
     if (!ParseBackendId(backend, &runner, &type, &key))
-      return Error(kExitFailed, EINVAL, c.key + " is not mapped by nbd-cli" +
-                                            (backend.empty() ? "" : " (backend '" + backend + "')"));
+      return Error(kExitFailed, EINVAL,
+                   c.key + " is not mapped by nbd-cli" +
+                       (backend.empty() ? "" : " (backend '" + backend + "')"));
     if (type != c.type)
       return Error(kExitFailed, EINVAL, c.key + " holds " + type + "/" + key + ", not a " + c.type +
                                             " backstore");
@@ -587,7 +591,8 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
     } else if ((c->verb == "create" || c->verb == "import") && w == "readonly") {
       c->readonly = true;
     } else if ((c->verb == "create" || c->verb == "import") && w == "block-size") {
-      if (!value(&v) || (v != "512" && v != "4096")) return Usage("'block-size' must be 512 or 4096");
+      if (!value(&v) || (v != "512" && v != "4096"))
+        return Usage("'block-size' must be 512 or 4096");
       c->block_size = static_cast<uint32_t>(std::stoul(v));
     } else if (c->verb == "list" && c->filter.empty() &&
                (w == "created" || w == "mapped" || w == "dead" || w == "all" || w == "mapping")) {

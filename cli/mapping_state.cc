@@ -86,8 +86,8 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
     json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
     json_object_array_add(root, e);
   }
-  std::string text =
-      json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
+  std::string text = json_object_to_json_string_ext(
+      root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
   json_object_put(root);
   text += '\n';
   std::string tmp = path + ".tmp";

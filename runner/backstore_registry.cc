@@ -46,7 +46,9 @@ bool SameIdentity(const std::string& a, const std::string& b) {
   return same;
 }
 
-bool HasIdentity(const BackstoreRecord& r) { return !r.extras_json.empty() && r.extras_json != "{}"; }
+bool HasIdentity(const BackstoreRecord& r) {
+  return !r.extras_json.empty() && r.extras_json != "{}";
+}
 
 }  // namespace
 
@@ -104,8 +106,9 @@ Status BackstoreRegistry::CheckHandler(const std::string& type) const {
   if (handlers_->Find(type)) return Status();
   std::string loaded;
   for (const auto& t : handlers_->Types()) loaded += (loaded.empty() ? "" : ", ") + t;
-  return Status::Error(EOPNOTSUPP, "handler '" + type + "' is not loaded on this runner" +
-                                       (loaded.empty() ? " (none are)" : " (loaded: " + loaded + ")"));
+  return Status::Error(EOPNOTSUPP,
+                       "handler '" + type + "' is not loaded on this runner" +
+                           (loaded.empty() ? " (none are)" : " (loaded: " + loaded + ")"));
 }
 
 Status BackstoreRegistry::SaveLocked() {

@@ -126,7 +126,8 @@ void ControlService::Import(const nbdr_create_args& a, nbdr_status_reply* r) {
   CreateParams p = ToCreateParams(a);
   p.prealloc = false;  // nothing is allocated: the object exists
   auto size = registry_->Import(p);
-  if (!size) LOG_INFO("rpc", "import %s/%s failed: %s", a.type, a.key, size.status().message().c_str());
+  if (!size)
+    LOG_INFO("rpc", "import %s/%s failed: %s", a.type, a.key, size.status().message().c_str());
   SetStatus(size.status(), &r->status, &r->message,
             size ? "imported " + p.type + "/" + p.key + " (" + FormatSize(*size) + ")" : "");
 }
@@ -162,7 +163,8 @@ void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
 void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
   FillIo(&r->io);
   Status s = registry_->CheckHandler(a.type);
-  Expected<BackstoreRecord> rec = s.ok() ? registry_->Get(a.type, a.key) : Expected<BackstoreRecord>(s);
+  Expected<BackstoreRecord> rec =
+      s.ok() ? registry_->Get(a.type, a.key) : Expected<BackstoreRecord>(s);
   if (!rec) {
     SetStatus(rec.status(), &r->status, &r->message, "");
     return;

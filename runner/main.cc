@@ -55,7 +55,8 @@ Expected<UniqueFd> LockStateDir(const std::string& state_dir) {
     char pid[32] = "";
     ssize_t n = pread(fd.get(), pid, sizeof pid - 1, 0);
     if (n > 0) pid[strcspn(pid, "\n")] = '\0';
-    return Status::Error(EBUSY, "another nbd-runner" + (n > 0 ? " (pid " + std::string(pid) + ")" : "") +
+    return Status::Error(EBUSY, "another nbd-runner" +
+                                    (n > 0 ? " (pid " + std::string(pid) + ")" : "") +
                                     " is already using state directory " + state_dir);
   }
   std::string pid = std::to_string(getpid()) + "\n";

@@ -35,8 +35,10 @@ constexpr uint64_t kMaxInflightRequests = 1024;
 // other thread that sends replies is a backend's, shared by connections.
 thread_local const NbdConnection* t_connection = nullptr;
 
-void SetRecvTimeout(int fd, int seconds) {
-  timeval tv{seconds, 0};
+// Bounds every recv on fd by t (0 = no bound).
+void SetRecvTimeout(int fd, std::chrono::microseconds t) {
+  timeval tv{static_cast<time_t>(t.count() / 1000000),
+             static_cast<suseconds_t>(t.count() % 1000000)};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
@@ -114,9 +116,7 @@ Status NbdConnection::RecvHandshake(void* buf, size_t len) {
     auto left = std::chrono::duration_cast<std::chrono::microseconds>(
         handshake_deadline_ - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Status::Error(ETIMEDOUT, "handshake deadline passed");
-    timeval tv{static_cast<time_t>(left.count() / 1000000),
-               static_cast<suseconds_t>(left.count() % 1000000)};
-    setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    SetRecvTimeout(fd_.get(), left);
     ssize_t n = recv(fd_.get(), out, len, 0);
     if (n < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
@@ -211,7 +211,8 @@ bool NbdConnection::OpenExportForClient(const std::string& name, std::string* er
   caps_ = info.caps;
   readonly_ = rec.readonly;
   min_block_ = info.min_block ? info.min_block : rec.block_size;
-  preferred_block_ = std::max<uint32_t>(min_block_, info.preferred_block ? info.preferred_block : 4096);
+  preferred_block_ =
+      std::max<uint32_t>(min_block_, info.preferred_block ? info.preferred_block : 4096);
   max_payload_ = opts_.max_payload;
   if (info.max_payload && info.max_payload < max_payload_) max_payload_ = info.max_payload;
   return true;
@@ -245,7 +246,8 @@ bool NbdConnection::HandleInfoOrGo(uint32_t option, const std::string& data,
   std::string name = data.substr(4, name_len);
   uint16_t nreq = Get16(p + 4 + name_len);
   if (data.size() != 6 + name_len + 2ull * nreq)
-    return SendOptionError(option, kRepErrInvalid, "information request count does not match length")
+    return SendOptionError(option, kRepErrInvalid,
+                           "information request count does not match length")
         .ok();
   bool want_name = false, want_description = false;
   for (uint16_t i = 0; i < nreq; i++) {
@@ -617,7 +619,7 @@ int NbdConnection::Validate(const RequestHeader& h, const char** why) const {
 void NbdConnection::Transmission() {
   LOG_INFO(name_, "serving (%s%s%s)", structured_ ? "structured replies" : "simple replies",
            base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
-  SetRecvTimeout(fd_.get(), opts_.idle_timeout_s);
+  SetRecvTimeout(fd_.get(), std::chrono::seconds(opts_.idle_timeout_s));
   SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
   busy_poll_ = opts_.busy_poll_us > 0;
   // Leader/follower: the reader threads take turns reading; a request

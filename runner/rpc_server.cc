@@ -47,7 +47,8 @@ RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, i
 RpcServer::~RpcServer() { Stop(); }
 
 Status RpcServer::Start() {
-  Status s = listener_.Start(host_, requested_port_, [this](UniqueFd fd) { Accept(std::move(fd)); });
+  Status s =
+      listener_.Start(host_, requested_port_, [this](UniqueFd fd) { Accept(std::move(fd)); });
   return s.WithContext("RPC port");
 }
 

@@ -34,7 +34,9 @@ Expected<long> ParseInt(const std::string& key, const std::string& value, long m
   return v;
 }
 
-bool ParseBool(const std::string& v) { return v.empty() || v == "1" || v == "yes" || v == "true" || v == "on"; }
+bool ParseBool(const std::string& v) {
+  return v.empty() || v == "1" || v == "yes" || v == "true" || v == "on";
+}
 
 std::string DefaultHandlerDir() {
   char buf[PATH_MAX];

@@ -86,7 +86,8 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
   for (size_t i = 0; i < n; i++) {
     json_object* e = json_object_array_get_idx(list, i);
     std::string where = "backstore #" + std::to_string(i + 1);
-    if (!json_object_is_type(e, json_type_object)) return Corrupt(origin, where + " is not an object");
+    if (!json_object_is_type(e, json_type_object))
+      return Corrupt(origin, where + " is not an object");
     BackstoreRecord r;
     auto need_string = [&](const char* name, std::string* dst) -> Status {
       json_object* m = nullptr;
@@ -105,7 +106,8 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
     };
     if (Status s = need_string("type", &r.type); !s.ok()) return s;
     if (Status s = need_string("key", &r.key); !s.ok()) return s;
-    if (Status s = ValidateType(r.type); !s.ok()) return Corrupt(origin, where + ": " + s.message());
+    if (Status s = ValidateType(r.type); !s.ok())
+      return Corrupt(origin, where + ": " + s.message());
     if (Status s = ValidateKey(r.key); !s.ok()) return Corrupt(origin, where + ": " + s.message());
     where += " (" + r.ExportName() + ")";
     json_object* m = nullptr;
@@ -114,7 +116,8 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
     r.size = static_cast<uint64_t>(json_object_get_int64(m));
     if (GetMember(e, "block_size", json_type_int, &m)) {
       int64_t bs = json_object_get_int64(m);
-      if (bs != 512 && bs != 4096) return Corrupt(origin, where + ": block_size must be 512 or 4096");
+      if (bs != 512 && bs != 4096)
+        return Corrupt(origin, where + ": block_size must be 512 or 4096");
       r.block_size = static_cast<uint32_t>(bs);
     }
     opt_bool("readonly", &r.readonly);

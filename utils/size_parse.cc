@@ -61,7 +61,8 @@ Expected<uint64_t> ParseSize(std::string_view text) {
     unit.remove_prefix(1);
   uint64_t mult = UnitMultiplier(unit);
   if (mult == 0)
-    return SizeError(EINVAL, text, "unknown unit (use B, K, M, G, T, P, E, optionally KiB, MB ...)");
+    return SizeError(EINVAL, text,
+                     "unknown unit (use B, K, M, G, T, P, E, optionally KiB, MB ...)");
   unsigned __int128 bytes = whole * mult;
   if (bytes > kMaxBackstoreSize) return SizeError(EOVERFLOW, text, "too large");
   unsigned __int128 frac_bytes = frac * mult;

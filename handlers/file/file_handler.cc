@@ -322,8 +322,11 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
   Fd fd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
   if (!fd.valid()) {
     int e = Errno();
-    if (e == EEXIST) SetErr(err, errlen, "file %s already exists under %s", key, h->base_path.c_str());
-    else SetErr(err, errlen, "create %s under %s: %s", key, h->base_path.c_str(), strerror(e));
+    if (e == EEXIST) {
+      SetErr(err, errlen, "file %s already exists under %s", key, h->base_path.c_str());
+    } else {
+      SetErr(err, errlen, "create %s under %s: %s", key, h->base_path.c_str(), strerror(e));
+    }
     return e;
   }
   int rc = 0;
@@ -342,8 +345,8 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
     unlinkat(dfd.get(), name.c_str(), 0);
     return rc;
   }
-  handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes%s", static_cast<unsigned long long>(p->size),
-      p->prealloc ? " (preallocated)" : "");
+  handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes%s",
+                    static_cast<unsigned long long>(p->size), p->prealloc ? " (preallocated)" : "");
   return 0;
 }
 

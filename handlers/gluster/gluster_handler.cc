@@ -180,7 +180,8 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
       return nullptr;
     }
   }
-  std::string log_file = h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
+  std::string log_file =
+      h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
   glfs_set_logging(fs, log_file.c_str(), h->gfapi_log_level);
   std::string timeout = std::to_string(h->timeout_s);
   // A brick that stops answering fails its requests after timeout_s.
@@ -357,11 +358,13 @@ int GlusterCreate(void* state, const char* key, const nbdr_create_params* p, cha
   if (!fd) return PathError("create", volname, path, err, errlen);
   errno = 0;
   if (p->prealloc) {
-    if (glfs_fallocate(fd, 0, 0, p->size) < 0) rc = PathError("preallocate", volname, path, err, errlen);
+    if (glfs_fallocate(fd, 0, 0, p->size) < 0)
+      rc = PathError("preallocate", volname, path, err, errlen);
   } else if (glfs_ftruncate(fd, static_cast<off_t>(p->size), nullptr, nullptr) < 0) {
     rc = PathError("size", volname, path, err, errlen);
   }
-  if (!rc && glfs_fsync(fd, nullptr, nullptr) < 0) rc = PathError("sync", volname, path, err, errlen);
+  if (!rc && glfs_fsync(fd, nullptr, nullptr) < 0)
+    rc = PathError("sync", volname, path, err, errlen);
   glfs_close(fd);
   if (rc) {
     glfs_unlink(v->fs, path.c_str());
@@ -378,13 +381,15 @@ int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
   const std::string &volname = t.volname, &path = t.path;
   struct stat st;
   errno = 0;
-  if (glfs_lstat(t.vol->fs, path.c_str(), &st) < 0) return PathError("stat", volname, path, err, errlen);
+  if (glfs_lstat(t.vol->fs, path.c_str(), &st) < 0)
+    return PathError("stat", volname, path, err, errlen);
   if (!S_ISREG(st.st_mode)) {
     SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
     return EINVAL;
   }
   errno = 0;
-  if (glfs_unlink(t.vol->fs, path.c_str()) < 0) return PathError("delete", volname, path, err, errlen);
+  if (glfs_unlink(t.vol->fs, path.c_str()) < 0)
+    return PathError("delete", volname, path, err, errlen);
   return 0;
 }
 
