@@ -1,12 +1,14 @@
 // nbd-runner: the daemon. Parses options, takes the state directory lock,
 // loads handlers and saveconfig.json, binds the control and data ports,
-// then serves until SIGTERM/SIGINT (SIGHUP reopens the log file).
+// then serves until SIGTERM/SIGINT (SIGHUP reopens the log file). Without
+// --foreground it detaches first and returns once it serves.
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -14,6 +16,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -135,6 +138,59 @@ int Fail(const Status& s) {
   return 1;
 }
 
+// Without --foreground the runner detaches: it forks before anything else
+// starts (a child keeps only the thread that forked, so a fork after the
+// handlers started their I/O threads left them without any), and the
+// parent waits on a pipe until the child serves or fails. The parent's exit
+// status is the start's: 0 once both ports are bound, the child's status
+// (its error printed to the terminal) otherwise. The working directory is
+// kept, so relative paths in options and --config mean the same at SIGHUP.
+class Detacher {
+ public:
+  // In the parent, exits with the child's start status and never returns.
+  static Expected<Detacher> Fork() {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return PosixError("pipe");
+    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    fflush(nullptr);
+    pid_t child = fork();
+    if (child < 0) return PosixError("fork");
+    if (child == 0) {
+      setsid();
+      return Detacher(std::move(write_end));
+    }
+    write_end.reset();
+    char ready = 0;
+    ssize_t n;
+    do n = read(read_end.get(), &ready, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1) _exit(0);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1);
+  }
+
+  // In the child, once it serves: releases the parent and the terminal.
+  void Serving() {
+    Logger::Default().SetStderr(false);
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+      for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) dup2(null, fd);
+      close(null);
+    }
+    char ready = 1;
+    if (write(parent_.get(), &ready, 1) != 1) {
+      // The parent is gone (killed while it waited); nothing waits on us.
+    }
+    parent_.reset();
+  }
+
+ private:
+  explicit Detacher(UniqueFd parent) : parent_(std::move(parent)) {}
+  UniqueFd parent_;
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -156,12 +212,18 @@ int main(int argc, char** argv) {
   Logger& log = Logger::Default();
   log.SetLevel(opts.log_level);
   log.SetStderr(true);  // until we have detached
+  std::optional<Detacher> detacher;
+  if (!opts.foreground) {
+    auto d = Detacher::Fork();
+    if (!d) return Fail(d.status());
+    detacher.emplace(std::move(*d));
+  }
   if (Status s = MakeDirs(opts.log_dir); !s.ok()) return Fail(s);
-  if (Status s = log.OpenFile(opts.log_dir + "/nbd-runner.log"); !s.ok()) return Fail(s);
   if (Status s = MakeDirs(opts.state_dir); !s.ok()) return Fail(s);
   opts.state_dir = Absolute(opts.state_dir);
   opts.log_dir = Absolute(opts.log_dir);
   opts.handler_dir = Absolute(opts.handler_dir);
+  if (Status s = log.OpenFile(opts.log_dir + "/nbd-runner.log"); !s.ok()) return Fail(s);
   opts.all["log-dir"] = opts.log_dir;  // handlers put their own logs beside ours
   auto lock = LockStateDir(opts.state_dir);
   if (!lock) return Fail(lock.status());
@@ -202,20 +264,13 @@ int main(int argc, char** argv) {
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
   RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, 64);
 
-  if (!opts.foreground) {
-    // Detach before any thread starts.
-    if (daemon(0, 0) < 0) return Fail(PosixError("daemon"));
-    std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(lock->get(), 0) < 0 || pwrite(lock->get(), pid.data(), pid.size(), 0) < 0) {
-    }
-    log.SetStderr(false);
-  }
   if (Status s = nbd.Start(); !s.ok()) return Fail(s);
   control.SetIoAddress({opts.io_host, nbd.port()});
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);
   LOG_INFO("", "NBD listening on %s (port %u)", nbd.address().c_str(), nbd.port());
   LOG_INFO("", "control RPC listening on %s (port %u)", rpc.address().c_str(), rpc.port());
   Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
+  if (detacher) detacher->Serving();
 
   for (;;) {
     int sig = 0;
