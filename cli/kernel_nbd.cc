@@ -264,6 +264,10 @@ int ParseNbdDevice(const std::string& dev) {
   return n;
 }
 
+bool NbdConnected(int index) {
+  return access(("/sys/block/nbd" + std::to_string(index) + "/pid").c_str(), F_OK) == 0;
+}
+
 std::string NbdBackend(int index) {
   std::ifstream in("/sys/block/nbd" + std::to_string(index) + "/backend");
   std::string line;

@@ -63,5 +63,7 @@ Expected<std::vector<KernelDevice>> NbdStatus();
 int ParseNbdDevice(const std::string& dev);
 // The backend identifier of /dev/nbdN, read from sysfs ("" if unset).
 std::string NbdBackend(int index);
+// Whether /dev/nbdN has a live connection on this host (its sysfs pid).
+bool NbdConnected(int index);
 
 }  // namespace nbdr

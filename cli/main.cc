@@ -493,6 +493,18 @@ int DoMap(const Command& c) {
   return kExitOk;
 }
 
+int PrintUnmapped(const std::string& device, const std::string& name, const std::string& text) {
+  if (g_json) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
+    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s\n", text.c_str());
+  }
+  return kExitOk;
+}
+
 int DoUnmap(Command c) {
   if (geteuid() != 0) return Error(kExitFailed, EPERM, "unmap needs root");
   int index = ParseNbdDevice(c.key);
@@ -520,11 +532,35 @@ int DoUnmap(Command c) {
     if (Status s = client->Call(NBDR_INFO, &a, r.get()); !s.ok()) return CallFailed(s);
     r.set_filled();
     if (r->status != 0) return Error(kExitFailed, r->status, r->message);
-    index = ParseNbdDevice(r->backstore.backstore_val[0].device);
+    const nbdr_backstore& b = r->backstore.backstore_val[0];
+    std::string name = MakeExportName(c.type, c.key);
+    index = ParseNbdDevice(b.device);
     if (index < 0)
-      return Error(kExitFailed, EINVAL, "backstore " + MakeExportName(c.type, c.key) +
-                                            " is not mapped (status " +
-                                            r->backstore.backstore_val[0].status + ")");
+      return Error(kExitFailed, EINVAL,
+                   "backstore " + name + " is not mapped (status " + b.status + ")");
+    // The runner's record names a device of whichever host mapped it; only
+    // this host's device that holds this very backstore is disconnected.
+    std::string device = "/dev/nbd" + std::to_string(index);
+    std::string held = NbdBackend(index);
+    HostPort held_runner;
+    std::string held_type, held_key;
+    if (!ParseBackendId(held, &held_runner, &held_type, &held_key) || held_type != c.type ||
+        held_key != c.key) {
+      if (!held.empty() || NbdConnected(index))
+        return Error(kExitFailed, EBUSY,
+                     "the runner records " + name + " on " + device + ", but " + device +
+                         " on this host holds " + (held.empty() ? "another client's disk" : held) +
+                         "; unmap it on the host that mapped it");
+      if (std::string(b.status) != "dead")
+        return Error(kExitFailed, EBUSY,
+                     name + " is " + b.status + " on " + device + " of another host (" + device +
+                         " is not connected here); unmap it on that host");
+      // Dead, and nothing of it here: only the runner's record is left.
+      if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
+        return Error(kExitFailed, s.code(), s.message());
+      return PrintUnmapped(device, name, "cleared the dead mapping of " + name + " (" + device +
+                                             " is not connected on this host)");
+    }
   }
   std::string device = "/dev/nbd" + std::to_string(index);
   if (Status s = NbdDisconnect(index); !s.ok())
@@ -533,16 +569,8 @@ int DoUnmap(Command c) {
     fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
   if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
     return Error(kExitFailed, s.code(), device + " disconnected, but the runner: " + s.message());
-  if (g_json) {
-    Json o(json_object_new_object());
-    json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
-    json_object_object_add(o.get(), "export",
-                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
-    PrintJson(o.get(), stdout);
-  } else {
-    printf("unmapped %s (%s)\n", device.c_str(), MakeExportName(c.type, c.key).c_str());
-  }
-  return kExitOk;
+  std::string name = MakeExportName(c.type, c.key);
+  return PrintUnmapped(device, name, "unmapped " + device + " (" + name + ")");
 }
 
 // Parses trailing "word [value]" options of a command.

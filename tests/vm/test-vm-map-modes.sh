@@ -3,13 +3,38 @@
 # writes and keeps the data, nbd-client 3.24 reads the same data, four
 # connections carry a parallel load that verifies, a missing key and an
 # already mapped key fail clearly, and unmap of a mounted device
-# disconnects cleanly instead of hanging.
+# disconnects cleanly instead of hanging. Unmap by key touches this host's
+# device only when it holds that backstore: a record from another host (or
+# a stale one) naming a device that holds something else here is refused,
+# and a dead record whose device is not connected here is only cleared.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 requires qemu-io
 [ -x /usr/sbin/nbd-client ] || skip "needs nbd-client"
 
+# Two records as another host would leave them: stale.img dead on
+# /dev/nbd5 (it was mapped when the runner stopped), live.img mapped on
+# /dev/nbd6 (confirmed below over RPC, as that host's nbd-cli does).
+mkdir -p "$T/state" "$T/files"
+truncate -s 1M "$T/files/stale.img" "$T/files/live.img"
+cat >"$T/state/saveconfig.json" <<'JSON'
+{"version": 1, "backstores": [
+  {"type": "file", "key": "stale.img", "size": 1048576, "status": "mapped", "device": "/dev/nbd5",
+   "map_time": "2026-11-22T10:00:00Z", "create_time": "2026-11-22T09:00:00Z"},
+  {"type": "file", "key": "live.img", "size": 1048576, "status": "created",
+   "create_time": "2026-11-22T09:00:00Z"}]}
+JSON
 start_runner
+rpc_live() {  # PROC [DEVICE]: NBDR_MAP (5), NBDR_MAPPED (6) or NBDR_UNMAP (7) of live.img
+  python3 - "$RPC_PORT" "$@" <<'PY'
+import os, struct, sys
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+from onc_rpc import call, xdr_string
+args = xdr_string("file") + xdr_string("live.img") + b"".join(xdr_string(a) for a in sys.argv[3:])
+assert struct.unpack(">i", call(int(sys.argv[1]), int(sys.argv[2]), args)[:4])[0] == 0
+PY
+}
+rpc_live 5 && rpc_live 6 /dev/nbd6 || fail "recording live.img as mapped on another host's /dev/nbd6"
 cli file create ro.img size 16M >/dev/null
 cli file create multi.img size 64M >/dev/null
 cli file create busy.img size 64M >/dev/null
@@ -55,6 +80,14 @@ if nbd-cli file map busy.img $H 2>/tmp/err; then r "FAIL double-map: mapped twic
 if nbd-cli file map multi.img \$dev $H 2>/tmp/err; then r "FAIL busy-device: mapped onto a busy device"; else grep -q "\$dev is busy" /tmp/err && r "ok busy-device-refused" || r "FAIL busy-device: \$(cat /tmp/err)"; fi
 ok busy-device-rolled-back sh -c "nbd-cli file list created $H | grep -q multi.img"
 
+# unmap by key: only this host's device that holds that backstore
+d5=\$(nbd-cli file map multi.img /dev/nbd5 $H 2>/tmp/err) && r "ok map-onto-nbd5" || r "FAIL map-onto-nbd5: \$(cat /tmp/err)"
+if nbd-cli file unmap stale.img $H 2>/tmp/err; then r "FAIL foreign-record: disconnected"; else grep -q "/dev/nbd5 on this host holds nbd-runner://.*/file/multi.img" /tmp/err && r "ok foreign-record-refused" || r "FAIL foreign-record: \$(cat /tmp/err)"; fi
+ok foreign-device-still-serves dd if=/dev/nbd5 of=/dev/null bs=4k count=1 iflag=direct
+ok unmap-nbd5 nbd-cli file unmap /dev/nbd5 $H
+if nbd-cli file unmap live.img $H 2>/tmp/err; then r "FAIL live-elsewhere: cleared"; else grep -q "is mapped on /dev/nbd6 of another host" /tmp/err && r "ok live-elsewhere-refused" || r "FAIL live-elsewhere: \$(cat /tmp/err)"; fi
+nbd-cli file unmap stale.img $H >/tmp/out 2>/tmp/err && grep -q "cleared the dead mapping of file/stale.img" /tmp/out && r "ok stale-record-cleared" || r "FAIL stale-record: \$(cat /tmp/out /tmp/err)"
+
 # unmap while mounted: a clean disconnect, no hang
 ok mkfs mkfs.ext4 -q -F \$dev
 ok mount mount -t ext4 \$dev /mnt
@@ -63,9 +96,13 @@ umount -l /mnt 2>/dev/null
 r "ok no-hang"
 GUEST
 run_guest "$T/guest.sh"
-pass "guest: read-only map, 4 connections with verified parallel writes, clear refusals, unmap while mounted"
+pass "guest: read-only map, 4 connections with verified parallel writes, clear refusals, unmap by key only of what this host holds, unmap while mounted"
 n=$(grep -c 'file/multi.img\] serving' "$T/log/nbd-runner.log")
 [ "$n" -ge 4 ] || fail "the 4-connection map opened $n NBD connections"
 pass "the 4-connection map really used 4 NBD connections"
+cli --json file info stale.img | grep -q '"status": "created"' || fail "the stale record was not cleared"
+cli --json file info live.img | grep -q '"status": "mapped"' || fail "another host's mapping was cleared"
+pass "runner: the stale record cleared, the other host's mapping kept"
+rpc_live 7
 cli --json file list mapped | grep -q '"key"' && fail "something still mapped on the runner"
 pass "runner: nothing left mapped"
