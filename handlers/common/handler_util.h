@@ -131,6 +131,7 @@ int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
       else return errno ? errno : EIO;
       break;
     }
+    if (static_cast<uint64_t>(data) < pos) return EIO;  // an answer before pos is no answer
     if (static_cast<uint64_t>(data) > pos) {
       add((static_cast<uint64_t>(data) < end ? static_cast<uint64_t>(data) : end) - pos,
           NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
@@ -139,6 +140,7 @@ int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
     errno = 0;
     int64_t hole = seek(pos, SEEK_HOLE);
     if (hole < 0) return errno ? errno : EIO;
+    if (static_cast<uint64_t>(hole) <= pos) return EIO;  // data at pos ends after pos
     add((static_cast<uint64_t>(hole) < end ? static_cast<uint64_t>(hole) : end) - pos, 0);
   }
   r->nr_extents = n;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -74,8 +75,17 @@ struct GlusterExport {
   GlusterHandler* h;
   Volume* vol;
   std::string key;
-  glfs_fd_t* fd;
+  glfs_fd_t* fd;  // all I/O
   uint64_t size;
+  // SEEK_DATA/SEEK_HOLE go through a descriptor of their own, one lookup
+  // at a time: glfs_lseek returns the descriptor's shared offset, which
+  // every read and write completing on it also sets.
+  glfs_fd_t* seek_fd;
+  std::mutex seek_mu{};
+  // Writes acknowledged since the last fdatasync. Write-behind holds them
+  // where a seek (which it passes straight to the bricks) does not look,
+  // so an allocation lookup first makes them reach the bricks.
+  std::atomic<bool> unsynced_writes{false};
 };
 
 int Errno(int fallback = EIO) { return errno ? errno : fallback; }
@@ -414,7 +424,14 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
     glfs_close(fd);
     return EINVAL;
   }
-  auto* e = new GlusterExport{t.h, t.vol, key, fd, static_cast<uint64_t>(st.st_size)};
+  errno = 0;
+  glfs_fd_t* seek_fd = glfs_open(t.vol->fs, path.c_str(), O_RDONLY);
+  if (!seek_fd) {
+    rc = PathError("open", volname, path, err, errlen);
+    glfs_close(fd);
+    return rc;
+  }
+  auto* e = new GlusterExport{t.h, t.vol, key, fd, static_cast<uint64_t>(st.st_size), seek_fd};
   info->size = e->size;
   // No FAST_ZERO: zerofill may fall back to writing zeroes on the brick.
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
@@ -467,6 +484,7 @@ void GlusterClose(void* export_handle) {
   auto* e = static_cast<GlusterExport*>(export_handle);
   if (glfs_close(e->fd) < 0)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(Errno()));
+  glfs_close(e->seek_fd);
   delete e;
 }
 
@@ -474,8 +492,17 @@ void GlusterClose(void* export_handle) {
 
 // Describes allocation from r->offset with SEEK_DATA/SEEK_HOLE.
 int Extents(GlusterExport* e, nbdr_request* r) {
+  // One lookup at a time, so none seeks while another's sync is under way.
+  std::lock_guard<std::mutex> lock(e->seek_mu);
+  if (e->unsynced_writes.exchange(false)) {
+    errno = 0;
+    if (glfs_fdatasync(e->fd, nullptr, nullptr) < 0) {
+      e->unsynced_writes = true;
+      return Errno();
+    }
+  }
   return handler_util::FillExtents(r, e->size, [e](uint64_t pos, int whence) -> int64_t {
-    return glfs_lseek(e->fd, static_cast<off_t>(pos), whence);
+    return glfs_lseek(e->seek_fd, static_cast<off_t>(pos), whence);
   });
 }
 
@@ -493,6 +520,8 @@ void OnGfapiDone(glfs_fd_t*, ssize_t ret, struct glfs_stat*, struct glfs_stat*, 
   if (err && err != ENOSPC && err != EDQUOT)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
                       r->type, static_cast<unsigned long long>(r->offset), strerror(err));
+  if (!err && r->type != NBDR_REQ_READ && r->type != NBDR_REQ_FLUSH)
+    e->unsynced_writes = true;  // set before the client can hear of it
   if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
     e->h->pool->Submit([e, r] {
       errno = 0;
