@@ -139,7 +139,7 @@ Status CheckGeometry(uint64_t size, uint32_t block_size) {
 
 Status BackstoreRegistry::Create(const CreateParams& p) {
   if (Status s = CheckHandler(p.type); !s.ok()) return s;
-  if (Status s = ValidateKey(p.key); !s.ok()) return s;
+  if (Status s = ValidateNewKey(p.type, p.key); !s.ok()) return s;
   if (Status s = CheckGeometry(p.size, p.block_size); !s.ok()) return s;
   const LoadedHandler* h = handlers_->Find(p.type);
   nbdr_create_params cp{};
@@ -161,7 +161,7 @@ Status BackstoreRegistry::Create(const CreateParams& p) {
 
 Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
   if (Status s = CheckHandler(p.type); !s.ok()) return s;
-  if (Status s = ValidateKey(p.key); !s.ok()) return s;
+  if (Status s = ValidateNewKey(p.type, p.key); !s.ok()) return s;
   const LoadedHandler* h = handlers_->Find(p.type);
   std::string name = MakeExportName(p.type, p.key);
   auto inspect = [&]() -> Expected<uint64_t> {

@@ -19,9 +19,17 @@ char* XdrString(const std::string& s) {
 
 namespace {
 
+// A reply's message fits the protocol's NBDR_MAX_MSG bytes (one that did
+// not would fail the whole reply): a longer one, which long keys can make,
+// keeps its start and end around " ... ".
 void SetStatus(const Status& s, int* status, char** message, const std::string& ok_message) {
   *status = s.code();
-  *message = XdrString(s.ok() ? ok_message : s.message());
+  std::string text = s.ok() ? ok_message : s.message();
+  if (text.size() > NBDR_MAX_MSG) {
+    constexpr size_t kPart = (NBDR_MAX_MSG - 5) / 2;
+    text = text.substr(0, kPart) + " ... " + text.substr(text.size() - kPart);
+  }
+  *message = XdrString(text);
 }
 
 void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {

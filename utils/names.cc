@@ -2,6 +2,7 @@
 #include "utils/names.h"
 
 #include <cerrno>
+#include <string>
 
 namespace nbdr {
 
@@ -80,6 +81,18 @@ Status ValidateKey(std::string_view key) {
     if (comp == ".") return bad("'.' components are not allowed");
     start = end + 1;
   }
+  return Status();
+}
+
+Status ValidateNewKey(std::string_view type, std::string_view key) {
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  size_t name = type.size() + 1 + key.size();
+  if (name > kMaxNameLength)
+    return Status::Error(EINVAL, "key of " + std::to_string(key.size()) +
+                                     " bytes: its export name " + std::string(type) +
+                                     "/<key> would be " + std::to_string(name) +
+                                     " bytes, and NBD allows " +
+                                     std::to_string(kMaxNameLength));
   return Status();
 }
 

@@ -22,6 +22,11 @@ Status ValidateType(std::string_view type);
 // components, not absolute, at most kMaxNameLength bytes.
 Status ValidateKey(std::string_view key);
 
+// A key for a new backstore: ValidateKey, and its export name
+// "<type>/<key>" fits in the kMaxNameLength bytes NBD allows, so it can be
+// served. (Records saved before this limit still load: ValidateKey.)
+Status ValidateNewKey(std::string_view type, std::string_view key);
+
 // Splits "<type>/<key>" and validates both parts.
 struct ExportName {
   std::string type;

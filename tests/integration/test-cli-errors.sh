@@ -120,6 +120,23 @@ fi
 expect_fail 1 "is not mapped" cli file unmap sizes/4K.img
 pass "unmap of a backstore that is not mapped: clear error"
 
+# Long keys: the longest whose export name "file/<key>" fits NBD's 4096
+# bytes is created, answered in full and served; one byte more is refused.
+LONG=$(python3 -c 'k = "/".join(["k" * 200] * 20); print(k + "/" + "x" * (4091 - len(k) - 1))')
+[ ${#LONG} -eq 4091 ] || fail "long key is ${#LONG} bytes"
+cli file create "$LONG" size 1M >"$T/long.out" || fail "create of a 4091-byte key"
+# The reply's message (4112 bytes) keeps its start and end within 4096.
+grep -Eq "^created file/[k/]+ \.\.\. [k/]+/x{71} \(1 MiB\)$" "$T/long.out" &&
+  [ "$(wc -c <"$T/long.out")" -le 4097 ] || fail "create's message of a 4091-byte key"
+cli file info "$LONG" >/dev/null || fail "info of a 4091-byte key"
+qemu-io -f raw -c 'write -P 0x4c 0 64k' -c 'read -P 0x4c 0 64k' "$NBD/file/$LONG" >"$T/qio" 2>&1 &&
+  ! grep -q failed "$T/qio" || { cat "$T/qio"; fail "serving a 4091-byte key"; }
+cli file delete "$LONG" >/dev/null || fail "delete of a 4091-byte key"
+expect_fail 1 "its export name file/<key> would be 4097 bytes, and NBD allows 4096" \
+  cli file create "${LONG}y" size 1M
+[ -e "$T/files/${LONG}y" ] && fail "the refused long key left a file"
+pass "a 4091-byte key is created, served and deleted; one byte more is refused before anything is made"
+
 "$CLI" help | grep -q "nbd-cli TYPE create" || fail "help"
 "$CLI" file help | grep -q "nbd-cli file create" || fail "type help"
 cli version | grep -q "nbd-runner 0" || fail "version"

@@ -32,6 +32,16 @@ TEST(Names, RefusesEscapesAndControlCharacters) {
   EXPECT_TRUE(ValidateKey(std::string(4096, 'a')).ok());
 }
 
+TEST(Names, NewKeysFitAnExportName) {
+  // "file/" + 4091 bytes is the longest export name NBD allows.
+  EXPECT_TRUE(ValidateNewKey("file", std::string(4091, 'a')).ok());
+  Status s = ValidateNewKey("file", std::string(4092, 'a'));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("would be 4097 bytes"), std::string::npos) << s.message();
+  EXPECT_FALSE(ValidateNewKey("gluster", std::string(4089, 'a')).ok());
+  EXPECT_FALSE(ValidateNewKey("file", "../x").ok());
+}
+
 TEST(Names, MessagesNeverEchoControlCharacters) {
   Status s = ValidateKey("a\nb");
   ASSERT_FALSE(s.ok());
