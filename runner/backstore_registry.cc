@@ -391,8 +391,10 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
     MutexLock l(&mu_);
     ExpireMappingsLocked();
     auto it = entries_.find(name);
-    if (it == entries_.end() || it->second.busy)
+    if (it == entries_.end() || it->second.creating)
       return Status::Error(ENOENT, "backstore " + name + " does not exist");
+    if (it->second.busy)
+      return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
     before = it->second.record;
     if (Status s = change(it->second); !s.ok()) return s;
   }

@@ -7,7 +7,9 @@
 #   the connection stays up;
 # - while a client's handshake is opening an image, a delete of that
 #   backstore is refused (it would remove the image the client is about to
-#   write to) and the image and its record stay.
+#   write to) and the image and its record stay;
+# - while a delete waits on the cluster, a map of that backstore is refused
+#   as busy (not "does not exist"), and the delete then completes.
 source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=rbd
 source "$(dirname "$0")/backstore.sh"
@@ -97,3 +99,26 @@ grep -q 'served, right data: True' "$T/opener" || fail "the client that was open
 rbd -c "$CEPH_CONF" info "$(bs_key held)" >/dev/null 2>&1 || fail "the image is gone"
 cli rbd info "$(bs_key held)" >/dev/null || fail "the backstore's record is gone"
 pass "a delete during a client's open is refused (exit $rc) and the client is served its data"
+
+# 3. A map (NBDR_MAP, as nbd-cli map sends it) while a delete waits on the
+# cluster: refused as busy, not "does not exist"; the delete then finishes.
+bs_create gone size 16M
+kill -STOP "$OSD"
+"$CLI" rbd delete "$(bs_key gone)" host "$RPC" >"$T/del2.out" 2>&1 &
+DELETER=$!
+for _ in $(seq 100); do grep -q "\[rpc\] delete from" "$T/log/nbd-runner.log" && break; sleep 0.1; done
+sleep 1
+python3 - "$RPC_PORT" "$(bs_key gone)" >"$T/map.out" 2>&1 <<'PY' || true
+import os, struct, sys
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+from onc_rpc import call, xdr_string
+r = call(int(sys.argv[1]), 5, xdr_string("rbd") + xdr_string(sys.argv[2]))
+n = struct.unpack(">I", r[4:8])[0]
+print("status", struct.unpack(">i", r[:4])[0], r[8:8 + n].decode())
+PY
+kill -CONT "$OSD"
+cat "$T/map.out"
+grep -q "^status 16 .*is being created or deleted" "$T/map.out" || fail "a map during a delete was not refused as busy"
+wait $DELETER || { cat "$T/del2.out"; fail "the delete held by the cluster failed"; }
+expect_fail 1 "does not exist" cli rbd info "$(bs_key gone)"
+pass "a map while a delete waits on the cluster is refused as busy; the delete then completes"
