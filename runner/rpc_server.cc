@@ -6,6 +6,7 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -18,25 +19,73 @@ namespace nbdr {
 
 namespace {
 
-constexpr int kIdleTimeoutS = 60;
+// A connection waiting for its next call is closed after kIdleTimeout, or
+// sooner when every slot is taken and a new client needs one. A call, once
+// its first byte is in, must arrive whole within kCallReceiveTimeout, so a
+// client sending a byte now and then cannot hold a slot.
+constexpr std::chrono::seconds kIdleTimeout{60};
+constexpr std::chrono::seconds kCallReceiveTimeout{10};
 constexpr u_int kRecordBufferSize = 64 * 1024;
 
-// xdrrec I/O callbacks on a blocking socket with SO_RCVTIMEO set.
-int ReadRecord(void* handle, void* buf, int len) {
-  int fd = *static_cast<int*>(handle);
-  for (;;) {
-    ssize_t n = recv(fd, buf, static_cast<size_t>(len), 0);
-    if (n < 0 && errno == EINTR) continue;
-    return n <= 0 ? -1 : static_cast<int>(n);
-  }
+void SetRecvTimeout(int fd, std::chrono::microseconds t) {
+  timeval tv{static_cast<time_t>(t.count() / 1000000),
+             static_cast<suseconds_t>(t.count() % 1000000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 int WriteRecord(void* handle, void* buf, int len) {
-  int fd = *static_cast<int*>(handle);
+  int fd = static_cast<RpcServer::Connection*>(handle)->fd;
   return WriteAll(fd, buf, static_cast<size_t>(len)).ok() ? len : -1;
 }
 
 }  // namespace
+
+// xdrrec's read callback on a blocking socket: each wait is bounded by the
+// idle timeout between calls and by what is left of the call's deadline
+// within one.
+int RpcServer::ReadRecord(void* handle, void* buf, int len) {
+  auto* c = static_cast<Connection*>(handle);
+  for (;;) {
+    bool between_calls;
+    Clock::time_point since;
+    {
+      MutexLock l(&c->server->mu_);
+      between_calls = c->between_calls;
+      since = c->since;
+    }
+    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
+        between_calls ? std::chrono::microseconds(kIdleTimeout)
+                      : since + kCallReceiveTimeout - Clock::now());
+    if (wait.count() <= 0) {
+      LOG_WARN("rpc", "%s: call not received within %lld s; closing", c->peer.c_str(),
+               static_cast<long long>(kCallReceiveTimeout.count()));
+      return -1;
+    }
+    SetRecvTimeout(c->fd, wait);
+    ssize_t n = recv(c->fd, buf, static_cast<size_t>(len), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !between_calls) continue;
+    if (n <= 0) return -1;
+    if (between_calls && !c->server->StartCall(c)) return -1;
+    return static_cast<int>(n);
+  }
+}
+
+bool RpcServer::StartCall(Connection* c) {
+  MutexLock l(&mu_);
+  if (c->evicted) return false;
+  if (c->between_calls) {
+    c->between_calls = false;
+    c->since = Clock::now();
+  }
+  return true;
+}
+
+void RpcServer::AwaitCall(Connection* c) {
+  MutexLock l(&mu_);
+  c->between_calls = true;
+  c->since = Clock::now();
+}
 
 RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, int max_connections)
     : host_(std::move(host)),
@@ -53,38 +102,57 @@ Status RpcServer::Start() {
 }
 
 void RpcServer::Accept(UniqueFd fd) {
-  int cfd = fd.get();
+  Connection* c;
   {
     MutexLock l(&mu_);
-    if (active_ >= max_connections_) {
-      LOG_WARN("rpc", "refusing %s: %d control connections open", PeerAddress(cfd).c_str(),
-               active_);
+    if (active_ >= max_connections_ && !EvictIdleLocked()) {
+      LOG_WARN("rpc", "refusing %s: all %d control connections are in calls",
+               PeerAddress(fd.get()).c_str(), active_);
       return;  // fd closes
     }
     active_++;
-    active_fds_.push_back(cfd);
+    c = &connections_.emplace_back();
+    c->server = this;
+    c->fd = fd.get();
+    c->since = Clock::now();
   }
-  std::thread([this, f = std::move(fd)] {
-    Serve(f.get());
+  std::thread([this, c, f = std::move(fd)] {
+    Serve(c);
     MutexLock l(&mu_);
-    active_fds_.erase(std::find(active_fds_.begin(), active_fds_.end(), f.get()));
-    active_--;
+    if (!c->evicted) active_--;
+    connections_.remove_if([c](const Connection& x) { return &x == c; });
     done_.notify_all();  // f closes after the lock is released, with the lambda
   }).detach();
 }
 
-void RpcServer::Serve(int fd) {
-  RpcCaller caller{PeerAddress(fd)};
-  timeval tv{kIdleTimeoutS, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+bool RpcServer::EvictIdleLocked() {
+  Connection* oldest = nullptr;
+  for (auto& c : connections_) {
+    if (c.between_calls && !c.evicted && (!oldest || c.since < oldest->since)) oldest = &c;
+  }
+  if (!oldest) return false;
+  auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - oldest->since);
+  LOG_WARN("rpc", "all %d control connections taken: closing %s's, idle for %lld s",
+           max_connections_, PeerAddress(oldest->fd).c_str(), static_cast<long long>(idle.count()));
+  oldest->evicted = true;
+  active_--;
+  shutdown(oldest->fd, SHUT_RDWR);
+  return true;
+}
+
+void RpcServer::Serve(Connection* c) {
+  int fd = c->fd;
+  c->peer = PeerAddress(fd);
+  RpcCaller caller{c->peer};
+  timeval tv{kIdleTimeout.count(), 0};
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   SetNoDelay(fd);
-  int handle = fd;
   XDR xdrs;
-  xdrrec_create(&xdrs, kRecordBufferSize, kRecordBufferSize, &handle, ReadRecord, WriteRecord);
+  xdrrec_create(&xdrs, kRecordBufferSize, kRecordBufferSize, c, ReadRecord, WriteRecord);
   std::unique_ptr<XDR, void (*)(XDR*)> guard(&xdrs, [](XDR* x) { XDR_DESTROY(x); });
 
   for (;;) {
+    AwaitCall(c);
     xdrs.x_op = XDR_DECODE;
     if (!xdrrec_skiprecord(&xdrs)) return;
     rpc_msg call{};
@@ -92,6 +160,7 @@ void RpcServer::Serve(int fd) {
     call.rm_call.cb_cred.oa_base = cred;
     call.rm_call.cb_verf.oa_base = cred + MAX_AUTH_BYTES;
     if (!xdr_callmsg(&xdrs, &call)) return;  // end of stream or not RPC at all
+    if (!StartCall(c)) return;  // a call already buffered counts as started too
     if (call.rm_direction != CALL) return;
 
     rpc_msg reply{};
@@ -150,8 +219,8 @@ void RpcServer::Serve(int fd) {
 void RpcServer::Stop() {
   listener_.Stop();
   MutexLock l(&mu_);
-  for (int fd : active_fds_) shutdown(fd, SHUT_RD);  // idle callers; calls in progress finish
-  l.Wait(&done_, [&] { return active_ == 0; });
+  for (auto& c : connections_) shutdown(c.fd, SHUT_RD);  // idle callers; calls in progress finish
+  l.Wait(&done_, [&] { return connections_.empty(); });
 }
 
 }  // namespace nbdr

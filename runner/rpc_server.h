@@ -9,6 +9,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <list>
 #include <condition_variable>
 #include <cstdint>
 #include <string>
@@ -29,6 +31,19 @@ class RpcServer {
   RpcServer(const RpcServer&) = delete;
   RpcServer& operator=(const RpcServer&) = delete;
 
+  // One control connection, as the accept path and its thread see it.
+  struct Connection {
+    RpcServer* server = nullptr;
+    int fd = -1;
+    std::string peer;  // set by its thread
+    // Guarded by server->mu_: waiting for a call's first byte (only such
+    // a connection is closed to make room), and since when it has been in
+    // that state or in its current call.
+    bool between_calls = true;
+    bool evicted = false;
+    std::chrono::steady_clock::time_point since;
+  };
+
   Status Start();
   uint16_t port() const { return listener_.port(); }
   const std::string& address() const { return listener_.address(); }
@@ -36,8 +51,17 @@ class RpcServer {
   void Stop();
 
  private:
+  using Clock = std::chrono::steady_clock;
   void Accept(UniqueFd fd);
-  void Serve(int fd);
+  // With every slot taken: closes the connection that has waited longest
+  // for its next call; false when all are in calls.
+  bool EvictIdleLocked() REQUIRES(mu_);
+  void Serve(Connection* c);
+  static int ReadRecord(void* handle, void* buf, int len);
+  // The connection now waits for a call / has begun one; false if it was
+  // closed to make room meanwhile.
+  void AwaitCall(Connection* c);
+  bool StartCall(Connection* c);
 
   const std::string host_;
   const uint16_t requested_port_;
@@ -47,8 +71,8 @@ class RpcServer {
 
   Mutex mu_;
   std::condition_variable done_;
-  int active_ GUARDED_BY(mu_) = 0;
-  std::vector<int> active_fds_ GUARDED_BY(mu_);
+  int active_ GUARDED_BY(mu_) = 0;  // connections not closed to make room
+  std::list<Connection> connections_ GUARDED_BY(mu_);
 };
 
 }  // namespace nbdr
