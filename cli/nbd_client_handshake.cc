@@ -1,9 +1,6 @@
 // Client handshake; see nbd_client_handshake.h.
 #include "cli/nbd_client_handshake.h"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-
 #include <cerrno>
 #include <vector>
 
@@ -16,8 +13,7 @@ using namespace nbd;
 
 Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
                                            int timeout_s) {
-  timeval tv{timeout_s, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  SetRecvTimeout(fd, std::chrono::seconds(timeout_s));
   auto fail = [&](const std::string& why) {
     return Status::Error(EPROTO, "NBD handshake for " + export_name + ": " + why);
   };
@@ -72,8 +68,7 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
     }
   }
   if (!have_export) return fail("the server sent no export information");
-  timeval none{0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof none);
+  SetRecvTimeout(fd, std::chrono::seconds(0));
   return info;
 }
 

@@ -35,18 +35,6 @@ constexpr uint64_t kMaxInflightRequests = 1024;
 // other thread that sends replies is a backend's, shared by connections.
 thread_local const NbdConnection* t_connection = nullptr;
 
-// Bounds every recv on fd by t (0 = no bound).
-void SetRecvTimeout(int fd, std::chrono::microseconds t) {
-  timeval tv{static_cast<time_t>(t.count() / 1000000),
-             static_cast<suseconds_t>(t.count() % 1000000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
-void SetSendTimeout(int fd, int seconds) {
-  timeval tv{seconds, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
 }  // namespace
 
 // One request between submission and the end of its reply's send.
@@ -355,7 +343,7 @@ bool NbdConnection::HandleMetaContext(uint32_t option, const std::string& data) 
 bool NbdConnection::Handshake() {
   handshake_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
-  SetSendTimeout(fd_.get(), opts_.handshake_timeout_s);
+  SetSendTimeout(fd_.get(), std::chrono::seconds(opts_.handshake_timeout_s));
 
   uint8_t greeting[18];
   Put64(greeting, kNbdMagic);
@@ -620,7 +608,7 @@ void NbdConnection::Transmission() {
   LOG_INFO(name_, "serving (%s%s%s)", structured_ ? "structured replies" : "simple replies",
            base_allocation_ ? ", base:allocation" : "", readonly_ ? ", read-only" : "");
   SetRecvTimeout(fd_.get(), std::chrono::seconds(opts_.idle_timeout_s));
-  SetSendTimeout(fd_.get(), std::max(opts_.idle_timeout_s, 60));
+  SetSendTimeout(fd_.get(), std::chrono::seconds(std::max(opts_.idle_timeout_s, 60)));
   busy_poll_ = opts_.busy_poll_us > 0;
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader

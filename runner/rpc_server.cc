@@ -27,12 +27,6 @@ constexpr std::chrono::seconds kIdleTimeout{60};
 constexpr std::chrono::seconds kCallReceiveTimeout{10};
 constexpr u_int kRecordBufferSize = 64 * 1024;
 
-void SetRecvTimeout(int fd, std::chrono::microseconds t) {
-  timeval tv{static_cast<time_t>(t.count() / 1000000),
-             static_cast<suseconds_t>(t.count() % 1000000)};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-}
-
 int WriteRecord(void* handle, void* buf, int len) {
   int fd = static_cast<RpcServer::Connection*>(handle)->fd;
   return WriteAll(fd, buf, static_cast<size_t>(len)).ok() ? len : -1;
@@ -144,8 +138,7 @@ void RpcServer::Serve(Connection* c) {
   int fd = c->fd;
   c->peer = PeerAddress(fd);
   RpcCaller caller{c->peer};
-  timeval tv{kIdleTimeout.count(), 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  SetSendTimeout(fd, kIdleTimeout);
   SetNoDelay(fd);
   XDR xdrs;
   xdrrec_create(&xdrs, kRecordBufferSize, kRecordBufferSize, c, ReadRecord, WriteRecord);

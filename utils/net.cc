@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/time.h>
 
 #include <cerrno>
 #include <cstring>
@@ -199,6 +200,23 @@ bool IsWildcardOrLoopback(const std::string& host) {
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+namespace {
+timeval ToTimeval(std::chrono::microseconds t) {
+  return timeval{static_cast<time_t>(t.count() / 1000000),
+                 static_cast<suseconds_t>(t.count() % 1000000)};
+}
+}  // namespace
+
+void SetRecvTimeout(int fd, std::chrono::microseconds t) {
+  timeval tv = ToTimeval(t);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+void SetSendTimeout(int fd, std::chrono::microseconds t) {
+  timeval tv = ToTimeval(t);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
 void SetKeepalive(int fd, int idle_s, int interval_s, int count) {

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -45,6 +46,9 @@ bool IsWildcardOrLoopback(const std::string& host);
 // TCP_NODELAY and SO_KEEPALIVE with the given idle/interval/count.
 void SetNoDelay(int fd);
 void SetKeepalive(int fd, int idle_s, int interval_s, int count);
+// Bounds every recv / send on fd by t (0 = no bound): SO_RCVTIMEO / SO_SNDTIMEO.
+void SetRecvTimeout(int fd, std::chrono::microseconds t);
+void SetSendTimeout(int fd, std::chrono::microseconds t);
 
 // Writes the whole buffer, retrying on EINTR and short writes.
 Status WriteAll(int fd, const void* buf, size_t len);
