@@ -419,6 +419,15 @@ Expected<BackstoreRecord> BackstoreRegistry::BeginMap(const std::string& type,
                                       (e.record.device.empty() ? "a client" : e.record.device));
     if (e.record.status == kStatusMapping)
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by another client");
+    // Its client may still hold the device and reconnect (nbd-clid does):
+    // a second client would write the same disk, and a failed map here
+    // would end in an unmap that drops this guard.
+    if (e.record.status == kStatusDead)
+      return Status::Error(EBUSY, "backstore " + name + " is dead on " +
+                                      (e.record.device.empty() ? "a client" : e.record.device) +
+                                      ": its client may still hold it and reconnect; unmap it "
+                                      "first (nbd-cli " + e.record.type + " unmap " +
+                                      e.record.key + ")");
     e.record.status = kStatusMapping;
     e.record.device.clear();
     e.mapping_since = MonotonicSeconds();

@@ -89,6 +89,11 @@ stop_runner() {
   [ $rc -eq 0 ] || fail "nbd-runner exited with status $rc"
 }
 
+# rpc_call PROC STRING...: one ONC RPC call to this test's runner with
+# string arguments (what nbd-cli sends, without nbd-cli's own checks);
+# prints "status ERRNO MESSAGE". PROC: 5 map, 6 mapped, 7 unmap, ...
+rpc_call() { python3 "$NBDR_SRC/tests/integration/onc_rpc.py" "$RPC_PORT" "$@"; }
+
 # cli ARGS...: nbd-cli against this test's runner.
 cli() { "$CLI" "$@" host "$RPC"; }
 

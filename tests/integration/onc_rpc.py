@@ -32,3 +32,18 @@ def call(port, proc, args, host="127.0.0.1", xid=1):
     accept = struct.unpack(">I", data[20 + vlen:24 + vlen])[0]
     assert accept == 0, "RPC accept status %d" % accept
     return data[24 + vlen:]
+
+
+def status_reply(data):
+    """(status, message) of a reply that starts with them (every nbdr_*_reply)."""
+    status = struct.unpack(">i", data[:4])[0]
+    n = struct.unpack(">I", data[4:8])[0]
+    return status, data[8:8 + n].decode()
+
+
+if __name__ == "__main__":
+    # python3 onc_rpc.py PORT PROC STRING...: calls PROC with the strings as
+    # its arguments and prints "status N MESSAGE".
+    import sys
+    reply = call(int(sys.argv[1]), int(sys.argv[2]), b"".join(xdr_string(a) for a in sys.argv[3:]))
+    print("status %d %s" % status_reply(reply))

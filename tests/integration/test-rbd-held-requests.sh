@@ -108,14 +108,7 @@ kill -STOP "$OSD"
 DELETER=$!
 for _ in $(seq 100); do grep -q "\[rpc\] delete from" "$T/log/nbd-runner.log" && break; sleep 0.1; done
 sleep 1
-python3 - "$RPC_PORT" "$(bs_key gone)" >"$T/map.out" 2>&1 <<'PY' || true
-import os, struct, sys
-sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
-from onc_rpc import call, xdr_string
-r = call(int(sys.argv[1]), 5, xdr_string("rbd") + xdr_string(sys.argv[2]))
-n = struct.unpack(">I", r[4:8])[0]
-print("status", struct.unpack(">i", r[:4])[0], r[8:8 + n].decode())
-PY
+rpc_call 5 rbd "$(bs_key gone)" >"$T/map.out" 2>&1 || true
 kill -CONT "$OSD"
 cat "$T/map.out"
 grep -q "^status 16 .*is being created or deleted" "$T/map.out" || fail "a map during a delete was not refused as busy"

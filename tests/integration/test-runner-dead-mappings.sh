@@ -22,3 +22,11 @@ grep -q 'was mapped on /dev/nbd3 when the runner stopped' "$T/log/nbd-runner.log
 pass "a backstore mapped at shutdown is dead after restart, listed and persisted as such"
 expect_fail 1 "is dead on /dev/nbd3; unmap it first" cli file delete m.img
 pass "delete of a dead backstore is refused: its client may still hold the device"
+# A map from another client (NBDR_MAP, as nbd-cli map sends it) is refused
+# too, and the record stays dead on its device.
+rpc_call 5 file m.img >"$T/map.out" 2>&1 || true
+cat "$T/map.out"
+grep -q "^status 16 backstore file/m.img is dead on /dev/nbd3: its client may still hold it" "$T/map.out" ||
+  fail "a map of a dead backstore was not refused"
+cli --json file info m.img | grep -q '"device": "/dev/nbd3"' || fail "the dead record lost its device"
+pass "a map of a dead backstore by another client is refused; the record keeps its device"
