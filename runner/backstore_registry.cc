@@ -485,18 +485,28 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name) {
   auto parsed = ParseExportName(export_name);
   if (!parsed) return parsed.status();
-  MutexLock ol(&open_mu_);
   BackstoreRecord record;
   {
     MutexLock l(&mu_);
-    auto it = entries_.find(export_name);
-    if (it == entries_.end() || it->second.busy)
-      return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
-    if (auto open = it->second.open.lock()) return open;
-    record = it->second.record;
-    // Until the open is recorded below, Delete and re-import refuse: the
-    // entry, and the object it names, stay as they are.
-    it->second.opening++;
+    for (;;) {
+      auto it = entries_.find(export_name);
+      if (it == entries_.end() || it->second.busy)
+        return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+      if (auto open = it->second.open.lock()) return open;
+      if (it->second.opening == 0) {
+        record = it->second.record;
+        // Until the open is recorded below, Delete and re-import refuse:
+        // the entry, and the object it names, stay as they are.
+        it->second.opening++;
+        break;
+      }
+      // Another client is opening this export: share what it opens (or,
+      // if that fails, try again). Opens of other exports go on meanwhile.
+      l.Wait(&open_done_, [&] {
+        auto again = entries_.find(export_name);
+        return again == entries_.end() || again->second.opening == 0;
+      });
+    }
   }
   auto opened = OpenBackend(export_name, record);
   MutexLock l(&mu_);
@@ -505,6 +515,7 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     it->second.opening--;
     if (opened) it->second.open = *opened;
   }
+  open_done_.notify_all();
   return opened;
 }
 

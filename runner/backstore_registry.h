@@ -7,7 +7,7 @@
 // serving is shared by every connection to that backstore (so
 // CAN_MULTI_CONN is honest) and closed when the last one lets go.
 //
-// Thread-safe. Lock order: save_mu_, then open_mu_, then mu_.
+// Thread-safe. Lock order: save_mu_, then mu_.
 #pragma once
 
 #include <condition_variable>
@@ -100,8 +100,10 @@ class BackstoreRegistry {
   void NoteConnectionLost(const std::string& export_name) EXCLUDES(mu_, save_mu_);
 
   // Opens (or shares the already open) export for an NBD client.
+  // Opens of different exports run at once; a second client of an export
+  // being opened waits for that open and shares it.
   Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name)
-      EXCLUDES(mu_, open_mu_);
+      EXCLUDES(mu_);
   // Number of exports open right now.
   size_t OpenCount() const EXCLUDES(mu_);
 
@@ -125,7 +127,7 @@ class BackstoreRegistry {
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not in saveconfig.json yet
-    int opening = 0;  // OpenForServing calls opening it; Delete and re-import wait
+    int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse
     std::weak_ptr<OpenExport> open;
   };
   Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);
@@ -145,8 +147,8 @@ class BackstoreRegistry {
   int mapping_timeout_s_ = 60;  // set before serving
 
   Mutex save_mu_;  // serialises saveconfig.json writes
-  Mutex open_mu_;  // serialises handler open calls
   mutable Mutex mu_;
+  std::condition_variable open_done_;  // an OpenForServing call finished
   std::map<std::string, Entry> entries_ GUARDED_BY(mu_);  // by export name
 };
 

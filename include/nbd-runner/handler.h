@@ -175,7 +175,8 @@ struct nbdr_handler {
                 char *err, size_t errlen);
   /* Removes the backing object. ENOENT when it does not exist. */
   int (*remove)(void *state, const char *key, char *err, size_t errlen);
-  /* Opens key for serving; fills info and *export. May block. */
+  /* Opens key for serving; fills info and *export. May block; called
+   * concurrently for different keys, never twice at once for one key. */
   int (*open)(void *state, const char *key, int readonly, struct nbdr_export_info *info,
               void **export_handle, char *err, size_t errlen);
   /* Closes an export. The runner calls it only when no request is in

@@ -7,7 +7,8 @@
 #   the connection stays up;
 # - while a client's handshake is opening an image, a delete of that
 #   backstore is refused (it would remove the image the client is about to
-#   write to) and the image and its record stay;
+#   write to) and the image and its record stay, and clients of other
+#   backstores are served meanwhile;
 # - while a delete waits on the cluster, a map of that backstore is refused
 #   as busy (not "does not exist"), and the delete then completes.
 source "$(dirname "$0")/functions.sh"
@@ -74,6 +75,7 @@ pass "a connection with nothing in flight is still closed after ${IDLE} s"
 # image now, so the next handshake opens it, and the frozen OSD keeps that
 # open waiting.
 for _ in $(seq 50); do rbd -c "$CEPH_CONF" status "$(bs_key held)" | grep -q watcher= || break; sleep 0.1; done
+cli file create aside.img size 1M >/dev/null
 kill -STOP "$OSD"
 marks=$(grep -c 'NBD_OPT_STRUCTURED_REPLY' "$T/log/nbd-runner.log" || true)
 timeout 60 nbdsh -u "$URI" -c "
@@ -88,7 +90,13 @@ done
 sleep 1  # the client's next option, NBD_OPT_GO, is now waiting on the open
 rc=0
 timeout 20 "$CLI" rbd delete "$(bs_key held)" host "$RPC" >"$T/del.out" 2>"$T/del.err" || rc=$?
+# Meanwhile a client of another backstore (a file one) is served at once.
+frc=0
+timeout 10 qemu-io -f raw -c 'write -P 0x21 0 64k' -c 'read -P 0x21 0 64k' "$NBD/file/aside.img" \
+  >"$T/aside" 2>&1 || frc=$?
 kill -CONT "$OSD"
+[ $frc -eq 0 ] && ! grep -q failed "$T/aside" ||
+  { cat "$T/aside"; fail "a file client waited for the rbd open held by the cluster (rc $frc)"; }
 cat "$T/del.err"
 [ $rc -ne 124 ] || fail "the delete waited on the frozen cluster instead of refusing"
 [ $rc -ne 0 ] || fail "a backstore being opened by a client was deleted"
@@ -98,7 +106,7 @@ cat "$T/opener"
 grep -q 'served, right data: True' "$T/opener" || fail "the client that was opening the image was not served"
 rbd -c "$CEPH_CONF" info "$(bs_key held)" >/dev/null 2>&1 || fail "the image is gone"
 cli rbd info "$(bs_key held)" >/dev/null || fail "the backstore's record is gone"
-pass "a delete during a client's open is refused (exit $rc) and the client is served its data"
+pass "a delete during a client's open is refused (exit $rc), a file client is served meanwhile, and the client is served its data"
 
 # 3. A map (NBDR_MAP, as nbd-cli map sends it) while a delete waits on the
 # cluster: refused as busy, not "does not exist"; the delete then finishes.
