@@ -358,9 +358,10 @@ int64_t MonotonicSeconds() {
 bool BackstoreRegistry::ExpireMappingsLocked() {
   int64_t now = MonotonicSeconds();
   bool changed = false;
+  const int timeout = mapping_timeout_s_;
   for (auto& [name, e] : entries_) {
-    if (e.record.status == kStatusMapping && now - e.mapping_since >= mapping_timeout_s_) {
-      LOG_WARN(name, "mapping not confirmed within %d s; back to created", mapping_timeout_s_);
+    if (e.record.status == kStatusMapping && now - e.mapping_since >= timeout) {
+      LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
       e.record.status = kStatusCreated;
       e.record.device.clear();
       changed = true;

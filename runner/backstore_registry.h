@@ -10,6 +10,7 @@
 // Thread-safe. Lock order: save_mu_, then mu_.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -144,7 +145,7 @@ class BackstoreRegistry {
 
   const HandlerSet* const handlers_;
   const std::string path_;
-  int mapping_timeout_s_ = 60;  // set before serving
+  std::atomic<int> mapping_timeout_s_{60};  // SIGHUP may change it while RPCs run
 
   Mutex save_mu_;  // serialises saveconfig.json writes
   mutable Mutex mu_;

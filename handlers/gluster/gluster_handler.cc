@@ -482,8 +482,13 @@ int GlusterIdentify(void* state, const char* key, char* buf, size_t buflen, char
 
 void GlusterClose(void* export_handle) {
   auto* e = static_cast<GlusterExport*>(export_handle);
+  // glfs_close flushes what write-behind still holds; a failure there is
+  // data the client wrote but never flushed, and nobody is left to tell.
+  errno = 0;
   if (glfs_close(e->fd) < 0)
-    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(Errno()));
+    handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
+                      "close: %s; writes the client did not flush may be lost",
+                      strerror(Errno()));
   glfs_close(e->seek_fd);
   delete e;
 }
