@@ -40,20 +40,46 @@ std::string RunnerStatus(RunnerClient* client, const MappingRecord& m) {
   return r->backstore.backstore_val[0].status;
 }
 
+// How long nbd-clid waits for one runner's reply: one hung runner must not
+// hold up the devices of the others past their dead-connection timeout.
+constexpr int kCallTimeoutS = 10;
+
+// Reconnect's answer when the mapping is no longer this device's to
+// reconnect: the backstore was unmapped, or another client mapped it, or
+// the device now holds something else.
+constexpr int kNotOurs = ESTALE;
+
 Status Reconnect(RunnerClient* client, const MappingRecord& m, int index) {
+  std::string export_name = MakeExportName(m.type, m.key);
+  std::string backend = BackendIdFor(m.runner, export_name);
+  if (std::string held = NbdBackend(index); held != backend)
+    return Status::Error(kNotOurs, m.device + " now holds " +
+                                       (held.empty() ? "nothing" : "'" + held + "'"));
   nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
   RpcResult<nbdr_info_reply> info(NBDR_INFO);
   if (Status s = client->Call(NBDR_INFO, &a, info.get()); !s.ok()) return s;
   info.set_filled();
+  if (info->status == ENOENT) return Status::Error(kNotOurs, info->message);
   if (info->status != 0) return Status::Error(info->status, info->message);
-  std::string export_name = MakeExportName(m.type, m.key);
+  // Only a mapping the runner still gives to this device is reconnected:
+  // dead (the runner restarted or every connection dropped) or mapped
+  // (some of its connections dropped). Anything else means it was unmapped
+  // or another client has it now, and reattaching would put two writers
+  // on one disk.
+  const nbdr_backstore& b = info->backstore.backstore_val[0];
+  std::string status = b.status;
+  if ((status != "dead" && status != "mapped") || m.device != b.device)
+    return Status::Error(kNotOurs, export_name + " is " + status +
+                                       (*b.device ? std::string(" on ") + b.device : "") +
+                                       " on the runner");
   auto socks = ConnectExportSockets(IoHostFor(*client, info->io.host),
                                     static_cast<uint16_t>(info->io.port), export_name,
                                     m.connections > 0 ? m.connections : 1);
   if (!socks) return socks.status();
   std::vector<int> fds;
   for (auto& f : socks->fds) fds.push_back(f.get());
-  if (Status s = NbdReconfigure(index, fds, BackendIdFor(m.runner, export_name)); !s.ok()) return s;
+  if (Status s = NbdReconfigure(index, fds, backend); !s.ok()) return s;
+  if (status == "mapped") return Status();  // the runner's record is already right
   nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
                       const_cast<char*>(m.device.c_str())};
   RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
@@ -129,6 +155,7 @@ int main(int argc, char** argv) {
       auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
       if (!hp) continue;
       auto client = RunnerClient::Connect(*hp, 3);
+      if (client) client->set_call_timeout(kCallTimeoutS);
       if (!client) {
         if (link_dead.count(index))
           LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
@@ -140,6 +167,13 @@ int main(int argc, char** argv) {
         LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
                  m.key.c_str(), m.runner.c_str());
         link_dead.erase(index);
+      } else if (s.code() == kNotOurs) {
+        LOG_ERROR("clid", "%s: no longer reconnecting %s/%s at %s (%s); forgetting it",
+                  m.device.c_str(), m.type.c_str(), m.key.c_str(), m.runner.c_str(),
+                  s.message().c_str());
+        link_dead.erase(index);
+        if (Status f = ForgetMapping(m.device); !f.ok())
+          LOG_ERROR("clid", "%s", f.message().c_str());
       } else {
         LOG_WARN("clid", "%s: reconnect failed, will retry: %s", m.device.c_str(),
                  s.message().c_str());

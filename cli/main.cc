@@ -508,7 +508,8 @@ int PrintUnmapped(const std::string& device, const std::string& name, const std:
 int DoUnmap(Command c) {
   if (geteuid() != 0) return Error(kExitFailed, EPERM, "unmap needs root");
   int index = ParseNbdDevice(c.key);
-  if (index >= 0) {
+  const bool by_device = index >= 0;
+  if (by_device) {
     std::string backend = NbdBackend(index);
     HostPort runner;
     std::string type, key;
@@ -525,6 +526,23 @@ int DoUnmap(Command c) {
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
   }
   auto client = ConnectOrFail(c);
+  if (!client && by_device) {
+    // The device is this host's to release even when its runner is gone;
+    // the runner's record is cleared later with unmap KEY (it is dead by
+    // then, and nothing here holds it).
+    std::string device = "/dev/nbd" + std::to_string(index);
+    if (Status s = NbdDisconnect(index); !s.ok())
+      return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
+    if (Status s = ForgetMapping(device); !s.ok())
+      fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
+    std::string host = c.host.host.find(':') == std::string::npos ? c.host.host
+                                                                   : "[" + c.host.host + "]";
+    return Error(kExitUnreachable, client.status().code(),
+                 device + " disconnected, but its runner could not be told (" +
+                     client.status().message() + "); once it is back, 'nbd-cli " + c.type +
+                     " unmap " + c.key + " host " + host + ":" + std::to_string(c.host.port) +
+                     "' clears its record");
+  }
   if (!client) return CallFailed(client.status());
   if (index < 0) {
     nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
@@ -563,13 +581,29 @@ int DoUnmap(Command c) {
     }
   }
   std::string device = "/dev/nbd" + std::to_string(index);
+  std::string name = MakeExportName(c.type, c.key);
   if (Status s = NbdDisconnect(index); !s.ok())
     return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
   if (Status s = ForgetMapping(device); !s.ok())
     fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
+  if (by_device) {
+    // This device held the backstore, but the runner's record may be
+    // another client's by now (this host lost it while dead): leave that.
+    nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+    RpcResult<nbdr_info_reply> r(NBDR_INFO);
+    if (client->Call(NBDR_INFO, &a, r.get()).ok()) {
+      r.set_filled();
+      if (r->status == 0 && device != r->backstore.backstore_val[0].device) {
+        const nbdr_backstore& b = r->backstore.backstore_val[0];
+        return PrintUnmapped(device, name,
+                             "disconnected " + device + "; the runner's record of " + name + " (" +
+                                 b.status + (*b.device ? std::string(" on ") + b.device : "") +
+                                 ") is another client's, left as it is");
+      }
+    }
+  }
   if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
     return Error(kExitFailed, s.code(), device + " disconnected, but the runner: " + s.message());
-  std::string name = MakeExportName(c.type, c.key);
   return PrintUnmapped(device, name, "unmapped " + device + " (" + name + ")");
 }
 

@@ -32,6 +32,9 @@ class RunnerClient {
   // (release it with xdr_free(proc's result routine, result)).
   Status Call(uint32_t proc, void* args, void* result);
 
+  // How long Call waits for a reply (default kDefaultCallTimeoutS).
+  void set_call_timeout(int seconds) { timeout_s_ = seconds; }
+
   // "host:port" as given, and the address we are connected to.
   const std::string& target() const { return target_; }
   const std::string& connected_host() const { return where_.host; }
