@@ -393,7 +393,9 @@ int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
   errno = 0;
   if (glfs_lstat(t.vol->fs, path.c_str(), &st) < 0)
     return PathError("stat", volname, path, err, errlen);
-  if (!S_ISREG(st.st_mode)) {
+  // A symlink key (served through its target) is removed as the link,
+  // as the file handler does: the file it points to stays.
+  if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
     SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
     return EINVAL;
   }
@@ -465,7 +467,8 @@ int GlusterIdentify(void* state, const char* key, char* buf, size_t buflen, char
   }
   struct stat st;
   errno = 0;
-  glfs_object_t* obj = glfs_h_lookupat(t.vol->fs, nullptr, t.path.c_str(), &st, 0);
+  // Follows symlinks, as open does: the identity is the file served.
+  glfs_object_t* obj = glfs_h_lookupat(t.vol->fs, nullptr, t.path.c_str(), &st, 1);
   if (!obj) return PathError("look up", t.volname, t.path, err, errlen);
   unsigned char gfid[GFAPI_HANDLE_LENGTH];
   int n = glfs_h_extract_handle(obj, gfid, sizeof gfid);
