@@ -43,7 +43,7 @@ const char kUsage[] =
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT]]\n"
-    "  nbd-cli TYPE unmap </dev/nbdX|KEY> [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE unmap </dev/nbdX|KEY [force]> [host HOST[:PORT]]\n"
     "  nbd-cli TYPE help\n"
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
@@ -73,7 +73,7 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
          " [connections N] [host HOST[:PORT]]\n"
-         "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " unmap </dev/nbdX|KEY [force]> [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
 }
 
@@ -146,6 +146,8 @@ struct Command {
   uint64_t timeout_s = 30;
   uint64_t dead_timeout_s = 0;
   int connections = 1;
+  // unmap KEY force: clear the runner's record even when it looks live
+  bool force = false;
 };
 
 std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
@@ -564,20 +566,25 @@ int DoUnmap(Command c) {
     std::string held_type, held_key;
     if (!ParseBackendId(held, &held_runner, &held_type, &held_key) || held_type != c.type ||
         held_key != c.key) {
-      if (!held.empty() || NbdConnected(index))
+      bool here = !held.empty() || NbdConnected(index);
+      if (here && !c.force)
         return Error(kExitFailed, EBUSY,
                      "the runner records " + name + " on " + device + ", but " + device +
                          " on this host holds " + (held.empty() ? "another client's disk" : held) +
                          "; unmap it on the host that mapped it");
-      if (std::string(b.status) != "dead")
+      if (std::string(b.status) != "dead" && !c.force)
         return Error(kExitFailed, EBUSY,
                      name + " is " + b.status + " on " + device + " of another host (" + device +
-                         " is not connected here); unmap it on that host");
-      // Dead, and nothing of it here: only the runner's record is left.
+                         " is not connected here); unmap it on that host, or, if no host holds "
+                         "it any more, add 'force'");
+      // Nothing of it here: only the runner's record is cleared.
       if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
         return Error(kExitFailed, s.code(), s.message());
-      return PrintUnmapped(device, name, "cleared the dead mapping of " + name + " (" + device +
-                                             " is not connected on this host)");
+      return PrintUnmapped(device, name,
+                           std::string(c.force ? "forced: cleared the " : "cleared the ") +
+                               b.status + " mapping of " + name + " (" + device + " " +
+                               (here ? "here holds something else" : "is not connected here") +
+                               "; nothing disconnected)");
     }
   }
   std::string device = "/dev/nbd" + std::to_string(index);
@@ -648,6 +655,8 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
     } else if ((c->verb == "create" || c->verb == "import") && w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
+    } else if (c->verb == "unmap" && w == "force" && ParseNbdDevice(c->key) < 0) {
+      c->force = true;
     } else if (c->verb == "create" && w == "prealloc") {
       c->prealloc = true;
     } else if ((c->verb == "create" || c->verb == "import") && w == "readonly") {
