@@ -69,6 +69,21 @@ start_runner() {
   NBD="nbd://127.0.0.1:$IO_PORT"
 }
 
+# seed_saveconfig MAPPED_KEY DEVICE CREATED_KEY: before start_runner, the
+# state a runner leaves when it stops with file backstore MAPPED_KEY mapped
+# on DEVICE and CREATED_KEY only created (1 MiB files under $T/files).
+seed_saveconfig() {
+  mkdir -p "$T/state" "$T/files"
+  truncate -s 1M "$T/files/$1" "$T/files/$3"
+  cat >"$T/state/saveconfig.json" <<JSON
+{"version": 1, "backstores": [
+  {"type": "file", "key": "$1", "size": 1048576, "status": "mapped", "device": "$2",
+   "map_time": "2026-11-22T10:00:00Z", "create_time": "2026-11-22T09:00:00Z"},
+  {"type": "file", "key": "$3", "size": 1048576, "status": "created",
+   "create_time": "2026-11-22T09:00:00Z"}]}
+JSON
+}
+
 # stop_runner: SIGTERM and wait; fails the test if the runner does not
 # exit cleanly within 30 s.
 stop_runner() {

@@ -4,15 +4,7 @@
 # way, and refuse a plain delete while a client may still hold them.
 source "$(dirname "$0")/functions.sh"
 
-mkdir -p "$T/state" "$T/files"
-truncate -s 1M "$T/files/m.img" "$T/files/c.img"
-cat >"$T/state/saveconfig.json" <<'JSON'
-{"version": 1, "backstores": [
-  {"type": "file", "key": "m.img", "size": 1048576, "status": "mapped", "device": "/dev/nbd3",
-   "map_time": "2026-11-22T10:00:00Z", "create_time": "2026-11-22T09:00:00Z"},
-  {"type": "file", "key": "c.img", "size": 1048576, "status": "created",
-   "create_time": "2026-11-22T09:00:00Z"}]}
-JSON
+seed_saveconfig m.img /dev/nbd3 c.img
 start_runner
 cli --json file info m.img | grep -q '"status": "dead"' || fail "mapped backstore not dead after restart"
 cli --json file info c.img | grep -q '"status": "created"' || fail "created backstore changed"

@@ -16,15 +16,7 @@ requires qemu-io
 # Two records as another host would leave them: stale.img dead on
 # /dev/nbd5 (it was mapped when the runner stopped), live.img mapped on
 # /dev/nbd6 (confirmed below over RPC, as that host's nbd-cli does).
-mkdir -p "$T/state" "$T/files"
-truncate -s 1M "$T/files/stale.img" "$T/files/live.img"
-cat >"$T/state/saveconfig.json" <<'JSON'
-{"version": 1, "backstores": [
-  {"type": "file", "key": "stale.img", "size": 1048576, "status": "mapped", "device": "/dev/nbd5",
-   "map_time": "2026-11-22T10:00:00Z", "create_time": "2026-11-22T09:00:00Z"},
-  {"type": "file", "key": "live.img", "size": 1048576, "status": "created",
-   "create_time": "2026-11-22T09:00:00Z"}]}
-JSON
+seed_saveconfig stale.img /dev/nbd5 live.img
 start_runner
 rpc_call 5 file live.img | grep -q "^status 0 " && rpc_call 6 file live.img /dev/nbd6 | grep -q "^status 0 " ||
   fail "recording live.img as mapped on another host's /dev/nbd6"
