@@ -360,7 +360,11 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
   bool changed = false;
   const int timeout = mapping_timeout_s_;
   for (auto& [name, e] : entries_) {
-    if (e.record.status == kStatusMapping && now - e.mapping_since >= timeout) {
+    // A client that connected its device and then died before NBDR_MAPPED
+    // leaves a live device: while it has NBD connections the map stays
+    // (no second client may map it), and expires once they are gone.
+    if (e.record.status == kStatusMapping && now - e.mapping_since >= timeout &&
+        e.open.expired() && e.opening == 0) {
       LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
       e.record.status = kStatusCreated;
       e.record.device.clear();

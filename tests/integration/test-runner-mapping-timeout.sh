@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Test that a map whose client never confirms it (it crashed between
 # NBDR_MAP and NBDR_MAPPED) falls back to created after --mapping-timeout,
-# and that the backstore can be used again.
+# but not while NBD connections serve it (a client that connected its
+# device and died before confirming leaves a live device), and that the
+# backstore can be used again.
 source "$(dirname "$0")/functions.sh"
 requires python3
 
@@ -18,6 +20,21 @@ cli --json file info half.img | grep -q '"status": "mapping"' || fail "not in ma
 grep -q '"status": "mapping"' "$T/state/saveconfig.json" || fail "mapping state not persisted"
 pass "a started map is recorded as 'mapping'"
 expect_fail 1 "is being mapped by a client" cli file delete half.img
+# An NBD connection, as the dead client's kernel device keeps, open past
+# the timeout: the map stays; then it closes.
+python3 - "$IO_PORT" "$RPC_PORT" "$T" <<'PY' || fail "a mapping with a live NBD connection expired"
+import os, sys, time
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+from nbd_wire import Client
+from onc_rpc import call, status_reply, xdr_string
+c = Client(int(sys.argv[1])); c.negotiate("file/half.img")
+time.sleep(3.5)
+status, message = status_reply(call(int(sys.argv[2]), 5, xdr_string("file") + xdr_string("half.img")))
+print("a second map while the connection is open:", status, message)
+c.close()
+sys.exit(0 if status == 16 and "being mapped by another client" in message else 1)
+PY
+pass "a mapping whose NBD connection is still open does not expire; no other client may map it"
 sleep 3
 cli --json file info half.img | grep -q '"status": "created"' || fail "mapping did not time out"
 grep -q "mapping not confirmed within 2 s; back to created" "$T/log/nbd-runner.log" || fail "no log line"
