@@ -442,7 +442,12 @@ int DoMap(const Command& c) {
   kc.index = c.device_index;
   for (auto& s : socks) kc.sockets.push_back(s.get());
   kc.size = info.size;
-  kc.block_size = b.block_size;
+  // The kernel's logical block: the backstore's, or the server's minimum
+  // if that is larger; the nbd driver takes at most a page.
+  kc.block_size = std::max(b.block_size, info.min_block);
+  if (kc.block_size > 4096)
+    return abort_map(EINVAL, "the server needs " + std::to_string(info.min_block) +
+                                 "-byte blocks; the kernel's nbd driver takes at most 4096");
   kc.server_flags = info.transmission_flags | ((c.readonly || b.readonly) ? nbd::kFlagReadOnly : 0);
   kc.timeout_s = c.timeout_s;
   kc.dead_conn_timeout_s = c.dead_timeout_s;

@@ -48,22 +48,38 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
     std::vector<uint8_t> data(len);
     if (len)
       if (Status s = ReadAll(fd, data.data(), len); !s.ok()) return fail(s.message());
-    if (type == kRepAck) break;
+    if (type == kRepAck) {
+      if (len != 0) return fail("NBD_REP_ACK with data");
+      break;
+    }
     if (type & kRepErrBit) {
       std::string msg(data.begin(), data.end());
       return Status::Error(type == kRepErrUnknown ? ENOENT : EPROTO,
                            msg.empty() ? "the server refused export " + export_name : msg);
     }
-    if (type == kRepInfo && len >= 2) {
+    if (type == kRepInfo) {
+      if (len < 2) return fail("NBD_REP_INFO without a type");
       uint16_t kind = Get16(data.data());
-      if (kind == kInfoExport && len >= 12) {
+      if (kind == kInfoExport) {
+        if (len != 12) return fail("NBD_INFO_EXPORT of " + std::to_string(len) + " bytes, not 12");
         info.size = Get64(data.data() + 2);
         info.transmission_flags = Get16(data.data() + 10);
+        if (!(info.transmission_flags & kFlagHasFlags))
+          return fail("transmission flags without NBD_FLAG_HAS_FLAGS");
         have_export = true;
-      } else if (kind == kInfoBlockSize && len >= 14) {
+      } else if (kind == kInfoBlockSize) {
+        if (len != 14)
+          return fail("NBD_INFO_BLOCK_SIZE of " + std::to_string(len) + " bytes, not 14");
         info.min_block = Get32(data.data() + 2);
         info.preferred_block = Get32(data.data() + 6);
         info.max_payload = Get32(data.data() + 10);
+        auto power_of_two = [](uint32_t v) { return v && !(v & (v - 1)); };
+        if (!power_of_two(info.min_block) || info.min_block > 65536 ||
+            !power_of_two(info.preferred_block) || info.preferred_block < info.min_block ||
+            info.max_payload < info.preferred_block)
+          return fail("impossible block sizes " + std::to_string(info.min_block) + "/" +
+                      std::to_string(info.preferred_block) + "/" +
+                      std::to_string(info.max_payload));
       }
     }
   }
@@ -83,7 +99,15 @@ Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t p
                                                    fd.status().message());
     auto hs = NbdClientHandshake(fd->get(), export_name);
     if (!hs) return hs.status();
-    if (i == 0) out.info = *hs;
+    if (i == 0) {
+      out.info = *hs;
+    } else if (hs->size != out.info.size ||
+               hs->transmission_flags != out.info.transmission_flags ||
+               hs->min_block != out.info.min_block) {
+      return Status::Error(EPROTO, "NBD connection " + std::to_string(i + 1) + " to " +
+                                       export_name + " saw another size or other flags than "
+                                       "the first (the export changed while connecting)");
+    }
     out.fds.push_back(std::move(*fd));
   }
   if (count > 1 && !(out.info.transmission_flags & kFlagCanMultiConn))
