@@ -172,7 +172,7 @@ int main(int argc, char** argv) {
                   m.device.c_str(), m.type.c_str(), m.key.c_str(), m.runner.c_str(),
                   s.message().c_str());
         link_dead.erase(index);
-        if (Status f = ForgetMapping(m.device); !f.ok())
+        if (Status f = ForgetMapping(m); !f.ok())
           LOG_ERROR("clid", "%s", f.message().c_str());
       } else {
         LOG_WARN("clid", "%s: reconnect failed, will retry: %s", m.device.c_str(),

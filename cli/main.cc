@@ -547,8 +547,8 @@ int DoUnmap(Command c) {
     return Error(kExitUnreachable, client.status().code(),
                  device + " disconnected, but its runner could not be told (" +
                      client.status().message() + "); once it is back, 'nbd-cli " + c.type +
-                     " unmap " + c.key + " host " + host + ":" + std::to_string(c.host.port) +
-                     "' clears its record");
+                     " unmap " + c.key + " force host " + host + ":" +
+                     std::to_string(c.host.port) + "' clears its record");
   }
   if (!client) return CallFailed(client.status());
   if (index < 0) {
@@ -559,36 +559,43 @@ int DoUnmap(Command c) {
     if (r->status != 0) return Error(kExitFailed, r->status, r->message);
     const nbdr_backstore& b = r->backstore.backstore_val[0];
     std::string name = MakeExportName(c.type, c.key);
-    index = ParseNbdDevice(b.device);
-    if (index < 0)
-      return Error(kExitFailed, EINVAL,
-                   "backstore " + name + " is not mapped (status " + b.status + ")");
+    std::string status = b.status;
+    if (status == "created")
+      return Error(kExitFailed, EINVAL, "backstore " + name + " is not mapped (status created)");
     // The runner's record names a device of whichever host mapped it; only
-    // this host's device that holds this very backstore is disconnected.
-    std::string device = "/dev/nbd" + std::to_string(index);
-    std::string held = NbdBackend(index);
+    // this host's device that holds this very backstore of this runner is
+    // disconnected.
+    index = ParseNbdDevice(b.device);
+    std::string device = index >= 0 ? "/dev/nbd" + std::to_string(index) : "";
+    std::string held = index >= 0 ? NbdBackend(index) : "";
     HostPort held_runner;
     std::string held_type, held_key;
-    if (!ParseBackendId(held, &held_runner, &held_type, &held_key) || held_type != c.type ||
-        held_key != c.key) {
-      bool here = !held.empty() || NbdConnected(index);
+    bool ours = ParseBackendId(held, &held_runner, &held_type, &held_key) &&
+                held_type == c.type && held_key == c.key && held_runner.host == c.host.host &&
+                held_runner.port == c.host.port;
+    if (!ours) {
+      bool here = index >= 0 && (!held.empty() || NbdConnected(index));
       if (here && !c.force)
         return Error(kExitFailed, EBUSY,
                      "the runner records " + name + " on " + device + ", but " + device +
                          " on this host holds " + (held.empty() ? "another client's disk" : held) +
                          "; unmap it on the host that mapped it");
-      if (std::string(b.status) != "dead" && !c.force)
+      if (!c.force)
         return Error(kExitFailed, EBUSY,
-                     name + " is " + b.status + " on " + device + " of another host (" + device +
-                         " is not connected here); unmap it on that host, or, if no host holds "
-                         "it any more, add 'force'");
+                     name + " is " + status +
+                         (device.empty() ? " with no device recorded"
+                                         : " on " + device + " of another host (" + device +
+                                               " is not connected here)") +
+                         "; unmap it on the host that holds it, or, if no host does any more, "
+                         "add 'force'");
       // Nothing of it here: only the runner's record is cleared.
       if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
         return Error(kExitFailed, s.code(), s.message());
       return PrintUnmapped(device, name,
-                           std::string(c.force ? "forced: cleared the " : "cleared the ") +
-                               b.status + " mapping of " + name + " (" + device + " " +
-                               (here ? "here holds something else" : "is not connected here") +
+                           "forced: cleared the " + status + " mapping of " + name + " (" +
+                               (device.empty() ? "no device recorded"
+                                               : device + (here ? " here holds something else"
+                                                                : " is not connected here")) +
                                "; nothing disconnected)");
     }
   }

@@ -136,6 +136,14 @@ Status ForgetMapping(const std::string& device) {
   });
 }
 
+Status ForgetMapping(const MappingRecord& m) {
+  return Update([&](std::vector<MappingRecord>* v) {
+    std::erase_if(*v, [&](const MappingRecord& r) {
+      return r.device == m.device && r.runner == m.runner && r.type == m.type && r.key == m.key;
+    });
+  });
+}
+
 Expected<std::vector<MappingRecord>> LoadMappings() { return ParseLocked(MappingStatePath()); }
 
 }  // namespace nbdr

@@ -31,6 +31,9 @@ std::string MappingStatePath();
 Status RecordMapping(const MappingRecord& m);
 // Removes the record of device; a missing record is not an error.
 Status ForgetMapping(const std::string& device);
+// Removes m's record only if the device still holds that same mapping (a
+// newer map may have reused the device meanwhile).
+Status ForgetMapping(const MappingRecord& m);
 Expected<std::vector<MappingRecord>> LoadMappings();
 
 }  // namespace nbdr

@@ -76,7 +76,7 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
         auto power_of_two = [](uint32_t v) { return v && !(v & (v - 1)); };
         if (!power_of_two(info.min_block) || info.min_block > 65536 ||
             !power_of_two(info.preferred_block) || info.preferred_block < info.min_block ||
-            info.max_payload < info.preferred_block)
+            info.max_payload < info.min_block)
           return fail("impossible block sizes " + std::to_string(info.min_block) + "/" +
                       std::to_string(info.preferred_block) + "/" +
                       std::to_string(info.max_payload));

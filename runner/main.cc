@@ -151,7 +151,13 @@ class Detacher {
   static Expected<Detacher> Fork() {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) return PosixError("pipe");
-    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    // Above stdio, which Serving() points at /dev/null (a runner started
+    // with fds 0-2 closed would get the pipe there).
+    UniqueFd read_end(fcntl(fds[0], F_DUPFD_CLOEXEC, 3));
+    UniqueFd write_end(fcntl(fds[1], F_DUPFD_CLOEXEC, 3));
+    close(fds[0]);
+    close(fds[1]);
+    if (!read_end.valid() || !write_end.valid()) return PosixError("pipe");
     fflush(nullptr);
     pid_t child = fork();
     if (child < 0) return PosixError("fork");
@@ -160,10 +166,19 @@ class Detacher {
       return Detacher(std::move(write_end));
     }
     write_end.reset();
+    // Ctrl-C or a SIGTERM while waiting stops the start, not only this
+    // parent: the child, in its own session, is told to stop too.
+    static volatile sig_atomic_t stop_signal = 0;
+    struct sigaction sa{};
+    sa.sa_handler = [](int sig) { stop_signal = sig; };
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);  // no SA_RESTART
     char ready = 0;
     ssize_t n;
-    do n = read(read_end.get(), &ready, 1);
-    while (n < 0 && errno == EINTR);
+    for (;;) {
+      n = read(read_end.get(), &ready, 1);
+      if (n >= 0 || errno != EINTR) break;
+      if (stop_signal) kill(child, SIGTERM);
+    }
     if (n == 1) _exit(0);
     int status = 0;
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {

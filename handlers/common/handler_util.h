@@ -116,6 +116,7 @@ template <typename SeekFn>
 int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
   uint64_t pos = r->offset, end = r->offset + r->length < size ? r->offset + r->length : size;
   uint32_t n = 0;
+  int retries = 0;
   auto add = [&](uint64_t len, uint32_t flags) {
     r->extents[n].length = len;
     r->extents[n].flags = flags;
@@ -140,7 +141,11 @@ int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
     errno = 0;
     int64_t hole = seek(pos, SEEK_HOLE);
     if (hole < 0) return errno ? errno : EIO;
-    if (static_cast<uint64_t>(hole) <= pos) return EIO;  // data at pos ends after pos
+    if (static_cast<uint64_t>(hole) <= pos) {
+      // A trim between the two seeks made pos a hole: ask again.
+      if (++retries < 3) continue;
+      return EIO;
+    }
     add((static_cast<uint64_t>(hole) < end ? static_cast<uint64_t>(hole) : end) - pos, 0);
   }
   r->nr_extents = n;

@@ -22,3 +22,15 @@ grep -q "^status 16 backstore file/m.img is dead on /dev/nbd3: its client may st
   fail "a map of a dead backstore was not refused"
 cli --json file info m.img | grep -q '"device": "/dev/nbd3"' || fail "the dead record lost its device"
 pass "a map of a dead backstore by another client is refused; the record keeps its device"
+
+# A map that was never confirmed when the runner stopped comes back dead
+# with no device; unmap by key says so and clears it only with 'force'.
+rpc_call 5 file c.img | grep -q "^status 0 " || fail "map of c.img"
+stop_runner
+start_runner
+cli --json file info c.img | grep -q '"status": "dead"' || fail "an unconfirmed map is not dead after a restart"
+expect_fail 1 "file/c.img is dead with no device recorded; .*add 'force'" cli file unmap c.img
+cli file unmap c.img force | grep -q "forced: cleared the dead mapping of file/c.img (no device recorded" ||
+  fail "unmap force of a dead record without a device"
+cli --json file info c.img | grep -q '"status": "created"' || fail "the record was not cleared"
+pass "a dead record without a device is cleared by unmap KEY force (not without force)"

@@ -6,8 +6,8 @@
 # disconnects cleanly instead of hanging. Unmap by key touches this host's
 # device only when it holds that backstore: a record from another host (or
 # a stale one) naming a device that holds something else here is refused,
-# and a dead record whose device is not connected here is only cleared
-# ('force' clears a live-looking one, disconnecting nothing here).
+# and so is one whose device is not connected here, until 'force' clears
+# it (disconnecting nothing here).
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 requires qemu-io
@@ -72,7 +72,8 @@ ok foreign-device-still-serves dd if=/dev/nbd5 of=/dev/null bs=4k count=1 iflag=
 ok unmap-nbd5 nbd-cli file unmap /dev/nbd5 $H
 if nbd-cli file unmap live.img $H 2>/tmp/err; then r "FAIL live-elsewhere: cleared"; else grep -q "is mapped on /dev/nbd6 of another host" /tmp/err && r "ok live-elsewhere-refused" || r "FAIL live-elsewhere: \$(cat /tmp/err)"; fi
 nbd-cli file unmap live.img force $H >/tmp/out 2>&1 && grep -q "forced: cleared the mapped mapping of file/live.img (/dev/nbd6 is not connected here; nothing disconnected)" /tmp/out && r "ok live-elsewhere-forced" || r "FAIL live-elsewhere-forced: \$(cat /tmp/out)"
-nbd-cli file unmap stale.img $H >/tmp/out 2>/tmp/err && grep -q "cleared the dead mapping of file/stale.img" /tmp/out && r "ok stale-record-cleared" || r "FAIL stale-record: \$(cat /tmp/out /tmp/err)"
+if nbd-cli file unmap stale.img $H 2>/tmp/err; then r "FAIL stale-needs-force: cleared"; else grep -q "is dead on /dev/nbd5 of another host.*add 'force'" /tmp/err && r "ok stale-needs-force" || r "FAIL stale-needs-force: \$(cat /tmp/err)"; fi
+nbd-cli file unmap stale.img force $H >/tmp/out 2>/tmp/err && grep -q "forced: cleared the dead mapping of file/stale.img (/dev/nbd5 is not connected here" /tmp/out && r "ok stale-record-cleared" || r "FAIL stale-record: \$(cat /tmp/out /tmp/err)"
 
 # unmap while mounted: a clean disconnect, no hang
 ok mkfs mkfs.ext4 -q -F \$dev
