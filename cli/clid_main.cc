@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include "cli/host_identity.h"
 #include "cli/kernel_nbd.h"
 #include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
@@ -49,7 +50,8 @@ constexpr int kCallTimeoutS = 10;
 // the device now holds something else.
 constexpr int kNotOurs = ESTALE;
 
-Status Reconnect(RunnerClient* client, const MappingRecord& m, int index) {
+Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
+                 const std::string& host_id) {
   std::string export_name = MakeExportName(m.type, m.key);
   std::string backend = BackendIdFor(m.runner, export_name);
   if (std::string held = NbdBackend(index); held != backend)
@@ -61,16 +63,18 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index) {
   info.set_filled();
   if (info->status == ENOENT) return Status::Error(kNotOurs, info->message);
   if (info->status != 0) return Status::Error(info->status, info->message);
-  // Only a mapping the runner still gives to this device is reconnected:
-  // dead (the runner restarted or every connection dropped) or mapped
-  // (some of its connections dropped). Anything else means it was unmapped
-  // or another client has it now, and reattaching would put two writers
-  // on one disk.
+  // Only a mapping the runner still gives to this device of this host is
+  // reconnected: dead (the runner restarted or every connection dropped)
+  // or mapped (some of its connections dropped). Anything else means it
+  // was unmapped or another client has it now (perhaps on a device of the
+  // same name), and reattaching would put two writers on one disk.
   const nbdr_backstore& b = info->backstore.backstore_val[0];
   std::string status = b.status;
-  if ((status != "dead" && status != "mapped") || m.device != b.device)
+  bool this_host = !*b.client || b.client == host_id;  // none: recorded before clients were
+  if ((status != "dead" && status != "mapped") || m.device != b.device || !this_host)
     return Status::Error(kNotOurs, export_name + " is " + status +
                                        (*b.device ? std::string(" on ") + b.device : "") +
+                                       (*b.client ? std::string(" of ") + b.client : "") +
                                        " on the runner");
   auto socks = ConnectExportSockets(IoHostFor(*client, info->io.host),
                                     static_cast<uint16_t>(info->io.port), export_name,
@@ -81,7 +85,8 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index) {
   if (Status s = NbdReconfigure(index, fds, backend); !s.ok()) return s;
   if (status == "mapped") return Status();  // the runner's record is already right
   nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
-                      const_cast<char*>(m.device.c_str())};
+                      const_cast<char*>(m.device.c_str()), const_cast<char*>(host_id.c_str()),
+                      0};
   RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
   if (Status s = client->Call(NBDR_MAPPED, &ma, mr.get()); !s.ok()) return s;
   mr.set_filled();
@@ -133,7 +138,13 @@ int main(int argc, char** argv) {
   if (!listener)
     LOG_WARN("clid", "no LINK_DEAD events (%s); polling runners every %d s only",
              listener.status().message().c_str(), interval);
-  LOG_INFO("clid", "watching the mappings in %s", MappingStatePath().c_str());
+  auto host_id = ThisHostId();
+  if (!host_id) {
+    LOG_ERROR("clid", "%s", host_id.status().message().c_str());
+    return 1;
+  }
+  LOG_INFO("clid", "watching the mappings in %s as %s", MappingStatePath().c_str(),
+           host_id->c_str());
   std::set<int> link_dead;
   while (!g_stop) {
     pollfd pfd{listener ? listener->fd() : -1, POLLIN, 0};
@@ -162,7 +173,7 @@ int main(int argc, char** argv) {
         continue;
       }
       if (!link_dead.count(index) && RunnerStatus(&*client, m) != "dead") continue;
-      Status s = Reconnect(&*client, m, index);
+      Status s = Reconnect(&*client, m, index, *host_id);
       if (s.ok()) {
         LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
                  m.key.c_str(), m.runner.c_str());

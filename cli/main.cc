@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include "cli/host_identity.h"
 #include "cli/kernel_nbd.h"
 #include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
@@ -181,6 +182,7 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object_object_add(o, "prealloc", json_object_new_boolean(b.prealloc));
   json_object_object_add(o, "status", json_object_new_string(b.status));
   json_object_object_add(o, "device", json_object_new_string(b.device));
+  json_object_object_add(o, "client", json_object_new_string(b.client));
   json_object_object_add(o, "map_time", json_object_new_string(b.map_time));
   json_object_object_add(o, "create_time", json_object_new_string(b.create_time));
   json_object_object_add(o, "nbd_uri", json_object_new_string(uri.c_str()));
@@ -304,13 +306,14 @@ int DoList(const Command& c) {
   size_t w = 6;
   for (u_int i = 0; i < list.backstores_len; i++)
     w = std::max(w, strlen(list.backstores_val[i].key));
-  printf("%-*s  %12s  %-8s  %-4s  %-10s  %s\n", static_cast<int>(w), "KEY", "SIZE", "STATUS",
-         "MODE", "DEVICE", "KERNEL");
+  printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w), "KEY", "SIZE",
+         "STATUS", "MODE", "DEVICE", "KERNEL", "CLIENT");
   for (u_int i = 0; i < list.backstores_len; i++) {
     const nbdr_backstore& b = list.backstores_val[i];
-    printf("%-*s  %12s  %-8s  %-4s  %-10s  %s\n", static_cast<int>(w), b.key,
+    printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w), b.key,
            FormatSize(b.size).c_str(), b.status, b.readonly ? "ro" : "rw",
-           *b.device ? b.device : "-", KernelView(*client, b).c_str());
+           *b.device ? b.device : "-", KernelView(*client, b).c_str(),
+           *b.client ? b.client : "-");
   }
   return kExitOk;
 }
@@ -341,6 +344,7 @@ int DoInfo(const Command& c) {
   printf("prealloc:    %s\n", b.prealloc ? "yes" : "no");
   printf("status:      %s\n", b.status);
   printf("device:      %s\n", *b.device ? b.device : "-");
+  printf("client:      %s\n", *b.client ? b.client : "-");
   printf("mapped at:   %s\n", When(b.map_time).c_str());
   printf("created at:  %s\n", When(b.create_time).c_str());
   std::string object;
@@ -401,8 +405,19 @@ bool ParseBackendId(const std::string& id, HostPort* runner, std::string* type, 
   return true;
 }
 
-Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key) {
-  nbdr_key_args a{const_cast<char*>(type.c_str()), const_cast<char*>(key.c_str())};
+// What a runner's unmap may clear (see nbdr_unmap_args): the mapping a map
+// token began, or the one on device of host_id, or (all empty) any.
+struct UnmapOnly {
+  std::string device;
+  std::string host_id;
+  uint64_t token = 0;
+};
+
+Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key,
+                   const UnmapOnly& only) {
+  nbdr_unmap_args a{const_cast<char*>(type.c_str()), const_cast<char*>(key.c_str()),
+                    const_cast<char*>(only.device.c_str()), const_cast<char*>(only.host_id.c_str()),
+                    only.token};
   RpcResult<nbdr_status_reply> r(NBDR_UNMAP);
   if (Status s = client->Call(NBDR_UNMAP, &a, r.get()); !s.ok()) return s;
   r.set_filled();
@@ -415,10 +430,13 @@ int DoMap(const Command& c) {
     return Error(kExitFailed, EPERM,
                  "map needs root: handing sockets to the kernel takes CAP_SYS_ADMIN");
   if (Status s = EnsureNbdModule(); !s.ok()) return Error(kExitFailed, s.code(), s.message());
+  auto host_id = ThisHostId();
+  if (!host_id) return Error(kExitFailed, host_id.status().code(), host_id.status().message());
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
   std::string export_name = MakeExportName(c.type, c.key);
-  nbdr_map_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  nbdr_map_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str()),
+                  const_cast<char*>(host_id->c_str())};
   RpcResult<nbdr_map_reply> r(NBDR_MAP);
   if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) return CallFailed(s);
   r.set_filled();
@@ -426,9 +444,10 @@ int DoMap(const Command& c) {
   if (r->backstore.backstore_len != 1)
     return Error(kExitFailed, EPROTO, "runner sent a map reply without a backstore");
   const nbdr_backstore& b = r->backstore.backstore_val[0];
-  // Undo the runner's "mapping" state on any failure from here on.
+  // Undo the runner's "mapping" state on any failure from here on (only
+  // this map's: if it outlived the mapping timeout, another's is left).
   auto abort_map = [&](int err, const std::string& msg) {
-    Status u = RunnerUnmap(&*client, c.type, c.key);
+    Status u = RunnerUnmap(&*client, c.type, c.key, {"", "", r->map_token});
     return Error(kExitFailed, err, msg + (u.ok() ? "" : " (and resetting the runner failed: " +
                                                             u.message() + ")"));
   };
@@ -462,7 +481,8 @@ int DoMap(const Command& c) {
   socks.clear();  // the kernel holds its own references now
   std::string device = "/dev/nbd" + std::to_string(*index);
   nbdr_mapped_args ma{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str()),
-                      const_cast<char*>(device.c_str())};
+                      const_cast<char*>(device.c_str()), const_cast<char*>(host_id->c_str()),
+                      r->map_token};
   RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
   Status ms = client->Call(NBDR_MAPPED, &ma, mr.get());
   if (ms.ok()) {
@@ -535,8 +555,8 @@ int DoUnmap(Command c) {
   auto client = ConnectOrFail(c);
   if (!client && by_device) {
     // The device is this host's to release even when its runner is gone;
-    // the runner's record is cleared later with unmap KEY (it is dead by
-    // then, and nothing here holds it).
+    // the runner's record is cleared later with unmap KEY (it is this
+    // host's and dead by then, and nothing here holds it).
     std::string device = "/dev/nbd" + std::to_string(index);
     if (Status s = NbdDisconnect(index); !s.ok())
       return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
@@ -547,10 +567,12 @@ int DoUnmap(Command c) {
     return Error(kExitUnreachable, client.status().code(),
                  device + " disconnected, but its runner could not be told (" +
                      client.status().message() + "); once it is back, 'nbd-cli " + c.type +
-                     " unmap " + c.key + " force host " + host + ":" +
+                     " unmap " + c.key + " host " + host + ":" +
                      std::to_string(c.host.port) + "' clears its record");
   }
   if (!client) return CallFailed(client.status());
+  auto host_id = ThisHostId();
+  if (!host_id) return Error(kExitFailed, host_id.status().code(), host_id.status().message());
   if (index < 0) {
     nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
     RpcResult<nbdr_info_reply> r(NBDR_INFO);
@@ -575,27 +597,38 @@ int DoUnmap(Command c) {
                 held_runner.port == c.host.port;
     if (!ours) {
       bool here = index >= 0 && (!held.empty() || NbdConnected(index));
-      if (here && !c.force)
+      // This host's own record, whose device no longer holds the disk
+      // (disconnected, or reused after a reboot): nothing else can hold
+      // it, so it is cleared. A map still in progress is not.
+      bool stale_own = b.client == *host_id && status != "mapping";
+      std::string owner = *b.client ? std::string(b.client) : "another host";
+      if (here && !c.force && !stale_own)
         return Error(kExitFailed, EBUSY,
-                     "the runner records " + name + " on " + device + ", but " + device +
-                         " on this host holds " + (held.empty() ? "another client's disk" : held) +
+                     "the runner records " + name + " on " + device + " of " + owner + ", but " +
+                         device + " on this host holds " +
+                         (held.empty() ? "another client's disk" : held) +
                          "; unmap it on the host that mapped it");
-      if (!c.force)
+      if (!c.force && !stale_own)
         return Error(kExitFailed, EBUSY,
                      name + " is " + status +
-                         (device.empty() ? " with no device recorded"
-                                         : " on " + device + " of another host (" + device +
-                                               " is not connected here)") +
+                         (device.empty() ? " with no device recorded (mapped by " + owner + ")"
+                                         : " on " + device + " of " + owner +
+                                               (*b.client ? "" : " (" + device +
+                                                                     " is not connected here)")) +
                          "; unmap it on the host that holds it, or, if no host does any more, "
                          "add 'force'");
-      // Nothing of it here: only the runner's record is cleared.
-      if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
+      // Nothing of it here: only the runner's record is cleared (this
+      // host's own only while it still names this device).
+      UnmapOnly only;
+      if (stale_own && !c.force) only = {b.device, *host_id, 0};
+      if (Status s = RunnerUnmap(&*client, c.type, c.key, only); !s.ok())
         return Error(kExitFailed, s.code(), s.message());
+      std::string why = device.empty() ? "no device recorded"
+                                       : device + (here ? " here holds something else"
+                                                        : " is not connected here");
       return PrintUnmapped(device, name,
-                           "forced: cleared the " + status + " mapping of " + name + " (" +
-                               (device.empty() ? "no device recorded"
-                                               : device + (here ? " here holds something else"
-                                                                : " is not connected here")) +
+                           (stale_own && !c.force ? "cleared this host's stale " : "forced: cleared the ") +
+                               status + " mapping of " + name + " (" + why +
                                "; nothing disconnected)");
     }
   }
@@ -605,23 +638,13 @@ int DoUnmap(Command c) {
     return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
   if (Status s = ForgetMapping(device); !s.ok())
     fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
-  if (by_device) {
-    // This device held the backstore, but the runner's record may be
-    // another client's by now (this host lost it while dead): leave that.
-    nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
-    RpcResult<nbdr_info_reply> r(NBDR_INFO);
-    if (client->Call(NBDR_INFO, &a, r.get()).ok()) {
-      r.set_filled();
-      if (r->status == 0 && device != r->backstore.backstore_val[0].device) {
-        const nbdr_backstore& b = r->backstore.backstore_val[0];
-        return PrintUnmapped(device, name,
-                             "disconnected " + device + "; the runner's record of " + name + " (" +
-                                 b.status + (*b.device ? std::string(" on ") + b.device : "") +
-                                 ") is another client's, left as it is");
-      }
-    }
-  }
-  if (Status s = RunnerUnmap(&*client, c.type, c.key); !s.ok())
+  // The runner's record is cleared only while it is this device's of this
+  // host: this host may have lost the backstore while it was dead, and
+  // then it is another client's.
+  Status s = RunnerUnmap(&*client, c.type, c.key, {device, *host_id, 0});
+  if (s.code() == EBUSY || s.code() == EINVAL)
+    return PrintUnmapped(device, name, "disconnected " + device + "; " + s.message());
+  if (!s.ok())
     return Error(kExitFailed, s.code(), device + " disconnected, but the runner: " + s.message());
   return PrintUnmapped(device, name, "unmapped " + device + " (" + name + ")");
 }

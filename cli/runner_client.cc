@@ -21,7 +21,7 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
   socklen_t len = sizeof ss;
   getpeername(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
   netbuf addr{len, len, &ss};
-  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V1, 0, 0);
+  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V2, 0, 0);
   if (!clnt)
     return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
                                            clnt_spcreateerror(""));
@@ -55,9 +55,17 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       return Status::Error(ETIMEDOUT, "nbd-runner at " + target_ + " did not answer " + p->name +
                                           " within " + std::to_string(timeout_s_) + " s");
     case RPC_PROCUNAVAIL:
-    case RPC_PROGVERSMISMATCH:
       return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ + " does not support '" +
                                            p->name + "' (different version?)");
+    case RPC_PROGVERSMISMATCH: {
+      rpc_err err{};
+      clnt_geterr(client_.get(), &err);
+      return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ +
+                                           " speaks control protocol version " +
+                                           std::to_string(err.re_vers.high) + ", this nbd-cli " +
+                                           std::to_string(NBDR_V2) +
+                                           ": use the nbd-cli of the runner's release");
+    }
     case RPC_PROGUNAVAIL:
       return Status::Error(EPROTO, target_ + " is not an nbd-runner control port");
     default: {

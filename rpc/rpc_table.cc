@@ -21,7 +21,7 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_map_reply), sizeof(nbdr_map_reply)},
     {NBDR_MAPPED, "mapped", XdrProc(xdr_nbdr_mapped_args), sizeof(nbdr_mapped_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
-    {NBDR_UNMAP, "unmap", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
+    {NBDR_UNMAP, "unmap", XdrProc(xdr_nbdr_unmap_args), sizeof(nbdr_unmap_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_IMPORT, "import", XdrProc(xdr_nbdr_create_args), sizeof(nbdr_create_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},

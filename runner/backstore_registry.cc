@@ -50,6 +50,19 @@ bool HasIdentity(const BackstoreRecord& r) {
   return !r.extras_json.empty() && r.extras_json != "{}";
 }
 
+// Where a mapping is, for messages: "/dev/nbd0 of host-a", "a client".
+std::string WhereMapped(const BackstoreRecord& r) {
+  std::string where = r.device.empty() ? "a client" : r.device;
+  if (!r.client.empty()) where += (r.device.empty() ? " (" + r.client + ")" : " of " + r.client);
+  return where;
+}
+
+uint64_t ClockNanoseconds() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
 }  // namespace
 
 // The identity of key's backing object now, canonical; "" when the handler
@@ -71,7 +84,7 @@ std::string BackstoreRegistry::CurrentIdentity(const LoadedHandler* h, const std
 }
 
 BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
-    : handlers_(handlers), path_(std::move(saveconfig_path)) {}
+    : handlers_(handlers), path_(std::move(saveconfig_path)), last_map_token_(ClockNanoseconds()) {}
 
 Status BackstoreRegistry::Load() {
   auto records = LoadSaveconfig(path_);
@@ -88,8 +101,8 @@ Status BackstoreRegistry::Load() {
       // Whatever was mapped lost its connections when the runner stopped:
       // it stays dead until its client reconnects or maps it again.
       if (r.status == kStatusMapped || r.status == kStatusMapping) {
-        LOG_WARN(r.ExportName(), "was %s%s%s when the runner stopped; now dead until the client "
-                 "reconnects", r.status.c_str(), r.device.empty() ? "" : " on ", r.device.c_str());
+        LOG_WARN(r.ExportName(), "was %s on %s when the runner stopped; now dead until the "
+                 "client reconnects", r.status.c_str(), WhereMapped(r).c_str());
         r.status = kStatusDead;
         dead++;
       }
@@ -282,8 +295,7 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
     if (e.record.status == kStatusMapped || e.record.status == kStatusDead)
       return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
-                                      (e.record.device.empty() ? "a client" : e.record.device) +
-                                      "; unmap it first");
+                                      WhereMapped(e.record) + "; unmap it first");
     if (auto open = e.open.lock())
       return Status::Error(EBUSY, "backstore " + name + " is in use by " +
                                       std::to_string(open.use_count() - 1) + " NBD connection(s)");
@@ -368,6 +380,7 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
       LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
       e.record.status = kStatusCreated;
       e.record.device.clear();
+      e.record.client.clear();
       changed = true;
     }
   }
@@ -392,6 +405,7 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
   std::string name = MakeExportName(type, key);
   MutexLock save(&save_mu_);
   BackstoreRecord before;
+  uint64_t token_before = 0;
   {
     MutexLock l(&mu_);
     ExpireMappingsLocked();
@@ -401,70 +415,119 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
     if (it->second.busy)
       return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
     before = it->second.record;
+    token_before = it->second.map_token;
     if (Status s = change(it->second); !s.ok()) return s;
   }
   Status s = SaveLocked();
   if (!s.ok()) {
     MutexLock l(&mu_);
     auto it = entries_.find(name);
-    if (it != entries_.end()) it->second.record = before;
+    if (it != entries_.end()) {
+      it->second.record = before;
+      it->second.map_token = token_before;
+    }
     return s.WithContext(name);
   }
   return Status();
 }
 
-Expected<BackstoreRecord> BackstoreRegistry::BeginMap(const std::string& type,
-                                                      const std::string& key) {
+Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::string& type,
+                                                                  const std::string& key,
+                                                                  const std::string& client) {
   if (Status s = CheckHandler(type); !s.ok()) return s;
-  BackstoreRecord out;
-  Status s = UpdateAndSave(type, key, [&](Entry& e) {
+  MapGrant out;
+  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     const std::string name = e.record.ExportName();
     if (e.record.status == kStatusMapped)
       return Status::Error(EBUSY, "backstore " + name + " is already mapped on " +
-                                      (e.record.device.empty() ? "a client" : e.record.device));
+                                      WhereMapped(e.record));
     if (e.record.status == kStatusMapping)
-      return Status::Error(EBUSY, "backstore " + name + " is being mapped by another client");
+      return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
+                                      (e.record.client.empty() ? "another client" : e.record.client));
     // Its client may still hold the device and reconnect (nbd-clid does):
     // a second client would write the same disk, and a failed map here
     // would end in an unmap that drops this guard.
     if (e.record.status == kStatusDead)
-      return Status::Error(EBUSY, "backstore " + name + " is dead on " +
-                                      (e.record.device.empty() ? "a client" : e.record.device) +
+      return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(e.record) +
                                       ": its client may still hold it and reconnect; unmap it "
                                       "first (nbd-cli " + e.record.type + " unmap " +
                                       e.record.key + ")");
     e.record.status = kStatusMapping;
     e.record.device.clear();
+    e.record.client = client;
     e.mapping_since = MonotonicSeconds();
-    out = e.record;
+    e.map_token = ++last_map_token_;
+    out.record = e.record;
+    out.token = e.map_token;
     return Status();
   });
   if (!s.ok()) return s;
-  LOG_INFO(out.ExportName(), "mapping");
+  LOG_INFO(out.record.ExportName(), "mapping by %s",
+           client.empty() ? "an unnamed client" : client.c_str());
   return out;
 }
 
 Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::string& key,
-                                        const std::string& device) {
-  Status s = UpdateAndSave(type, key, [&](Entry& e) {
-    if (e.record.status != kStatusMapping && e.record.status != kStatusDead)
-      return Status::Error(EINVAL, "backstore " + e.record.ExportName() + " is " +
-                                       e.record.status + ", not being mapped");
+                                        const std::string& device, const std::string& client,
+                                        uint64_t token) {
+  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
+    const std::string name = e.record.ExportName();
+    if (e.record.status == kStatusMapping) {
+      // Only the map that began it: one whose mapping expired meanwhile
+      // holds an older token.
+      if (token == 0 || token != e.map_token)
+        return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
+                                        (e.record.client.empty() ? "another client"
+                                                                 : e.record.client) +
+                                        " (this map's token is not the current one: it took "
+                                        "longer than the mapping timeout?)");
+    } else if (e.record.status == kStatusDead) {
+      // A reconnect: the same client, on the device it had (none recorded
+      // when the runner restarted before the map was confirmed). A record
+      // from before clients were recorded names none.
+      bool same_client = e.record.client.empty() || e.record.client == client;
+      bool same_device = e.record.device.empty() || e.record.device == device;
+      if (!same_client || !same_device)
+        return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(e.record) +
+                                        ", not on " + device + " of " +
+                                        (client.empty() ? "an unnamed client" : client));
+    } else {
+      return Status::Error(EINVAL, "backstore " + name + " is " + e.record.status +
+                                       ", not being mapped");
+    }
     e.record.status = kStatusMapped;
     e.record.device = device;
+    e.record.client = client;
     e.record.map_time = NowIso8601();
+    e.map_token = 0;
     return Status();
   });
-  if (s.ok()) LOG_INFO(MakeExportName(type, key), "mapped on %s", device.c_str());
+  if (s.ok())
+    LOG_INFO(MakeExportName(type, key), "mapped on %s of %s", device.c_str(),
+             client.empty() ? "an unnamed client" : client.c_str());
   return s;
 }
 
-Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key) {
-  Status s = UpdateAndSave(type, key, [&](Entry& e) {
+Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
+                               const UnmapOnly& only) {
+  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
+    const std::string name = e.record.ExportName();
     if (e.record.status == kStatusCreated)
-      return Status::Error(EINVAL, "backstore " + e.record.ExportName() + " is not mapped");
+      return Status::Error(EINVAL, "backstore " + name + " is not mapped");
+    if (only.token != 0 && (e.record.status != kStatusMapping || e.map_token != only.token))
+      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
+                                      WhereMapped(e.record) + " by another map; left as it is");
+    if (only.token == 0 && !only.device.empty() &&
+        (e.record.device != only.device ||
+         (!e.record.client.empty() && e.record.client != only.client)))
+      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
+                                      WhereMapped(e.record) + ", not on " + only.device + " of " +
+                                      (only.client.empty() ? "an unnamed client" : only.client) +
+                                      "; left as it is");
     e.record.status = kStatusCreated;
     e.record.device.clear();
+    e.record.client.clear();
+    e.map_token = 0;
     return Status();
   });
   if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
@@ -480,7 +543,7 @@ void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
     if (!it->second.open.expired()) return;  // other connections still serve it
     it->second.record.status = kStatusDead;
     LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
-             "its client reconnects", it->second.record.device.c_str());
+             "its client reconnects", WhereMapped(it->second.record).c_str());
   }
   if (Status s = SaveLocked(); !s.ok())
     LOG_ERROR(export_name, "dead state not persisted: %s", s.message().c_str());

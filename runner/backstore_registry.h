@@ -86,15 +86,35 @@ class BackstoreRegistry {
       EXCLUDES(mu_, save_mu_);
 
   // Kernel mapping, driven by nbd-cli on the client host:
-  // created/dead -> mapping (BeginMap) -> mapped (ConfirmMapped) -> created
-  // (Unmap). A mapping not confirmed within the mapping timeout (default
+  // created -> mapping (BeginMap) -> mapped (ConfirmMapped) -> created
+  // (Unmap); mapped -> dead when its connections drop or the runner
+  // restarts, and dead -> mapped when the same client reconnects the same
+  // device. A mapping not confirmed within the mapping timeout (default
   // 60 s) falls back to created. Each change is persisted.
+  //
+  // client is the mapping host's identity. BeginMap hands out a token
+  // that no other map has; ConfirmMapped of a mapping needs it, so a map
+  // that outlived its timeout cannot confirm a later client's. Reviving a
+  // dead mapping (token 0) needs the client and device it was mapped with.
   void SetMappingTimeout(int seconds) { mapping_timeout_s_ = seconds; }
-  Expected<BackstoreRecord> BeginMap(const std::string& type, const std::string& key)
+  struct MapGrant {
+    BackstoreRecord record;
+    uint64_t token = 0;
+  };
+  Expected<MapGrant> BeginMap(const std::string& type, const std::string& key,
+                              const std::string& client) EXCLUDES(mu_, save_mu_);
+  Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device,
+                       const std::string& client, uint64_t token) EXCLUDES(mu_, save_mu_);
+  // What an Unmap may clear: with token, only the mapping that token
+  // began; else with device, only a mapping on that device of that client
+  // (or of no recorded client); with neither, any mapping.
+  struct UnmapOnly {
+    std::string device;
+    std::string client;
+    uint64_t token = 0;
+  };
+  Status Unmap(const std::string& type, const std::string& key, const UnmapOnly& only)
       EXCLUDES(mu_, save_mu_);
-  Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device)
-      EXCLUDES(mu_, save_mu_);
-  Status Unmap(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   // An NBD connection to export_name ended without NBD_CMD_DISC: when no
   // other connection serves it any more, a mapped backstore becomes dead
   // (persisted); anything else is left alone.
@@ -126,6 +146,7 @@ class BackstoreRegistry {
   struct Entry {
     BackstoreRecord record;
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
+    uint64_t map_token = 0;     // BeginMap's token, while status is "mapping"
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not in saveconfig.json yet
     int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse
@@ -151,6 +172,7 @@ class BackstoreRegistry {
   mutable Mutex mu_;
   std::condition_variable open_done_;  // an OpenForServing call finished
   std::map<std::string, Entry> entries_ GUARDED_BY(mu_);  // by export name
+  uint64_t last_map_token_ GUARDED_BY(mu_);  // starts at the clock: no token repeats a restart's
 };
 
 }  // namespace nbdr

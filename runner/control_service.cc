@@ -44,6 +44,7 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->map_time = XdrString(b.map_time);
   out->create_time = XdrString(b.create_time);
   out->extras = XdrString(b.extras_json);
+  out->client = XdrString(b.client);
 }
 
 const char* ProcName(uint32_t proc) {
@@ -97,7 +98,7 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       Mapped(*static_cast<nbdr_mapped_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
     case NBDR_UNMAP:
-      Unmap(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
+      Unmap(*static_cast<nbdr_unmap_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
   }
 }
@@ -108,6 +109,15 @@ void ControlService::FillIo(nbdr_io_address* io) const {
 }
 
 namespace {
+
+// A client's host identity is shown in messages and saveconfig.json: it
+// must be one line of printable text.
+Status ValidateClient(const char* client) {
+  for (const char* p = client; *p; p++)
+    if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f)
+      return Status::Error(EINVAL, "the client's host identity has control characters");
+  return Status();
+}
 
 CreateParams ToCreateParams(const nbdr_create_args& a) {
   CreateParams p;
@@ -185,28 +195,31 @@ void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
 
 void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {
   FillIo(&r->io);
-  auto rec = registry_->BeginMap(a.type, a.key);
-  if (!rec) {
-    SetStatus(rec.status(), &r->status, &r->message, "");
+  Status s = ValidateClient(a.client);
+  auto grant = s.ok() ? registry_->BeginMap(a.type, a.key, a.client)
+                      : Expected<BackstoreRegistry::MapGrant>(s);
+  if (!grant) {
+    SetStatus(grant.status(), &r->status, &r->message, "");
     return;
   }
   r->backstore.backstore_len = 1;
   r->backstore.backstore_val = static_cast<nbdr_backstore*>(calloc(1, sizeof(nbdr_backstore)));
-  FillBackstore(*rec, r->backstore.backstore_val);
-  SetStatus(Status(), &r->status, &r->message, "mapping " + rec->ExportName());
+  FillBackstore(grant->record, r->backstore.backstore_val);
+  r->map_token = grant->token;
+  SetStatus(Status(), &r->status, &r->message, "mapping " + grant->record.ExportName());
 }
 
 void ControlService::Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r) {
   std::string device = a.device;
-  Status s;
-  if (device.rfind("/dev/nbd", 0) != 0 || device.size() > 32)
+  Status s = ValidateClient(a.client);
+  if (s.ok() && (device.rfind("/dev/nbd", 0) != 0 || device.size() > 32))
     s = Status::Error(EINVAL, "device '" + device.substr(0, 64) + "' is not /dev/nbdN");
-  if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device);
+  if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device, a.client, a.map_token);
   SetStatus(s, &r->status, &r->message, std::string(a.type) + "/" + a.key + " mapped on " + device);
 }
 
-void ControlService::Unmap(const nbdr_key_args& a, nbdr_status_reply* r) {
-  Status s = registry_->Unmap(a.type, a.key);
+void ControlService::Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r) {
+  Status s = registry_->Unmap(a.type, a.key, {a.device, a.client, a.map_token});
   SetStatus(s, &r->status, &r->message, std::string("unmapped ") + a.type + "/" + a.key);
 }
 

@@ -44,7 +44,7 @@ class ControlService {
   void Version(nbdr_version_reply* r);
   void Map(const nbdr_map_args& a, nbdr_map_reply* r);
   void Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r);
-  void Unmap(const nbdr_key_args& a, nbdr_status_reply* r);
+  void Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r);
   void FillIo(nbdr_io_address* io) const;
 
   BackstoreRegistry* const registry_;

@@ -173,10 +173,13 @@ void RpcServer::Serve(Connection* c) {
       reply.rjcted_rply.rj_vers.high = RPC_MSG_VERSION;
     } else if (call.rm_call.cb_prog != NBDR_PROGRAM) {
       reply.acpted_rply.ar_stat = PROG_UNAVAIL;
-    } else if (call.rm_call.cb_vers != NBDR_V1) {
+    } else if (call.rm_call.cb_vers != NBDR_V2) {
+      LOG_WARN("rpc", "%s speaks control protocol version %u, this runner %u: refused (an "
+               "nbd-cli of another release?)", caller.peer.c_str(),
+               static_cast<unsigned>(call.rm_call.cb_vers), static_cast<unsigned>(NBDR_V2));
       reply.acpted_rply.ar_stat = PROG_MISMATCH;
-      reply.acpted_rply.ar_vers.low = NBDR_V1;
-      reply.acpted_rply.ar_vers.high = NBDR_V1;
+      reply.acpted_rply.ar_vers.low = NBDR_V2;
+      reply.acpted_rply.ar_vers.high = NBDR_V2;
     } else if ((proc = FindRpcProcedure(call.rm_call.cb_proc)) == nullptr) {
       reply.acpted_rply.ar_stat = PROC_UNAVAIL;
     } else {
@@ -192,11 +195,9 @@ void RpcServer::Serve(Connection* c) {
         reply.acpted_rply.ar_results.proc = proc->xdr_result;
       }
     }
-    if (reply.acpted_rply.ar_stat != SUCCESS || reply.rm_reply.rp_stat != MSG_ACCEPTED) {
-      reply.acpted_rply.ar_results.where = nullptr;
-      reply.acpted_rply.ar_results.proc =
-          reinterpret_cast<xdrproc_t>(reinterpret_cast<void (*)(void)>(xdr_void));
-    }
+    // Only SUCCESS carries results (set above). The versions of a
+    // PROG_MISMATCH or RPC_MISMATCH share their union with the results:
+    // nothing may be written over them.
     xdrs.x_op = XDR_ENCODE;
     bool sent = xdr_replymsg(&xdrs, &reply) && xdrrec_endofrecord(&xdrs, TRUE);
     if (proc) {

@@ -127,6 +127,7 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
         r.status != kStatusDead)
       return Corrupt(origin, where + ": unknown status '" + r.status + "'");
     opt_string("device", &r.device);
+    opt_string("client", &r.client);
     opt_string("map_time", &r.map_time);
     opt_string("create_time", &r.create_time);
     if (GetMember(e, "extras", json_type_object, &m))
@@ -152,6 +153,7 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "prealloc", json_object_new_boolean(r.prealloc));
     json_object_object_add(e, "status", json_object_new_string(r.status.c_str()));
     json_object_object_add(e, "device", json_object_new_string(r.device.c_str()));
+    json_object_object_add(e, "client", json_object_new_string(r.client.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
     json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
     json_object* extras = json_tokener_parse(r.extras_json.c_str());

@@ -109,6 +109,17 @@ stop_runner() {
 # prints "status ERRNO MESSAGE". PROC: 5 map, 6 mapped, 7 unmap, ...
 rpc_call() { python3 "$NBDR_SRC/tests/integration/onc_rpc.py" "$RPC_PORT" "$@"; }
 
+# rpc_map_as CLIENT TYPE KEY DEVICE: records KEY as mapped on DEVICE of
+# host CLIENT (NBDR_MAP, then NBDR_MAPPED with its token), as that host's
+# nbd-cli would; fails the test when the runner refuses.
+rpc_map_as() {
+  local out token
+  out=$(rpc_call 5 "$2" "$3" "$1")
+  token=$(sed -n 's/^token //p' <<<"$out")
+  grep -q "^status 0 " <<<"$out" && rpc_call 6 "$2" "$3" "$4" "$1" "u64:$token" | grep -q "^status 0 " ||
+    fail "recording $2/$3 as mapped on $4 of $1: $out"
+}
+
 # cli ARGS...: nbd-cli against this test's runner.
 cli() { "$CLI" "$@" host "$RPC"; }
 

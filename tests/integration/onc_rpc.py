@@ -5,7 +5,7 @@ as starting a map and never confirming it. Standard library only."""
 import socket
 import struct
 
-PROGRAM, VERSION = 0x3F0A37EB, 1
+PROGRAM, VERSION = 0x3F0A37EB, 2
 
 
 def xdr_string(s):
@@ -13,8 +13,12 @@ def xdr_string(s):
     return struct.pack(">I", len(b)) + b + b"\0" * ((4 - len(b) % 4) % 4)
 
 
-def call(port, proc, args, host="127.0.0.1", xid=1):
-    body = struct.pack(">IIIIII", xid, 0, 2, PROGRAM, VERSION, proc) + b"\0" * 16 + args
+def xdr_u64(n):
+    return struct.pack(">Q", n)
+
+
+def call(port, proc, args, host="127.0.0.1", xid=1, version=VERSION):
+    body = struct.pack(">IIIIII", xid, 0, 2, PROGRAM, version, proc) + b"\0" * 16 + args
     with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
         data = b""
@@ -34,6 +38,25 @@ def call(port, proc, args, host="127.0.0.1", xid=1):
     return data[24 + vlen:]
 
 
+class _Reader:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def u32(self):
+        self.pos += 4
+        return struct.unpack(">I", self.data[self.pos - 4:self.pos])[0]
+
+    def u64(self):
+        self.pos += 8
+        return struct.unpack(">Q", self.data[self.pos - 8:self.pos])[0]
+
+    def string(self):
+        n = self.u32()
+        s = self.data[self.pos:self.pos + n].decode()
+        self.pos += n + (4 - n % 4) % 4
+        return s
+
+
 def status_reply(data):
     """(status, message) of a reply that starts with them (every nbdr_*_reply)."""
     status = struct.unpack(">i", data[:4])[0]
@@ -41,9 +64,28 @@ def status_reply(data):
     return status, data[8:8 + n].decode()
 
 
+def map_token(data):
+    """The map token of an NBDR_MAP reply (0 when the map was refused)."""
+    r = _Reader(data)
+    r.u32()
+    r.string()
+    for _ in range(r.u32()):  # nbdr_backstore
+        r.string(), r.string(), r.u64(), r.u32(), r.u32(), r.u32()
+        for _field in range(6):  # status, device, map_time, create_time, extras, client
+            r.string()
+    r.string(), r.u32()  # io address
+    return r.u64()
+
+
 if __name__ == "__main__":
-    # python3 onc_rpc.py PORT PROC STRING...: calls PROC with the strings as
-    # its arguments and prints "status N MESSAGE".
+    # python3 onc_rpc.py PORT PROC ARG...: calls PROC with the arguments
+    # (strings; "u64:N" is an unsigned hyper) and prints "status N MESSAGE",
+    # and for a map (PROC 5) a second line "token T".
     import sys
-    reply = call(int(sys.argv[1]), int(sys.argv[2]), b"".join(xdr_string(a) for a in sys.argv[3:]))
+    args = b"".join(xdr_u64(int(a[4:])) if a.startswith("u64:") else xdr_string(a)
+                    for a in sys.argv[3:])
+    proc = int(sys.argv[2])
+    reply = call(int(sys.argv[1]), proc, args)
     print("status %d %s" % status_reply(reply))
+    if proc == 5:
+        print("token %d" % map_token(reply))

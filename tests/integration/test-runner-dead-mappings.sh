@@ -16,7 +16,7 @@ expect_fail 1 "is dead on /dev/nbd3; unmap it first" cli file delete m.img
 pass "delete of a dead backstore is refused: its client may still hold the device"
 # A map from another client (NBDR_MAP, as nbd-cli map sends it) is refused
 # too, and the record stays dead on its device.
-rpc_call 5 file m.img >"$T/map.out" 2>&1 || true
+rpc_call 5 file m.img other-host >"$T/map.out" 2>&1 || true
 cat "$T/map.out"
 grep -q "^status 16 backstore file/m.img is dead on /dev/nbd3: its client may still hold it" "$T/map.out" ||
   fail "a map of a dead backstore was not refused"
@@ -25,11 +25,12 @@ pass "a map of a dead backstore by another client is refused; the record keeps i
 
 # A map that was never confirmed when the runner stopped comes back dead
 # with no device; unmap by key says so and clears it only with 'force'.
-rpc_call 5 file c.img | grep -q "^status 0 " || fail "map of c.img"
+rpc_call 5 file c.img other-host | grep -q "^status 0 " || fail "map of c.img"
 stop_runner
 start_runner
 cli --json file info c.img | grep -q '"status": "dead"' || fail "an unconfirmed map is not dead after a restart"
-expect_fail 1 "file/c.img is dead with no device recorded; .*add 'force'" cli file unmap c.img
+expect_fail 1 "file/c.img is dead with no device recorded \(mapped by other-host\); .*add 'force'" \
+  cli file unmap c.img
 cli file unmap c.img force | grep -q "forced: cleared the dead mapping of file/c.img (no device recorded" ||
   fail "unmap force of a dead record without a device"
 cli --json file info c.img | grep -q '"status": "created"' || fail "the record was not cleared"

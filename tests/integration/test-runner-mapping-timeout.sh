@@ -13,7 +13,7 @@ python3 - "$RPC_PORT" <<'PY'
 import os, struct, sys
 sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
 from onc_rpc import call, xdr_string
-reply = call(int(sys.argv[1]), 5, xdr_string("file") + xdr_string("half.img"))  # NBDR_MAP
+reply = call(int(sys.argv[1]), 5, xdr_string("file") + xdr_string("half.img") + xdr_string("host-a"))
 assert struct.unpack(">i", reply[:4])[0] == 0, "map refused"
 PY
 cli --json file info half.img | grep -q '"status": "mapping"' || fail "not in mapping state"
@@ -29,10 +29,11 @@ from nbd_wire import Client
 from onc_rpc import call, status_reply, xdr_string
 c = Client(int(sys.argv[1])); c.negotiate("file/half.img")
 time.sleep(3.5)
-status, message = status_reply(call(int(sys.argv[2]), 5, xdr_string("file") + xdr_string("half.img")))
+status, message = status_reply(call(int(sys.argv[2]), 5, xdr_string("file") + xdr_string("half.img")
+                                    + xdr_string("host-b")))
 print("a second map while the connection is open:", status, message)
 c.close()
-sys.exit(0 if status == 16 and "being mapped by another client" in message else 1)
+sys.exit(0 if status == 16 and "being mapped by host-a" in message else 1)
 PY
 pass "a mapping whose NBD connection is still open does not expire; no other client may map it"
 sleep 3

@@ -20,6 +20,7 @@ BackstoreRecord Sample() {
   r.prealloc = true;
   r.status = kStatusMapped;
   r.device = "/dev/nbd3";
+  r.client = "host-a (machine 0123456789ab)";
   r.map_time = "2026-11-22T10:00:00Z";
   r.create_time = "2026-11-21T10:00:00Z";
   r.extras_json = "{\"volfile_server\":\"h1\"}";
@@ -39,6 +40,7 @@ TEST(Saveconfig, RoundTripsEveryField) {
   EXPECT_TRUE(r.prealloc);
   EXPECT_EQ(r.status, "mapped");
   EXPECT_EQ(r.device, "/dev/nbd3");
+  EXPECT_EQ(r.client, "host-a (machine 0123456789ab)");
   EXPECT_EQ(r.map_time, "2026-11-22T10:00:00Z");
   EXPECT_EQ(r.create_time, "2026-11-21T10:00:00Z");
   EXPECT_NE(r.extras_json.find("volfile_server"), std::string::npos);

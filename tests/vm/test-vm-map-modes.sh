@@ -18,8 +18,7 @@ requires qemu-io
 # /dev/nbd6 (confirmed below over RPC, as that host's nbd-cli does).
 seed_saveconfig stale.img /dev/nbd5 live.img
 start_runner
-rpc_call 5 file live.img | grep -q "^status 0 " && rpc_call 6 file live.img /dev/nbd6 | grep -q "^status 0 " ||
-  fail "recording live.img as mapped on another host's /dev/nbd6"
+rpc_map_as other-host file live.img /dev/nbd6
 cli file create ro.img size 16M >/dev/null
 cli file create multi.img size 64M >/dev/null
 cli file create busy.img size 64M >/dev/null
@@ -70,7 +69,7 @@ d5=\$(nbd-cli file map multi.img /dev/nbd5 $H 2>/tmp/err) && r "ok map-onto-nbd5
 if nbd-cli file unmap stale.img $H 2>/tmp/err; then r "FAIL foreign-record: disconnected"; else grep -q "/dev/nbd5 on this host holds nbd-runner://.*/file/multi.img" /tmp/err && r "ok foreign-record-refused" || r "FAIL foreign-record: \$(cat /tmp/err)"; fi
 ok foreign-device-still-serves dd if=/dev/nbd5 of=/dev/null bs=4k count=1 iflag=direct
 ok unmap-nbd5 nbd-cli file unmap /dev/nbd5 $H
-if nbd-cli file unmap live.img $H 2>/tmp/err; then r "FAIL live-elsewhere: cleared"; else grep -q "is mapped on /dev/nbd6 of another host" /tmp/err && r "ok live-elsewhere-refused" || r "FAIL live-elsewhere: \$(cat /tmp/err)"; fi
+if nbd-cli file unmap live.img $H 2>/tmp/err; then r "FAIL live-elsewhere: cleared"; else grep -q "is mapped on /dev/nbd6 of other-host; unmap it on the host that holds it" /tmp/err && r "ok live-elsewhere-refused" || r "FAIL live-elsewhere: \$(cat /tmp/err)"; fi
 nbd-cli file unmap live.img force $H >/tmp/out 2>&1 && grep -q "forced: cleared the mapped mapping of file/live.img (/dev/nbd6 is not connected here; nothing disconnected)" /tmp/out && r "ok live-elsewhere-forced" || r "FAIL live-elsewhere-forced: \$(cat /tmp/out)"
 if nbd-cli file unmap stale.img $H 2>/tmp/err; then r "FAIL stale-needs-force: cleared"; else grep -q "is dead on /dev/nbd5 of another host.*add 'force'" /tmp/err && r "ok stale-needs-force" || r "FAIL stale-needs-force: \$(cat /tmp/err)"; fi
 nbd-cli file unmap stale.img force $H >/tmp/out 2>/tmp/err && grep -q "forced: cleared the dead mapping of file/stale.img (/dev/nbd5 is not connected here" /tmp/out && r "ok stale-record-cleared" || r "FAIL stale-record: \$(cat /tmp/out /tmp/err)"
