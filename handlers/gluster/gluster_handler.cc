@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -66,8 +67,18 @@ struct GlusterHandler {
   long timeout_s = kDefaultTimeoutSeconds;
   std::string log_dir;
   int gfapi_log_level = kDefaultGlusterLogLevel;
-  std::mutex mu;  // guards volumes; held while a volume is being mounted
+  std::mutex mu;  // guards volumes and mounting (not held while a volume mounts)
   std::map<std::string, std::unique_ptr<Volume>> volumes;
+  // A first mount under way, which other callers for that volume wait for
+  // and share (its volume, or its error).
+  struct MountAttempt {
+    bool done = false;
+    int rc = 0;
+    std::string err;
+  };
+  std::map<std::string, std::shared_ptr<MountAttempt>> mounting;
+  std::condition_variable mount_done;  // an attempt in `mounting` is done
+
   std::unique_ptr<handler_util::WorkerPool> pool;
 };
 
@@ -169,12 +180,13 @@ bool ParseServers(const std::string& text, std::vector<VolfileServer>* out, std:
   return true;
 }
 
-// Returns the mounted volume, mounting it on first use.
-Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen,
-                  int* rc) {
-  std::lock_guard<std::mutex> l(h->mu);
-  if (auto it = h->volumes.find(name); it != h->volumes.end()) return it->second.get();
-
+// Mounts volume name (glfs_new to glfs_init, slow: a stalled volfile
+// server or brick holds it for the ping timeout). nullptr, rc and err on
+// failure.
+glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log_file, char* err,
+                    size_t errlen, int* rc) {
+  handler_util::Log(h->svc, NBDR_LOG_INFO, name, "mounting gluster volume through %s",
+                    h->hosts_text.c_str());
   glfs_t* fs = glfs_new(name.c_str());
   if (!fs) {
     *rc = Errno(ENOMEM);
@@ -190,9 +202,8 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
       return nullptr;
     }
   }
-  std::string log_file =
-      h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
-  glfs_set_logging(fs, log_file.c_str(), h->gfapi_log_level);
+  *log_file = h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
+  glfs_set_logging(fs, log_file->c_str(), h->gfapi_log_level);
   std::string timeout = std::to_string(h->timeout_s);
   // A brick that stops answering fails its requests after timeout_s.
   glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", timeout.c_str());
@@ -213,10 +224,45 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
       SetErr(err, errlen, "gluster volume '%s' does not exist (servers %s)", name.c_str(),
              h->hosts_text.c_str());
     else
-      SetErr(err, errlen, "cannot mount gluster volume '%s': glusterd unreachable at %s (%s)",
-             name.c_str(), h->hosts_text.c_str(), strerror(e));
+      SetErr(err, errlen,
+             "cannot mount gluster volume '%s': glusterd unreachable at %s, or the volume's "
+             "bricks did not answer within %ld s (%s)",
+             name.c_str(), h->hosts_text.c_str(), h->timeout_s, strerror(e));
     // A failed init still needs fini; it is quick for an unmounted volume.
     glfs_fini(fs);
+    return nullptr;
+  }
+  return fs;
+}
+
+// Returns the mounted volume, mounting it on first use. A mount runs
+// without the handler's lock, so backstores on volumes already mounted
+// (and mounts of other volumes) go on meanwhile; callers for the volume
+// being mounted wait for that one mount and share its result.
+Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen,
+                  int* rc) {
+  std::unique_lock<std::mutex> l(h->mu);
+  if (auto it = h->volumes.find(name); it != h->volumes.end()) return it->second.get();
+  if (auto it = h->mounting.find(name); it != h->mounting.end()) {
+    std::shared_ptr<GlusterHandler::MountAttempt> attempt = it->second;
+    h->mount_done.wait(l, [&] { return attempt->done; });
+    if (auto v = h->volumes.find(name); v != h->volumes.end()) return v->second.get();
+    *rc = attempt->rc;
+    SetErr(err, errlen, "%s", attempt->err.c_str());
+    return nullptr;
+  }
+  auto attempt = std::make_shared<GlusterHandler::MountAttempt>();
+  h->mounting[name] = attempt;
+  l.unlock();
+  std::string log_file;
+  glfs_t* fs = MountVolume(h, name, &log_file, err, errlen, rc);
+  l.lock();
+  h->mounting.erase(name);
+  attempt->done = true;
+  if (!fs) {
+    attempt->rc = *rc;
+    attempt->err = err;
+    h->mount_done.notify_all();
     return nullptr;
   }
   auto vol = std::make_unique<Volume>();
@@ -224,6 +270,7 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
   vol->fs = fs;
   Volume* raw = vol.get();
   h->volumes[name] = std::move(vol);
+  h->mount_done.notify_all();
   handler_util::Log(h->svc, NBDR_LOG_INFO, name, "mounted gluster volume through %s (log %s)",
                     h->hosts_text.c_str(), log_file.c_str());
   return raw;
