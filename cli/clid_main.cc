@@ -173,7 +173,9 @@ int main(int argc, char** argv) {
         continue;
       }
       if (!link_dead.count(index) && RunnerStatus(&*client, m) != "dead") continue;
-      Status s = Reconnect(&*client, m, index, *host_id);
+      // The identity the mapping was made under: this host's may have
+      // been renamed since.
+      Status s = Reconnect(&*client, m, index, m.host_id.empty() ? *host_id : m.host_id);
       if (s.ok()) {
         LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
                  m.key.c_str(), m.runner.c_str());

@@ -413,6 +413,17 @@ struct UnmapOnly {
   uint64_t token = 0;
 };
 
+// The host identity this host's record of device (mapping type/key) was
+// made under; "" when it has no such record.
+std::string RecordedHostId(const std::string& device, const std::string& type,
+                           const std::string& key) {
+  auto mine = LoadMappings();
+  if (!mine) return "";
+  for (const auto& m : *mine)
+    if (m.device == device && m.type == type && m.key == key) return m.host_id;
+  return "";
+}
+
 Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key,
                    const UnmapOnly& only) {
   nbdr_unmap_args a{const_cast<char*>(type.c_str()), const_cast<char*>(key.c_str()),
@@ -448,8 +459,12 @@ int DoMap(const Command& c) {
   // this map's: if it outlived the mapping timeout, another's is left).
   auto abort_map = [&](int err, const std::string& msg) {
     Status u = RunnerUnmap(&*client, c.type, c.key, {"", "", r->map_token});
-    return Error(kExitFailed, err, msg + (u.ok() ? "" : " (and resetting the runner failed: " +
-                                                            u.message() + ")"));
+    std::string after;
+    if (u.code() == EINVAL)  // not mapped any more: its mapping timed out
+      after = " (the runner had already dropped this map)";
+    else if (!u.ok())
+      after = " (and resetting the runner failed: " + u.message() + ")";
+    return Error(kExitFailed, err, msg + after);
   };
   std::string io_host = IoHostFor(*client, r->io.host);
   auto opened = ConnectExportSockets(io_host, static_cast<uint16_t>(r->io.port), export_name,
@@ -494,7 +509,7 @@ int DoMap(const Command& c) {
     return abort_map(ms.code(), "runner did not record the mapping: " + ms.message());
   }
   MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
-                    c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, ""};
+                    c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id};
   {
     time_t now = time(nullptr);
     char when[32];
@@ -592,15 +607,22 @@ int DoUnmap(Command c) {
     std::string held = index >= 0 ? NbdBackend(index) : "";
     HostPort held_runner;
     std::string held_type, held_key;
-    bool ours = ParseBackendId(held, &held_runner, &held_type, &held_key) &&
-                held_type == c.type && held_key == c.key && held_runner.host == c.host.host &&
-                held_runner.port == c.host.port;
+    bool holds_this = ParseBackendId(held, &held_runner, &held_type, &held_key) &&
+                      held_type == c.type && held_key == c.key;
+    bool ours = holds_this && held_runner.host == c.host.host && held_runner.port == c.host.port;
+    if (holds_this && !ours && !c.force)
+      return Error(kExitFailed, EBUSY,
+                   device + " on this host holds " + name + " of the runner at " +
+                       held_runner.host + ":" + std::to_string(held_runner.port) +
+                       ", named otherwise here; unmap it by device: nbd-cli " + c.type +
+                       " unmap " + device);
     if (!ours) {
       bool here = index >= 0 && (!held.empty() || NbdConnected(index));
       // This host's own record, whose device no longer holds the disk
       // (disconnected, or reused after a reboot): nothing else can hold
       // it, so it is cleared. A map still in progress is not.
-      bool stale_own = b.client == *host_id && status != "mapping";
+      bool stale_own = *b.client && status != "mapping" && !holds_this &&
+                       (b.client == *host_id || b.client == RecordedHostId(device, c.type, c.key));
       std::string owner = *b.client ? std::string(b.client) : "another host";
       if (here && !c.force && !stale_own)
         return Error(kExitFailed, EBUSY,
@@ -620,28 +642,32 @@ int DoUnmap(Command c) {
       // Nothing of it here: only the runner's record is cleared (this
       // host's own only while it still names this device).
       UnmapOnly only;
-      if (stale_own && !c.force) only = {b.device, *host_id, 0};
+      if (stale_own && !c.force) only = {b.device, b.client, 0};
       if (Status s = RunnerUnmap(&*client, c.type, c.key, only); !s.ok())
         return Error(kExitFailed, s.code(), s.message());
       std::string why = device.empty() ? "no device recorded"
                                        : device + (here ? " here holds something else"
                                                         : " is not connected here");
-      return PrintUnmapped(device, name,
-                           (stale_own && !c.force ? "cleared this host's stale " : "forced: cleared the ") +
-                               status + " mapping of " + name + " (" + why +
-                               "; nothing disconnected)");
+      std::string what =
+          stale_own && !c.force ? "cleared this host's stale " : "forced: cleared the ";
+      return PrintUnmapped(device, name, what + status + " mapping of " + name + " (" + why +
+                                             "; nothing disconnected)");
     }
   }
   std::string device = "/dev/nbd" + std::to_string(index);
   std::string name = MakeExportName(c.type, c.key);
+  // The identity the device was mapped under (this host's may have been
+  // renamed since).
+  std::string mapped_as = RecordedHostId(device, c.type, c.key);
+  if (mapped_as.empty()) mapped_as = *host_id;
   if (Status s = NbdDisconnect(index); !s.ok())
     return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
-  if (Status s = ForgetMapping(device); !s.ok())
-    fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
   // The runner's record is cleared only while it is this device's of this
   // host: this host may have lost the backstore while it was dead, and
   // then it is another client's.
-  Status s = RunnerUnmap(&*client, c.type, c.key, {device, *host_id, 0});
+  if (Status s = ForgetMapping(device); !s.ok())
+    fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
+  Status s = RunnerUnmap(&*client, c.type, c.key, {device, mapped_as, 0});
   if (s.code() == EBUSY || s.code() == EINVAL)
     return PrintUnmapped(device, name, "disconnected " + device + "; " + s.message());
   if (!s.ok())

@@ -64,6 +64,7 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     json_object* ro = nullptr;
     m.readonly = json_object_object_get_ex(e, "readonly", &ro) && json_object_get_boolean(ro);
     m.map_time = str("map_time");
+    m.host_id = str("host_id");
     out.push_back(m);
   }
   json_object_put(root);
@@ -84,6 +85,7 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
                            json_object_new_int64(static_cast<int64_t>(m.dead_timeout_s)));
     json_object_object_add(e, "readonly", json_object_new_boolean(m.readonly));
     json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
+    json_object_object_add(e, "host_id", json_object_new_string(m.host_id.c_str()));
     json_object_array_add(root, e);
   }
   std::string text = json_object_to_json_string_ext(

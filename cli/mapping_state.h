@@ -24,6 +24,7 @@ struct MappingRecord {
   uint64_t dead_timeout_s = 0;
   bool readonly = false;
   std::string map_time;
+  std::string host_id;  // the identity the runner recorded the mapping under ("" in old records)
 };
 
 std::string MappingStatePath();

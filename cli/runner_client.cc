@@ -60,10 +60,13 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
     case RPC_PROGVERSMISMATCH: {
       rpc_err err{};
       clnt_geterr(client_.get(), &err);
+      // Runners before version 2 sent 0-0 here.
+      std::string theirs = err.re_vers.high > 0 && err.re_vers.high != NBDR_V2
+                               ? "version " + std::to_string(err.re_vers.high)
+                               : "another version";
       return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ +
-                                           " speaks control protocol version " +
-                                           std::to_string(err.re_vers.high) + ", this nbd-cli " +
-                                           std::to_string(NBDR_V2) +
+                                           " speaks control protocol " + theirs +
+                                           ", this nbd-cli version " + std::to_string(NBDR_V2) +
                                            ": use the nbd-cli of the runner's release");
     }
     case RPC_PROGUNAVAIL:

@@ -57,6 +57,11 @@ std::string WhereMapped(const BackstoreRecord& r) {
   return where;
 }
 
+// Who is mapping it, for messages.
+std::string MappingClient(const BackstoreRecord& r) {
+  return r.client.empty() ? "another client" : r.client;
+}
+
 uint64_t ClockNanoseconds() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -381,6 +386,7 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
       e.record.status = kStatusCreated;
       e.record.device.clear();
       e.record.client.clear();
+      e.map_token = 0;
       changed = true;
     }
   }
@@ -442,8 +448,8 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
       return Status::Error(EBUSY, "backstore " + name + " is already mapped on " +
                                       WhereMapped(e.record));
     if (e.record.status == kStatusMapping)
-      return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
-                                      (e.record.client.empty() ? "another client" : e.record.client));
+      return Status::Error(EBUSY,
+                           "backstore " + name + " is being mapped by " + MappingClient(e.record));
     // Its client may still hold the device and reconnect (nbd-clid does):
     // a second client would write the same disk, and a failed map here
     // would end in an unmap that drops this guard.
@@ -477,8 +483,7 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
       // holds an older token.
       if (token == 0 || token != e.map_token)
         return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
-                                        (e.record.client.empty() ? "another client"
-                                                                 : e.record.client) +
+                                        MappingClient(e.record) +
                                         " (this map's token is not the current one: it took "
                                         "longer than the mapping timeout?)");
     } else if (e.record.status == kStatusDead) {
@@ -499,7 +504,8 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
     e.record.device = device;
     e.record.client = client;
     e.record.map_time = NowIso8601();
-    e.map_token = 0;
+    // The token stays until the unmap: a map whose confirmation took
+    // effect but whose reply was lost still undoes itself by its token.
     return Status();
   });
   if (s.ok())
@@ -514,7 +520,7 @@ Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
     const std::string name = e.record.ExportName();
     if (e.record.status == kStatusCreated)
       return Status::Error(EINVAL, "backstore " + name + " is not mapped");
-    if (only.token != 0 && (e.record.status != kStatusMapping || e.map_token != only.token))
+    if (only.token != 0 && e.map_token != only.token)
       return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
                                       WhereMapped(e.record) + " by another map; left as it is");
     if (only.token == 0 && !only.device.empty() &&

@@ -106,8 +106,9 @@ class BackstoreRegistry {
   Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device,
                        const std::string& client, uint64_t token) EXCLUDES(mu_, save_mu_);
   // What an Unmap may clear: with token, only the mapping that token
-  // began; else with device, only a mapping on that device of that client
-  // (or of no recorded client); with neither, any mapping.
+  // began (mapping, mapped or dead); else with device, only a mapping on
+  // that device of that client (or of no recorded client); with neither,
+  // any mapping.
   struct UnmapOnly {
     std::string device;
     std::string client;
@@ -146,7 +147,7 @@ class BackstoreRegistry {
   struct Entry {
     BackstoreRecord record;
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
-    uint64_t map_token = 0;     // BeginMap's token, while status is "mapping"
+    uint64_t map_token = 0;     // BeginMap's token, from then until the unmap (0 after a restart)
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not in saveconfig.json yet
     int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse

@@ -111,8 +111,10 @@ void ControlService::FillIo(nbdr_io_address* io) const {
 namespace {
 
 // A client's host identity is shown in messages and saveconfig.json: it
-// must be one line of printable text.
+// must be one line of printable text. A map names its client (only records
+// from before clients were recorded have none).
 Status ValidateClient(const char* client) {
+  if (!*client) return Status::Error(EINVAL, "the client did not name its host");
   for (const char* p = client; *p; p++)
     if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f)
       return Status::Error(EINVAL, "the client's host identity has control characters");

@@ -73,7 +73,21 @@ expect_rpc 0 "mapped on /dev/nbd7" 6 file x.img /dev/nbd7 host-b u64:0
 pass "a dead mapping is revived by its own host and device only"
 
 expect_rpc 22 "control characters" 5 file x.img "$(printf 'host\nx')"
-pass "a client identity with control characters is refused"
+expect_rpc 22 "did not name its host" 5 file x.img ""
+expect_rpc 22 "did not name its host" 6 file x.img /dev/nbd7 "" u64:0
+pass "a client identity that is empty or has control characters is refused"
+
+# A map whose confirmation took effect but whose reply was lost undoes
+# itself by its token; one whose mapping timed out finds nothing to undo.
+expect_rpc 0 "unmapped" 7 file x.img /dev/nbd7 host-b u64:0
+tok=$(map_token host-a x.img)
+expect_rpc 0 "mapped on /dev/nbd3" 6 file x.img /dev/nbd3 host-a "u64:$tok"
+expect_rpc 0 "unmapped" 7 file x.img "" "" "u64:$tok"
+tok=$(map_token host-a x.img)
+sleep 3
+cli file info x.img >/dev/null  # the expiry happens on the next registry change or lookup
+expect_rpc 22 "is not mapped" 7 file x.img "" "" "u64:$tok"
+pass "a confirmed map undoes itself by its token; an expired one finds nothing to undo"
 
 # A caller of protocol version 1 (an nbd-cli of an older release).
 python3 - "$RPC_PORT" <<'PY' || fail "a version 1 call was not told the versions"

@@ -63,6 +63,10 @@ ok map-json sh -c "grep -q '\"key\": *\"busy.img\"' /tmp/map.json && grep -q '\"
 if nbd-cli file map busy.img $H 2>/tmp/err; then r "FAIL double-map: mapped twice"; else grep -q "already mapped on \$dev" /tmp/err && r "ok double-map-refused" || r "FAIL double-map: \$(cat /tmp/err)"; fi
 if nbd-cli file map multi.img \$dev $H 2>/tmp/err; then r "FAIL busy-device: mapped onto a busy device"; else grep -q "\$dev is busy" /tmp/err && r "ok busy-device-refused" || r "FAIL busy-device: \$(cat /tmp/err)"; fi
 ok busy-device-rolled-back sh -c "nbd-cli file list created $H | grep -q multi.img"
+# The same runner under another name (its IPv4 address as IPv6): the device
+# holds this backstore, so the record is neither stale nor cleared.
+if nbd-cli file unmap busy.img host [::ffff:10.0.2.2]:$RPC_PORT 2>/tmp/err; then r "FAIL other-name: unmapped"; else grep -q "\$dev on this host holds file/busy.img of the runner at 10.0.2.2:$RPC_PORT, named otherwise here; unmap it by device" /tmp/err && r "ok other-name-refused" || r "FAIL other-name: \$(cat /tmp/err)"; fi
+ok other-name-still-mapped sh -c "nbd-cli --json file info busy.img $H | grep -q '\"status\": *\"mapped\"'"
 
 # unmap by key: only this host's device that holds that backstore
 d5=\$(nbd-cli file map multi.img /dev/nbd5 $H 2>/tmp/err) && r "ok map-onto-nbd5" || r "FAIL map-onto-nbd5: \$(cat /tmp/err)"
