@@ -116,7 +116,7 @@ kill -STOP "$OSD"
 DELETER=$!
 for _ in $(seq 100); do grep -q "\[rpc\] delete from" "$T/log/nbd-runner.log" && break; sleep 0.1; done
 sleep 1
-rpc_call 5 rbd "$(bs_key gone)" >"$T/map.out" 2>&1 || true
+rpc_call 5 rbd "$(bs_key gone)" other-host >"$T/map.out" 2>&1 || true
 kill -CONT "$OSD"
 cat "$T/map.out"
 grep -q "^status 16 .*is being created or deleted" "$T/map.out" || fail "a map during a delete was not refused as busy"
