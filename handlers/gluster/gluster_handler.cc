@@ -10,7 +10,8 @@
 // I/O: reads, writes, flush, trim and write-zeroes are gfapi asynchronous
 // calls that complete on gfapi's threads. Work with no asynchronous form
 // (extents through glfs_lseek, the fdatasync of a FUA request) runs on a
-// small worker pool, so submit never blocks.
+// small worker pool of the volume's, so submit never blocks and a volume
+// whose bricks stall holds up none of the others.
 //
 // Thread-safety: every callback may be called from any runner thread.
 #include <fcntl.h>
@@ -54,11 +55,15 @@ struct VolfileServer {
   int port = kDefaultVolfilePort;
 };
 
-// One mounted volume: the glfs_t every backstore on it shares.
+// One mounted volume: the glfs_t every backstore on it shares, and the
+// threads for its blocking calls.
 struct Volume {
   std::string name;
   glfs_t* fs = nullptr;
+  std::unique_ptr<handler_util::WorkerPool> pool;
 };
+
+constexpr int kPoolThreadsPerVolume = 4;
 
 struct GlusterHandler {
   const nbdr_services* svc = nullptr;
@@ -79,7 +84,6 @@ struct GlusterHandler {
   std::map<std::string, std::shared_ptr<MountAttempt>> mounting;
   std::condition_variable mount_done;  // an attempt in `mounting` is done
 
-  std::unique_ptr<handler_util::WorkerPool> pool;
 };
 
 struct GlusterExport {
@@ -268,6 +272,7 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
   auto vol = std::make_unique<Volume>();
   vol->name = name;
   vol->fs = fs;
+  vol->pool = std::make_unique<handler_util::WorkerPool>(kPoolThreadsPerVolume);
   Volume* raw = vol.get();
   h->volumes[name] = std::move(vol);
   h->mount_done.notify_all();
@@ -366,7 +371,6 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
       return EINVAL;
     }
   }
-  h->pool = std::make_unique<handler_util::WorkerPool>(4);
   handler_util::Log(svc, NBDR_LOG_INFO, "", "volfile servers %s, brick timeout %ld s",
                     h->hosts_text.c_str(), h->timeout_s);
   *state = h.release();
@@ -375,7 +379,7 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
 
 void GlusterUnload(void* state) {
   auto* h = static_cast<GlusterHandler*>(state);
-  h->pool.reset();
+  for (auto& [name, vol] : h->volumes) vol->pool.reset();
   // glfs_fini takes seconds per volume; unmount them side by side.
   std::vector<std::thread> finis;
   for (auto& [name, vol] : h->volumes) finis.emplace_back([fs = vol->fs] { glfs_fini(fs); });
@@ -578,7 +582,7 @@ void OnGfapiDone(glfs_fd_t*, ssize_t ret, struct glfs_stat*, struct glfs_stat*, 
   if (!err && r->type != NBDR_REQ_READ && r->type != NBDR_REQ_FLUSH)
     e->unsynced_writes = true;  // set before the client can hear of it
   if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
-    e->h->pool->Submit([e, r] {
+    e->vol->pool->Submit([e, r] {
       errno = 0;
       r->complete(r, glfs_fdatasync(e->fd, nullptr, nullptr) < 0 ? Errno() : 0);
     });
@@ -611,7 +615,7 @@ void GlusterSubmit(void* export_handle, nbdr_request* r) {
                                static_cast<off_t>(r->length), OnGfapiDone, r);
       break;
     case NBDR_REQ_EXTENTS:
-      e->h->pool->Submit([e, r] { r->complete(r, Extents(e, r)); });
+      e->vol->pool->Submit([e, r] { r->complete(r, Extents(e, r)); });
       return;
     default:
       r->complete(r, EINVAL);

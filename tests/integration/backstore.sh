@@ -79,6 +79,25 @@ bs_backing_copy() {
   esac
 }
 
+# gluster_stall_setup TIMEOUT: for a test that freezes the brick of
+# GLUSTER_FAULT_VOL beside the healthy GLUSTER_VOL2: starts the runner
+# with that gluster-timeout and sets STALLED and OTHER (this test's
+# directories on the two volumes) and BRICK (the frozen volume's brick
+# process, always thawed at the end). Cleans up KEY.img under both
+# directories for every KEY in $STALL_KEYS.
+gluster_stall_setup() {
+  bs_start_runner --gluster-timeout "$1"
+  STALLED="$GLUSTER_FAULT_VOL/$TEST_ID"
+  OTHER="$GLUSTER_VOL2/$TEST_ID"
+  local k
+  for k in ${STALL_KEYS:-}; do
+    cleanup "cli gluster delete '$STALLED/$k.img' >/dev/null 2>&1; cli gluster delete '$OTHER/$k.img' >/dev/null 2>&1"
+  done
+  BRICK=$(bash "$NBDR_SRC/tests/backends/gluster-ctl" brick-pid "$GLUSTER_FAULT_VOL")
+  [ -n "$BRICK" ] || fail "no brick process for $GLUSTER_FAULT_VOL"
+  cleanup "kill -CONT $BRICK 2>/dev/null"
+}
+
 # expect_eio_when_frozen URI PID TIMEOUT WHAT: over one NBD connection to
 # URI, writes and flushes, freezes PID (SIGSTOP), writes and flushes again:
 # that must fail with EIO within 2 * TIMEOUT + 10 s, not hang. Thaws PID

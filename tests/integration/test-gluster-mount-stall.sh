@@ -11,15 +11,9 @@ source "$(dirname "$0")/backstore.sh"
 CTL="$NBDR_SRC/tests/backends/gluster-ctl"
 TIMEOUT=8
 
-bs_start_runner --gluster-timeout "$TIMEOUT"
-OTHER="$GLUSTER_VOL2/$TEST_ID"
-STALLED="$GLUSTER_FAULT_VOL/$TEST_ID"
+STALL_KEYS="a b x" gluster_stall_setup "$TIMEOUT"
 cli gluster create "$OTHER/a.img" size 1M >/dev/null || fail "create on $GLUSTER_VOL2"
-cleanup "cli gluster delete '$OTHER/a.img' >/dev/null 2>&1; cli gluster delete '$OTHER/b.img' >/dev/null 2>&1; cli gluster delete '$STALLED/x.img' >/dev/null 2>&1"
-BRICK=$(bash "$CTL" brick-pid "$GLUSTER_FAULT_VOL")
-[ -n "$BRICK" ] || fail "no brick process for $GLUSTER_FAULT_VOL"
 kill -STOP "$BRICK"
-cleanup "kill -CONT $BRICK 2>/dev/null"
 
 "$CLI" gluster create "$STALLED/x.img" size 1M host "$RPC" >"$T/x1.out" 2>&1 &
 first=$!
