@@ -260,13 +260,8 @@ std::string When(const char* iso) { return *iso ? iso : "-"; }
 std::string KernelView(const RunnerClient& client, const nbdr_backstore& b) {
   int index = ParseNbdDevice(b.device);
   if (index < 0 || access("/sys/module/nbd", F_OK) != 0) return "-";
-  auto mine = LoadMappings();
-  if (!mine) return "-";
-  bool recorded = false;
-  for (const auto& m : *mine)
-    if (m.device == b.device && m.type == b.type && m.key == b.key && m.runner == client.target())
-      recorded = true;
-  if (!recorded) return "-";
+  auto mine = FindMapping(b.device, b.type, b.key);
+  if (!mine || mine->runner != client.target()) return "-";
   auto devices = NbdStatus();
   if (!devices) return "?";
   for (const auto& d : *devices)
@@ -417,11 +412,8 @@ struct UnmapOnly {
 // made under; "" when it has no such record.
 std::string RecordedHostId(const std::string& device, const std::string& type,
                            const std::string& key) {
-  auto mine = LoadMappings();
-  if (!mine) return "";
-  for (const auto& m : *mine)
-    if (m.device == device && m.type == type && m.key == key) return m.host_id;
-  return "";
+  auto mine = FindMapping(device, type, key);
+  return mine ? mine->host_id : "";
 }
 
 Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key,

@@ -148,4 +148,13 @@ Status ForgetMapping(const MappingRecord& m) {
 
 Expected<std::vector<MappingRecord>> LoadMappings() { return ParseLocked(MappingStatePath()); }
 
+std::optional<MappingRecord> FindMapping(const std::string& device, const std::string& type,
+                                         const std::string& key) {
+  auto mine = LoadMappings();
+  if (!mine) return std::nullopt;
+  for (auto& m : *mine)
+    if (m.device == device && m.type == type && m.key == key) return std::move(m);
+  return std::nullopt;
+}
+
 }  // namespace nbdr

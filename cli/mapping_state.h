@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,9 @@ Status ForgetMapping(const std::string& device);
 // newer map may have reused the device meanwhile).
 Status ForgetMapping(const MappingRecord& m);
 Expected<std::vector<MappingRecord>> LoadMappings();
+// This host's record of device when it maps type/key; none when it has no
+// such record (or the file cannot be read).
+std::optional<MappingRecord> FindMapping(const std::string& device, const std::string& type,
+                                         const std::string& key);
 
 }  // namespace nbdr
