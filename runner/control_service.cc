@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "utils/log.h"
+#include "utils/names.h"
 #include "utils/size_parse.h"
 
 namespace nbdr {
@@ -115,10 +116,8 @@ namespace {
 // from before clients were recorded have none).
 Status ValidateClient(const char* client) {
   if (!*client) return Status::Error(EINVAL, "the client did not name its host");
-  for (const char* p = client; *p; p++)
-    if (static_cast<unsigned char>(*p) < 0x20 || *p == 0x7f)
-      return Status::Error(EINVAL, "the client's host identity has control characters");
-  return Status();
+  Status s = ValidateHostId(client);
+  return s.ok() ? s : Status::Error(EINVAL, "map refused: " + s.message());
 }
 
 CreateParams ToCreateParams(const nbdr_create_args& a) {

@@ -56,19 +56,15 @@ Status ValidateKey(std::string_view key) {
   auto bad = [&](const char* why) {
     // Never echo control characters back verbatim.
     std::string shown;
-    for (char c : key.substr(0, 200)) {
-      unsigned char u = static_cast<unsigned char>(c);
-      shown += (u < 0x20 || u == 0x7f) ? '?' : c;
-    }
+    for (char c : key.substr(0, 200)) shown += IsControlChar(c) ? '?' : c;
     return Status::Error(EINVAL, "key '" + shown + "': " + why);
   };
   if (key.empty()) return bad("empty");
   if (key.size() > kMaxNameLength) return bad("longer than 4096 bytes");
   if (!IsValidUtf8(key)) return bad("not valid UTF-8");
   for (char c : key) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u == 0) return bad("contains a NUL byte");
-    if (u < 0x20 || u == 0x7f) return bad("contains a control character");
+    if (c == 0) return bad("contains a NUL byte");
+    if (IsControlChar(c)) return bad("contains a control character");
   }
   if (key.front() == '/') return bad("absolute paths are not allowed");
   size_t start = 0;
@@ -113,6 +109,17 @@ std::string MakeExportName(std::string_view type, std::string_view key) {
   s += '/';
   s += key;
   return s;
+}
+
+Status ValidateHostId(std::string_view id) {
+  if (id.empty()) return Status::Error(EINVAL, "the host identity is empty");
+  if (id.size() > kMaxHostIdLength)
+    return Status::Error(EINVAL, "the host identity is longer than " +
+                                     std::to_string(kMaxHostIdLength) + " bytes");
+  for (char c : id)
+    if (IsControlChar(c))
+      return Status::Error(EINVAL, "the host identity has control characters");
+  return Status();
 }
 
 }  // namespace nbdr

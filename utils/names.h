@@ -35,6 +35,22 @@ struct ExportName {
 Expected<ExportName> ParseExportName(std::string_view name);
 std::string MakeExportName(std::string_view type, std::string_view key);
 
+// True for the ASCII control characters (0x00-0x1f and DEL), which no name
+// or identity may contain and no message echoes back verbatim.
+inline bool IsControlChar(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7f;
+}
+
+// Longest host identity a client may give (rpc NBDR_MAX_CLIENT less the
+// terminator).
+inline constexpr size_t kMaxHostIdLength = 255;
+
+// A client's host identity (the owner of a mapping): one line of 1 to
+// kMaxHostIdLength bytes without control characters. The message says
+// which rule failed, without echoing the identity.
+Status ValidateHostId(std::string_view id);
+
 // True when text is well-formed UTF-8 without overlong forms or surrogates.
 bool IsValidUtf8(std::string_view text);
 

@@ -68,5 +68,18 @@ TEST(Names, SplitsExportNames) {
   EXPECT_FALSE(ParseExportName("/file/x").ok());
 }
 
+TEST(Names, HostIdentityIsOnePrintableLineOfAtMost255Bytes) {
+  EXPECT_TRUE(ValidateHostId("node1 (machine 0123456789ab)").ok());
+  EXPECT_TRUE(ValidateHostId(std::string(kMaxHostIdLength, 'h')).ok());
+  EXPECT_FALSE(ValidateHostId("").ok());
+  EXPECT_FALSE(ValidateHostId(std::string(kMaxHostIdLength + 1, 'h')).ok());
+  EXPECT_FALSE(ValidateHostId("host\nx").ok());
+  EXPECT_FALSE(ValidateHostId("tab\there").ok());
+  EXPECT_FALSE(ValidateHostId("del\x7f").ok());
+  Status s = ValidateHostId("a\x1b[2Jb");
+  EXPECT_NE(s.message().find("control characters"), std::string::npos);
+  EXPECT_EQ(s.message().find('\x1b'), std::string::npos);
+}
+
 }  // namespace
 }  // namespace nbdr
