@@ -331,7 +331,9 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
   if (!ps.ok()) {
     LOG_ERROR(name, "deleted, but saveconfig.json could not be written and lists it until the "
               "next successful write: %s", ps.message().c_str());
-    return ps.WithContext("delete " + name);
+    return Status::Error(ps.code(), "backstore " + name + " and its backing object are "
+                         "deleted, but saveconfig.json still lists it until its next successful "
+                         "write: " + ps.message());
   }
   LOG_INFO(name, "deleted");
   return Status();
