@@ -30,15 +30,20 @@ namespace {
 volatile sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
-// The runner's view of a mapping ("dead" after it restarted), or "" when
-// the runner cannot be asked.
-std::string RunnerStatus(RunnerClient* client, const MappingRecord& m) {
+// Asks the runner for a mapping's backstore (NBDR_INFO): *info is filled
+// when the call went through, whatever its status.
+Status AskRunner(RunnerClient* client, const MappingRecord& m, RpcResult<nbdr_info_reply>* info) {
   nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
-  RpcResult<nbdr_info_reply> r(NBDR_INFO);
-  if (!client->Call(NBDR_INFO, &a, r.get()).ok()) return "";
-  r.set_filled();
-  if (r->status != 0 || r->backstore.backstore_len != 1) return "";
-  return r->backstore.backstore_val[0].status;
+  if (Status s = client->Call(NBDR_INFO, &a, info->get()); !s.ok()) return s;
+  info->set_filled();
+  return Status();
+}
+
+// The runner's view of a mapping ("dead" after it restarted) in its INFO
+// reply, or "" when the runner could not tell.
+std::string RunnerStatus(const RpcResult<nbdr_info_reply>& info) {
+  if (info->status != 0 || info->backstore.backstore_len != 1) return "";
+  return info->backstore.backstore_val[0].status;
 }
 
 // How long nbd-clid waits for one runner's reply: one hung runner must not
@@ -50,19 +55,19 @@ constexpr int kCallTimeoutS = 10;
 // the device now holds something else.
 constexpr int kNotOurs = ESTALE;
 
+// Reconnects mapping m on /dev/nbd<index>, given the runner's INFO reply
+// on its backstore (info).
 Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
-                 const std::string& host_id) {
+                 const std::string& host_id, const RpcResult<nbdr_info_reply>& info) {
   std::string export_name = MakeExportName(m.type, m.key);
   std::string backend = BackendIdFor(m.runner, export_name);
   if (std::string held = NbdBackend(index); held != backend)
     return Status::Error(kNotOurs, m.device + " now holds " +
                                        (held.empty() ? "nothing" : "'" + held + "'"));
-  nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
-  RpcResult<nbdr_info_reply> info(NBDR_INFO);
-  if (Status s = client->Call(NBDR_INFO, &a, info.get()); !s.ok()) return s;
-  info.set_filled();
   if (info->status == ENOENT) return Status::Error(kNotOurs, info->message);
   if (info->status != 0) return Status::Error(info->status, info->message);
+  if (info->backstore.backstore_len != 1)
+    return Status::Error(EPROTO, "the runner's answer about " + export_name + " is malformed");
   // Only a mapping the runner still gives to this device of this host is
   // reconnected: dead (the runner restarted or every connection dropped)
   // or mapped (some of its connections dropped). Anything else means it
@@ -172,10 +177,13 @@ int main(int argc, char** argv) {
           LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
         continue;
       }
-      if (!link_dead.count(index) && RunnerStatus(&*client, m) != "dead") continue;
+      RpcResult<nbdr_info_reply> info(NBDR_INFO);
+      Status s = AskRunner(&*client, m, &info);
+      if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != "dead")) continue;
       // The identity the mapping was made under: this host's may have
       // been renamed since.
-      Status s = Reconnect(&*client, m, index, m.host_id.empty() ? *host_id : m.host_id);
+      const std::string& made_as = m.host_id.empty() ? *host_id : m.host_id;
+      if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);
       if (s.ok()) {
         LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
                  m.key.c_str(), m.runner.c_str());
