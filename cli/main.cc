@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -156,7 +157,19 @@ std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
   std::string host = io.host;
   if (IsWildcardOrLoopback(host)) host = runner_host;
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return "nbd://" + host + ":" + std::to_string(io.port) + "/" + export_name;
+  // The export name is a URI path: everything but unreserved characters
+  // and '/' is percent-encoded (a key may hold '?', '#', '%' or spaces).
+  std::string path;
+  for (unsigned char ch : export_name) {
+    if (isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '/') {
+      path += static_cast<char>(ch);
+    } else {
+      char hex[4];
+      snprintf(hex, sizeof hex, "%%%02X", ch);
+      path += hex;
+    }
+  }
+  return "nbd://" + host + ":" + std::to_string(io.port) + "/" + path;
 }
 
 // The handler's identity of the backing object (saveconfig.json extras):
@@ -261,7 +274,8 @@ std::string KernelView(const RunnerClient& client, const nbdr_backstore& b) {
   int index = ParseNbdDevice(b.device);
   if (index < 0 || access("/sys/module/nbd", F_OK) != 0) return "-";
   auto mine = FindMapping(b.device, b.type, b.key);
-  if (!mine || mine->runner != client.target()) return "-";
+  if (!mine) return "?";  // this host's records cannot be read
+  if (!*mine || (*mine)->runner != client.target()) return "-";
   auto devices = NbdStatus();
   if (!devices) return "?";
   for (const auto& d : *devices)
@@ -410,10 +424,11 @@ struct UnmapOnly {
 
 // The host identity this host's record of device (mapping type/key) was
 // made under; "" when it has no such record.
-std::string RecordedHostId(const std::string& device, const std::string& type,
-                           const std::string& key) {
+Expected<std::string> RecordedHostId(const std::string& device, const std::string& type,
+                                     const std::string& key) {
   auto mine = FindMapping(device, type, key);
-  return mine ? mine->host_id : "";
+  if (!mine) return mine.status();
+  return *mine ? (*mine)->host_id : "";
 }
 
 Status RunnerUnmap(RunnerClient* client, const std::string& type, const std::string& key,
@@ -613,8 +628,13 @@ int DoUnmap(Command c) {
       // This host's own record, whose device no longer holds the disk
       // (disconnected, or reused after a reboot): nothing else can hold
       // it, so it is cleared. A map still in progress is not.
-      bool stale_own = *b.client && status != "mapping" && !holds_this &&
-                       (b.client == *host_id || b.client == RecordedHostId(device, c.type, c.key));
+      bool stale_own = *b.client && status != "mapping" && !holds_this && b.client == *host_id;
+      if (*b.client && status != "mapping" && !holds_this && !stale_own && !c.force) {
+        auto recorded = RecordedHostId(device, c.type, c.key);  // made before a rename?
+        if (!recorded) return Error(kExitFailed, recorded.status().code(),
+                                    recorded.status().message());
+        stale_own = b.client == *recorded;
+      }
       std::string owner = *b.client ? std::string(b.client) : "another host";
       if (here && !c.force && !stale_own)
         return Error(kExitFailed, EBUSY,
@@ -649,9 +669,9 @@ int DoUnmap(Command c) {
   std::string device = "/dev/nbd" + std::to_string(index);
   std::string name = MakeExportName(c.type, c.key);
   // The identity the device was mapped under (this host's may have been
-  // renamed since).
-  std::string mapped_as = RecordedHostId(device, c.type, c.key);
-  if (mapped_as.empty()) mapped_as = *host_id;
+  // renamed since). An unreadable record file is reported by ForgetMapping.
+  auto recorded = RecordedHostId(device, c.type, c.key);
+  std::string mapped_as = recorded && !recorded->empty() ? *recorded : *host_id;
   if (Status s = NbdDisconnect(index); !s.ok())
     return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
   // The runner's record is cleared only while it is this device's of this
@@ -669,8 +689,10 @@ int DoUnmap(Command c) {
 
 // Parses trailing "word [value]" options of a command.
 int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
+  std::set<std::string> seen;
   for (; i < args.size(); i++) {
     const std::string& w = args[i];
+    if (!seen.insert(w).second) return Usage("'" + w + "' given twice");
     auto value = [&](std::string* out) -> bool {
       if (i + 1 >= args.size()) return false;
       *out = args[++i];
@@ -732,11 +754,18 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args;
+  bool help = false;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--json") g_json = true;
-    else if (a == "--help" || a == "-h") args.push_back("help");
+    else if (a == "--help" || a == "-h") help = true;  // wherever it is: never runs a command
+    else if (a == "--version" && args.empty()) args.push_back("version");
     else args.push_back(a);
+  }
+  if (help) {
+    bool typed = !args.empty() && (args[0] == "ceph" || ValidateType(args[0]).ok());
+    fputs(typed ? TypeHelp(args[0] == "ceph" ? "rbd" : args[0]).c_str() : kUsage, stdout);
+    return kExitOk;
   }
   if (args.empty()) {
     fputs(kUsage, stderr);
@@ -747,6 +776,7 @@ int main(int argc, char** argv) {
     fputs(kUsage, stdout);
     return kExitOk;
   }
+  if (args[0].starts_with("-")) return Usage("unknown option '" + args[0] + "'");
   if (args[0] == "version") {
     c.verb = "version";
     if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;

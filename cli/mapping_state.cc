@@ -148,13 +148,15 @@ Status ForgetMapping(const MappingRecord& m) {
 
 Expected<std::vector<MappingRecord>> LoadMappings() { return ParseLocked(MappingStatePath()); }
 
-std::optional<MappingRecord> FindMapping(const std::string& device, const std::string& type,
-                                         const std::string& key) {
+Expected<std::optional<MappingRecord>> FindMapping(const std::string& device,
+                                                   const std::string& type,
+                                                   const std::string& key) {
   auto mine = LoadMappings();
-  if (!mine) return std::nullopt;
+  if (!mine) return mine.status();
   for (auto& m : *mine)
-    if (m.device == device && m.type == type && m.key == key) return std::move(m);
-  return std::nullopt;
+    if (m.device == device && m.type == type && m.key == key)
+      return std::optional<MappingRecord>(std::move(m));
+  return std::optional<MappingRecord>();
 }
 
 }  // namespace nbdr

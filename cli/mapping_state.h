@@ -38,8 +38,9 @@ Status ForgetMapping(const std::string& device);
 Status ForgetMapping(const MappingRecord& m);
 Expected<std::vector<MappingRecord>> LoadMappings();
 // This host's record of device when it maps type/key; none when it has no
-// such record (or the file cannot be read).
-std::optional<MappingRecord> FindMapping(const std::string& device, const std::string& type,
-                                         const std::string& key);
+// such record; an error when the file cannot be read.
+Expected<std::optional<MappingRecord>> FindMapping(const std::string& device,
+                                                   const std::string& type,
+                                                   const std::string& key);
 
 }  // namespace nbdr

@@ -75,6 +75,11 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       std::string why = clnt_sperror(client_.get(), "");
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
       if (why.rfind(": ", 0) == 0) why = why.substr(2);
+      // A reset before any reply is what the NBD port (or another
+      // service) answers to an RPC call.
+      if (st == RPC_CANTRECV)
+        why += " (is " + target_ + " nbd-runner's control port, 24110 by default, and not its "
+               "NBD port?)";
       return Status::Error(ECOMM, "RPC " + std::string(p->name) + " to nbd-runner at " + target_ +
                                       " failed: " + why);
     }

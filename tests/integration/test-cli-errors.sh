@@ -71,7 +71,34 @@ expect_fail 2 "absolute paths" cli file create /etc/passwd size 1M
 expect_fail 2 "create needs 'size SIZE'" cli file create x.img
 expect_fail 2 "unknown command 'frobnicate'" "$CLI" file frobnicate
 expect_fail 2 "unexpected 'bogus'" cli file list bogus
-pass "usage errors: exit 2"
+expect_fail 2 "'size' given twice" cli file create twice.img size 1M size 2M
+expect_fail 2 "'readonly' given twice" cli file create twice.img size 1M readonly readonly
+expect_fail 2 "unknown option '--bogus'" "$CLI" --bogus file list
+[ ! -e "$T/files/twice.img" ] || fail "a create with a repeated option ran"
+pass "usage errors: exit 2 (repeated options and unknown global options included)"
+
+# --help anywhere prints help and runs nothing, even on a key named help.
+cli file create help size 1M >/dev/null
+for h in --help -h; do
+  "$CLI" file delete "$h" host "$RPC" >"$T/out" 2>&1 || fail "file delete $h failed"
+  grep -q "nbd-cli file" "$T/out" || { cat "$T/out"; fail "file delete $h printed no help"; }
+done
+cli file info help >/dev/null || fail "'delete --help' deleted the backstore named help"
+cli --version | grep -q "^nbd-cli " || fail "--version"
+pass "--help prints help wherever it is and runs no command; --version works"
+
+# The NBD URI a key gives is percent-encoded, so clients open that export.
+cli file create "odd name?#%.img" size 1M >/dev/null
+uri=$(cli --json file info "odd name?#%.img" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["nbd_uri"])')
+[[ "$uri" == */file/odd%20name%3F%23%25.img ]] || fail "uri not encoded: $uri"
+[ "$(nbdinfo --size "$uri")" = 1048576 ] || fail "nbdinfo cannot open $uri"
+pass "the NBD URI of a key with ' ?#%' is percent-encoded and opens: $uri"
+
+# Pointed at the NBD port, nbd-cli says which port it wants.
+expect_fail 3 "control port, 24110 by default, and not its NBD port" \
+  "$CLI" file list host "127.0.0.1:$IO_PORT"
+pass "nbd-cli pointed at the NBD port says so"
 
 # Unreachable runner: exit 3.
 expect_fail 3 "cannot reach nbd-runner at 127.0.0.1:1" "$CLI" file list host 127.0.0.1:1
@@ -79,7 +106,7 @@ pass "unreachable runner: exit 3"
 
 # JSON on success and failure.
 cli --json file list created >"$T/list.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 12 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d["backstores"]) == 14 and all(b["status"] == "created" for b in d["backstores"]) and d["backstores"][0]["nbd_uri"].startswith("nbd://127.0.0.1:")' "$T/list.json" \
   || { cat "$T/list.json"; fail "list --json"; }
 rc=0
 cli --json file info nope.img >"$T/out" 2>"$T/err" || rc=$?
