@@ -327,6 +327,17 @@ int DoList(const Command& c) {
   return kExitOk;
 }
 
+// What is wrong with c's backing object (NBDR_CHECK), as a sentence; ""
+// when it is the one registered or the runner cannot tell.
+std::string ObjectProblem(RunnerClient* client, const Command& c) {
+  nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  RpcResult<nbdr_status_reply> r(NBDR_CHECK);
+  if (Status s = client->Call(NBDR_CHECK, &a, r.get()); !s.ok())
+    return "cannot check the backing object: " + s.message();
+  r.set_filled();
+  return r->status == 0 ? "" : r->message;
+}
+
 int DoInfo(const Command& c) {
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
@@ -338,13 +349,18 @@ int DoInfo(const Command& c) {
   if (r->backstore.backstore_len != 1)
     return Error(kExitFailed, EPROTO, "runner sent an info reply without a backstore");
   const nbdr_backstore& b = r->backstore.backstore_val[0];
-  std::string uri = NbdUri(client->connected_host(), r->io, MakeExportName(b.type, b.key));
+  std::string export_name = MakeExportName(b.type, b.key);
+  std::string uri = NbdUri(client->connected_host(), r->io, export_name);
+  std::string problem = ObjectProblem(&*client, c);
   if (g_json) {
     Json o(BackstoreJson(b, uri));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    json_object_object_add(o.get(), "object_problem",
+                           problem.empty() ? nullptr : json_object_new_string(problem.c_str()));
     PrintJson(o.get(), stdout);
     return kExitOk;
   }
+  if (!problem.empty()) fprintf(stderr, "nbd-cli: warning: %s\n", problem.c_str());
   printf("export:      %s/%s\n", b.type, b.key);
   printf("size:        %s (%llu bytes)\n", FormatSize(b.size).c_str(),
          static_cast<unsigned long long>(b.size));

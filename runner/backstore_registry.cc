@@ -50,6 +50,14 @@ bool HasIdentity(const BackstoreRecord& r) {
   return !r.extras_json.empty() && r.extras_json != "{}";
 }
 
+// Refusal of a second backstore on one object: two backstores could be
+// mapped or written by two clients at once, and deleting one would pull
+// the object from under the other's clients.
+Status SameObjectError(const std::string& name, const std::string& other) {
+  return Status::Error(EEXIST, name + " is the same object as the registered " + other +
+                                   " (another path to it); use " + other);
+}
+
 // Where a mapping is, for messages: "/dev/nbd0 of host-a", "a client".
 std::string WhereMapped(const BackstoreRecord& r) {
   std::string where = r.device.empty() ? "a client" : r.device;
@@ -86,6 +94,30 @@ std::string BackstoreRegistry::CurrentIdentity(const LoadedHandler* h, const std
     return "";
   }
   return *canonical;
+}
+
+BackstoreRegistry::ObjectCheck BackstoreRegistry::CheckObject(
+    const BackstoreRecord& record) const {
+  const LoadedHandler* h = handlers_->Find(record.type);
+  if (!h || !HasIdentity(record) || !h->CanIdentify()) return {};
+  auto id = h->Identify(record.key);
+  if (!id)
+    return {id.status().code() == ENOENT ? ObjectCheck::kMissing : ObjectCheck::kUnknown,
+            "its backing object cannot be found: " + id.status().message()};
+  auto now = id->empty() ? Expected<std::string>("") : CanonicalIdentity(*id);
+  if (!now || now->empty()) return {};
+  if (SameIdentity(*now, record.extras_json)) return {};
+  return {ObjectCheck::kReplaced, "its backing object was replaced since it was registered "
+                                  "(registered " + record.extras_json + ", now " + *now + ")"};
+}
+
+std::string BackstoreRegistry::RegisteredAs(const std::string& type, const std::string& identity,
+                                            const std::string& except) const {
+  for (const auto& [name, e] : entries_)
+    if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
+        SameIdentity(identity, e.record.extras_json))
+      return name;
+  return "";
 }
 
 BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
@@ -215,9 +247,11 @@ Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
     return Status::Error(EEXIST, "backstore " + name + " already exists");
   auto size = inspect();
   if (!size) return size.status();
-  Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) -> Status {
+  Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) REQUIRES(mu_) -> Status {
     if (!e.open.expired() || e.opening > 0)
       return Status::Error(EBUSY, "backstore " + name + " is being served; stop its clients first");
+    if (std::string other = RegisteredAs(p.type, now, name); !other.empty())
+      return SameObjectError(name, other);
     e.record.size = *size;
     e.record.block_size = p.block_size;
     e.record.readonly = p.readonly;
@@ -262,6 +296,11 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
   }
   {
     MutexLock l(&mu_);
+    if (std::string other = identity.empty() ? "" : RegisteredAs(p.type, identity, name);
+        !other.empty()) {
+      entries_.erase(name);  // what make found (or made) is left as it is
+      return SameObjectError(name, other);
+    }
     Entry& e = entries_[name];
     e.record.size = *size;
     e.record.extras_json = identity.empty() ? "{}" : identity;
@@ -309,12 +348,20 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     e.busy = true;
     saved = e.record;
   }
-  if (Status s = CheckHandler(type); !s.ok()) {
+  Status s = CheckHandler(type);
+  if (ObjectCheck c = s.ok() ? CheckObject(saved) : ObjectCheck();
+      c.state == ObjectCheck::kReplaced) {
+    LOG_ERROR(name, "not deleted: %s", c.problem.c_str());
+    s = Status::Error(EEXIST, "not deleting " + name + ": " + c.problem + "; that object is "
+                      "not this backstore's to remove: 'nbd-cli " + type + " import " + key +
+                      "' adopts it, or move it away and delete again");
+  }
+  if (!s.ok()) {
     MutexLock l(&mu_);
     entries_[name].busy = false;
     return s;
   }
-  Status s = handlers_->Find(type)->Remove(key);
+  s = handlers_->Find(type)->Remove(key);
   if (!s.ok() && s.code() != ENOENT) {
     MutexLock l(&mu_);
     entries_[name].busy = false;
@@ -599,16 +646,12 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
-  if (HasIdentity(record) && h->CanIdentify()) {
-    std::string now = CurrentIdentity(h, record.key);
-    if (!now.empty() && !SameIdentity(now, record.extras_json)) {
-      LOG_ERROR(export_name, "not served: the object was replaced (registered %s, now %s)",
-                record.extras_json.c_str(), now.c_str());
-      return Status::Error(ESTALE, "refusing to serve " + export_name +
-                                       ": its backing object was replaced since it was "
-                                       "registered; 'nbd-cli " + record.type + " import " +
-                                       record.key + "' serves the new one");
-    }
+  if (ObjectCheck c = CheckObject(record); c.state == ObjectCheck::kReplaced) {
+    LOG_ERROR(export_name, "not served: %s", c.problem.c_str());
+    return Status::Error(ESTALE, "refusing to serve " + export_name +
+                                     ": its backing object was replaced since it was "
+                                     "registered; 'nbd-cli " + record.type + " import " +
+                                     record.key + "' serves the new one");
   }
   std::shared_ptr<OpenExport> exp(new OpenExport());
   exp->record_ = record;

@@ -77,7 +77,18 @@ class BackstoreRegistry {
   // the new object's size and identity, and this import's block size and
   // read-only flag.
   Expected<uint64_t> Import(const CreateParams& params) EXCLUDES(mu_, save_mu_);
+  // Removes the backing object and the entry. Refused while the backstore
+  // is mapped or served, and when another object took the registered
+  // one's place (that object is not this backstore's to remove). A missing
+  // object only drops the entry.
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  // Whether record's backing object is still the one registered, asked of
+  // its handler now (by its identity, for handlers that keep one).
+  struct ObjectCheck {
+    enum State { kAsRegistered, kMissing, kReplaced, kUnknown } state = kAsRegistered;
+    std::string problem;  // a sentence, unless kAsRegistered
+  };
+  ObjectCheck CheckObject(const BackstoreRecord& record) const;
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
   // Backstores of type (empty: all) whose status matches (empty or "all":
@@ -140,6 +151,11 @@ class BackstoreRegistry {
                              const std::function<Expected<uint64_t>()>& inspect)
       EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
+  // The export name of a registered backstore of type, other than except,
+  // whose object has this identity (another path to the same object); ""
+  // when there is none.
+  std::string RegisteredAs(const std::string& type, const std::string& identity,
+                           const std::string& except) const REQUIRES(mu_);
   // The handler's part of OpenForServing: checks the object's identity and
   // opens it.
   Expected<std::shared_ptr<OpenExport>> OpenBackend(const std::string& export_name,

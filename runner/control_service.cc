@@ -56,6 +56,7 @@ const char* ProcName(uint32_t proc) {
     case NBDR_DELETE: return "delete";
     case NBDR_LIST: return "list";
     case NBDR_INFO: return "info";
+    case NBDR_CHECK: return "check";
     case NBDR_VERSION: return "version";
     case NBDR_MAP: return "map";
     case NBDR_MAPPED: return "mapped";
@@ -88,6 +89,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       break;
     case NBDR_INFO:
       Info(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_info_reply*>(result));
+      break;
+    case NBDR_CHECK:
+      Check(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
     case NBDR_VERSION:
       Version(static_cast<nbdr_version_reply*>(result));
@@ -179,11 +183,14 @@ void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
   SetStatus(s, &r->status, &r->message, std::to_string(records.size()) + " backstore(s)");
 }
 
+Expected<BackstoreRecord> ControlService::Lookup(const nbdr_key_args& a) {
+  if (Status s = registry_->CheckHandler(a.type); !s.ok()) return s;
+  return registry_->Get(a.type, a.key);
+}
+
 void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
   FillIo(&r->io);
-  Status s = registry_->CheckHandler(a.type);
-  Expected<BackstoreRecord> rec =
-      s.ok() ? registry_->Get(a.type, a.key) : Expected<BackstoreRecord>(s);
+  Expected<BackstoreRecord> rec = Lookup(a);
   if (!rec) {
     SetStatus(rec.status(), &r->status, &r->message, "");
     return;
@@ -192,6 +199,21 @@ void ControlService::Info(const nbdr_key_args& a, nbdr_info_reply* r) {
   r->backstore.backstore_val = static_cast<nbdr_backstore*>(calloc(1, sizeof(nbdr_backstore)));
   FillBackstore(*rec, r->backstore.backstore_val);
   SetStatus(Status(), &r->status, &r->message, rec->ExportName());
+}
+
+void ControlService::Check(const nbdr_key_args& a, nbdr_status_reply* r) {
+  Expected<BackstoreRecord> rec = Lookup(a);
+  if (!rec) {
+    SetStatus(rec.status(), &r->status, &r->message, "");
+    return;
+  }
+  using Check = BackstoreRegistry::ObjectCheck;
+  Check c = registry_->CheckObject(*rec);
+  int code = c.state == Check::kMissing ? ENOENT : c.state == Check::kReplaced ? ESTALE : EIO;
+  SetStatus(c.state == Check::kAsRegistered ? Status()
+                                            : Status::Error(code, rec->ExportName() + ": " +
+                                                                      c.problem),
+            &r->status, &r->message, rec->ExportName() + ": the registered object");
 }
 
 void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {

@@ -41,11 +41,15 @@ class ControlService {
   void Delete(const nbdr_key_args& a, nbdr_status_reply* r);
   void List(const nbdr_list_args& a, nbdr_list_reply* r);
   void Info(const nbdr_key_args& a, nbdr_info_reply* r);
+  void Check(const nbdr_key_args& a, nbdr_status_reply* r);
   void Version(nbdr_version_reply* r);
   void Map(const nbdr_map_args& a, nbdr_map_reply* r);
   void Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r);
   void Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r);
   void FillIo(nbdr_io_address* io) const;
+  // The record of a's backstore, or why there is none (handler not
+  // loaded, invalid or unknown key).
+  Expected<BackstoreRecord> Lookup(const nbdr_key_args& a);
 
   BackstoreRegistry* const registry_;
   const HandlerSet* const handlers_;

@@ -115,6 +115,20 @@ python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e["
   || { cat "$T/err"; fail "json error"; }
 pass "--json: stable objects on stdout, error objects on stderr"
 
+# Two backstores on one object (through a symlink or a hard link inside
+# the base directory) are refused: one's delete would pull the file from
+# under the other's clients, and both could be mapped at once.
+cli file create inside/z.img size 1M >/dev/null
+ln -s inside "$T/files/lnk"
+ln "$T/files/inside/z.img" "$T/files/hard.img"
+expect_fail 1 "file/lnk/z.img is the same object as the registered file/inside/z.img" \
+  cli file import lnk/z.img
+expect_fail 1 "file/hard.img is the same object as the registered file/inside/z.img" \
+  cli file import hard.img
+cli --json file list | grep -Eq '"(lnk/z|hard).img"' && fail "an alias was registered"
+[ -f "$T/files/hard.img" ] || fail "a refused import removed its file"
+pass "an import of an object registered under another key is refused"
+
 # Delete while a client is connected: refused, nothing lost.
 python3 - "$IO_PORT" "$T/held" <<'PY' &
 import os, sys, time

@@ -3,9 +3,11 @@
 # object a backstore is (file: device, inode, birth time; gluster: volume id and
 # gfid; rbd: pool id and image id). When another runner deletes the object
 # and makes a new one under the same name, this runner refuses to serve
-# the stranger (the NBD client gets an error naming the reason), until
-# `nbd-cli TYPE import KEY` adopts the new object; importing an unchanged
-# object is still refused as a duplicate.
+# the stranger (the NBD client gets an error naming the reason), `info`
+# warns, and `delete` leaves the stranger alone, until `nbd-cli TYPE import
+# KEY` adopts the new object; importing an unchanged object is still
+# refused as a duplicate. A vanished object is shown by `info`, and its
+# delete drops the entry.
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../backstore.sh"
 requires qemu-io nbdinfo python3
@@ -39,15 +41,21 @@ pass "saveconfig.json records the object's identity, nbd-cli info shows it: $fir
 
 # A second runner on the same storage replaces the object: import, delete,
 # create again (bigger), fill with another pattern.
-mkdir -p "$T/state2" "$T/log2"
-"$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
-  --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
-  --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
-R2=$!
-cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"
-for _ in $(seq 600); do grep -q 'control RPC listening' "$T/runner2.out" && break; sleep 0.1; done
-H2="host 127.0.0.1:$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")"
-IO2=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
+# start_runner2: a second runner on the same storage, with its own state;
+# sets R2, H2 (nbd-cli's host argument) and IO2.
+start_runner2() {
+  mkdir -p "$T/state2" "$T/log2"
+  : >"$T/runner2.out"
+  "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
+    --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
+    --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
+  R2=$!
+  cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"
+  for _ in $(seq 600); do grep -q 'control RPC listening' "$T/runner2.out" && break; sleep 0.1; done
+  H2="host 127.0.0.1:$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")"
+  IO2=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
+}
+start_runner2
 "$CLI" "$BACKEND" import "$KEY" $H2 >/dev/null || fail "second runner: import"
 "$CLI" "$BACKEND" delete "$KEY" $H2 >/dev/null || fail "second runner: delete"
 "$CLI" "$BACKEND" create "$KEY" size 16M $H2 >/dev/null || fail "second runner: create again"
@@ -62,9 +70,20 @@ if LIBNBD_DEBUG=1 nbdinfo "$(bs_uri id/a.img)" >"$T/info" 2>&1; then
   cat "$T/info"; fail "the replaced object was served"
 fi
 grep -q "replaced since it was registered" "$T/info" || { cat "$T/info"; fail "the client was not told why"; }
-grep -q "not served: the object was replaced" "$T/log/nbd-runner.log" || fail "no log line for the refusal"
+grep -q "not served: its backing object was replaced" "$T/log/nbd-runner.log" ||
+  fail "no log line for the refusal"
 [ "$(identity)" = "$first" ] || fail "the refusal changed saveconfig.json"
 pass "the replaced object is not served; the client and the log say why"
+
+cli "$BACKEND" info "$KEY" >"$T/out" 2>"$T/err" || fail "info of a replaced object failed"
+grep -q "warning: .*backing object was replaced since it was registered" "$T/err" ||
+  { cat "$T/err"; fail "info does not warn of the replaced object"; }
+cli --json "$BACKEND" info "$KEY" | python3 -c 'import json, sys
+assert "replaced" in json.load(sys.stdin)["object_problem"]' || fail "info --json: object_problem"
+expect_fail 1 "not deleting $BACKEND/$KEY: its backing object was replaced.*import" \
+  cli "$BACKEND" delete "$KEY"
+[ "$(identity)" = "$first" ] || fail "the refused delete changed saveconfig.json"
+pass "info warns of the replaced object and delete leaves it alone"
 
 cli "$BACKEND" import "$KEY" >/dev/null || fail "import of the replaced object"
 second=$(identity)
@@ -74,3 +93,16 @@ qemu-io -f raw -c 'read -P 0x22 0 1M' "$(bs_uri id/a.img)" | grep -q 'read 10485
   fail "the adopted object does not hold the second runner's data"
 expect_fail 1 "already exists" cli "$BACKEND" import "$KEY"
 pass "import adopts the new object (size, identity, data); a second import is a duplicate"
+
+# The object vanishes (removed by another runner, say): info says so, and
+# delete drops the entry.
+cli --json "$BACKEND" info "$KEY" | grep -q '"object_problem": null' || fail "object_problem of a sound object"
+start_runner2
+"$CLI" "$BACKEND" delete "$KEY" $H2 >/dev/null || fail "second runner: delete"
+kill -TERM $R2; wait $R2 || fail "second runner did not stop cleanly"
+cli "$BACKEND" info "$KEY" >"$T/out" 2>"$T/err" || fail "info of a missing object failed"
+grep -q "warning: .*backing object cannot be found" "$T/err" ||
+  { cat "$T/err"; fail "info does not warn of the missing object"; }
+cli "$BACKEND" delete "$KEY" >/dev/null || fail "delete of a backstore whose object vanished"
+expect_fail 1 "does not exist" cli "$BACKEND" info "$KEY"
+pass "a vanished object is shown by info; its delete drops the entry"
