@@ -174,14 +174,21 @@ Status HandlerSet::LoadDirectory(const std::string& dir) {
     if (why.empty()) probed.push_back(path);
     else LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), why.c_str());
   }
+  std::string refused;
   for (const auto& path : probed) {
-    Status s = LoadProbed(path);
-    if (!s.ok()) LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), s.message().c_str());
+    bool refused_config = false;
+    Status s = LoadProbed(path, &refused_config);
+    if (s.ok()) continue;
+    LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), s.message().c_str());
+    if (refused_config) refused += (refused.empty() ? "" : "; ") + s.message();
   }
+  if (!refused.empty())
+    return Status::Error(EINVAL, "refusing to start: " + refused + " (fix the option, or remove "
+                                 "the handler's .so from " + dir + " if it is not wanted)");
   return Status();
 }
 
-Status HandlerSet::LoadProbed(const std::string& path) {
+Status HandlerSet::LoadProbed(const std::string& path, bool* refused_config) {
   auto h = std::make_unique<LoadedHandler>();
   h->path_ = path;
   h->dl_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -224,7 +231,11 @@ Status HandlerSet::LoadProbed(const std::string& path) {
   char err[kErrLen] = "";
   void* state = nullptr;
   int rc = desc->load(&svc, &state, err, sizeof err);
-  if (rc != 0) return HandlerError(rc, err, "load");
+  if (rc != 0) {
+    *refused_config = true;
+    return Status::Error(rc, std::string("handler '") + desc->name + "': " +
+                                 HandlerError(rc, err, "load failed").message());
+  }
   h->state_ = state;
   LOG_INFO("handlers", "loaded handler '%s' %s from %s", desc->name,
            desc->version ? desc->version : "", path.c_str());

@@ -6,7 +6,10 @@
 // that crashes or hangs at load never takes the daemon down; then it is
 // loaded for real and checked: handler_init present and non-NULL, ABI
 // version and struct size, a valid and unique name. A bad plugin gets one
-// log line naming it and is skipped; the good ones are served.
+// log line naming it and is skipped; the good ones are served. A good
+// plugin whose load() refuses the runner's configuration (a malformed
+// option, a base directory it cannot make) is an error of the operator's,
+// not of the plugin: the runner refuses to start, naming it.
 //
 // Thread-safety: loading and unloading happen at start and stop, from one
 // thread; between them the set is immutable and Find() may be called from
@@ -70,8 +73,9 @@ class HandlerSet {
   explicit HandlerSet(std::map<std::string, std::string> options);
   ~HandlerSet();
 
-  // Loads every lib*_handler.so in dir (sorted by name). Fails only when
-  // the directory cannot be read; bad plugins are logged and skipped.
+  // Loads every lib*_handler.so in dir (sorted by name). Fails when the
+  // directory cannot be read or a handler refused its configuration (every
+  // such refusal is logged); bad plugins are logged and skipped.
   Status LoadDirectory(const std::string& dir);
   // Unloads every handler (calls unload, dlclose).
   void UnloadAll();
@@ -82,8 +86,9 @@ class HandlerSet {
   std::set<std::string> DeclaredOptions() const;
 
  private:
-  // Loads a handler whose probe (ProbeInChild) succeeded.
-  Status LoadProbed(const std::string& path);
+  // Loads a handler whose probe (ProbeInChild) succeeded. *refused_config
+  // is set when the handler's load() failed (its configuration).
+  Status LoadProbed(const std::string& path, bool* refused_config);
 
   std::map<std::string, std::string> options_;
   std::vector<std::unique_ptr<LoadedHandler>> handlers_;

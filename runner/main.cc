@@ -82,7 +82,8 @@ void Notify(const std::string& state) { sd_notify(0, state.c_str()); }
 // SIGHUP: reopens the log file and re-reads the configuration (command line
 // and --config file). The log level and the mapping timeout change live;
 // every other changed option is named as needing a restart.
-void Reload(int argc, char** argv, const RunnerOptions& running, BackstoreRegistry* registry) {
+void Reload(int argc, char** argv, RunnerOptions* running, const HandlerSet& handlers,
+            BackstoreRegistry* registry) {
   Logger& log = Logger::Default();
   Status reopened = log.Reopen();
   LOG_INFO("", "SIGHUP: log file reopened%s%s", reopened.ok() ? "" : ": ",
@@ -93,38 +94,49 @@ void Reload(int argc, char** argv, const RunnerOptions& running, BackstoreRegist
               fresh.status().message().c_str());
     return;
   }
+  std::set<std::string> types;
+  for (const auto& t : handlers.Types()) types.insert(t);
+  if (Status s = CheckHandlerOptions(*fresh, handlers.DeclaredOptions(), types); !s.ok()) {
+    LOG_ERROR("config", "SIGHUP: configuration not reloaded, the running one stays: %s",
+              s.message().c_str());
+    return;
+  }
   if (fresh->log_level != log.level()) {
     log.SetLevel(fresh->log_level);
     std::string name = LogLevelName(fresh->log_level);
     for (char& c : name) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
     LOG_INFO("config", "SIGHUP: log level now %s", name.c_str());
   }
-  registry->SetMappingTimeout(fresh->mapping_timeout);
+  if (fresh->mapping_timeout != running->mapping_timeout) {
+    registry->SetMappingTimeout(fresh->mapping_timeout);
+    running->mapping_timeout = fresh->mapping_timeout;
+    LOG_INFO("config", "SIGHUP: mapping timeout now %d s", fresh->mapping_timeout);
+  }
   std::vector<std::string> restart;
   auto differs = [&](const char* name, bool changed) {
     if (changed) restart.push_back(name);
   };
-  differs("rpc-host", fresh->rpc_host != running.rpc_host);
-  differs("rpc-port", fresh->rpc_port != running.rpc_port);
-  differs("io-host", fresh->io_host != running.io_host);
-  differs("io-port", fresh->io_port != running.io_port);
-  differs("handler-dir", Absolute(fresh->handler_dir) != running.handler_dir);
-  differs("state-dir", Absolute(fresh->state_dir) != running.state_dir);
-  differs("log-dir", Absolute(fresh->log_dir) != running.log_dir);
-  differs("threads", fresh->threads != running.threads);
-  differs("handshake-timeout", fresh->handshake_timeout != running.handshake_timeout);
-  differs("idle-timeout", fresh->idle_timeout != running.idle_timeout);
-  differs("busy-poll-us", fresh->busy_poll_us != running.busy_poll_us);
-  differs("max-connections", fresh->max_connections != running.max_connections);
+  differs("rpc-host", fresh->rpc_host != running->rpc_host);
+  differs("rpc-port", fresh->rpc_port != running->rpc_port);
+  differs("io-host", fresh->io_host != running->io_host);
+  differs("io-port", fresh->io_port != running->io_port);
+  differs("handler-dir", Absolute(fresh->handler_dir) != running->handler_dir);
+  differs("state-dir", Absolute(fresh->state_dir) != running->state_dir);
+  differs("log-dir", Absolute(fresh->log_dir) != running->log_dir);
+  differs("threads", fresh->threads != running->threads);
+  differs("handshake-timeout", fresh->handshake_timeout != running->handshake_timeout);
+  differs("idle-timeout", fresh->idle_timeout != running->idle_timeout);
+  differs("busy-poll-us", fresh->busy_poll_us != running->busy_poll_us);
+  differs("max-connections", fresh->max_connections != running->max_connections);
   // Handler options (file-dir, gluster-hosts, ceph-conf, ...).
   std::set<std::string> keys;
-  for (const auto& [k, v] : running.all) keys.insert(k);
+  for (const auto& [k, v] : running->all) keys.insert(k);
   for (const auto& [k, v] : fresh->all) keys.insert(k);
   for (const auto& k : keys) {
-    if (running.unknown.count(k) == 0 && fresh->unknown.count(k) == 0) continue;
-    auto a = running.all.find(k);
+    if (running->unknown.count(k) == 0 && fresh->unknown.count(k) == 0) continue;
+    auto a = running->all.find(k);
     auto b = fresh->all.find(k);
-    if (a == running.all.end() || b == fresh->all.end() || a->second != b->second)
+    if (a == running->all.end() || b == fresh->all.end() || a->second != b->second)
       restart.push_back(k);
   }
   if (restart.empty()) return;
@@ -260,8 +272,10 @@ int main(int argc, char** argv) {
   if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
   std::set<std::string> types;
   for (const auto& t : handlers.Types()) types.insert(t);
-  if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok())
-    return Fail(s);
+  if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok()) {
+    Fail(s);
+    return 2;  // a usage error, as for the runner's own options
+  }
 
   BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
   registry.SetMappingTimeout(opts.mapping_timeout);
@@ -292,7 +306,7 @@ int main(int argc, char** argv) {
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
       Notify("RELOADING=1");
-      Reload(argc, argv, opts, &registry);
+      Reload(argc, argv, &opts, handlers, &registry);
       Notify("READY=1");
       continue;
     }

@@ -69,6 +69,23 @@ start_runner() {
   NBD="nbd://127.0.0.1:$IO_PORT"
 }
 
+# runner_refuses EXIT_CODE PATTERN [options...]: nbd-runner with this
+# test's directories and the given options must refuse to start, exiting
+# with EXIT_CODE and printing PATTERN (grep -E).
+runner_refuses() {
+  local want=$1 pattern=$2
+  shift 2
+  mkdir -p "$T/state" "$T/log" "$T/files"
+  local rc=0
+  timeout 60 "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 \
+    --io-port 0 --state-dir "$T/state" --log-dir "$T/log" --file-dir "$T/files" \
+    --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" "$@" >"$T/refused.out" 2>&1 ||
+    rc=$?
+  [ $rc -eq "$want" ] || { cat "$T/refused.out"; fail "nbd-runner $* exited $rc, wanted $want"; }
+  grep -Eq -- "$pattern" "$T/refused.out" ||
+    { cat "$T/refused.out"; fail "nbd-runner $*: output lacks '$pattern'"; }
+}
+
 # seed_saveconfig MAPPED_KEY DEVICE CREATED_KEY: before start_runner, the
 # state a runner leaves when it stops with file backstore MAPPED_KEY mapped
 # on DEVICE and CREATED_KEY only created (1 MiB files under $T/files).

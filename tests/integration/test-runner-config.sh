@@ -33,6 +33,17 @@ rc=0
 grep -q "bad.conf:1: unknown option 'no-such-option'" "$T/out" || { cat "$T/out"; fail "message"; }
 pass "an unknown option is refused with file and line"
 
+runner_refuses 2 "command line: unknown option 'bogus'" --bogus 1
+pass "an unknown option on the command line: exit 2, as for any usage error"
+
+# A handler that refuses its configuration stops the start: a runner
+# without its file handler would leave every file backstore unserved.
+runner_refuses 1 "refusing to start: handler 'file': file-io: 'bogus' is not" --file-io bogus
+touch "$T/not-a-dir"
+runner_refuses 1 "refusing to start: handler 'file': base directory $T/not-a-dir.*" \
+  --file-dir "$T/not-a-dir/files"
+pass "a handler option the handler refuses stops the start, naming the handler and the option"
+
 rc=0
 "$RUNNER" --rpc-port 70000 >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "rpc-port: '70000' is not a number from 0 to 65535" "$T/out" || fail "bad port"

@@ -47,11 +47,23 @@ grep -q 'changed options take effect after a restart: max-connections, gluster-t
 cli file list >/dev/null  # the running port is unchanged
 grep -q 'DEBUG.*list from' "$T/runner.out" || fail "debug lines after the reload"
 grep -q 'RELOADING=1' "$T/notify.log" || { cat "$T/notify.log"; fail "no RELOADING=1"; }
-pass "SIGHUP re-reads the log level, names options that need a restart, notifies RELOADING/READY"
+grep -q 'SIGHUP: mapping timeout now 30 s' "$T/runner.out" || fail "new mapping timeout not logged"
+pass "SIGHUP re-reads the log level and mapping timeout, names options that need a restart, notifies RELOADING/READY"
+
+# An option no one knows is refused at SIGHUP, as it would be at the next
+# start, and nothing of that file is applied.
+printf 'log-level = warning
+no-such-option = 1
+' >"$T/runner.conf"
+kill -HUP "$RUNNER_PID"
+for _ in $(seq 50); do grep -q "unknown option 'no-such-option'" "$T/runner.out" && break; sleep 0.1; done
+grep -q "configuration not reloaded, the running one stays: .*unknown option 'no-such-option'" \
+  "$T/runner.out" || { cat "$T/runner.out"; fail "an unknown option on SIGHUP was not refused"; }
+grep -q "log level now warning" "$T/runner.out" && fail "a refused configuration was applied"
 
 printf 'log-level = loud\n' >"$T/runner.conf"
 kill -HUP "$RUNNER_PID"
-for _ in $(seq 50); do grep -q 'configuration not reloaded' "$T/runner.out" && break; sleep 0.1; done
+for _ in $(seq 50); do grep -q 'configuration not reloaded.*log-level' "$T/runner.out" && break; sleep 0.1; done
 grep -q "configuration not reloaded, the running one stays: .*log-level" "$T/runner.out" ||
   { cat "$T/runner.out"; fail "a bad config on SIGHUP was not reported"; }
 kill -0 "$RUNNER_PID" || fail "the runner died on a bad config"
