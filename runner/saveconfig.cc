@@ -120,6 +120,10 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
         return Corrupt(origin, where + ": block_size must be 512 or 4096");
       r.block_size = static_cast<uint32_t>(bs);
     }
+    if (r.size % r.block_size != 0)
+      return Corrupt(origin, where + ": size " + std::to_string(r.size) +
+                                 " is not a multiple of its block size " +
+                                 std::to_string(r.block_size));
     opt_bool("readonly", &r.readonly);
     opt_bool("prealloc", &r.prealloc);
     opt_string("status", &r.status);

@@ -111,10 +111,11 @@ void SplitKey(const std::string& key, std::string* dir, std::string* base) {
 }
 
 // Opens (flags) the directory dir under the base, creating missing
-// components when create is set.
-int OpenDir(FileHandler* h, const std::string& dir, bool create, int flags) {
+// components when made is given; each one it creates is appended to *made
+// (parents first).
+int OpenDir(FileHandler* h, const std::string& dir, std::vector<std::string>* made, int flags) {
   if (dir.empty()) return OpenBeneath(h->base.get(), ".", flags | O_DIRECTORY);
-  if (create) {
+  if (made) {
     size_t pos = 0;
     while (pos != std::string::npos) {
       pos = dir.find('/', pos + 1);
@@ -127,10 +128,25 @@ int OpenDir(FileHandler* h, const std::string& dir, bool create, int flags) {
       Fd pfd(parent.empty() ? OpenBeneath(h->base.get(), ".", O_PATH | O_DIRECTORY)
                             : OpenBeneath(h->base.get(), parent.c_str(), O_PATH | O_DIRECTORY));
       if (!pfd.valid()) return -1;
-      if (mkdirat(pfd.get(), name.c_str(), 0755) < 0 && errno != EEXIST) return -1;
+      if (mkdirat(pfd.get(), name.c_str(), 0755) == 0) made->push_back(prefix);
+      else if (errno != EEXIST) return -1;
     }
   }
   return OpenBeneath(h->base.get(), dir.c_str(), flags | O_DIRECTORY);
+}
+
+// Removes the directories a failed create made (OpenDir's *made), deepest
+// first; one that meanwhile holds something (another create's) stays.
+void RemoveMadeDirs(FileHandler* h, const std::vector<std::string>& made) {
+  int saved = errno;
+  for (auto it = made.rbegin(); it != made.rend(); ++it) {
+    std::string parent, name;
+    SplitKey(*it, &parent, &name);
+    Fd pfd(OpenBeneath(h->base.get(), parent.empty() ? "." : parent.c_str(),
+                       O_PATH | O_DIRECTORY));
+    if (!pfd.valid() || unlinkat(pfd.get(), name.c_str(), AT_REMOVEDIR) < 0) break;
+  }
+  errno = saved;
 }
 
 int Errno(int fallback = EIO) { return errno ? errno : fallback; }
@@ -295,21 +311,14 @@ void FileUnload(void* state) {
   delete h;
 }
 
-int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
-               size_t errlen) {
-  auto* h = static_cast<FileHandler*>(state);
-  std::string dir, name;
-  SplitKey(key, &dir, &name);
-  Fd dfd(OpenDir(h, dir, true, O_RDONLY));
-  if (!dfd.valid()) {
-    int e = Errno();
-    SetErr(err, errlen, "directory '%s' under %s: %s", dir.c_str(), h->base_path.c_str(),
-           e == EXDEV ? "leaves the base directory" : strerror(e));
-    return e == EXDEV ? EPERM : e;
-  }
+// FileCreate's work once the file's directory is open (dirfd): the file,
+// its size or allocation, and both synced; on failure nothing of the file
+// is left.
+int CreateIn(FileHandler* h, int dirfd, const char* key, const std::string& name,
+             const nbdr_create_params* p, char* err, size_t errlen) {
   if (p->prealloc) {
     struct statvfs vfs;
-    if (fstatvfs(dfd.get(), &vfs) == 0) {
+    if (fstatvfs(dirfd, &vfs) == 0) {
       uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
       if (avail < p->size) {
         SetErr(err, errlen, "not enough space under %s to preallocate %llu bytes (%llu free)",
@@ -319,7 +328,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
       }
     }
   }
-  Fd fd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
+  Fd fd(OpenBeneath(dirfd, name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
   if (!fd.valid()) {
     int e = Errno();
     if (e == EEXIST) {
@@ -335,14 +344,35 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
     if (rc) SetErr(err, errlen, "preallocate %s: %s", key, strerror(rc));
   } else if (ftruncate(fd.get(), static_cast<off_t>(p->size)) < 0) {
     rc = Errno();
-    SetErr(err, errlen, "size %s: %s", key, strerror(rc));
+    SetErr(err, errlen, "make %s under %s %llu bytes long: %s%s", key, h->base_path.c_str(),
+           static_cast<unsigned long long>(p->size), strerror(rc),
+           rc == EFBIG ? " (more than this file system allows in one file)" : "");
   }
-  if (!rc && (fsync(fd.get()) < 0 || fsync(dfd.get()) < 0)) {
+  if (!rc && (fsync(fd.get()) < 0 || fsync(dirfd) < 0)) {
     rc = Errno();
     SetErr(err, errlen, "fsync %s: %s", key, strerror(rc));
   }
+  if (rc) unlinkat(dirfd, name.c_str(), 0);
+  return rc;
+}
+
+int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
+               size_t errlen) {
+  auto* h = static_cast<FileHandler*>(state);
+  std::string dir, name;
+  SplitKey(key, &dir, &name);
+  std::vector<std::string> made;
+  Fd dfd(OpenDir(h, dir, &made, O_RDONLY));
+  if (!dfd.valid()) {
+    int e = Errno();
+    RemoveMadeDirs(h, made);
+    SetErr(err, errlen, "directory '%s' under %s: %s", dir.c_str(), h->base_path.c_str(),
+           e == EXDEV ? "leaves the base directory" : strerror(e));
+    return e == EXDEV ? EPERM : e;
+  }
+  int rc = CreateIn(h, dfd.get(), key, name, p, err, errlen);
   if (rc) {
-    unlinkat(dfd.get(), name.c_str(), 0);
+    RemoveMadeDirs(h, made);
     return rc;
   }
   handler_util::Log(h->svc, NBDR_LOG_INFO, key, "created %llu bytes%s",
@@ -350,11 +380,12 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
   return 0;
 }
 
+
 int FileRemove(void* state, const char* key, char* err, size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   std::string dir, name;
   SplitKey(key, &dir, &name);
-  Fd dfd(OpenDir(h, dir, false, O_RDONLY));
+  Fd dfd(OpenDir(h, dir, nullptr, O_RDONLY));
   if (!dfd.valid()) {
     int e = Errno();
     SetErr(err, errlen, "file %s under %s: %s", key, h->base_path.c_str(),

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -221,17 +222,24 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   // that submitted it.
   glfs_set_xlator_option(fs, "*-io-threads", "pass-through", "true");
 
+  auto started = std::chrono::steady_clock::now();
   if (glfs_init(fs) < 0) {
     int e = Errno();
     *rc = e == ENOENT ? ENOENT : EHOSTUNREACH;
+    // A refused connection fails at once; only a mount that waited can
+    // have waited on bricks.
+    bool waited = std::chrono::steady_clock::now() - started >= std::chrono::seconds(1);
     if (e == ENOENT)
       SetErr(err, errlen, "gluster volume '%s' does not exist (servers %s)", name.c_str(),
              h->hosts_text.c_str());
-    else
+    else if (waited)
       SetErr(err, errlen,
              "cannot mount gluster volume '%s': glusterd unreachable at %s, or the volume's "
              "bricks did not answer within %ld s (%s)",
              name.c_str(), h->hosts_text.c_str(), h->timeout_s, strerror(e));
+    else
+      SetErr(err, errlen, "cannot mount gluster volume '%s': glusterd unreachable at %s (%s)",
+             name.c_str(), h->hosts_text.c_str(), strerror(e));
     // A failed init still needs fini; it is quick for an unmounted volume.
     glfs_fini(fs);
     return nullptr;

@@ -49,6 +49,21 @@ head -c 1000 /dev/urandom >"$T/files/odd.img"
 expect_fail 1 "cannot import file/odd.img.*multiple of the block size" cli file import odd.img
 pass "import registers existing files only, with their own size"
 
+# A failed create removes what it made: the file and the directories it
+# made for it, never one that was there before.
+mkdir -p "$T/files/kept-dir"
+expect_fail 1 "not enough space under .* to preallocate" cli file create new1/new2/x.img prealloc size 1P
+[ ! -e "$T/files/new1" ] || fail "a failed create left new1/"
+if [ "$(stat -f -c %T "$T/files")" = ext2/ext3 ]; then  # ext4: files end at 16 TiB
+  expect_fail 1 "make new1/x.img under .* bytes long: File too large \(more than this file system" \
+    cli file create new1/x.img size 1P
+  [ ! -e "$T/files/new1" ] || fail "a failed create left new1/"
+fi
+expect_fail 1 "not enough space under .* to preallocate" cli file create kept-dir/p/x.img prealloc size 1P
+[ -d "$T/files/kept-dir" ] && [ ! -e "$T/files/kept-dir/p" ] ||
+  fail "a failed prealloc left kept-dir/p or removed kept-dir"
+pass "a failed create says why and removes the directories it made, and only those"
+
 # A FIFO is refused, never opened in a way that waits for a writer: not
 # when imported, not when it took a registered file's place.
 mkfifo "$T/files/pipe.img"

@@ -16,7 +16,8 @@ pass "a malformed gluster-hosts stops the start, named"
 
 # glusterd unreachable: a runner whose volfile server is a closed port.
 start_runner --gluster-hosts 127.0.0.1:1
-expect_fail 1 "glusterd unreachable at 127.0.0.1:1" cli gluster create "$GLUSTER_VOL/x.img" size 1M
+expect_fail 1 "glusterd unreachable at 127.0.0.1:1 \(" cli gluster create "$GLUSTER_VOL/x.img" size 1M
+grep -q "did not answer within" "$T/err" && fail "a refused connection was blamed on a timeout"
 cli --json gluster list | grep -q "$GLUSTER_VOL/x.img" && fail "a failed create was registered"
 kill -0 "$RUNNER_PID" || fail "runner died"
 pass "glusterd unreachable at create time: clear error, nothing registered"

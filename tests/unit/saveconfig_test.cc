@@ -56,6 +56,9 @@ TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
       "{\"version\": 1, \"backstores\": [{\"type\": \"file\"}]}",
       "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"../x\", \"size\": 512}]}",
       "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 0}]}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 1000}]}",
+      "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 1024, "
+      "\"block_size\": 4096}]}",
       "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", \"size\": 512, "
       "\"status\": \"weird\"}]}",
       "{\"version\": 1, \"backstores\": []} trailing",
