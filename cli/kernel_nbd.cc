@@ -2,6 +2,7 @@
 #include "cli/kernel_nbd.h"
 
 #include <libkmod.h>
+#include <syslog.h>
 #include <linux/nbd-netlink.h>
 #include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -115,12 +118,26 @@ int OnStatusReply(nl_msg* msg, void* arg) {
   return NL_OK;
 }
 
+// libkmod's error lines go into *data (the last one wins) instead of
+// stderr: nbd-cli's own message carries them.
+void KeepKmodError(void* data, int priority, const char*, int, const char*, const char* format,
+                   va_list args) {
+  if (priority > LOG_ERR) return;
+  char line[512];
+  vsnprintf(line, sizeof line, format, args);
+  std::string& kept = *static_cast<std::string*>(data);
+  kept = line;
+  while (!kept.empty() && (kept.back() == '\n' || kept.back() == ' ')) kept.pop_back();
+}
+
 }  // namespace
 
 Status EnsureNbdModule() {
   if (access("/sys/module/nbd", F_OK) == 0) return Status();
   kmod_ctx* ctx = kmod_new(nullptr, nullptr);
   if (!ctx) return Status::Error(ENOENT, "the nbd module is not loaded and libkmod cannot start");
+  std::string kmod_error;
+  kmod_set_log_fn(ctx, KeepKmodError, &kmod_error);
   kmod_module* mod = nullptr;
   int rc = kmod_module_new_from_name(ctx, "nbd", &mod);
   if (rc == 0) rc = kmod_module_probe_insert_module(mod, 0, nullptr, nullptr, nullptr, nullptr);
@@ -130,7 +147,8 @@ Status EnsureNbdModule() {
     return Status::Error(rc < 0 ? -rc : ENOENT,
                          std::string("cannot load the nbd kernel module: ") +
                              (rc < 0 ? strerror(-rc) : "not found") +
-                             " (is it built for this kernel? try 'modprobe nbd')");
+                             (kmod_error.empty() ? "" : " (libkmod: " + kmod_error + ")") +
+                             "; is it built for this kernel? try 'modprobe nbd'");
   return Status();
 }
 

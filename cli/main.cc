@@ -352,9 +352,11 @@ int DoInfo(const Command& c) {
   std::string export_name = MakeExportName(b.type, b.key);
   std::string uri = NbdUri(client->connected_host(), r->io, export_name);
   std::string problem = ObjectProblem(&*client, c);
+  std::string kernel = KernelView(*client, b);
   if (g_json) {
     Json o(BackstoreJson(b, uri));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
+    json_object_object_add(o.get(), "kernel", json_object_new_string(kernel.c_str()));
     json_object_object_add(o.get(), "object_problem",
                            problem.empty() ? nullptr : json_object_new_string(problem.c_str()));
     PrintJson(o.get(), stdout);
@@ -369,6 +371,7 @@ int DoInfo(const Command& c) {
   printf("prealloc:    %s\n", b.prealloc ? "yes" : "no");
   printf("status:      %s\n", b.status);
   printf("device:      %s\n", *b.device ? b.device : "-");
+  printf("kernel:      %s\n", kernel.c_str());
   printf("client:      %s\n", *b.client ? b.client : "-");
   printf("mapped at:   %s\n", When(b.map_time).c_str());
   printf("created at:  %s\n", When(b.create_time).c_str());

@@ -37,6 +37,10 @@ Expected<std::vector<ConfigEntry>> ParseConfigText(std::string_view text,
     if (key.empty()) return Status::Error(EINVAL, where + ": missing key before '='");
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
       value = value.substr(1, value.size() - 2);
+    for (const auto& earlier : out)
+      if (earlier.key == key)
+        return Status::Error(EINVAL, where + ": '" + std::string(key) + "' is already set at " +
+                                         earlier.origin);
     out.push_back({std::string(key), std::string(value), where});
   }
   return out;

@@ -1,6 +1,7 @@
 // Reading "key = value" configuration files (the runner's --config).
 // Blank lines and lines starting with '#' are ignored; values may be
-// quoted with double quotes. Pure functions, thread-safe.
+// quoted with double quotes; a key may be set once per file. Pure
+// functions, thread-safe.
 #pragma once
 
 #include <string>

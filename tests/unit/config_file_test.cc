@@ -24,5 +24,12 @@ TEST(ConfigFile, NamesTheBadLine) {
   EXPECT_NE(e.status().message().find("t.conf:2"), std::string::npos);
 }
 
+TEST(ConfigFile, AKeySetTwiceNamesBothLines) {
+  auto e = ParseConfigText("log-level = info\n# x\nlog-level = debug\n", "t.conf");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("t.conf:3: 'log-level' is already set at t.conf:1"),
+            std::string::npos) << e.status().message();
+}
+
 }  // namespace
 }  // namespace nbdr

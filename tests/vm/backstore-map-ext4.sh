@@ -18,6 +18,7 @@ dev=\$(nbd-cli $B map $KEY $H 2>/tmp/err) && r "ok map \$dev" || r "FAIL map: \$
 ok size [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 524288 ]
 ok backend grep -q 'nbd-runner://10.0.2.2:$RPC_PORT/$B/$KEY' /sys/block/\${dev#/dev/}/backend
 ok list-mapped sh -c "nbd-cli $B list mapped $H | grep -q '$KEY.*mapped.*\$dev.*connected'"
+ok info-kernel sh -c "nbd-cli $B info $KEY $H | grep -q '^kernel: *connected\$'"
 ok state-recorded sh -c "grep -q '$KEY' /var/lib/nbd-cli/mappings.json && grep -q '\$dev' /var/lib/nbd-cli/mappings.json"
 ok mkfs mkfs.ext4 -q -F \$dev
 ok mount mount -t ext4 \$dev /mnt
