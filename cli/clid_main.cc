@@ -55,15 +55,23 @@ constexpr int kCallTimeoutS = 10;
 // the device now holds something else.
 constexpr int kNotOurs = ESTALE;
 
+// OK while /dev/nbd<index> still holds mapping m (by its backend id);
+// kNotOurs once it holds something else or nothing.
+Status DeviceHolds(const MappingRecord& m, int index) {
+  std::string backend = BackendIdFor(m.runner, MakeExportName(m.type, m.key));
+  if (std::string held = NbdBackend(index); held != backend)
+    return Status::Error(kNotOurs, m.device + " now holds " +
+                                       (held.empty() ? "nothing" : "'" + held + "'"));
+  return Status();
+}
+
 // Reconnects mapping m on /dev/nbd<index>, given the runner's INFO reply
 // on its backstore (info).
 Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
                  const std::string& host_id, const RpcResult<nbdr_info_reply>& info) {
   std::string export_name = MakeExportName(m.type, m.key);
   std::string backend = BackendIdFor(m.runner, export_name);
-  if (std::string held = NbdBackend(index); held != backend)
-    return Status::Error(kNotOurs, m.device + " now holds " +
-                                       (held.empty() ? "nothing" : "'" + held + "'"));
+  if (Status s = DeviceHolds(m, index); !s.ok()) return s;
   if (info->status == ENOENT) return Status::Error(kNotOurs, info->message);
   if (info->status != 0) return Status::Error(info->status, info->message);
   if (info->backstore.backstore_len != 1)
@@ -178,7 +186,10 @@ int main(int argc, char** argv) {
         continue;
       }
       RpcResult<nbdr_info_reply> info(NBDR_INFO);
-      Status s = AskRunner(&*client, m, &info);
+      // A dead link whose device now holds something else is forgotten
+      // even while its runner cannot be asked.
+      Status s = link_dead.count(index) ? DeviceHolds(m, index) : Status();
+      if (s.ok()) s = AskRunner(&*client, m, &info);
       if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != "dead")) continue;
       // The identity the mapping was made under: this host's may have
       // been renamed since.

@@ -327,15 +327,21 @@ int DoList(const Command& c) {
   return kExitOk;
 }
 
-// What is wrong with c's backing object (NBDR_CHECK), as a sentence; ""
-// when it is the one registered or the runner cannot tell.
-std::string ObjectProblem(RunnerClient* client, const Command& c) {
+// What the runner says of c's backing object (NBDR_CHECK): problem is a
+// sentence when it is missing or replaced; unchecked says why the runner
+// could not tell (a runner without the procedure says nothing).
+struct ObjectState {
+  std::string problem;
+  std::string unchecked;
+};
+ObjectState AskObjectState(RunnerClient* client, const Command& c) {
   nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
   RpcResult<nbdr_status_reply> r(NBDR_CHECK);
   if (Status s = client->Call(NBDR_CHECK, &a, r.get()); !s.ok())
-    return "cannot check the backing object: " + s.message();
+    return {"", s.code() == EOPNOTSUPP ? "" : s.message()};
   r.set_filled();
-  return r->status == 0 ? "" : r->message;
+  if (r->status == ENOENT || r->status == ESTALE) return {r->message, ""};
+  return {"", r->status == 0 ? "" : r->message};
 }
 
 int DoInfo(const Command& c) {
@@ -351,18 +357,24 @@ int DoInfo(const Command& c) {
   const nbdr_backstore& b = r->backstore.backstore_val[0];
   std::string export_name = MakeExportName(b.type, b.key);
   std::string uri = NbdUri(client->connected_host(), r->io, export_name);
-  std::string problem = ObjectProblem(&*client, c);
+  ObjectState state = AskObjectState(&*client, c);
   std::string kernel = KernelView(*client, b);
   if (g_json) {
     Json o(BackstoreJson(b, uri));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
     json_object_object_add(o.get(), "kernel", json_object_new_string(kernel.c_str()));
-    json_object_object_add(o.get(), "object_problem",
-                           problem.empty() ? nullptr : json_object_new_string(problem.c_str()));
+    auto text_or_null = [](const std::string& t) {
+      return t.empty() ? nullptr : json_object_new_string(t.c_str());
+    };
+    json_object_object_add(o.get(), "object_problem", text_or_null(state.problem));
+    json_object_object_add(o.get(), "object_unchecked", text_or_null(state.unchecked));
     PrintJson(o.get(), stdout);
     return kExitOk;
   }
-  if (!problem.empty()) fprintf(stderr, "nbd-cli: warning: %s\n", problem.c_str());
+  if (!state.problem.empty()) fprintf(stderr, "nbd-cli: warning: %s\n", state.problem.c_str());
+  if (!state.unchecked.empty())
+    fprintf(stderr, "nbd-cli: warning: could not check the backing object: %s\n",
+            state.unchecked.c_str());
   printf("export:      %s/%s\n", b.type, b.key);
   printf("size:        %s (%llu bytes)\n", FormatSize(b.size).c_str(),
          static_cast<unsigned long long>(b.size));
@@ -650,9 +662,10 @@ int DoUnmap(Command c) {
       bool stale_own = *b.client && status != "mapping" && !holds_this && b.client == *host_id;
       if (*b.client && status != "mapping" && !holds_this && !stale_own && !c.force) {
         auto recorded = RecordedHostId(device, c.type, c.key);  // made before a rename?
-        if (!recorded) return Error(kExitFailed, recorded.status().code(),
-                                    recorded.status().message());
-        stale_own = b.client == *recorded;
+        if (recorded)
+          stale_own = b.client == *recorded;
+        else
+          fprintf(stderr, "nbd-cli: warning: %s\n", recorded.status().message().c_str());
       }
       std::string owner = *b.client ? std::string(b.client) : "another host";
       if (here && !c.force && !stale_own)

@@ -35,7 +35,10 @@ void MakeDirs(const std::string& path) {
 Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
   std::ifstream in(path);
   std::vector<MappingRecord> out;
-  if (!in) return out;  // no file yet
+  if (!in) {
+    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) return out;  // no file yet
+    return PosixError("cannot read " + path);
+  }
   std::stringstream ss;
   ss << in.rdbuf();
   json_object* root = json_tokener_parse(ss.str().c_str());

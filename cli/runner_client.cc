@@ -75,11 +75,12 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       std::string why = clnt_sperror(client_.get(), "");
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
       if (why.rfind(": ", 0) == 0) why = why.substr(2);
-      // A reset before any reply is what the NBD port (or another
-      // service) answers to an RPC call.
+      // The connection closed before any reply: the runner may be at its
+      // connection limit or restarting, or this is not its control port
+      // (its NBD port answers an RPC call that way).
       if (st == RPC_CANTRECV)
-        why += " (is " + target_ + " nbd-runner's control port, 24110 by default, and not its "
-               "NBD port?)";
+        why += " (the connection closed before a reply: the runner may be busy or restarting, "
+               "or " + target_ + " is not its control port, 24110 by default)";
       return Status::Error(ECOMM, "RPC " + std::string(p->name) + " to nbd-runner at " + target_ +
                                       " failed: " + why);
     }

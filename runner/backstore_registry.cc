@@ -101,23 +101,48 @@ BackstoreRegistry::ObjectCheck BackstoreRegistry::CheckObject(
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h || !HasIdentity(record) || !h->CanIdentify()) return {};
   auto id = h->Identify(record.key);
+  if (!id && id.status().code() == ENOENT)
+    return {ObjectCheck::kMissing, "its backing object cannot be found: " + id.status().message(),
+            ENOENT};
   if (!id)
-    return {id.status().code() == ENOENT ? ObjectCheck::kMissing : ObjectCheck::kUnknown,
-            "its backing object cannot be found: " + id.status().message()};
+    return {ObjectCheck::kUnknown, "its backing object cannot be checked: " +
+                                       id.status().message(), id.status().code()};
   auto now = id->empty() ? Expected<std::string>("") : CanonicalIdentity(*id);
   if (!now || now->empty()) return {};
   if (SameIdentity(*now, record.extras_json)) return {};
   return {ObjectCheck::kReplaced, "its backing object was replaced since it was registered "
-                                  "(registered " + record.extras_json + ", now " + *now + ")"};
+                                  "(registered " + record.extras_json + ", now " + *now + ")",
+          ESTALE};
 }
 
 std::string BackstoreRegistry::RegisteredAs(const std::string& type, const std::string& identity,
-                                            const std::string& except) const {
+                                            const std::string& except,
+                                            const std::set<std::string>& stale) const {
   for (const auto& [name, e] : entries_)
-    if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
-        SameIdentity(identity, e.record.extras_json))
+    if (name != except && !stale.count(name) && !e.creating && e.record.type == type &&
+        HasIdentity(e.record) && SameIdentity(identity, e.record.extras_json))
       return name;
   return "";
+}
+
+std::set<std::string> BackstoreRegistry::StaleHolders(const std::string& type,
+                                                      const std::string& identity,
+                                                      const std::string& except) const {
+  std::vector<BackstoreRecord> holders;
+  {
+    MutexLock l(&mu_);
+    for (const auto& [name, e] : entries_)
+      if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
+          SameIdentity(identity, e.record.extras_json))
+        holders.push_back(e.record);
+  }
+  std::set<std::string> stale;
+  for (const auto& r : holders) {
+    ObjectCheck c = CheckObject(r);
+    if (c.state == ObjectCheck::kMissing || c.state == ObjectCheck::kReplaced)
+      stale.insert(r.ExportName());
+  }
+  return stale;
 }
 
 BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
@@ -247,10 +272,11 @@ Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
     return Status::Error(EEXIST, "backstore " + name + " already exists");
   auto size = inspect();
   if (!size) return size.status();
+  std::set<std::string> stale = StaleHolders(p.type, now, name);
   Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) REQUIRES(mu_) -> Status {
     if (!e.open.expired() || e.opening > 0)
       return Status::Error(EBUSY, "backstore " + name + " is being served; stop its clients first");
-    if (std::string other = RegisteredAs(p.type, now, name); !other.empty())
+    if (std::string other = RegisteredAs(p.type, now, name, stale); !other.empty())
       return SameObjectError(name, other);
     e.record.size = *size;
     e.record.block_size = p.block_size;
@@ -288,6 +314,12 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
   }
   auto size = make();
   std::string identity = size ? CurrentIdentity(h, p.key) : "";
+  // An object just created is no other backstore's, whatever stale records
+  // say; an imported one may be (another path to it), unless that other
+  // record's object is gone or replaced.
+  bool check_alias = !created && !identity.empty();
+  std::set<std::string> stale;
+  if (check_alias) stale = StaleHolders(p.type, identity, name);
   MutexLock save(&save_mu_);
   if (!size) {
     MutexLock l(&mu_);
@@ -296,9 +328,9 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
   }
   {
     MutexLock l(&mu_);
-    if (std::string other = identity.empty() ? "" : RegisteredAs(p.type, identity, name);
+    if (std::string other = check_alias ? RegisteredAs(p.type, identity, name, stale) : "";
         !other.empty()) {
-      entries_.erase(name);  // what make found (or made) is left as it is
+      entries_.erase(name);  // what import found is left as it is
       return SameObjectError(name, other);
     }
     Entry& e = entries_[name];
@@ -353,8 +385,9 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
       c.state == ObjectCheck::kReplaced) {
     LOG_ERROR(name, "not deleted: %s", c.problem.c_str());
     s = Status::Error(EEXIST, "not deleting " + name + ": " + c.problem + "; that object is "
-                      "not this backstore's to remove: 'nbd-cli " + type + " import " + key +
-                      "' adopts it, or move it away and delete again");
+                      "not this backstore's to remove: move it away and delete again, or, if it "
+                      "is no other backstore's, 'nbd-cli " + type + " import " + key +
+                      "' adopts it");
   }
   if (!s.ok()) {
     MutexLock l(&mu_);
@@ -646,7 +679,9 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
-  if (ObjectCheck c = CheckObject(record); c.state == ObjectCheck::kReplaced) {
+  ObjectCheck c = CheckObject(record);
+  if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
+  if (c.state == ObjectCheck::kReplaced) {
     LOG_ERROR(export_name, "not served: %s", c.problem.c_str());
     return Status::Error(ESTALE, "refusing to serve " + export_name +
                                      ": its backing object was replaced since it was "

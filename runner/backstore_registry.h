@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,7 @@ class BackstoreRegistry {
   struct ObjectCheck {
     enum State { kAsRegistered, kMissing, kReplaced, kUnknown } state = kAsRegistered;
     std::string problem;  // a sentence, unless kAsRegistered
+    int code = 0;         // ENOENT, ESTALE, or the handler's error when kUnknown
   };
   ObjectCheck CheckObject(const BackstoreRecord& record) const;
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
@@ -151,11 +153,17 @@ class BackstoreRegistry {
                              const std::function<Expected<uint64_t>()>& inspect)
       EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
-  // The export name of a registered backstore of type, other than except,
-  // whose object has this identity (another path to the same object); ""
-  // when there is none.
+  // The export name of a registered backstore of type, other than except
+  // and those in stale, whose object has this identity (another path to
+  // the same object); "" when there is none.
   std::string RegisteredAs(const std::string& type, const std::string& identity,
-                           const std::string& except) const REQUIRES(mu_);
+                           const std::string& except, const std::set<std::string>& stale) const
+      REQUIRES(mu_);
+  // The export names of backstores of type (other than except) whose record
+  // has this identity but whose object is gone or replaced (asked of the
+  // handler now): a record that no longer names the object.
+  std::set<std::string> StaleHolders(const std::string& type, const std::string& identity,
+                                     const std::string& except) const EXCLUDES(mu_);
   // The handler's part of OpenForServing: checks the object's identity and
   // opens it.
   Expected<std::shared_ptr<OpenExport>> OpenBackend(const std::string& export_name,

@@ -209,10 +209,9 @@ void ControlService::Check(const nbdr_key_args& a, nbdr_status_reply* r) {
   }
   using Check = BackstoreRegistry::ObjectCheck;
   Check c = registry_->CheckObject(*rec);
-  int code = c.state == Check::kMissing ? ENOENT : c.state == Check::kReplaced ? ESTALE : EIO;
   SetStatus(c.state == Check::kAsRegistered ? Status()
-                                            : Status::Error(code, rec->ExportName() + ": " +
-                                                                      c.problem),
+                                            : Status::Error(c.code ? c.code : EIO,
+                                                            rec->ExportName() + ": " + c.problem),
             &r->status, &r->message, rec->ExportName() + ": the registered object");
 }
 

@@ -85,6 +85,10 @@ struct FileHandler {
   bool inline_io = true;
   handler_util::WorkerPool* pool = nullptr;
   UringEngine* uring = nullptr;  // file-io = uring
+  // Held while a create makes directories and its file in them, and while
+  // a failed create removes them again: a directory another create is
+  // about to use is never removed from under it.
+  std::mutex namespace_mu;
 };
 
 struct FileExport {
@@ -311,67 +315,79 @@ void FileUnload(void* state) {
   delete h;
 }
 
-// FileCreate's work once the file's directory is open (dirfd): the file,
-// its size or allocation, and both synced; on failure nothing of the file
-// is left.
-int CreateIn(FileHandler* h, int dirfd, const char* key, const std::string& name,
-             const nbdr_create_params* p, char* err, size_t errlen) {
-  if (p->prealloc) {
-    struct statvfs vfs;
-    if (fstatvfs(dirfd, &vfs) == 0) {
-      uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-      if (avail < p->size) {
-        SetErr(err, errlen, "not enough space under %s to preallocate %llu bytes (%llu free)",
-               h->base_path.c_str(), static_cast<unsigned long long>(p->size),
-               static_cast<unsigned long long>(avail));
-        return ENOSPC;
-      }
-    }
-  }
-  Fd fd(OpenBeneath(dirfd, name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
-  if (!fd.valid()) {
-    int e = Errno();
-    if (e == EEXIST) {
-      SetErr(err, errlen, "file %s already exists under %s", key, h->base_path.c_str());
-    } else {
-      SetErr(err, errlen, "create %s under %s: %s", key, h->base_path.c_str(), strerror(e));
-    }
-    return e;
-  }
+// The new file's size: allocated (prealloc) or sparse, then synced with
+// its directory (dirfd).
+int SizeNewFile(FileHandler* h, int fd, int dirfd, const char* key, const nbdr_create_params* p,
+                char* err, size_t errlen) {
   int rc = 0;
   if (p->prealloc) {
-    rc = posix_fallocate(fd.get(), 0, static_cast<off_t>(p->size));
+    rc = posix_fallocate(fd, 0, static_cast<off_t>(p->size));
     if (rc) SetErr(err, errlen, "preallocate %s: %s", key, strerror(rc));
-  } else if (ftruncate(fd.get(), static_cast<off_t>(p->size)) < 0) {
+  } else if (ftruncate(fd, static_cast<off_t>(p->size)) < 0) {
     rc = Errno();
     SetErr(err, errlen, "make %s under %s %llu bytes long: %s%s", key, h->base_path.c_str(),
            static_cast<unsigned long long>(p->size), strerror(rc),
            rc == EFBIG ? " (more than this file system allows in one file)" : "");
   }
-  if (!rc && (fsync(fd.get()) < 0 || fsync(dirfd) < 0)) {
+  if (!rc && (fsync(fd) < 0 || fsync(dirfd) < 0)) {
     rc = Errno();
     SetErr(err, errlen, "fsync %s: %s", key, strerror(rc));
   }
-  if (rc) unlinkat(dirfd, name.c_str(), 0);
   return rc;
 }
 
+// Makes the file (O_EXCL) and any missing directories on its path. A
+// failure leaves nothing it made behind: the file, then the directories it
+// made for it (never one that another create has put something in).
 int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
                size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   std::string dir, name;
   SplitKey(key, &dir, &name);
   std::vector<std::string> made;
-  Fd dfd(OpenDir(h, dir, &made, O_RDONLY));
-  if (!dfd.valid()) {
-    int e = Errno();
-    RemoveMadeDirs(h, made);
-    SetErr(err, errlen, "directory '%s' under %s: %s", dir.c_str(), h->base_path.c_str(),
-           e == EXDEV ? "leaves the base directory" : strerror(e));
-    return e == EXDEV ? EPERM : e;
+  Fd dfd, fd;
+  {
+    std::lock_guard<std::mutex> lock(h->namespace_mu);
+    dfd = Fd(OpenDir(h, dir, &made, O_RDONLY));
+    if (!dfd.valid()) {
+      int e = Errno();
+      RemoveMadeDirs(h, made);
+      SetErr(err, errlen, "directory '%s' under %s: %s", dir.c_str(), h->base_path.c_str(),
+             e == EXDEV ? "leaves the base directory" : strerror(e));
+      return e == EXDEV ? EPERM : e;
+    }
+    int rc = 0;
+    if (p->prealloc) {
+      struct statvfs vfs;
+      if (fstatvfs(dfd.get(), &vfs) == 0 &&
+          static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < p->size) {
+        SetErr(err, errlen, "not enough space under %s to preallocate %llu bytes (%llu free)",
+               h->base_path.c_str(), static_cast<unsigned long long>(p->size),
+               static_cast<unsigned long long>(static_cast<uint64_t>(vfs.f_bavail) *
+                                               vfs.f_frsize));
+        rc = ENOSPC;
+      }
+    }
+    if (!rc) {
+      fd = Fd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
+      if (!fd.valid()) {
+        rc = Errno();
+        if (rc == EEXIST)
+          SetErr(err, errlen, "file %s already exists under %s", key, h->base_path.c_str());
+        else
+          SetErr(err, errlen, "create %s under %s: %s", key, h->base_path.c_str(), strerror(rc));
+      }
+    }
+    if (rc) {
+      RemoveMadeDirs(h, made);
+      return rc;
+    }
   }
-  int rc = CreateIn(h, dfd.get(), key, name, p, err, errlen);
-  if (rc) {
+  // Sizing (a preallocation may take long) runs without the lock: the
+  // file now keeps its directories from being removed.
+  if (int rc = SizeNewFile(h, fd.get(), dfd.get(), key, p, err, errlen)) {
+    std::lock_guard<std::mutex> lock(h->namespace_mu);
+    unlinkat(dfd.get(), name.c_str(), 0);
     RemoveMadeDirs(h, made);
     return rc;
   }
@@ -379,7 +395,6 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
                     static_cast<unsigned long long>(p->size), p->prealloc ? " (preallocated)" : "");
   return 0;
 }
-
 
 int FileRemove(void* state, const char* key, char* err, size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);

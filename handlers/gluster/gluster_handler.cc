@@ -226,9 +226,10 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   if (glfs_init(fs) < 0) {
     int e = Errno();
     *rc = e == ENOENT ? ENOENT : EHOSTUNREACH;
-    // A refused connection fails at once; only a mount that waited can
-    // have waited on bricks.
-    bool waited = std::chrono::steady_clock::now() - started >= std::chrono::seconds(1);
+    // A refused connection fails at once; a mount that waited on bricks
+    // took about the timeout (half of it leaves room for a busy host).
+    bool waited = std::chrono::steady_clock::now() - started >=
+                  std::chrono::milliseconds(std::max<long>(1000, h->timeout_s * 500));
     if (e == ENOENT)
       SetErr(err, errlen, "gluster volume '%s' does not exist (servers %s)", name.c_str(),
              h->hosts_text.c_str());

@@ -50,6 +50,26 @@ bs_start_runner() {
   start_runner "${BS_RUNNER_OPTS[@]}" "$@"
 }
 
+# bs_start_second_runner: a second runner on the same storage with its own
+# state directory ($T/state2; kept across calls), stopped at the end; sets
+# R2 (its pid), H2 (nbd-cli's "host ..." words for it) and IO2 (its NBD
+# port).
+bs_start_second_runner() {
+  mkdir -p "$T/state2" "$T/log2"
+  : >"$T/runner2.out"
+  "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
+    --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
+    --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
+  R2=$!
+  cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"
+  local port
+  for _ in $(seq 600); do grep -q 'control RPC listening' "$T/runner2.out" && break; sleep 0.1; done
+  port=$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
+  [ -n "$port" ] || { cat "$T/runner2.out"; fail "the second runner did not start"; }
+  H2="host 127.0.0.1:$port"
+  IO2=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
+}
+
 # bs_create NAME ARGS...: nbd-cli create on this backend; the backstore is
 # deleted again when the test ends (while a runner is still up).
 _bs_created=()

@@ -111,7 +111,7 @@ uri=$(cli --json file info "odd name?#%.img" |
 pass "the NBD URI of a key with ' ?#%' is percent-encoded and opens: $uri"
 
 # Pointed at the NBD port, nbd-cli says which port it wants.
-expect_fail 3 "control port, 24110 by default, and not its NBD port" \
+expect_fail 3 "or 127.0.0.1:$IO_PORT is not its control port, 24110 by default" \
   "$CLI" file list host "127.0.0.1:$IO_PORT"
 pass "nbd-cli pointed at the NBD port says so"
 

@@ -2,8 +2,10 @@
 # Test a gluster key that is a symbolic link on the volume, as the file
 # handler treats one: it is served through its target, its identity in
 # saveconfig.json is the target's (so a target replaced behind the
-# runner's back is refused), and delete removes the link, never the file
-# it points to. The link is made with libgfapi itself (python ctypes).
+# runner's back is refused, and a runner that has the target registered
+# refuses the link as a second backstore on one file), and delete removes
+# the link, never the file it points to. The link is made with libgfapi
+# itself (python ctypes).
 source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=gluster
 source "$(dirname "$0")/backstore.sh"
@@ -29,16 +31,23 @@ if api.glfs_symlink(ctypes.c_void_p(fs), target.encode(), link.encode()) != 0:
 # No glfs_fini: it can take seconds, and the process ends here.
 PY
   fail "making the symlink on the volume"
-cli gluster import "$LINK" >/dev/null || fail "import of a symlink key"
-qemu-io -f raw -c 'read -P 0x6d 0 1M' "$(bs_uri link.img)" >"$T/qio" 2>&1 && ! grep -q failed "$T/qio" ||
-  { cat "$T/qio"; fail "the symlink key does not serve its target's data"; }
-gfid() { cli --json gluster info "$1" | sed -n 's/.*"gfid": *"\([0-9a-f-]*\)".*/\1/p'; }
-[ -n "$(gfid "$LINK")" ] && [ "$(gfid "$LINK")" = "$(gfid "$(bs_key target.img)")" ] ||
-  { cli --json gluster info "$LINK"; fail "the symlink key's identity is not its target's"; }
+expect_fail 1 "is the same object as the registered gluster/$(bs_key target.img)" \
+  cli gluster import "$LINK"
+pass "a symlink key to a registered backstore's file is refused: two backstores on one file"
+
+# A runner with only the link registered serves the target through it.
+bs_start_second_runner
+"$CLI" gluster import "$LINK" $H2 >/dev/null || fail "import of a symlink key"
+qemu-io -f raw -c 'read -P 0x6d 0 1M' "nbd://127.0.0.1:$IO2/gluster/$LINK" >"$T/qio" 2>&1 &&
+  ! grep -q failed "$T/qio" || { cat "$T/qio"; fail "the symlink key does not serve its target's data"; }
+gfid() { "$CLI" --json gluster info "$@" | sed -n 's/.*"gfid": *"\([0-9a-f-]*\)".*/\1/p'; }
+[ -n "$(gfid "$LINK" $H2)" ] && [ "$(gfid "$LINK" $H2)" = "$(gfid "$(bs_key target.img)" host "$RPC")" ] ||
+  { "$CLI" --json gluster info "$LINK" $H2; fail "the symlink key's identity is not its target's"; }
 pass "a symlink key is imported, serves its target's data, and carries the target's identity"
 
-cli gluster delete "$LINK" >/dev/null || fail "delete of a symlink key"
-expect_fail 1 "does not exist" cli gluster info "$LINK"
+"$CLI" gluster delete "$LINK" $H2 >/dev/null || fail "delete of a symlink key"
+expect_fail 1 "does not exist" "$CLI" gluster info "$LINK" $H2
+kill -TERM $R2; wait $R2 || fail "the second runner did not stop cleanly"
 qemu-io -f raw -c 'read -P 0x6d 0 1M' "$(bs_uri target.img)" >"$T/qio" 2>&1 && ! grep -q failed "$T/qio" ||
   { cat "$T/qio"; fail "deleting the link harmed its target"; }
 pass "delete of a symlink key removes the link; the target and its data stay"

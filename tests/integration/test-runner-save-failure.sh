@@ -3,8 +3,10 @@
 # with the cause and leaves nothing half done: a create is rolled back (its
 # new file removed, never listed or served), a map leaves the record as it
 # was, a delete says plainly what it did and did not persist, and the
-# runner goes on once saveconfig.json can be written again. The fault: a
-# directory where the runner writes saveconfig.json.tmp.
+# runner goes on once saveconfig.json can be written again; a create whose
+# save has not finished is neither deleted nor served meanwhile. The
+# faults: a directory, then a FIFO, where the runner writes
+# saveconfig.json.tmp.
 source "$(dirname "$0")/functions.sh"
 requires nbdinfo python3
 
@@ -44,3 +46,24 @@ start_runner
 [ "$(cli file list all | grep -c "img")" = 1 ] && cli file info new.img >/dev/null ||
   fail "after a restart the registry is not new.img alone"
 pass "once saveconfig.json can be written the next change saves the whole registry"
+
+# A FIFO holds the save of a create until something reads it: meanwhile
+# the new backstore can be neither deleted nor served; once read, the
+# save fails (fsync of a FIFO) and the create is rolled back.
+mkfifo "$T/state/saveconfig.json.tmp"
+cli file create held.img size 1M >"$T/held.out" 2>&1 &
+CREATE=$!
+for _ in $(seq 100); do [ -e "$T/files/held.img" ] && break; sleep 0.1; done
+[ -e "$T/files/held.img" ] || fail "the create did not reach its save"
+expect_fail 1 "backstore file/held.img is being created or deleted" timeout 10 "$CLI" file delete held.img host "$RPC"
+timeout 10 nbdinfo "$NBD/file/held.img" >/dev/null 2>&1 && fail "a backstore not yet saved was served"
+[ -e "$T/files/held.img" ] || fail "the refused delete removed the file"
+timeout 10 cat "$T/state/saveconfig.json.tmp" >/dev/null
+rc=0
+wait $CREATE || rc=$?
+[ $rc -eq 1 ] && grep -q "create file/held.img: fsync .*saveconfig.json.tmp" "$T/held.out" ||
+  { cat "$T/held.out"; fail "the held create did not fail with the cause (exit $rc)"; }
+[ ! -e "$T/files/held.img" ] || fail "the failed create left its file"
+rm -f "$T/state/saveconfig.json.tmp"  # the failed save already removed it
+cli file create held.img size 1M >/dev/null || fail "create after the FIFO is gone"
+pass "a create is not deleted or served until saved; a failed save rolls it back"

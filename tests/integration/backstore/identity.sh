@@ -41,21 +41,7 @@ pass "saveconfig.json records the object's identity, nbd-cli info shows it: $fir
 
 # A second runner on the same storage replaces the object: import, delete,
 # create again (bigger), fill with another pattern.
-# start_runner2: a second runner on the same storage, with its own state;
-# sets R2, H2 (nbd-cli's host argument) and IO2.
-start_runner2() {
-  mkdir -p "$T/state2" "$T/log2"
-  : >"$T/runner2.out"
-  "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
-    --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
-    --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
-  R2=$!
-  cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"
-  for _ in $(seq 600); do grep -q 'control RPC listening' "$T/runner2.out" && break; sleep 0.1; done
-  H2="host 127.0.0.1:$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")"
-  IO2=$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/runner2.out")
-}
-start_runner2
+bs_start_second_runner
 "$CLI" "$BACKEND" import "$KEY" $H2 >/dev/null || fail "second runner: import"
 "$CLI" "$BACKEND" delete "$KEY" $H2 >/dev/null || fail "second runner: delete"
 "$CLI" "$BACKEND" create "$KEY" size 16M $H2 >/dev/null || fail "second runner: create again"
@@ -97,7 +83,7 @@ pass "import adopts the new object (size, identity, data); a second import is a 
 # The object vanishes (removed by another runner, say): info says so, and
 # delete drops the entry.
 cli --json "$BACKEND" info "$KEY" | grep -q '"object_problem": null' || fail "object_problem of a sound object"
-start_runner2
+bs_start_second_runner
 "$CLI" "$BACKEND" delete "$KEY" $H2 >/dev/null || fail "second runner: delete"
 kill -TERM $R2; wait $R2 || fail "second runner did not stop cleanly"
 cli "$BACKEND" info "$KEY" >"$T/out" 2>"$T/err" || fail "info of a missing object failed"
