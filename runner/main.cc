@@ -4,6 +4,8 @@
 // --foreground it detaches first and returns once it serves.
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -12,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -27,6 +30,7 @@
 #include "runner/nbd_server.h"
 #include "runner/rpc_server.h"
 #include "runner/runner_options.h"
+#include "runner/saveconfig.h"
 
 #include "utils/log.h"
 #include "utils/unique_fd.h"
@@ -79,11 +83,69 @@ std::string Absolute(const std::string& path) {
 // started by systemd.
 void Notify(const std::string& state) { sd_notify(0, state.c_str()); }
 
+// Runs this program again with argv and --check-config, so the handlers
+// judge their options in a process of their own; OK when the check
+// passed, else the check's last line (its reason).
+Status CheckConfigInChild(int argc, char** argv) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) < 0) return PosixError("configuration check: pipe");
+  UniqueFd read_end(out[0]), write_end(out[1]);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
+  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);  // this thread blocks the signals it waits for
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+  std::vector<char*> args(argv, argv + argc);
+  std::string flag = "--check-config";
+  args.push_back(flag.data());
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  write_end.reset();
+  if (rc != 0) return Status::Error(rc, std::string("configuration check: ") + strerror(rc));
+  std::string output;
+  constexpr int kCheckTimeoutMs = 60000;
+  bool timed_out = false;
+  for (;;) {
+    pollfd p{read_end.get(), POLLIN, 0};
+    int n = poll(&p, 1, kCheckTimeoutMs);
+    if (n == 0) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    char buf[4096];
+    ssize_t got = n > 0 ? read(read_end.get(), buf, sizeof buf) : -1;
+    if (got <= 0) break;
+    if (output.size() < (1u << 20)) output.append(buf, static_cast<size_t>(got));
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return Status::Error(ETIMEDOUT, "the configuration check took over 60 s");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status();
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  // The check's last line is its verdict: "configuration refused: WHY".
+  size_t nl = output.rfind('\n');
+  std::string last = output.substr(nl == std::string::npos ? 0 : nl + 1);
+  const std::string prefix = "configuration refused: ";
+  if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
+  return Status::Error(EINVAL, last.empty() ? "the configuration check failed" : last);
+}
+
 // SIGHUP: reopens the log file and re-reads the configuration (command line
-// and --config file). The log level and the mapping timeout change live;
-// every other changed option is named as needing a restart.
-void Reload(int argc, char** argv, RunnerOptions* running, const HandlerSet& handlers,
-            BackstoreRegistry* registry) {
+// and --config file), checked first as a start would check it
+// (--check-config in a child). The log level and the mapping timeout change
+// live; every other changed option is named as needing a restart.
+void Reload(int argc, char** argv, RunnerOptions* running, BackstoreRegistry* registry) {
   Logger& log = Logger::Default();
   Status reopened = log.Reopen();
   LOG_INFO("", "SIGHUP: log file reopened%s%s", reopened.ok() ? "" : ": ",
@@ -94,9 +156,7 @@ void Reload(int argc, char** argv, RunnerOptions* running, const HandlerSet& han
               fresh.status().message().c_str());
     return;
   }
-  std::set<std::string> types;
-  for (const auto& t : handlers.Types()) types.insert(t);
-  if (Status s = CheckHandlerOptions(*fresh, handlers.DeclaredOptions(), types); !s.ok()) {
+  if (Status s = CheckConfigInChild(argc, argv); !s.ok()) {
     LOG_ERROR("config", "SIGHUP: configuration not reloaded, the running one stays: %s",
               s.message().c_str());
     return;
@@ -148,6 +208,37 @@ void Reload(int argc, char** argv, RunnerOptions* running, const HandlerSet& han
 int Fail(const Status& s) {
   LOG_ERROR("", "%s", s.message().c_str());
   return 1;
+}
+
+// --check-config: what a start checks before it takes the state directory
+// and binds its ports (options, every handler loaded with its options and
+// unloaded again, saveconfig.json), with no lock, log file or listener, so
+// it runs beside a serving runner. Its last line is the verdict; it exits
+// as that start would: 0, 1 or 2.
+int CheckConfig(RunnerOptions& opts) {
+  Logger::Default().SetLevel(std::min(opts.log_level, LogLevel::kWarning));  // warnings and errors
+  opts.handler_dir = Absolute(opts.handler_dir);
+  std::string saveconfig = Absolute(opts.state_dir) + "/saveconfig.json";
+  auto verdict = [](int rc, const std::string& what) {
+    fflush(stderr);
+    printf("configuration %s: %s\n", rc == 0 ? "OK" : "refused", what.c_str());
+    fflush(stdout);
+    return rc;
+  };
+  std::set<std::string> types;
+  {
+    HandlerSet handlers(opts.all);
+    if (Status s = handlers.LoadDirectory(opts.handler_dir); !s.ok()) return verdict(1, s.message());
+    for (const auto& t : handlers.Types()) types.insert(t);
+    if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok())
+      return verdict(2, s.message());
+  }
+  auto records = LoadSaveconfig(saveconfig);
+  if (!records) return verdict(1, records.status().message());
+  std::string loaded;
+  for (const auto& t : types) loaded += (loaded.empty() ? "" : ", ") + t;
+  return verdict(0, "handlers " + (loaded.empty() ? std::string("none") : loaded) + "; " +
+                        std::to_string(records->size()) + " backstore(s) in " + saveconfig);
 }
 
 // Without --foreground the runner detaches: it forks before anything else
@@ -239,6 +330,7 @@ int main(int argc, char** argv) {
   Logger& log = Logger::Default();
   log.SetLevel(opts.log_level);
   log.SetStderr(true);  // until we have detached
+  if (opts.check_config) return CheckConfig(opts);
   std::optional<Detacher> detacher;
   if (!opts.foreground) {
     auto d = Detacher::Fork();
@@ -306,7 +398,7 @@ int main(int argc, char** argv) {
     if (sigwait(&sigs, &sig) != 0) continue;
     if (sig == SIGHUP) {
       Notify("RELOADING=1");
-      Reload(argc, argv, &opts, handlers, &registry);
+      Reload(argc, argv, &opts, &registry);
       Notify("READY=1");
       continue;
     }

@@ -13,11 +13,12 @@ namespace nbdr {
 
 namespace {
 
-const std::set<std::string> kFlags = {"foreground", "version", "help"};
+const std::set<std::string> kFlags = {"foreground", "version", "help", "check-config"};
 const std::set<std::string> kRunnerKeys = {
     "config",    "rpc-host",          "rpc-port",     "io-host",        "io-port",
     "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
+    "check-config",
     "max-connections", "mapping-timeout", "busy-poll-us"};
 // Prefixes of handler types this project ships; their options are
 // accepted with a warning when the handler is not installed.
@@ -62,6 +63,7 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   else if (key == "foreground") o->foreground = ParseBool(value);
   else if (key == "version") o->show_version = true;
   else if (key == "help") o->show_help = true;
+  else if (key == "check-config") o->check_config = true;
   else if (key == "log-level") {
     auto l = ParseLogLevel(value);
     if (!l) return l.status().WithContext("--log-level");
@@ -125,6 +127,9 @@ std::string RunnerUsage() {
       "  --max-connections N      NBD connections served at once (256)\n"
       "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
       "  --foreground             stay in the foreground and log to stderr too\n"
+      "  --check-config           check the configuration (options, handlers and their\n"
+      "                           options, saveconfig.json) and exit: 0 when a start\n"
+      "                           would get past it\n"
       "  --version                print the version and exit\n"
       "  --help                   print this help and exit\n"
       "\n"

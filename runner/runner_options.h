@@ -30,6 +30,7 @@ struct RunnerOptions {
   bool foreground = false;
   bool show_version = false;
   bool show_help = false;
+  bool check_config = false;  // --check-config: check, report, exit
   int handshake_timeout = 10;
   int idle_timeout = 0;
   int busy_poll_us = 30;

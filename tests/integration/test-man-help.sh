@@ -73,7 +73,7 @@ pass "--help of nbd-runner, nbd-cli and nbd-clid matches their man pages"
 # Config keys: "# name = default" lines; everything but the options that
 # only make sense on a command line.
 sed -n 's/^# *\([a-z][a-z-]*\) =.*/\1/p' "$NBDR_SRC/etc/nbd-runner.conf" | sort -u >"$T/conf.keys"
-sed -n 's/^  --\([a-z][a-z-]*\).*/\1/p' "$T/nbd-runner.help" | grep -vxE 'config|foreground|help|version' |
+sed -n 's/^  --\([a-z][a-z-]*\).*/\1/p' "$T/nbd-runner.help" | grep -vxE 'config|foreground|help|version|check-config' |
   sort -u >"$T/help.keys"
 diff "$T/help.keys" "$T/conf.keys" >"$T/conf.diff" ||
   { cat "$T/conf.diff"; fail "etc/nbd-runner.conf and nbd-runner --help differ (< help only, > config only)"; }

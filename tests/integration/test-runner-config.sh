@@ -44,6 +44,27 @@ runner_refuses 1 "refusing to start: handler 'file': base directory $T/not-a-dir
   --file-dir "$T/not-a-dir/files"
 pass "a handler option the handler refuses stops the start, naming the handler and the option"
 
+# --check-config: the verdict a start would reach, beside a serving runner.
+start_runner
+"$RUNNER" --check-config --state-dir "$T/state" --file-dir "$T/files" \
+  --handler-dir "$NBDR_BUILD/lib/nbd-runner" >"$T/check" 2>&1 ||
+  { cat "$T/check"; fail "--check-config of a good configuration"; }
+grep -q "^configuration OK: handlers file, gluster, rbd; 1 backstore(s) in $T/state/saveconfig.json" \
+  "$T/check" || { cat "$T/check"; fail "--check-config verdict"; }
+rc=0
+"$RUNNER" --check-config --state-dir "$T/state" --file-dir "$T/files" --file-io bogus \
+  --handler-dir "$NBDR_BUILD/lib/nbd-runner" >"$T/check" 2>&1 || rc=$?
+[ $rc -eq 1 ] && tail -1 "$T/check" | grep -q "^configuration refused: refusing to start: handler 'file': file-io" ||
+  { cat "$T/check"; fail "--check-config of a bad file-io: exit $rc"; }
+rc=0
+"$RUNNER" --check-config --state-dir "$T/state" --bogus 1 \
+  --handler-dir "$NBDR_BUILD/lib/nbd-runner" >"$T/check" 2>&1 || rc=$?
+[ $rc -eq 2 ] && grep -q "^configuration refused: command line: unknown option 'bogus'" "$T/check" ||
+  { cat "$T/check"; fail "--check-config of an unknown option: exit $rc"; }
+cli file list >/dev/null || fail "the serving runner was disturbed"
+stop_runner
+pass "--check-config gives a start's verdict and exit status beside a serving runner"
+
 rc=0
 "$RUNNER" --rpc-port 70000 >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "rpc-port: '70000' is not a number from 0 to 65535" "$T/out" || fail "bad port"

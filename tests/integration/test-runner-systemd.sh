@@ -61,6 +61,17 @@ grep -q "configuration not reloaded, the running one stays: .*unknown option 'no
   "$T/runner.out" || { cat "$T/runner.out"; fail "an unknown option on SIGHUP was not refused"; }
 grep -q "log level now warning" "$T/runner.out" && fail "a refused configuration was applied"
 
+# A value only the handler can judge is checked too (--check-config in a
+# child), before any of the file applies.
+printf 'log-level = warning\nfile-io = bogus\n' >"$T/runner.conf"
+kill -HUP "$RUNNER_PID"
+for _ in $(seq 100); do grep -q "not reloaded.*file-io" "$T/runner.out" && break; sleep 0.1; done
+grep -q "configuration not reloaded, the running one stays: refusing to start: handler 'file': file-io: 'bogus'" \
+  "$T/runner.out" || { cat "$T/runner.out"; fail "a handler's refusal on SIGHUP was not reported"; }
+grep -q "log level now warning" "$T/runner.out" && fail "a refused configuration was applied"
+cli file list >/dev/null || fail "the runner stopped serving after a refused reload"
+pass "SIGHUP applies nothing of a configuration a start would refuse (unknown option, handler value)"
+
 printf 'log-level = loud\n' >"$T/runner.conf"
 kill -HUP "$RUNNER_PID"
 for _ in $(seq 50); do grep -q 'configuration not reloaded.*log-level' "$T/runner.out" && break; sleep 0.1; done
