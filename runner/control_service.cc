@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "rpc/rpc_table.h"
 #include "utils/log.h"
 #include "utils/names.h"
 #include "utils/size_parse.h"
@@ -49,20 +50,8 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
 }
 
 const char* ProcName(uint32_t proc) {
-  switch (proc) {
-    case NBDR_NULL: return "null";
-    case NBDR_CREATE: return "create";
-    case NBDR_IMPORT: return "import";
-    case NBDR_DELETE: return "delete";
-    case NBDR_LIST: return "list";
-    case NBDR_INFO: return "info";
-    case NBDR_CHECK: return "check";
-    case NBDR_VERSION: return "version";
-    case NBDR_MAP: return "map";
-    case NBDR_MAPPED: return "mapped";
-    case NBDR_UNMAP: return "unmap";
-    default: return "?";
-  }
+  const RpcProcedure* p = FindRpcProcedure(proc);
+  return p ? p->name : "?";
 }
 
 }  // namespace

@@ -210,6 +210,24 @@ int Fail(const Status& s) {
   return 1;
 }
 
+// Loads the handler directory into handlers and checks the handler
+// options against what the loaded handlers declare: 0 when both pass, else
+// the exit status a start gives (1; 2 for options no handler takes), with
+// the reason in *why.
+int LoadHandlers(const RunnerOptions& opts, HandlerSet* handlers, Status* why) {
+  if (Status s = handlers->LoadDirectory(opts.handler_dir); !s.ok()) {
+    *why = s;
+    return 1;
+  }
+  std::set<std::string> types;
+  for (const auto& t : handlers->Types()) types.insert(t);
+  if (Status s = CheckHandlerOptions(opts, handlers->DeclaredOptions(), types); !s.ok()) {
+    *why = s;
+    return 2;  // a usage error, as for the runner's own options
+  }
+  return 0;
+}
+
 // --check-config: what a start checks before it takes the state directory
 // and binds its ports (options, every handler loaded with its options and
 // unloaded again, saveconfig.json), with no lock, log file or listener, so
@@ -225,18 +243,17 @@ int CheckConfig(RunnerOptions& opts) {
     fflush(stdout);
     return rc;
   };
-  std::set<std::string> types;
+  std::string loaded;
   {
     HandlerSet handlers(opts.all);
-    if (Status s = handlers.LoadDirectory(opts.handler_dir); !s.ok()) return verdict(1, s.message());
-    for (const auto& t : handlers.Types()) types.insert(t);
-    if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok())
-      return verdict(2, s.message());
+    Status why;
+    if (int rc = LoadHandlers(opts, &handlers, &why)) return verdict(rc, why.message());
+    std::vector<std::string> types = handlers.Types();
+    std::sort(types.begin(), types.end());
+    for (const auto& t : types) loaded += (loaded.empty() ? "" : ", ") + t;
   }
   auto records = LoadSaveconfig(saveconfig);
   if (!records) return verdict(1, records.status().message());
-  std::string loaded;
-  for (const auto& t : types) loaded += (loaded.empty() ? "" : ", ") + t;
   return verdict(0, "handlers " + (loaded.empty() ? std::string("none") : loaded) + "; " +
                         std::to_string(records->size()) + " backstore(s) in " + saveconfig);
 }
@@ -360,14 +377,11 @@ int main(int argc, char** argv) {
   LOG_INFO("", "nbd-runner %s starting (state %s, handlers %s)", NBDR_PACKAGE_VERSION,
            opts.state_dir.c_str(), opts.handler_dir.c_str());
   HandlerSet handlers(opts.all);
-  if (Status s = handlers.LoadDirectory(opts.handler_dir); !s.ok()) return Fail(s);
-  if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
-  std::set<std::string> types;
-  for (const auto& t : handlers.Types()) types.insert(t);
-  if (Status s = CheckHandlerOptions(opts, handlers.DeclaredOptions(), types); !s.ok()) {
-    Fail(s);
-    return 2;  // a usage error, as for the runner's own options
+  if (Status why; int rc = LoadHandlers(opts, &handlers, &why)) {
+    Fail(why);
+    return rc;
   }
+  if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
 
   BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
   registry.SetMappingTimeout(opts.mapping_timeout);
