@@ -115,32 +115,37 @@ BackstoreRegistry::ObjectCheck BackstoreRegistry::CheckObject(
           ESTALE};
 }
 
+std::map<std::string, BackstoreRecord> BackstoreRegistry::HoldersLocked(
+    const std::string& type, const std::string& identity, const std::string& except) const {
+  std::map<std::string, BackstoreRecord> holders;
+  for (const auto& [name, e] : entries_)
+    if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
+        SameIdentity(identity, e.record.extras_json))
+      holders.emplace(name, e.record);
+  return holders;
+}
+
 std::string BackstoreRegistry::RegisteredAs(const std::string& type, const std::string& identity,
                                             const std::string& except,
                                             const std::set<std::string>& stale) const {
-  for (const auto& [name, e] : entries_)
-    if (name != except && !stale.count(name) && !e.creating && e.record.type == type &&
-        HasIdentity(e.record) && SameIdentity(identity, e.record.extras_json))
-      return name;
+  for (const auto& [name, record] : HoldersLocked(type, identity, except))
+    if (!stale.count(name)) return name;
   return "";
 }
 
 std::set<std::string> BackstoreRegistry::StaleHolders(const std::string& type,
                                                       const std::string& identity,
                                                       const std::string& except) const {
-  std::vector<BackstoreRecord> holders;
+  std::map<std::string, BackstoreRecord> holders;
   {
     MutexLock l(&mu_);
-    for (const auto& [name, e] : entries_)
-      if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
-          SameIdentity(identity, e.record.extras_json))
-        holders.push_back(e.record);
+    holders = HoldersLocked(type, identity, except);
   }
   std::set<std::string> stale;
-  for (const auto& r : holders) {
-    ObjectCheck c = CheckObject(r);
+  for (const auto& [name, record] : holders) {
+    ObjectCheck c = CheckObject(record);
     if (c.state == ObjectCheck::kMissing || c.state == ObjectCheck::kReplaced)
-      stale.insert(r.ExportName());
+      stale.insert(name);
   }
   return stale;
 }
@@ -186,12 +191,12 @@ Status BackstoreRegistry::CheckHandler(const std::string& type) const {
                            (loaded.empty() ? " (none are)" : " (loaded: " + loaded + ")"));
 }
 
-Status BackstoreRegistry::SaveLocked() {
+Status BackstoreRegistry::SaveLocked(const std::string& also) {
   std::vector<BackstoreRecord> records;
   {
     MutexLock l(&mu_);
     for (const auto& [name, e] : entries_) {
-      if (e.creating) continue;
+      if (e.creating && name != also) continue;
       records.push_back(e.record);
     }
   }
@@ -337,12 +342,12 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     e.record.size = *size;
     e.record.extras_json = identity.empty() ? "{}" : identity;
     e.record.create_time = NowIso8601();
-    e.creating = false;  // saved from now on; still busy, so not served yet
   }
-  Status s = SaveLocked();
+  Status s = SaveLocked(name);
   if (s.ok()) {
     MutexLock l(&mu_);
-    entries_[name].busy = false;
+    Entry& e = entries_[name];
+    e.busy = e.creating = false;
   } else {
     LOG_ERROR(name, "registered but could not persist, rolling back: %s", s.message().c_str());
     if (created) {
@@ -476,13 +481,17 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
 }
 
 void BackstoreRegistry::ExpireMappings() {
-  MutexLock save(&save_mu_);
+  if (!save_mu_.TryLock()) return;
+  bool changed;
   {
     MutexLock l(&mu_);
-    if (!ExpireMappingsLocked()) return;
+    changed = ExpireMappingsLocked();
   }
-  if (Status s = SaveLocked(); !s.ok())
-    LOG_ERROR("registry", "expired mappings not persisted: %s", s.message().c_str());
+  if (changed) {
+    if (Status s = SaveLocked(); !s.ok())
+      LOG_ERROR("registry", "expired mappings not persisted: %s", s.message().c_str());
+  }
+  save_mu_.Unlock();
 }
 
 template <typename Fn>

@@ -153,6 +153,12 @@ class BackstoreRegistry {
                              const std::function<Expected<uint64_t>()>& inspect)
       EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
+  // The registered backstores of type, other than except, whose record
+  // has this identity: by export name.
+  std::map<std::string, BackstoreRecord> HoldersLocked(const std::string& type,
+                                                       const std::string& identity,
+                                                       const std::string& except) const
+      REQUIRES(mu_);
   // The export name of a registered backstore of type, other than except
   // and those in stale, whose object has this identity (another path to
   // the same object); "" when there is none.
@@ -173,15 +179,20 @@ class BackstoreRegistry {
     int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
     uint64_t map_token = 0;     // BeginMap's token, from then until the unmap (0 after a restart)
     bool busy = false;  // a create, import or delete is running on it
-    bool creating = false;  // reserved by Register, not in saveconfig.json yet
+    bool creating = false;  // reserved by Register, not saved yet: not shown or served
     int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse
     std::weak_ptr<OpenExport> open;
   };
-  Status SaveLocked() REQUIRES(save_mu_) EXCLUDES(mu_);
+  // Writes saveconfig.json: every entry but those Register has not saved
+  // yet, except the one named also (the create or import being saved).
+  Status SaveLocked(const std::string& also = "") REQUIRES(save_mu_) EXCLUDES(mu_);
   // Moves mappings that were never confirmed back to created; true when
   // it changed anything.
   bool ExpireMappingsLocked() REQUIRES(mu_);
-  // ExpireMappingsLocked, and persists what it changed.
+  // ExpireMappingsLocked, and persists what it changed. For the read
+  // paths (info, list, NBD_OPT_LIST): while another saveconfig.json
+  // write runs it does nothing rather than wait, so a stalled state
+  // directory never holds a read; the next call or change expires them.
   void ExpireMappings() EXCLUDES(mu_, save_mu_);
   // Applies change to the entry under mu_, then persists; on a failed
   // write the entry is restored.

@@ -17,6 +17,8 @@ class CAPABILITY("mutex") Mutex {
   Mutex& operator=(const Mutex&) = delete;
   void Lock() ACQUIRE() { mu_.lock(); }
   void Unlock() RELEASE() { mu_.unlock(); }
+  // True when the lock was free and is now held; never waits.
+  bool TryLock() TRY_ACQUIRE(true) { return mu_.try_lock(); }
   std::mutex& native() { return mu_; }
 
  private:

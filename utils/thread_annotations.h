@@ -15,4 +15,5 @@
 #define REQUIRES(...) NBDR_TA(requires_capability(__VA_ARGS__))
 #define ACQUIRE(...) NBDR_TA(acquire_capability(__VA_ARGS__))
 #define RELEASE(...) NBDR_TA(release_capability(__VA_ARGS__))
+#define TRY_ACQUIRE(...) NBDR_TA(try_acquire_capability(__VA_ARGS__))
 #define EXCLUDES(...) NBDR_TA(locks_excluded(__VA_ARGS__))

@@ -4,9 +4,9 @@
 # new file removed, never listed or served), a map leaves the record as it
 # was, a delete says plainly what it did and did not persist, and the
 # runner goes on once saveconfig.json can be written again; a create whose
-# save has not finished is neither deleted nor served meanwhile. The
-# faults: a directory, then a FIFO, where the runner writes
-# saveconfig.json.tmp.
+# save has not finished is neither deleted nor served meanwhile, while
+# info, list and NBD_OPT_LIST still answer. The faults: a directory, then
+# a FIFO, where the runner writes saveconfig.json.tmp.
 source "$(dirname "$0")/functions.sh"
 requires nbdinfo python3
 
@@ -57,6 +57,12 @@ for _ in $(seq 100); do [ -e "$T/files/held.img" ] && break; sleep 0.1; done
 [ -e "$T/files/held.img" ] || fail "the create did not reach its save"
 expect_fail 1 "backstore file/held.img is being created or deleted" timeout 10 "$CLI" file delete held.img host "$RPC"
 timeout 10 nbdinfo "$NBD/file/held.img" >/dev/null 2>&1 && fail "a backstore not yet saved was served"
+listed=$(timeout 10 "$CLI" file list all host "$RPC") && grep -q new.img <<<"$listed" ||
+  fail "list did not answer while a save was held"
+grep -q held.img <<<"$listed" && fail "a create not yet saved is listed"
+timeout 10 "$CLI" file info new.img host "$RPC" >/dev/null || fail "info waited for the held save"
+timeout 10 nbdinfo --list "$NBD" | grep -q "file/new.img" ||
+  fail "NBD_OPT_LIST waited for the held save"
 [ -e "$T/files/held.img" ] || fail "the refused delete removed the file"
 timeout 10 cat "$T/state/saveconfig.json.tmp" >/dev/null
 rc=0
@@ -66,4 +72,4 @@ wait $CREATE || rc=$?
 [ ! -e "$T/files/held.img" ] || fail "the failed create left its file"
 rm -f "$T/state/saveconfig.json.tmp"  # the failed save already removed it
 cli file create held.img size 1M >/dev/null || fail "create after the FIFO is gone"
-pass "a create is not deleted or served until saved; a failed save rolls it back"
+pass "a create is not deleted or served until saved, reads still answer; a failed save rolls it back"
