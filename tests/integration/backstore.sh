@@ -32,6 +32,15 @@ case "$BACKEND" in
   *) fail "NBDR_BACKEND: unknown backend '$BACKEND'" ;;
 esac
 
+# ceph_pid mon|osd: the PID of the test cluster's running monitor or OSD
+# (for the rbd fault tests to freeze it); fails the test when there is none.
+ceph_pid() {
+  local pid
+  pid=$(bash "$NBDR_SRC/tests/backends/ceph-ctl" "$1-pid")
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || fail "no running Ceph $1 process"
+  echo "$pid"
+}
+
 # bs_key NAME: the key of this test's backstore NAME (a relative path such
 # as vm/disk.img) on this backend.
 bs_key() {

@@ -41,7 +41,7 @@ pass "after the OSD restarts, new I/O succeeds $(($(date +%s) - RESTARTED)) s la
 
 # A frozen OSD (SIGSTOP): one connection across the freeze gets EIO after
 # ceph-op-timeout, not a hang.
-OSD=$(bash "$CTL" osd-pid)
+OSD=$(ceph_pid osd)
 expect_eio_when_frozen "$URI" "$OSD" "$TIMEOUT" OSD
 pass "a frozen OSD fails I/O with EIO after ${FROZEN_ELAPSED} s (ceph-op-timeout $TIMEOUT s)"
 kill -0 "$RUNNER_PID" || fail "runner died"

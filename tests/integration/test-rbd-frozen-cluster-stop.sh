@@ -11,11 +11,8 @@ source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=rbd
 source "$(dirname "$0")/backstore.sh"
 requires qemu-io nbdsh rbd
-CTL="$NBDR_SRC/tests/backends/ceph-ctl"
-OSD=$(bash "$CTL" osd-pid)
-MON=$(bash "$CTL" mon-pid)
-[ -n "$OSD" ] && kill -0 "$OSD" && [ -n "$MON" ] && kill -0 "$MON" ||
-  fail "no monitor and OSD processes to freeze"
+OSD=$(ceph_pid osd)
+MON=$(ceph_pid mon)
 cleanup "kill -CONT $MON $OSD 2>/dev/null"
 OP_TIMEOUT=3
 

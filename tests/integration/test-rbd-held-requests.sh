@@ -15,9 +15,7 @@ source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=rbd
 source "$(dirname "$0")/backstore.sh"
 requires qemu-io nbdsh rbd
-CTL="$NBDR_SRC/tests/backends/ceph-ctl"
-OSD=$(bash "$CTL" osd-pid)
-[ -n "$OSD" ] && kill -0 "$OSD" || fail "no OSD process to freeze"
+OSD=$(ceph_pid osd)
 cleanup "kill -CONT $OSD 2>/dev/null"
 IDLE=2
 HOLD=6
