@@ -13,6 +13,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -291,6 +292,46 @@ std::string NbdBackend(int index) {
   std::string line;
   std::getline(in, line);
   return line;
+}
+
+std::string NbdDeviceUse(int index) {
+  namespace fs = std::filesystem;
+  const std::string disk = "nbd" + std::to_string(index);
+  const fs::path sys = "/sys/block/" + disk;
+  // The disk and its partitions: name -> "major:minor".
+  std::vector<std::pair<std::string, std::string>> parts;
+  auto add = [&](const std::string& name, const fs::path& dir) {
+    std::ifstream in(dir / "dev");
+    std::string dev;
+    if (std::getline(in, dev) && !dev.empty()) parts.emplace_back(name, dev);
+  };
+  add(disk, sys);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(sys, ec)) {
+    std::string name = e.path().filename();
+    if (name.rfind(disk + "p", 0) == 0) add(name, e.path());
+  }
+  for (const auto& [name, dev] : parts) {
+    fs::path dir = name == disk ? sys : sys / name;
+    for (const auto& h : fs::directory_iterator(dir / "holders", ec))
+      return "/dev/" + name + " is held by " + h.path().filename().string();
+  }
+  std::ifstream mounts("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(mounts, line)) {
+    // "ID PARENT MAJOR:MINOR ROOT MOUNTPOINT ..."
+    char majmin[32], point[4096];
+    if (sscanf(line.c_str(), "%*s %*s %31s %*s %4095s", majmin, point) != 2) continue;
+    for (const auto& [name, dev] : parts)
+      if (dev == majmin) return "/dev/" + name + " is mounted on " + point;
+  }
+  std::ifstream swaps("/proc/swaps");
+  while (std::getline(swaps, line)) {
+    std::string path = line.substr(0, line.find_first_of(" \t"));
+    for (const auto& [name, dev] : parts)
+      if (path == "/dev/" + name) return "/dev/" + name + " is used as swap";
+  }
+  return "";
 }
 
 }  // namespace nbdr

@@ -65,5 +65,10 @@ int ParseNbdDevice(const std::string& dev);
 std::string NbdBackend(int index);
 // Whether /dev/nbdN has a live connection on this host (its sysfs pid).
 bool NbdConnected(int index);
+// What uses /dev/nbdN or one of its partitions, as a phrase ("mounted on
+// /mnt", "held by dm-0", "used as swap"); "" when nothing does. Read from
+// sysfs, /proc/self/mountinfo and /proc/swaps without opening the device
+// (an open can start a partition scan that waits on a dead link).
+std::string NbdDeviceUse(int index);
 
 }  // namespace nbdr

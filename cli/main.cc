@@ -7,6 +7,7 @@
 #include <json-c/json.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -45,7 +46,7 @@ const char kUsage[] =
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT]]\n"
-    "  nbd-cli TYPE unmap </dev/nbdX|KEY [force]> [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE help\n"
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
@@ -75,7 +76,7 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
          " [connections N] [host HOST[:PORT]]\n"
-         "       nbd-cli " + type + " unmap </dev/nbdX|KEY [force]> [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
 }
 
@@ -148,7 +149,8 @@ struct Command {
   uint64_t timeout_s = 30;
   uint64_t dead_timeout_s = 0;
   int connections = 1;
-  // unmap KEY force: clear the runner's record even when it looks live
+  // unmap ... force: disconnect a device even while it is in use; by KEY,
+  // also clear the runner's record even when it looks live
   bool force = false;
 };
 
@@ -585,6 +587,26 @@ int PrintUnmapped(const std::string& device, const std::string& name, const std:
   return kExitOk;
 }
 
+// Disconnects this host's device index, which holds type/key, and forgets
+// this host's record of that mapping (only that one: a map that reused the
+// device meanwhile keeps its own). A device in use (mounted, used as swap,
+// or held by device mapper or md) is refused unless force: its in-flight
+// I/O would fail and unwritten data be lost.
+Status DisconnectDevice(int index, const std::string& type, const std::string& key, bool force) {
+  std::string device = "/dev/nbd" + std::to_string(index);
+  if (std::string use = force ? "" : NbdDeviceUse(index); !use.empty())
+    return Status::Error(EBUSY, "not disconnecting " + device + ": " + use +
+                                    "; stop that use first, or add 'force' to disconnect it "
+                                    "anyway (its in-flight I/O then fails and what it has not "
+                                    "written is lost)");
+  auto record = FindMapping(device, type, key);
+  if (Status s = NbdDisconnect(index); !s.ok())
+    return Status::Error(s.code(), "cannot disconnect " + device + ": " + s.message());
+  Status forgot = !record ? record.status() : *record ? ForgetMapping(**record) : Status();
+  if (!forgot.ok()) fprintf(stderr, "nbd-cli: warning: %s\n", forgot.message().c_str());
+  return Status();
+}
+
 int DoUnmap(Command c) {
   if (geteuid() != 0) return Error(kExitFailed, EPERM, "unmap needs root");
   int index = ParseNbdDevice(c.key);
@@ -611,10 +633,8 @@ int DoUnmap(Command c) {
     // the runner's record is cleared later with unmap KEY (it is this
     // host's and dead by then, and nothing here holds it).
     std::string device = "/dev/nbd" + std::to_string(index);
-    if (Status s = NbdDisconnect(index); !s.ok())
-      return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
-    if (Status s = ForgetMapping(device); !s.ok())
-      fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
+    if (Status s = DisconnectDevice(index, c.type, c.key, c.force); !s.ok())
+      return Error(kExitFailed, s.code(), s.message());
     std::string host = c.host.host.find(':') == std::string::npos ? c.host.host
                                                                    : "[" + c.host.host + "]";
     return Error(kExitUnreachable, client.status().code(),
@@ -632,6 +652,8 @@ int DoUnmap(Command c) {
     if (Status s = client->Call(NBDR_INFO, &a, r.get()); !s.ok()) return CallFailed(s);
     r.set_filled();
     if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+    if (r->backstore.backstore_len != 1)
+      return Error(kExitFailed, EPROTO, "runner sent an info reply without a backstore");
     const nbdr_backstore& b = r->backstore.backstore_val[0];
     std::string name = MakeExportName(c.type, c.key);
     std::string status = b.status;
@@ -704,13 +726,11 @@ int DoUnmap(Command c) {
   // renamed since). An unreadable record file is reported by ForgetMapping.
   auto recorded = RecordedHostId(device, c.type, c.key);
   std::string mapped_as = recorded && !recorded->empty() ? *recorded : *host_id;
-  if (Status s = NbdDisconnect(index); !s.ok())
-    return Error(kExitFailed, s.code(), "cannot disconnect " + device + ": " + s.message());
+  if (Status s = DisconnectDevice(index, c.type, c.key, c.force); !s.ok())
+    return Error(kExitFailed, s.code(), s.message());
   // The runner's record is cleared only while it is this device's of this
   // host: this host may have lost the backstore while it was dead, and
   // then it is another client's.
-  if (Status s = ForgetMapping(device); !s.ok())
-    fprintf(stderr, "nbd-cli: warning: %s\n", s.message().c_str());
   Status s = RunnerUnmap(&*client, c.type, c.key, {device, mapped_as, 0});
   if (s.code() == EBUSY || s.code() == EINVAL)
     return PrintUnmapped(device, name, "disconnected " + device + "; " + s.message());
@@ -762,7 +782,7 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
     } else if ((c->verb == "create" || c->verb == "import") && w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
-    } else if (c->verb == "unmap" && w == "force" && ParseNbdDevice(c->key) < 0) {
+    } else if (c->verb == "unmap" && w == "force") {
       c->force = true;
     } else if (c->verb == "create" && w == "prealloc") {
       c->prealloc = true;
@@ -785,6 +805,9 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A runner that goes away mid-call is an error to report, not a silent
+  // death by SIGPIPE (libtirpc writes with plain write()).
+  signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args;
   bool help = false;
   for (int i = 1; i < argc; i++) {

@@ -50,7 +50,10 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     json_object* e = json_object_array_get_idx(root, i);
     auto str = [&](const char* k) {
       json_object* v = nullptr;
-      return json_object_object_get_ex(e, k, &v) ? std::string(json_object_get_string(v)) : "";
+      // Only a string counts: a hand-edited null or number reads as unset.
+      return json_object_object_get_ex(e, k, &v) && json_object_is_type(v, json_type_string)
+                 ? std::string(json_object_get_string(v))
+                 : std::string();
     };
     auto num = [&](const char* k) {
       json_object* v = nullptr;
@@ -132,12 +135,6 @@ Status RecordMapping(const MappingRecord& m) {
   return Update([&](std::vector<MappingRecord>* v) {
     std::erase_if(*v, [&](const MappingRecord& r) { return r.device == m.device; });
     v->push_back(m);
-  });
-}
-
-Status ForgetMapping(const std::string& device) {
-  return Update([&](std::vector<MappingRecord>* v) {
-    std::erase_if(*v, [&](const MappingRecord& r) { return r.device == device; });
   });
 }
 

@@ -1,6 +1,8 @@
 // MappingState: the client host's record of the mappings nbd-cli made
-// (device, export, runner, connection options), kept as JSON so that they
-// can be restored after a runner restart or a reboot (nbd-clid). Path:
+// (device, export, runner, connection options), kept as JSON so that
+// nbd-clid can reconnect them after a runner restart or a lost link. After
+// a reboot of this host the devices hold nothing: nbd-clid forgets those
+// records, and 'unmap KEY' clears the runner's. Path:
 // $NBD_CLI_STATE, default /var/lib/nbd-cli/mappings.json. Written
 // atomically (temp file, fsync, rename) under an flock, so concurrent
 // nbd-cli runs do not lose each other's entries.
@@ -31,8 +33,6 @@ struct MappingRecord {
 std::string MappingStatePath();
 // Adds (or replaces, by device) one record.
 Status RecordMapping(const MappingRecord& m);
-// Removes the record of device; a missing record is not an error.
-Status ForgetMapping(const std::string& device);
 // Removes m's record only if the device still holds that same mapping (a
 // newer map may have reused the device meanwhile).
 Status ForgetMapping(const MappingRecord& m);

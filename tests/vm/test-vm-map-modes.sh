@@ -2,8 +2,9 @@
 # Test mapping modes and refusals in a qemu guest: a read-only map refuses
 # writes and keeps the data, nbd-client 3.24 reads the same data, four
 # connections carry a parallel load that verifies, a missing key and an
-# already mapped key fail clearly, and unmap of a mounted device
-# disconnects cleanly instead of hanging. Unmap by key touches this host's
+# already mapped key fail clearly, unmap of a mounted device is refused
+# (the file system goes on) and with 'force' disconnects cleanly instead
+# of hanging, and a null field in this host's records is no crash. Unmap by key touches this host's
 # device only when it holds that backstore: a record from another host (or
 # a stale one) naming a device that holds something else here is refused,
 # and so is one whose device is not connected here, until 'force' clears
@@ -78,15 +79,23 @@ nbd-cli file unmap live.img force $H >/tmp/out 2>&1 && grep -q "forced: cleared 
 if nbd-cli file unmap stale.img $H 2>/tmp/err; then r "FAIL stale-needs-force: cleared"; else grep -q "is dead on /dev/nbd5 of another host.*add 'force'" /tmp/err && r "ok stale-needs-force" || r "FAIL stale-needs-force: \$(cat /tmp/err)"; fi
 nbd-cli file unmap stale.img force $H >/tmp/out 2>/tmp/err && grep -q "forced: cleared the dead mapping of file/stale.img (/dev/nbd5 is not connected here" /tmp/out && r "ok stale-record-cleared" || r "FAIL stale-record: \$(cat /tmp/out /tmp/err)"
 
-# unmap while mounted: a clean disconnect, no hang
+# unmap while mounted: refused, the file system goes on; with force, a
+# clean disconnect, no hang
 ok mkfs mkfs.ext4 -q -F \$dev
 ok mount mount -t ext4 \$dev /mnt
-ok unmap-mounted nbd-cli file unmap \$dev $H
+if nbd-cli file unmap \$dev $H 2>/tmp/err; then r "FAIL unmap-mounted: disconnected"; else grep -q "not disconnecting \$dev: \$dev is mounted on /mnt; stop that use first, or add 'force'" /tmp/err && r "ok unmap-mounted-refused" || r "FAIL unmap-mounted: \$(cat /tmp/err)"; fi
+ok still-connected sh -c "nbd-cli file list mapped $H | grep -q 'busy.img.*connected'"
+ok write-after-refusal sh -c "echo kept >/mnt/after && sync && grep -q kept /mnt/after"
+# a hand-edited null in this host's records reads as unset, not a crash
+sed -i 's/"host_id": *"[^"]*"/"host_id": null/' /var/lib/nbd-cli/mappings.json
+ok null-field-list sh -c "grep -q '\"host_id\": *null' /var/lib/nbd-cli/mappings.json && nbd-cli file list $H >/dev/null"
+ok unmap-mounted-force nbd-cli file unmap \$dev force $H
 umount -l /mnt 2>/dev/null
 r "ok no-hang"
+ok state-forgotten sh -c "! grep -q busy.img /var/lib/nbd-cli/mappings.json"
 GUEST
 run_guest "$T/guest.sh"
-pass "guest: read-only map, 4 connections with verified parallel writes, clear refusals, unmap by key only of what this host holds, unmap while mounted"
+pass "guest: read-only map, 4 connections with verified parallel writes, clear refusals, unmap by key only of what this host holds, unmap while mounted refused, then forced"
 n=$(grep -c 'file/multi.img\] serving' "$T/log/nbd-runner.log")
 [ "$n" -ge 4 ] || fail "the 4-connection map opened $n NBD connections"
 pass "the 4-connection map really used 4 NBD connections"
