@@ -95,6 +95,14 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   if (!socks) return socks.status();
   std::vector<int> fds;
   for (auto& f : socks->fds) fds.push_back(f.get());
+  // The handshake took a while: unmap may have run meanwhile. It forgets
+  // the record before it disconnects, so a record still here (and the
+  // device still holding this backstore) means the device is still ours
+  // to reconnect; a reconfigure would bring an unmapped device back.
+  auto still = FindMapping(m.device, m.type, m.key);
+  if (!still) return still.status();
+  if (!*still) return Status::Error(kNotOurs, m.device + " was unmapped meanwhile");
+  if (Status s = DeviceHolds(m, index); !s.ok()) return s;
   if (Status s = NbdReconfigure(index, fds, backend); !s.ok()) return s;
   if (status == "mapped") return Status();  // the runner's record is already right
   nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),

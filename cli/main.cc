@@ -599,11 +599,15 @@ Status DisconnectDevice(int index, const std::string& type, const std::string& k
                                     "; stop that use first, or add 'force' to disconnect it "
                                     "anyway (its in-flight I/O then fails and what it has not "
                                     "written is lost)");
+  // The record goes first: nbd-clid checks it just before it reconnects a
+  // device, so it does not bring this one back once it is disconnected.
   auto record = FindMapping(device, type, key);
-  if (Status s = NbdDisconnect(index); !s.ok())
-    return Status::Error(s.code(), "cannot disconnect " + device + ": " + s.message());
   Status forgot = !record ? record.status() : *record ? ForgetMapping(**record) : Status();
   if (!forgot.ok()) fprintf(stderr, "nbd-cli: warning: %s\n", forgot.message().c_str());
+  if (Status s = NbdDisconnect(index); !s.ok()) {
+    if (record && *record && forgot.ok()) (void)RecordMapping(**record);  // still mapped
+    return Status::Error(s.code(), "cannot disconnect " + device + ": " + s.message());
+  }
   return Status();
 }
 

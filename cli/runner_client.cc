@@ -42,6 +42,26 @@ std::string BackendIdFor(const std::string& runner_target, const std::string& ex
   return "nbd-runner://" + runner_target + "/" + export_name;
 }
 
+namespace {
+
+// For a call that changes the registry and got no answer: the runner may
+// have carried it out, so a blind retry can fail (or succeed) misleadingly.
+std::string MayHaveHappened(uint32_t proc) {
+  switch (proc) {
+    case NBDR_CREATE:
+    case NBDR_IMPORT:
+    case NBDR_DELETE:
+    case NBDR_MAP:
+    case NBDR_MAPPED:
+    case NBDR_UNMAP:
+      return "; it may have been carried out all the same: check with info before retrying";
+    default:
+      return "";
+  }
+}
+
+}  // namespace
+
 Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
   const RpcProcedure* p = FindRpcProcedure(proc);
   if (!p) return Status::Error(EINVAL, "unknown procedure " + std::to_string(proc));
@@ -53,7 +73,8 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       return Status();
     case RPC_TIMEDOUT:
       return Status::Error(ETIMEDOUT, "nbd-runner at " + target_ + " did not answer " + p->name +
-                                          " within " + std::to_string(timeout_s_) + " s");
+                                          " within " + std::to_string(timeout_s_) + " s" +
+                                          MayHaveHappened(proc));
     case RPC_PROCUNAVAIL:
       return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ + " does not support '" +
                                            p->name + "' (different version?)");
@@ -82,7 +103,7 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
         why += " (the connection closed before a reply: the runner may be busy or restarting, "
                "or " + target_ + " is not its control port, 24110 by default)";
       return Status::Error(ECOMM, "RPC " + std::string(p->name) + " to nbd-runner at " + target_ +
-                                      " failed: " + why);
+                                      " failed: " + why + MayHaveHappened(proc));
     }
   }
 }
