@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -181,14 +182,24 @@ int main(int argc, char** argv) {
       LOG_ERROR("clid", "%s", mappings.status().message().c_str());
       continue;
     }
+    // Devices whose link died go first, and a runner that does not answer
+    // costs a pass one connect or call timeout, not one per mapping of it:
+    // the other devices' dead-connection timeouts keep running meanwhile.
+    std::stable_partition(mappings->begin(), mappings->end(), [&](const MappingRecord& m) {
+      return link_dead.count(ParseNbdDevice(m.device)) > 0;
+    });
+    std::set<std::string> silent;  // runners that did not answer this pass
     for (const auto& m : *mappings) {
+      if (g_stop) break;
       int index = ParseNbdDevice(m.device);
       if (index < 0) continue;
       auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
       if (!hp) continue;
-      auto client = RunnerClient::Connect(*hp, 3);
+      auto client = silent.count(m.runner) ? Expected<RunnerClient>(Status::Error(ETIMEDOUT, ""))
+                                           : RunnerClient::Connect(*hp, 3);
       if (client) client->set_call_timeout(kCallTimeoutS);
       if (!client) {
+        silent.insert(m.runner);
         if (link_dead.count(index))
           LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
         continue;
@@ -198,6 +209,7 @@ int main(int argc, char** argv) {
       // even while its runner cannot be asked.
       Status s = link_dead.count(index) ? DeviceHolds(m, index) : Status();
       if (s.ok()) s = AskRunner(&*client, m, &info);
+      if (s.code() == ETIMEDOUT || s.code() == ECOMM) silent.insert(m.runner);
       if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != "dead")) continue;
       // The identity the mapping was made under: this host's may have
       // been renamed since.
