@@ -488,9 +488,22 @@ void OnFuaFlushed(rbd_completion_t c, void* arg) {
 void OnRbdDone(rbd_completion_t c, void* arg) {
   auto* r = static_cast<nbdr_request*>(arg);
   auto* e = static_cast<RbdExport*>(r->handler_private);
-  int err = ExportResult(e, rbd_aio_get_return_value(c));
+  ssize_t ret = rbd_aio_get_return_value(c);
+  int err = ExportResult(e, ret);
   rbd_aio_release(c);
-  if (err && err != ENOSPC && err != EDQUOT)
+  // The runner checked the request against the size the image had when
+  // it was opened. librbd clips a read at the image's current end, and
+  // refuses a request beyond it (EINVAL): both mean the image shrank under
+  // the runner, and the short read's buffer tail holds no data of it.
+  bool short_read = !err && r->type == NBDR_REQ_READ && static_cast<uint64_t>(ret) != r->length;
+  if (short_read || ret == -EINVAL) {
+    handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
+                      "request type %u at %llu, %llu bytes: beyond the image's end (it shrank "
+                      "since the runner opened it)",
+                      r->type, static_cast<unsigned long long>(r->offset),
+                      static_cast<unsigned long long>(r->length));
+    err = EIO;
+  } else if (err && err != ENOSPC && err != EDQUOT)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
                       r->type, static_cast<unsigned long long>(r->offset), strerror(err));
   if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {

@@ -3,7 +3,8 @@
 # tools: the rbd CLI sees images nbd-cli made (size, default features,
 # bytes), nbd-cli serves images `rbd` made (import), namespaces work, and
 # every failure is a sentence: missing pool, missing namespace, image
-# exists, prealloc, wrong import size, cluster unreachable.
+# exists, prealloc, wrong import size, cluster unreachable; an image
+# shrunk by rbd under the runner fails I/O past its end with EIO.
 source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=rbd
 source "$(dirname "$0")/backstore.sh"
@@ -51,6 +52,34 @@ cli rbd delete "$B" >/dev/null
 RBD ls "$CEPH_POOL" | grep -qx "$TEST_ID-b" && fail "delete left the image in the pool"
 cli rbd delete "$A" >/dev/null
 pass "delete removes the image from the pool"
+
+# An image shrunk under the runner (rbd resize --allow-shrink while it is
+# served): reads and writes past its new end fail with EIO, and a read
+# across it never returns a buffer whose tail is another request's bytes.
+S="$CEPH_POOL/$TEST_ID-s"
+cli rbd create "$S" size 16M >/dev/null
+timeout 60 nbdsh -u "$NBD/rbd/$S" -c "
+import errno, subprocess, time
+h.pwrite(b'\x11' * (1 << 20), 12 << 20)  # a buffer of 0x11 goes back to the pool
+h.flush()
+resize = ['rbd', '-c', '$CEPH_CONF', 'resize', '--allow-shrink', '--size', '8M', '$S']
+assert subprocess.run(resize, capture_output=True).returncode == 0, 'rbd resize failed'
+time.sleep(2)  # the runner's librbd hears of the new size through its watch
+tries = (('read-across', lambda: h.pread(1 << 20, (8 << 20) - 4096)),
+         ('read-beyond', lambda: h.pread(4096, 12 << 20)),
+         ('write-beyond', lambda: h.pwrite(b'\x22' * 4096, 12 << 20)))
+for what, io in tries:
+    try:
+        io()
+        print(what, 'succeeded')
+    except nbd.Error as e:
+        print(what, 'EIO' if e.errnum == errno.EIO else 'failed otherwise: %s' % e)
+" >"$T/shrunk" 2>&1 || true
+[ "$(grep -c ' EIO$' "$T/shrunk")" = 3 ] || { cat "$T/shrunk"; fail "I/O past a shrunk image's end"; }
+grep -q "beyond the image's end (it shrank since the runner opened it)" "$T/log/nbd-runner.log" ||
+  fail "no log line for I/O past the shrunk end"
+cli rbd delete "$S" >/dev/null
+pass "I/O past the end of an image shrunk under the runner fails with EIO, logged"
 
 RBD namespace create "$CEPH_POOL/$TEST_ID-ns"
 cli ceph create "$CEPH_POOL/$TEST_ID-ns/img" size 8M >/dev/null
