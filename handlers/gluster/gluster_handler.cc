@@ -363,10 +363,12 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
     SetErr(err, errlen, "gluster-hosts: %s", why.c_str());
     return EINVAL;
   }
+  // The client translator's ping-timeout takes at most 1013 s; beyond
+  // that every mount would fail.
   h->timeout_s = handler_util::ParseIntOption(svc->get_option(svc->ctx, "gluster-timeout"),
-                                              kDefaultTimeoutSeconds, 1, 3600);
+                                              kDefaultTimeoutSeconds, 1, 1013);
   if (h->timeout_s < 0) {
-    SetErr(err, errlen, "gluster-timeout: '%s' is not a number of seconds from 1 to 3600",
+    SetErr(err, errlen, "gluster-timeout: '%s' is not a number of seconds from 1 to 1013",
            svc->get_option(svc->ctx, "gluster-timeout"));
     return EINVAL;
   }

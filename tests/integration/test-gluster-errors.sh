@@ -12,7 +12,11 @@ CTL="$NBDR_SRC/tests/backends/gluster-ctl"
 # A malformed gluster-hosts stops the start, with the reason.
 runner_refuses 1 "refusing to start: handler 'gluster': gluster-hosts: empty host in 'h1,,h2'" \
   --gluster-hosts 'h1,,h2'
-pass "a malformed gluster-hosts stops the start, named"
+# gfapi's ping timeout takes at most 1013 s: more would fail every mount
+# as "glusterd unreachable".
+runner_refuses 1 "handler 'gluster': gluster-timeout: '1014' is not a number of seconds from 1 to 1013" \
+  --gluster-timeout 1014
+pass "a malformed gluster-hosts or a gluster-timeout gfapi cannot take stops the start, named"
 
 # glusterd unreachable: a runner whose volfile server is a closed port.
 start_runner --gluster-hosts 127.0.0.1:1
