@@ -148,14 +148,26 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
   }
   if ((rc = rados_connect(cluster)) < 0) {
     int e = -rc;
-    if (e == EACCES || e == EPERM)
+    const char* client = h->client_id.empty() ? "admin" : h->client_id.c_str();
+    if (e == EACCES || e == EPERM) {
       SetErr(err, errlen, "Ceph cluster refused client '%s': permission denied (check ceph-id and "
-             "ceph-keyring)", h->client_id.empty() ? "admin" : h->client_id.c_str());
-    else
+             "ceph-keyring)", client);
+    } else if (e == ENOENT) {  // librados found no key for the client
+      SetErr(err, errlen, "no keyring with a key for Ceph client '%s' (ceph-keyring %s): %s",
+             client, h->keyring.empty() ? "unset, so where the Ceph configuration says"
+                                        : h->keyring.c_str(), strerror(e));
+      e = EACCES;
+    } else if (e == EOPNOTSUPP) {  // no authentication method both sides take
+      SetErr(err, errlen, "Ceph cluster refused client '%s': its authentication settings and "
+             "the cluster's do not match (check the auth options of configuration %s)", client,
+             h->conf_file.empty() ? "default" : h->conf_file.c_str());
+      e = EACCES;
+    } else {
       SetErr(err, errlen, "Ceph cluster unreachable (configuration %s): %s",
              h->conf_file.empty() ? "default" : h->conf_file.c_str(), strerror(e));
+    }
     rados_shutdown(cluster);
-    return e == ETIMEDOUT || e == ENOENT || e == ENOTCONN ? EHOSTUNREACH : e;
+    return e == ETIMEDOUT || e == ENOTCONN ? EHOSTUNREACH : e;
   }
   const bool again = h->conn != nullptr;
   h->conn = std::make_shared<ClusterConnection>();  // the old one lives on in its images

@@ -21,6 +21,15 @@ kill -0 "$RUNNER_PID" || fail "runner died"
 stop_runner
 pass "Ceph cluster unreachable: a sentence after ${SECONDS} s, runner unharmed"
 
+# A client that must authenticate but has no keyring: said so, not
+# "unreachable".
+sed 's/^auth client required = none/auth client required = cephx/' "$CEPH_CONF" >"$T/cephx.conf"
+start_runner --ceph-conf "$T/cephx.conf" --ceph-keyring "$T/no-such-keyring" --ceph-op-timeout 3
+expect_fail 1 "no keyring with a key for Ceph client 'admin' \(ceph-keyring $T/no-such-keyring\)" \
+  cli rbd create "$CEPH_POOL/$TEST_ID-x" size 1M
+stop_runner
+pass "a missing keyring is named as such"
+
 bs_start_runner
 A="$CEPH_POOL/$TEST_ID-a"
 cli rbd create "$A" size 32M >/dev/null
