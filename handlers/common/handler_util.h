@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -48,6 +50,54 @@ inline void Log(const nbdr_services* svc, int level, const std::string& context,
   va_end(ap);
   svc->log(svc->ctx, level, context.c_str(), "%s", msg);
 }
+
+// Logs an export's failed requests without flooding the log while its
+// backend is down: the first kBurst failures of each kWindowS-second window
+// get a line each, the rest are counted and summed up in one line when the
+// next window's first failure comes, or at Flush (the export's close).
+class FailedRequestLog {
+ public:
+  static constexpr int kBurst = 5;
+  static constexpr int64_t kWindowS = 10;
+
+  void Note(const nbdr_services* svc, const std::string& context, uint32_t type,
+            uint64_t offset, int err) {
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    std::lock_guard<std::mutex> l(mu_);
+    if (now.tv_sec - window_start_ >= kWindowS) {
+      SummaryLocked(svc, context);
+      window_start_ = now.tv_sec;
+      logged_ = 0;
+    }
+    if (logged_ < kBurst) {
+      logged_++;
+      Log(svc, NBDR_LOG_WARNING, context, "request type %u at %llu: %s", type,
+          static_cast<unsigned long long>(offset), strerror(err));
+    } else {
+      suppressed_++;
+      last_err_ = err;
+    }
+  }
+  void Flush(const nbdr_services* svc, const std::string& context) {
+    std::lock_guard<std::mutex> l(mu_);
+    SummaryLocked(svc, context);
+  }
+
+ private:
+  void SummaryLocked(const nbdr_services* svc, const std::string& context) {
+    if (suppressed_ == 0) return;
+    Log(svc, NBDR_LOG_WARNING, context, "%llu more requests failed (the last: %s), not logged "
+        "one by one", static_cast<unsigned long long>(suppressed_), strerror(last_err_));
+    suppressed_ = 0;
+  }
+
+  std::mutex mu_;
+  int64_t window_start_ = -kWindowS;  // guarded by mu_
+  int logged_ = 0;                    // guarded by mu_, this window
+  uint64_t suppressed_ = 0;           // guarded by mu_
+  int last_err_ = 0;                  // guarded by mu_
+};
 
 // A fixed set of threads running queued tasks in order of submission.
 // The destructor runs every task already queued, then joins.

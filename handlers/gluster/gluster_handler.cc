@@ -102,6 +102,7 @@ struct GlusterExport {
   // where a seek (which it passes straight to the bricks) does not look,
   // so an allocation lookup first makes them reach the bricks.
   std::atomic<bool> unsynced_writes{false};
+  handler_util::FailedRequestLog failures{};
 };
 
 int Errno(int fallback = EIO) { return errno ? errno : fallback; }
@@ -547,6 +548,7 @@ int GlusterIdentify(void* state, const char* key, char* buf, size_t buflen, char
 
 void GlusterClose(void* export_handle) {
   auto* e = static_cast<GlusterExport*>(export_handle);
+  e->failures.Flush(e->h->svc, e->key);
   // glfs_close flushes what write-behind still holds; a failure there is
   // data the client wrote but never flushed, and nobody is left to tell.
   errno = 0;
@@ -588,8 +590,7 @@ void OnGfapiDone(glfs_fd_t*, ssize_t ret, struct glfs_stat*, struct glfs_stat*, 
     err = EIO;  // the file shrank under us
   if (err == EOPNOTSUPP && r->type == NBDR_REQ_TRIM) err = 0;  // trim is advisory
   if (err && err != ENOSPC && err != EDQUOT)
-    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
-                      r->type, static_cast<unsigned long long>(r->offset), strerror(err));
+    e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
   if (!err && r->type != NBDR_REQ_READ && r->type != NBDR_REQ_FLUSH)
     e->unsynced_writes = true;  // set before the client can hear of it
   if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {

@@ -80,6 +80,7 @@ struct RbdExport {
   rbd_image_t image;
   uint64_t size;
   bool whole_object_diff;  // fast-diff: extents from the object map alone
+  handler_util::FailedRequestLog failures{};
 };
 
 // What a key names.
@@ -420,6 +421,7 @@ int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* er
 
 void RbdClose(void* export_handle) {
   auto* e = static_cast<RbdExport*>(export_handle);
+  e->failures.Flush(e->h->svc, e->key);
   if (int rc = rbd_close(e->image); rc < 0)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(-rc));
   delete e;  // the last image of a blocklisted connection shuts it down
@@ -515,9 +517,9 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
                       r->type, static_cast<unsigned long long>(r->offset),
                       static_cast<unsigned long long>(r->length));
     err = EIO;
-  } else if (err && err != ENOSPC && err != EDQUOT)
-    handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "request type %u at %llu: %s",
-                      r->type, static_cast<unsigned long long>(r->offset), strerror(err));
+  } else if (err && err != ENOSPC && err != EDQUOT) {
+    e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
+  }
   if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
     // Issued from a worker, not from librbd's completion thread.
     e->h->pool->Submit([e, r] {

@@ -25,6 +25,17 @@ kill -0 "$RUNNER_PID" || fail "the runner died with the OSD"
 cli rbd list >/dev/null || fail "the runner stopped answering RPC"
 pass "the runner stays up and answers while the OSD is down"
 
+# fio had requests in flight when the OSD stopped: the log has a few lines
+# of them and, once fio's connection closed the export, one line that
+# sums up the rest, not a line per failed request.
+LOG="$T/log/nbd-runner.log"
+for _ in $(seq 50); do grep -q "not logged one by one" "$LOG" && break; sleep 0.1; done
+grep -q "more requests failed (the last: .*), not logged one by one" "$LOG" ||
+  { grep "request type" "$LOG" | head; fail "failed requests not summed up"; }
+n=$(grep -c "request type" "$LOG" || true)
+[ "$n" -le 10 ] || fail "$n lines for failed requests: more than 5 per 10 s"
+pass "the outage's failed requests: $n lines and one summary, not a line each"
+
 bash "$CTL" start-osd
 RESTARTED=$(date +%s)
 ok=0
