@@ -81,7 +81,16 @@ struct RbdExport {
   uint64_t size;
   bool whole_object_diff;  // fast-diff: extents from the object map alone
   handler_util::FailedRequestLog failures{};
+  // librbd clips a write that crosses the image's end and reports success,
+  // so a write is checked against the image's size now: known here, and
+  // asked again after librbd says the header changed (a resize, say).
+  std::atomic<uint64_t> current_size{0};
+  std::atomic<bool> header_changed{false};
+  uint64_t update_watch = 0;
+  bool watching = false;
 };
+
+void OnHeaderUpdate(void* arg) { static_cast<RbdExport*>(arg)->header_changed = true; }
 
 // What a key names.
 struct ImageRef {
@@ -392,6 +401,13 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   }
   auto* e = new RbdExport{h, std::move(conn), key, image, size,
                           (features & RBD_FEATURE_FAST_DIFF) != 0};
+  e->current_size = size;
+  if ((rc = rbd_update_watch(image, &e->update_watch, OnHeaderUpdate, e)) == 0)
+    e->watching = true;
+  else
+    handler_util::Log(h->svc, NBDR_LOG_WARNING, key, "cannot watch the image's header (%s): a "
+                      "write across its end after it shrinks will not be noticed",
+                      strerror(-rc));
   info->size = size;
   // No FAST_ZERO (write-zeroes may write data) and no CACHE.
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
@@ -422,6 +438,7 @@ int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* er
 void RbdClose(void* export_handle) {
   auto* e = static_cast<RbdExport*>(export_handle);
   e->failures.Flush(e->h->svc, e->key);
+  if (e->watching) rbd_update_unwatch(e->image, e->update_watch);
   if (int rc = rbd_close(e->image); rc < 0)
     handler_util::Log(e->h->svc, NBDR_LOG_WARNING, e->key, "close: %s", strerror(-rc));
   delete e;  // the last image of a blocklisted connection shuts it down
@@ -498,6 +515,39 @@ void OnFuaFlushed(rbd_completion_t c, void* arg) {
   r->complete(r, err);
 }
 
+// The answer to a request that met the image's current end: the image
+// shrank under the runner, which checked the request against its size at
+// open.
+int BeyondTheEnd(RbdExport* e, const nbdr_request* r) {
+  handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
+                    "request type %u at %llu, %llu bytes: beyond the image's end (it shrank "
+                    "since the runner opened it)",
+                    r->type, static_cast<unsigned long long>(r->offset),
+                    static_cast<unsigned long long>(r->length));
+  return EIO;
+}
+
+// Completes r with err, first making a successful FUA request durable.
+void FinishRequest(RbdExport* e, nbdr_request* r, int err) {
+  if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
+    // Issued from a worker, not from librbd's completion thread.
+    e->h->pool->Submit([e, r] {
+      rbd_completion_t fc;
+      int rc = rbd_aio_create_completion(r, OnFuaFlushed, &fc);
+      if (rc == 0 && (rc = rbd_aio_flush(e->image, fc)) < 0) rbd_aio_release(fc);
+      if (rc < 0) r->complete(r, ErrorFromRbd(rc));
+    });
+    return;
+  }
+  r->complete(r, err);
+}
+
+// A write that librbd reported done: an error if it crossed the image's
+// current end (librbd dropped that part), else finished.
+void FinishWrite(RbdExport* e, nbdr_request* r) {
+  FinishRequest(e, r, r->offset + r->length > e->current_size ? BeyondTheEnd(e, r) : 0);
+}
+
 // Completion of every rbd_aio_* call; FUA requests are flushed next.
 void OnRbdDone(rbd_completion_t c, void* arg) {
   auto* r = static_cast<nbdr_request*>(arg);
@@ -511,27 +561,27 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
   // the runner, and the short read's buffer tail holds no data of it.
   bool short_read = !err && r->type == NBDR_REQ_READ && static_cast<uint64_t>(ret) != r->length;
   if (short_read || ret == -EINVAL) {
-    handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
-                      "request type %u at %llu, %llu bytes: beyond the image's end (it shrank "
-                      "since the runner opened it)",
-                      r->type, static_cast<unsigned long long>(r->offset),
-                      static_cast<unsigned long long>(r->length));
-    err = EIO;
+    err = BeyondTheEnd(e, r);
   } else if (err && err != ENOSPC && err != EDQUOT) {
     e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
   }
-  if (!err && (r->flags & NBDR_REQ_FLAG_FUA) && r->type != NBDR_REQ_FLUSH) {
-    // Issued from a worker, not from librbd's completion thread.
-    e->h->pool->Submit([e, r] {
-      rbd_completion_t fc;
-      int rc = rbd_aio_create_completion(r, OnFuaFlushed, &fc);
-      if (rc == 0 && (rc = rbd_aio_flush(e->image, fc)) < 0) rbd_aio_release(fc);
-      if (rc < 0) r->complete(r, ErrorFromRbd(rc));
-    });
+  if (!err && (r->type == NBDR_REQ_WRITE || r->type == NBDR_REQ_WRITE_ZEROES)) {
+    if (e->header_changed) {
+      // Asking librbd may wait on the cluster: not on its completion thread.
+      e->h->pool->Submit([e, r] {
+        uint64_t size = 0;
+        e->header_changed = false;
+        if (rbd_get_size(e->image, &size) == 0) e->current_size = size;
+        FinishWrite(e, r);
+      });
+      return;
+    }
+    FinishWrite(e, r);
     return;
   }
-  r->complete(r, err);
+  FinishRequest(e, r, err);
 }
+
 
 void RbdSubmit(void* export_handle, nbdr_request* r) {
   auto* e = static_cast<RbdExport*>(export_handle);

@@ -63,8 +63,9 @@ cli rbd delete "$A" >/dev/null
 pass "delete removes the image from the pool"
 
 # An image shrunk under the runner (rbd resize --allow-shrink while it is
-# served): reads and writes past its new end fail with EIO, and a read
-# across it never returns a buffer whose tail is another request's bytes.
+# served): reads and writes past or across its new end fail with EIO (librbd
+# clips a write across it and calls it done), and a read across it never
+# returns a buffer whose tail is another request's bytes.
 S="$CEPH_POOL/$TEST_ID-s"
 cli rbd create "$S" size 16M >/dev/null
 timeout 60 nbdsh -u "$NBD/rbd/$S" -c "
@@ -76,7 +77,8 @@ assert subprocess.run(resize, capture_output=True).returncode == 0, 'rbd resize 
 time.sleep(2)  # the runner's librbd hears of the new size through its watch
 tries = (('read-across', lambda: h.pread(1 << 20, (8 << 20) - 4096)),
          ('read-beyond', lambda: h.pread(4096, 12 << 20)),
-         ('write-beyond', lambda: h.pwrite(b'\x22' * 4096, 12 << 20)))
+         ('write-beyond', lambda: h.pwrite(b'\x22' * 4096, 12 << 20)),
+         ('write-across', lambda: h.pwrite(b'\x33' * 8192, (8 << 20) - 4096)))
 for what, io in tries:
     try:
         io()
@@ -84,7 +86,7 @@ for what, io in tries:
     except nbd.Error as e:
         print(what, 'EIO' if e.errnum == errno.EIO else 'failed otherwise: %s' % e)
 " >"$T/shrunk" 2>&1 || true
-[ "$(grep -c ' EIO$' "$T/shrunk")" = 3 ] || { cat "$T/shrunk"; fail "I/O past a shrunk image's end"; }
+[ "$(grep -c ' EIO$' "$T/shrunk")" = 4 ] || { cat "$T/shrunk"; fail "I/O past a shrunk image's end"; }
 grep -q "beyond the image's end (it shrank since the runner opened it)" "$T/log/nbd-runner.log" ||
   fail "no log line for I/O past the shrunk end"
 cli rbd delete "$S" >/dev/null
