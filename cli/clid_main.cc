@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -50,6 +51,15 @@ std::string RunnerStatus(const RpcResult<nbdr_info_reply>& info) {
 // How long nbd-clid waits for one runner's reply: one hung runner must not
 // hold up the devices of the others past their dead-connection timeout.
 constexpr int kCallTimeoutS = 10;
+
+// A connection to a runner, with this daemon's call timeout, or nothing
+// when the runner does not answer.
+std::optional<RunnerClient> ConnectRunner(const HostPort& where) {
+  auto client = RunnerClient::Connect(where, 3);
+  if (!client) return std::nullopt;
+  client->set_call_timeout(kCallTimeoutS);
+  return std::move(*client);
+}
 
 // Reconnect's answer when the mapping is no longer this device's to
 // reconnect: the backstore was unmapped, or another client mapped it, or
@@ -195,9 +205,7 @@ int main(int argc, char** argv) {
       if (index < 0) continue;
       auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
       if (!hp) continue;
-      auto client = silent.count(m.runner) ? Expected<RunnerClient>(Status::Error(ETIMEDOUT, ""))
-                                           : RunnerClient::Connect(*hp, 3);
-      if (client) client->set_call_timeout(kCallTimeoutS);
+      auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp);
       if (!client) {
         silent.insert(m.runner);
         if (link_dead.count(index))

@@ -565,6 +565,9 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
   } else if (err && err != ENOSPC && err != EDQUOT) {
     e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
   }
+  // A write clipped at a shrunk end reports success and the full length,
+  // so its return value cannot tell: writes compare their end with the
+  // image's size instead, asked again once librbd saw the header change.
   if (!err && (r->type == NBDR_REQ_WRITE || r->type == NBDR_REQ_WRITE_ZEROES)) {
     if (e->header_changed) {
       // Asking librbd may wait on the cluster: not on its completion thread.
@@ -581,7 +584,6 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
   }
   FinishRequest(e, r, err);
 }
-
 
 void RbdSubmit(void* export_handle, nbdr_request* r) {
   auto* e = static_cast<RbdExport*>(export_handle);
