@@ -31,9 +31,28 @@ constexpr size_t kDirectReceiveMin = kReadBufferSize / 2;
 constexpr uint32_t kMaxExtentsPerReply = 2048;
 constexpr uint64_t kMaxInflightRequests = 1024;
 
+// Reply coalescing (see NbdConnection::ReaderLoop): at most this many
+// replies wait for the next request's, and only replies to reads and writes
+// no larger than kMaxHeldPayload.
+constexpr size_t kMaxHeldReplies = 8;
+constexpr uint32_t kMaxHeldPayload = 64 * 1024;
+// After a wait for the next request that found none, coalescing stays off
+// for this many requests, doubled after each further miss up to the most.
+constexpr uint32_t kCoalesceBackoffMin = 16;
+constexpr uint32_t kCoalesceBackoffMax = 4096;
+
 // The connection whose own thread (a reader or the flusher) this is; any
 // other thread that sends replies is a backend's, shared by connections.
 thread_local const NbdConnection* t_connection = nullptr;
+// Reply coalescing, between a reader and QueueReply on the same thread.
+// In: the request being submitted may have its reply wait, if the handler
+// answers it inline. Out: the handler answered inline; the reply went out
+// with kMaxHeldReplies - 1 that waited for it. State: this reader let
+// replies wait and has not sent them since.
+thread_local bool t_may_hold_reply = false;
+thread_local bool t_answered_inline = false;
+thread_local bool t_batch_full = false;
+thread_local bool t_holds_replies = false;
 
 }  // namespace
 
@@ -626,8 +645,24 @@ void NbdConnection::Transmission() {
   for (auto& t : helpers) t.join();
 }
 
+// Reply coalescing: while the client keeps many requests in flight, a
+// reader that answered a small read or write inline lets the reply wait
+// (up to kMaxHeldReplies) if the next request is already complete in the
+// read buffer, or arrives within the busy-poll budget, and sends the
+// waiting replies in one sendmsg with the last. The client then takes
+// several replies per wake-up and per TCP segment, which is where its CPU
+// goes on a fast backend. A reader that holds replies keeps the reading
+// turn and never blocks before sending them: not in recv (the next
+// request is all there), not for room (WaitForRoom), not at the end of
+// the stream. Coalescing is tried, and a wait that finds no request turns
+// it off for kCoalesceBackoffMin requests, doubled after each further
+// miss up to kCoalesceBackoffMax and back to the least only after a full
+// batch: a client with one or two requests in flight pays one busy-poll
+// wait every few thousand requests. Replies a backend completes on its
+// own threads never wait.
 void NbdConnection::ReaderLoop() {
   bool my_turn = false;
+  bool small_inline = true;  // the last small read or write was answered inline
   for (;;) {
     RequestHeader h;
     Action action;
@@ -635,6 +670,7 @@ void NbdConnection::ReaderLoop() {
     size_t capacity = 0;
     const char* why = "";
     int err = 0;
+    bool may_hold = false;
     {
       MutexLock rl(&read_mu_);
       if (!my_turn) {
@@ -646,20 +682,92 @@ void NbdConnection::ReaderLoop() {
       if (action == Action::kStop) {
         stop_reading_ = true;
         read_turn_cv_.notify_all();
-        return;
-      }
-      if (PassReadingTurn(h)) {
-        reading_turn_taken_ = my_turn = false;
-        read_turn_cv_.notify_one();
+      } else {
+        may_hold = MayHoldReply(h, action, small_inline);
+        if (!may_hold && PassReadingTurn(h)) {
+          reading_turn_taken_ = my_turn = false;
+          read_turn_cv_.notify_one();
+        }
       }
     }
+    t_may_hold_reply = may_hold;
+    t_answered_inline = false;
     switch (action) {
       case Action::kSubmit: SubmitRequest(h, payload, capacity); break;
       case Action::kReplyError: ReplyError(h, err, why); break;
       case Action::kReplyExtents: ReplyExtentsWithoutHandler(h); break;
       case Action::kStop: break;
     }
+    t_may_hold_reply = false;
+    if (IsSmallIo(h, action)) small_inline = t_answered_inline;
+    bool keep_holding = false;
+    if (may_hold && (t_holds_replies || t_batch_full)) {
+      MutexLock rl(&read_mu_);
+      if (t_batch_full) coalesce_backoff_ = kCoalesceBackoffMin;  // coalescing pays
+      keep_holding = t_holds_replies && NextRequestReady();
+    }
+    t_batch_full = false;
+    if (t_holds_replies && !keep_holding) SendHeldReplies();
+    if (action == Action::kStop) return;
   }
+}
+
+bool NbdConnection::IsSmallIo(const RequestHeader& h, Action action) {
+  return action == Action::kSubmit && (h.type == kCmdRead || h.type == kCmdWrite) &&
+         h.length <= kMaxHeldPayload;
+}
+
+bool NbdConnection::MayHoldReply(const RequestHeader& h, Action action, bool small_inline) {
+  if (coalesce_skip_ > 0) {
+    coalesce_skip_--;
+  } else if (opts_.busy_poll_us > 0) {
+    coalescing_ = true;
+  }
+  return coalescing_ && small_inline && IsSmallIo(h, action);
+}
+
+bool NbdConnection::NextRequestReady() {
+  if (read_exactly_) return false;
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::microseconds(opts_.busy_poll_us);
+  for (;;) {
+    size_t have = rlen_ - rpos_;
+    if (have >= kRequestHeaderSize) {
+      RequestHeader next = DecodeRequestHeader(rbuf_.get() + rpos_);
+      size_t need = kRequestHeaderSize;
+      if (next.type == kCmdWrite) need += next.length;
+      if (have >= need) return true;
+      if (need > kReadBufferSize) return false;  // a payload too large to wait for here
+    }
+    if (rpos_ > 0) {
+      memmove(rbuf_.get(), rbuf_.get() + rpos_, have);
+      rpos_ = 0;
+      rlen_ = have;
+    }
+    ssize_t n = recv(fd_.get(), rbuf_.get() + rlen_, kReadBufferSize - rlen_, MSG_DONTWAIT);
+    if (n > 0) {
+      rlen_ += static_cast<size_t>(n);
+      continue;
+    }
+    // End of stream or an error: the next read finds it.
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
+    if (Clock::now() >= deadline) {
+      coalescing_ = false;
+      coalesce_skip_ = coalesce_backoff_;
+      coalesce_backoff_ = std::min(coalesce_backoff_ * 2, kCoalesceBackoffMax);
+      return false;
+    }
+  }
+}
+
+void NbdConnection::SendHeldReplies() {
+  t_holds_replies = false;
+  {
+    MutexLock l(&send_mu_);
+    if (sending_ || send_queue_.empty()) return;  // a sender takes them along
+    sending_ = true;
+  }
+  SendQueued(/*may_block=*/true);
 }
 
 bool NbdConnection::PassReadingTurn(const RequestHeader& h) {
@@ -739,11 +847,22 @@ NbdConnection::Action NbdConnection::ReadRequest(RequestHeader* hp, uint8_t** pa
 }
 
 void NbdConnection::WaitForRoom(uint64_t bytes) {
-  MutexLock l(&mu_);
-  l.Wait(&cv_, [&] {
+  auto room = [&]() REQUIRES(mu_) {
     return inflight_count_ == 0 || (inflight_bytes_ + bytes <= opts_.max_inflight_bytes &&
                                     inflight_count_ < kMaxInflightRequests);
-  });
+  };
+  if (t_holds_replies) {
+    // Replies this reader holds keep their slots until sent: send them
+    // rather than wait for room they would give back.
+    bool must_wait;
+    {
+      MutexLock l(&mu_);
+      must_wait = !room();
+    }
+    if (must_wait) SendHeldReplies();
+  }
+  MutexLock l(&mu_);
+  l.Wait(&cv_, room);
   inflight_count_++;
   inflight_bytes_ += bytes;
 }
@@ -921,7 +1040,17 @@ void NbdConnection::QueueReply(InflightRequest* ir) {
   {
     MutexLock l(&send_mu_);
     send_queue_.push_back(ir);
+    if (t_connection == this) t_answered_inline = true;  // (the flusher never queues)
     if (sending_) return;  // the sender writes it
+    if (t_may_hold_reply && t_connection == this) {
+      // The reader sends it with the next request's reply (see ReaderLoop).
+      if (send_queue_.size() < kMaxHeldReplies) {
+        t_holds_replies = true;
+        return;
+      }
+      t_batch_full = true;
+      t_holds_replies = false;  // all go out now
+    }
     sending_ = true;
   }
   SendQueued(/*may_block=*/t_connection == this);

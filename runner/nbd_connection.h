@@ -8,7 +8,9 @@
 // thread wake-up and a burst is read while earlier requests execute; a
 // reader that finds nothing waiting polls the socket briefly before it
 // sleeps while its client keeps it busy (busy_poll_us), since a wake-up
-// per request costs more than the poll;
+// per request costs more than the poll; small replies answered inline
+// may wait for the next request's, to go out together (reply coalescing,
+// see ReaderLoop);
 // replies are queued by whichever thread completes a request (often the
 // reader itself, inline) and written by one sender at a time, everything
 // queued in one sendmsg (see QueueReply); a backend's thread never waits
@@ -17,7 +19,8 @@
 // requests or never reads replies is slowed down, not served from
 // unbounded memory.
 //
-// Lock order: read_mu_, then mu_; send_mu_ is never held with another.
+// Lock order: read_mu_, then mu_ or send_mu_; mu_ and send_mu_ are never
+// held together.
 // Every request, refusals included, holds an in-flight slot until its
 // reply is written.
 #pragma once
@@ -82,6 +85,19 @@ class NbdConnection {
   // is already buffered or waiting in the socket (read into the buffer
   // without blocking), or h is large.
   bool PassReadingTurn(const nbd::RequestHeader& h) REQUIRES(read_mu_);
+  // Reply coalescing (see ReaderLoop). A read or write small enough that
+  // its reply may wait for the next request's.
+  static bool IsSmallIo(const nbd::RequestHeader& h, Action action);
+  // Whether request h's reply may wait: coalescing is on (or tried again
+  // after its backoff) and the last small request was answered inline.
+  bool MayHoldReply(const nbd::RequestHeader& h, Action action, bool small_inline)
+      REQUIRES(read_mu_);
+  // Whether the next request, its payload included, is complete in the
+  // read buffer, receiving what is waiting and polling up to busy_poll_us;
+  // a poll that found nothing turns coalescing off for a while.
+  bool NextRequestReady() REQUIRES(read_mu_);
+  // Sends the replies this reader let wait, unless a sender takes them.
+  void SendHeldReplies() EXCLUDES(send_mu_, mu_);
   Action ReadRequest(nbd::RequestHeader* h, uint8_t** payload, size_t* capacity, int* err,
                      const char** why) REQUIRES(read_mu_);
   // own_slots: in-flight slots the caller holds for the request it is
@@ -170,6 +186,12 @@ class NbdConnection {
   // polling before sleeping pays.
   bool busy_poll_ = false;
   bool last_wait_short_ = true;
+  // Reply coalescing (see ReaderLoop), kept by the reader with the turn:
+  // whether replies may wait now; requests to read before it may turn on
+  // again, and that count for the next miss (kCoalesceBackoffMin at first).
+  bool coalescing_ GUARDED_BY(read_mu_) = false;
+  uint32_t coalesce_skip_ GUARDED_BY(read_mu_) = 0;
+  uint32_t coalesce_backoff_ GUARDED_BY(read_mu_) = 16;
 
   // Replies waiting for the sender; sending_ is the sender's token. Only
   // the token's holder (or the handshake thread, before transmission)

@@ -19,6 +19,7 @@ iodepth=16
 size=32M
 verify=crc32c
 verify_fatal=1
+verify_state_save=0
 do_verify=1
 [job0]
 offset=0
