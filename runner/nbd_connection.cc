@@ -31,27 +31,22 @@ constexpr size_t kDirectReceiveMin = kReadBufferSize / 2;
 constexpr uint32_t kMaxExtentsPerReply = 2048;
 constexpr uint64_t kMaxInflightRequests = 1024;
 
-// Reply coalescing (see NbdConnection::ReaderLoop): at most this many
-// replies wait for the next request's, and only replies to reads and writes
-// no larger than kMaxHeldPayload.
-constexpr size_t kMaxHeldReplies = 8;
-constexpr uint32_t kMaxHeldPayload = 64 * 1024;
-// After a wait for the next request that found none, coalescing stays off
-// for this many requests, doubled after each further miss up to the most.
-constexpr uint32_t kCoalesceBackoffMin = 16;
-constexpr uint32_t kCoalesceBackoffMax = 4096;
-
 // The connection whose own thread (a reader or the flusher) this is; any
 // other thread that sends replies is a backend's, shared by connections.
 thread_local const NbdConnection* t_connection = nullptr;
-// Reply coalescing, between a reader and QueueReply on the same thread.
-// In: the request being submitted may have its reply wait, if the handler
-// answers it inline. Out: the handler answered inline; the reply went out
-// with kMaxHeldReplies - 1 that waited for it. State: this reader let
-// replies wait and has not sent them since.
+// Reply coalescing (see NbdConnection::ReaderLoop), between a reader and
+// QueueReply on the same thread:
+// - set by the reader while it submits a request whose reply may wait, if
+//   the handler answers it inline:
 thread_local bool t_may_hold_reply = false;
+// - set by QueueReply: the handler answered the request inline, on the
+//   reader's thread:
 thread_local bool t_answered_inline = false;
+// - set by QueueReply: the reply went out at once with kMaxHeldReplies - 1
+//   that had waited for it (a full batch):
 thread_local bool t_batch_full = false;
+// - this reader let replies wait and has not sent them since (cleared
+//   when it sends them, or when a full batch goes out).
 thread_local bool t_holds_replies = false;
 
 }  // namespace
@@ -690,6 +685,9 @@ void NbdConnection::ReaderLoop() {
         }
       }
     }
+    // A request whose reply does not wait may take long (a large read
+    // executed inline): the replies held so far go first.
+    if (!may_hold && t_holds_replies) SendHeldReplies();
     t_may_hold_reply = may_hold;
     t_answered_inline = false;
     switch (action) {
@@ -699,7 +697,7 @@ void NbdConnection::ReaderLoop() {
       case Action::kStop: break;
     }
     t_may_hold_reply = false;
-    if (IsSmallIo(h, action)) small_inline = t_answered_inline;
+    if (action == Action::kSubmit && IsSmallIo(h)) small_inline = t_answered_inline;
     bool keep_holding = false;
     if (may_hold && (t_holds_replies || t_batch_full)) {
       MutexLock rl(&read_mu_);
@@ -712,9 +710,8 @@ void NbdConnection::ReaderLoop() {
   }
 }
 
-bool NbdConnection::IsSmallIo(const RequestHeader& h, Action action) {
-  return action == Action::kSubmit && (h.type == kCmdRead || h.type == kCmdWrite) &&
-         h.length <= kMaxHeldPayload;
+bool NbdConnection::IsSmallIo(const RequestHeader& h) {
+  return (h.type == kCmdRead || h.type == kCmdWrite) && h.length <= kMaxHeldPayload;
 }
 
 bool NbdConnection::MayHoldReply(const RequestHeader& h, Action action, bool small_inline) {
@@ -723,21 +720,22 @@ bool NbdConnection::MayHoldReply(const RequestHeader& h, Action action, bool sma
   } else if (opts_.busy_poll_us > 0) {
     coalescing_ = true;
   }
-  return coalescing_ && small_inline && IsSmallIo(h, action);
+  return coalescing_ && small_inline && action == Action::kSubmit && IsSmallIo(h);
 }
 
 bool NbdConnection::NextRequestReady() {
-  if (read_exactly_) return false;
+  // (read_exactly_ is false here: the request just executed was small.)
   using Clock = std::chrono::steady_clock;
   const auto deadline = Clock::now() + std::chrono::microseconds(opts_.busy_poll_us);
   for (;;) {
     size_t have = rlen_ - rpos_;
     if (have >= kRequestHeaderSize) {
       RequestHeader next = DecodeRequestHeader(rbuf_.get() + rpos_);
+      // A request whose reply would not wait is not waited for either.
+      if (!IsSmallIo(next)) return false;
       size_t need = kRequestHeaderSize;
       if (next.type == kCmdWrite) need += next.length;
       if (have >= need) return true;
-      if (need > kReadBufferSize) return false;  // a payload too large to wait for here
     }
     if (rpos_ > 0) {
       memmove(rbuf_.get(), rbuf_.get() + rpos_, have);
@@ -752,9 +750,12 @@ bool NbdConnection::NextRequestReady() {
     // End of stream or an error: the next read finds it.
     if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) return false;
     if (Clock::now() >= deadline) {
+      // Part of the next request is here: the client is busy, not done.
+      if (have > 0) return false;
       coalescing_ = false;
       coalesce_skip_ = coalesce_backoff_;
       coalesce_backoff_ = std::min(coalesce_backoff_ * 2, kCoalesceBackoffMax);
+      last_wait_short_ = false;  // this was the poll; the next read sleeps at once
       return false;
     }
   }
@@ -853,6 +854,7 @@ void NbdConnection::WaitForRoom(uint64_t bytes) {
   };
   if (t_holds_replies) {
     // Replies this reader holds keep their slots until sent: send them
+    // (under read_mu_; only readers waiting for the turn wait meanwhile)
     // rather than wait for room they would give back.
     bool must_wait;
     {

@@ -3,21 +3,22 @@
 //
 // Reader threads (readers_per_connection) take turns reading: the one
 // whose turn it is reads and validates a request and submits it to the
-// export's handler; it passes the turn on first only when another request
-// is already waiting (or this one is large), so a lone request costs no
-// thread wake-up and a burst is read while earlier requests execute; a
-// reader that finds nothing waiting polls the socket briefly before it
-// sleeps while its client keeps it busy (busy_poll_us), since a wake-up
-// per request costs more than the poll; small replies answered inline
-// may wait for the next request's, to go out together (reply coalescing,
-// see ReaderLoop);
-// replies are queued by whichever thread completes a request (often the
+// export's handler. It passes the turn on first only when another request
+// is already waiting (or this one is large) and replies are not being
+// coalesced, so a lone request costs no thread wake-up and a burst is
+// read while earlier requests execute. A reader that finds nothing
+// waiting polls the socket briefly before it sleeps while its client
+// keeps it busy (busy_poll_us), since a wake-up per request costs more
+// than the poll. Small replies answered inline may wait for the next
+// request's, to go out together (reply coalescing, see ReaderLoop).
+//
+// Replies are queued by whichever thread completes a request (often the
 // reader itself, inline) and written by one sender at a time, everything
 // queued in one sendmsg (see QueueReply); a backend's thread never waits
-// for a slow client: the connection's flusher thread takes over. In-flight requests are bounded in
-// bytes and in number until their reply is written, so a client that floods
-// requests or never reads replies is slowed down, not served from
-// unbounded memory.
+// for a slow client: the connection's flusher thread takes over.
+// In-flight requests are bounded in bytes and in number until their
+// reply is written, so a client that floods requests or never reads
+// replies is slowed down, not served from unbounded memory.
 //
 // Lock order: read_mu_, then mu_ or send_mu_; mu_ and send_mu_ are never
 // held together.
@@ -85,16 +86,25 @@ class NbdConnection {
   // is already buffered or waiting in the socket (read into the buffer
   // without blocking), or h is large.
   bool PassReadingTurn(const nbd::RequestHeader& h) REQUIRES(read_mu_);
-  // Reply coalescing (see ReaderLoop). A read or write small enough that
-  // its reply may wait for the next request's.
-  static bool IsSmallIo(const nbd::RequestHeader& h, Action action);
+  // Reply coalescing (see ReaderLoop): at most kMaxHeldReplies wait for
+  // the next request's, only replies to reads and writes of at most
+  // kMaxHeldPayload; a wait that finds no request turns coalescing off
+  // for kCoalesceBackoffMin requests, doubled after each further miss up
+  // to kCoalesceBackoffMax.
+  static constexpr size_t kMaxHeldReplies = 8;
+  static constexpr uint32_t kMaxHeldPayload = 64 * 1024;
+  static constexpr uint32_t kCoalesceBackoffMin = 16;
+  static constexpr uint32_t kCoalesceBackoffMax = 4096;
+  // A read or write small enough that its reply may wait.
+  static bool IsSmallIo(const nbd::RequestHeader& h);
   // Whether request h's reply may wait: coalescing is on (or tried again
   // after its backoff) and the last small request was answered inline.
   bool MayHoldReply(const nbd::RequestHeader& h, Action action, bool small_inline)
       REQUIRES(read_mu_);
-  // Whether the next request, its payload included, is complete in the
-  // read buffer, receiving what is waiting and polling up to busy_poll_us;
-  // a poll that found nothing turns coalescing off for a while.
+  // Whether the next request is small and, its payload included, complete
+  // in the read buffer, receiving what is waiting and polling up to
+  // busy_poll_us; a poll that found nothing of it turns coalescing off for
+  // a while.
   bool NextRequestReady() REQUIRES(read_mu_);
   // Sends the replies this reader let wait, unless a sender takes them.
   void SendHeldReplies() EXCLUDES(send_mu_, mu_);
@@ -137,7 +147,9 @@ class NbdConnection {
   void StopFlusher() EXCLUDES(send_mu_);
   // Writes all of iov (the handshake thread only).
   void SendIov(struct iovec* iov, int n);
-  void WaitForRoom(uint64_t bytes) EXCLUDES(mu_);
+  // Takes an in-flight slot for a request of bytes, waiting for room;
+  // first sends the replies this reader holds if there is none.
+  void WaitForRoom(uint64_t bytes) EXCLUDES(mu_, send_mu_);
   void WaitForDrain() EXCLUDES(mu_);
 
   // Constant after construction.
@@ -188,10 +200,10 @@ class NbdConnection {
   bool last_wait_short_ = true;
   // Reply coalescing (see ReaderLoop), kept by the reader with the turn:
   // whether replies may wait now; requests to read before it may turn on
-  // again, and that count for the next miss (kCoalesceBackoffMin at first).
+  // again, and that count for the next miss.
   bool coalescing_ GUARDED_BY(read_mu_) = false;
   uint32_t coalesce_skip_ GUARDED_BY(read_mu_) = 0;
-  uint32_t coalesce_backoff_ GUARDED_BY(read_mu_) = 16;
+  uint32_t coalesce_backoff_ GUARDED_BY(read_mu_) = kCoalesceBackoffMin;
 
   // Replies waiting for the sender; sending_ is the sender's token. Only
   // the token's holder (or the handshake thread, before transmission)

@@ -28,9 +28,9 @@ struct NbdServerOptions {
   int idle_timeout_s = 0;             // transmission: 0 = no limit
   // A reader that finds no request waiting polls the socket this long
   // before it sleeps, if its client's last request came within that time:
-  // a sleeping reader costs a wake-up per request. Also the longest a
-  // small reply waits for the next request's (reply coalescing). 0: always
-  // sleep, never coalesce.
+  // a sleeping reader costs a wake-up per request. Also bounds each wait
+  // of a held small reply for the next request (reply coalescing). 0:
+  // always sleep, never coalesce.
   int busy_poll_us = 30;
   int max_connections = 256;          // more are refused at accept
   uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
