@@ -213,6 +213,10 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   std::string timeout = std::to_string(h->timeout_s);
   // A brick that stops answering fails its requests after timeout_s.
   glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", timeout.c_str());
+  // So does a request that a live brick leaves unanswered (its disk hangs
+  // while the process still answers pings): the client gives it up after
+  // frame-timeout (gfapi's default: 1800 s), checked every 10 s.
+  glfs_set_xlator_option(fs, "*-client-*", "frame-timeout", timeout.c_str());
   // Keep writes that failed in write-behind until a later fsync succeeds,
   // rather than dropping them after reporting the error once.
   glfs_set_xlator_option(fs, "*-write-behind", "resync-failed-syncs-after-fsync", "on");
@@ -646,8 +650,8 @@ const nbdr_handler kGlusterHandler = {
     NBDR_PACKAGE_VERSION,
     "gluster-hosts=H1[:PORT],H2,...  volfile servers (glusterd), all tried in turn "
     "(default localhost)\n"
-    "gluster-timeout=SECONDS         a brick that stops answering fails I/O with EIO after this "
-    "long (default 30)\n"
+    "gluster-timeout=SECONDS         a brick, or a request, that stops answering fails with EIO "
+    "after this long (default 30)\n"
     "gluster-log-level=LEVEL         gfapi's own log, <log-dir>/gluster-VOLUME.log: error, "
     "warning (default), info, debug, trace\n",
     kOptions,

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Test a brick that stays alive and answers gfapi's pings but leaves reads
+# and writes unanswered, as when its disk hangs. Here GlusterFS's own
+# delay-gen translator holds every read and write 60 s inside the brick.
+# Such a request must fail with EIO after gluster-timeout (gfapi's
+# frame-timeout, which its client checks every 10 s), not after gfapi's
+# default of 30 minutes. Once the brick answers again, I/O succeeds without
+# restarting the runner, and the data written before is intact.
+source "$(dirname "$0")/functions.sh"
+NBDR_BACKEND=gluster
+source "$(dirname "$0")/backstore.sh"
+requires nbdsh nbdinfo qemu-io
+CTL="$NBDR_SRC/tests/backends/gluster-ctl"
+TIMEOUT=3
+HOLD_US=60000000
+DELAY_OPTIONS=(debug.delay-gen delay-gen.delay-percentage delay-gen.delay-duration
+  delay-gen.enable)
+G() { bash "$CTL" gluster "$@" >/dev/null; }
+
+# The brick reads its translator graph when it starts: restart it, then
+# wait until the runner's client is connected to it again (a block-status
+# request, which the delay does not hold, is answered).
+restart_brick() {
+  bash "$CTL" kill-brick "$GLUSTER_FAULT_VOL" && bash "$CTL" restart-volume "$GLUSTER_FAULT_VOL" ||
+    return 1
+  local i
+  for i in $(seq 60); do
+    nbdinfo --map "$URI" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  return 1
+}
+undo_delay() {
+  local o
+  for o in "${DELAY_OPTIONS[@]}"; do G volume reset "$GLUSTER_FAULT_VOL" "$o"; done
+  restart_brick
+}
+
+bs_start_runner --gluster-timeout "$TIMEOUT"
+KEY="$GLUSTER_FAULT_VOL/$TEST_ID/slow.img"
+URI="$NBD/gluster/$KEY"
+cli gluster create "$KEY" size 16M >/dev/null || fail "create on $GLUSTER_FAULT_VOL"
+cleanup "cli gluster delete '$KEY' >/dev/null 2>&1"
+qemu-io -f raw -c 'write -P 0x6b 0 1M' -c flush "$URI" >"$T/qio" 2>&1 ||
+  { cat "$T/qio"; fail "the first write"; }
+
+# This cleanup must run even when the test fails halfway: later tests use
+# the volume.
+cleanup "undo_delay >/dev/null 2>&1"
+G volume set "$GLUSTER_FAULT_VOL" debug.delay-gen posix &&
+  G volume set "$GLUSTER_FAULT_VOL" delay-gen.delay-percentage 100 &&
+  G volume set "$GLUSTER_FAULT_VOL" delay-gen.delay-duration "$HOLD_US" &&
+  G volume set "$GLUSTER_FAULT_VOL" delay-gen.enable read,write ||
+  skip "this glusterd cannot set the delay-gen translator on a volume"
+restart_brick || fail "the runner did not reconnect to the restarted brick"
+
+timeout 60 nbdsh -u "$URI" -c "
+import time
+for what, op in (('read', lambda: h.pread(65536, 0)),
+                 ('write and flush', lambda: (h.pwrite(b'c' * 65536, 1 << 20), h.flush()))):
+    t = time.monotonic()
+    try:
+        op()
+        print(what, 'answered after %.1f s' % (time.monotonic() - t))
+    except nbd.Error as e:
+        print(what, 'error', e.string, 'after %d s' % (time.monotonic() - t))
+" >"$T/held" 2>&1 || true
+cat "$T/held"
+kill -0 "$RUNNER_PID" || fail "the runner died"
+for what in read 'write and flush'; do
+  line=$(grep "^$what error .*Input/output error" "$T/held") ||
+    fail "a $what the brick held did not fail with EIO"
+  took=$(sed -n 's/.* after \([0-9]*\) s$/\1/p' <<<"$line")
+  # Given up once older than TIMEOUT, at the client's next 10 s check.
+  [ "$took" -ge $((TIMEOUT - 1)) ] && [ "$took" -le $((TIMEOUT + 14)) ] ||
+    fail "the $what failed after $took s, not within gluster-timeout $TIMEOUT s + 10 s"
+  pass "a $what held in a live brick fails with EIO after $took s (gluster-timeout $TIMEOUT s)"
+done
+
+undo_delay || fail "the runner did not reconnect once the brick answers again"
+qemu-io -f raw -c 'read -P 0x6b 0 64k' -c 'write -P 0x2e 2M 1M' -c flush -c 'read -P 0x2e 2M 1M' \
+  "$URI" >"$T/qio" 2>&1 || { cat "$T/qio"; fail "no I/O once the brick answers again"; }
+grep -q 'verification failed' "$T/qio" && { cat "$T/qio"; fail "wrong data after the stall"; }
+pass "once the brick answers again, the runner serves I/O and the data written before is intact"
