@@ -211,6 +211,12 @@ int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out,
     return -rc;
   }
   if (!ref.ns.empty()) rados_ioctx_set_namespace(io, ref.ns.c_str());
+  // On a full pool librados would hold every write until the pool has room
+  // again (or ceph-op-timeout gives EIO). With "full try" the OSD answers:
+  // a write that needs space fails at once with ENOSPC (EDQUOT over a
+  // quota), which a client can act on; overwrites in place, trims and the
+  // image's watch still succeed.
+  rados_set_pool_full_try(io);
   h->conn->ioctxs[id] = io;
   *out = io;
   return 0;
@@ -258,6 +264,14 @@ int ImageError(const char* what, const ImageRef& ref, int rc, char* err, size_t 
     case ETIMEDOUT:
       SetErr(err, errlen, "%s rbd image %s: the cluster did not answer in time", what,
              name.c_str());
+      break;
+    case ENOSPC:
+      SetErr(err, errlen, "%s rbd image %s: no space left, the Ceph pool '%s' is full", what,
+             name.c_str(), ref.pool.c_str());
+      break;
+    case EDQUOT:
+      SetErr(err, errlen, "%s rbd image %s: the Ceph pool '%s' is over its quota", what,
+             name.c_str(), ref.pool.c_str());
       break;
     default:
       SetErr(err, errlen, "%s rbd image %s: %s", what, name.c_str(), strerror(e));
