@@ -44,6 +44,8 @@ using handler_util::SetErr;
 
 constexpr int kDefaultVolfilePort = 24007;
 constexpr long kDefaultTimeoutSeconds = 30;
+// The most the client translator's frame-timeout takes (a day).
+constexpr long kMaxFrameTimeoutSeconds = 86400;
 // gfapi's log levels (GF_LOG_*), by the names gluster-log-level accepts.
 constexpr struct {
   const char* name;
@@ -71,6 +73,7 @@ struct GlusterHandler {
   std::vector<VolfileServer> servers;
   std::string hosts_text;  // as configured, for error messages
   long timeout_s = kDefaultTimeoutSeconds;
+  long request_timeout_s = 0;  // gluster-request-timeout; 0: the volume's frame-timeout
   std::string log_dir;
   int gfapi_log_level = kDefaultGlusterLogLevel;
   std::mutex mu;  // guards volumes and mounting (not held while a volume mounts)
@@ -213,10 +216,15 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   std::string timeout = std::to_string(h->timeout_s);
   // A brick that stops answering fails its requests after timeout_s.
   glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", timeout.c_str());
-  // So does a request that a live brick leaves unanswered (its disk hangs
-  // while the process still answers pings): the client gives it up after
-  // frame-timeout (gfapi's default: 1800 s), checked every 10 s.
-  glfs_set_xlator_option(fs, "*-client-*", "frame-timeout", timeout.c_str());
+  // A request that a live brick leaves unanswered (its disk hangs while the
+  // process still answers pings) is given up after frame-timeout, checked
+  // every 10 s: the volume's network.frame-timeout (1800 s by default)
+  // unless the operator chose gluster-request-timeout. Given up is not
+  // cancelled: the brick may still carry out such a write later.
+  if (h->request_timeout_s > 0) {
+    std::string frame_timeout = std::to_string(h->request_timeout_s);
+    glfs_set_xlator_option(fs, "*-client-*", "frame-timeout", frame_timeout.c_str());
+  }
   // Keep writes that failed in write-behind until a later fsync succeeds,
   // rather than dropping them after reporting the error once.
   glfs_set_xlator_option(fs, "*-write-behind", "resync-failed-syncs-after-fsync", "on");
@@ -377,6 +385,13 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
            svc->get_option(svc->ctx, "gluster-timeout"));
     return EINVAL;
   }
+  h->request_timeout_s = handler_util::ParseIntOption(
+      svc->get_option(svc->ctx, "gluster-request-timeout"), 0, 1, kMaxFrameTimeoutSeconds);
+  if (h->request_timeout_s < 0) {
+    SetErr(err, errlen, "gluster-request-timeout: '%s' is not a number of seconds from 1 to %ld",
+           svc->get_option(svc->ctx, "gluster-request-timeout"), kMaxFrameTimeoutSeconds);
+    return EINVAL;
+  }
   if (const char* d = svc->get_option(svc->ctx, "log-dir"); d && *d) h->log_dir = d;
   if (const char* l = svc->get_option(svc->ctx, "gluster-log-level"); l && *l) {
     h->gfapi_log_level = -1;
@@ -387,8 +402,12 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
       return EINVAL;
     }
   }
-  handler_util::Log(svc, NBDR_LOG_INFO, "", "volfile servers %s, brick timeout %ld s",
-                    h->hosts_text.c_str(), h->timeout_s);
+  std::string request_timeout = h->request_timeout_s > 0
+                                    ? std::to_string(h->request_timeout_s) + " s"
+                                    : std::string("the volume's frame-timeout");
+  handler_util::Log(svc, NBDR_LOG_INFO, "",
+                    "volfile servers %s, brick timeout %ld s, request timeout %s",
+                    h->hosts_text.c_str(), h->timeout_s, request_timeout.c_str());
   *state = h.release();
   return 0;
 }
@@ -640,7 +659,8 @@ void GlusterSubmit(void* export_handle, nbdr_request* r) {
   if (rc < 0) r->complete(r, Errno());
 }
 
-const char* const kOptions[] = {"gluster-hosts", "gluster-timeout", "gluster-log-level", nullptr};
+const char* const kOptions[] = {"gluster-hosts", "gluster-timeout", "gluster-request-timeout",
+                                "gluster-log-level", nullptr};
 
 const nbdr_handler kGlusterHandler = {
     sizeof(nbdr_handler),
@@ -650,8 +670,10 @@ const nbdr_handler kGlusterHandler = {
     NBDR_PACKAGE_VERSION,
     "gluster-hosts=H1[:PORT],H2,...  volfile servers (glusterd), all tried in turn "
     "(default localhost)\n"
-    "gluster-timeout=SECONDS         a brick, or a request, that stops answering fails with EIO "
-    "after this long (default 30)\n"
+    "gluster-timeout=SECONDS         a brick that stops answering fails I/O with EIO after this "
+    "long (default 30)\n"
+    "gluster-request-timeout=SECONDS a request a live brick leaves unanswered fails with EIO "
+    "after this long (default: the volume's frame-timeout, 1800)\n"
     "gluster-log-level=LEVEL         gfapi's own log, <log-dir>/gluster-VOLUME.log: error, "
     "warning (default), info, debug, trace\n",
     kOptions,

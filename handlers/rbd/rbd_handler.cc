@@ -65,6 +65,7 @@ struct RbdHandler {
   std::string client_id;  // empty: "admin"
   std::string keyring;
   long op_timeout_s = kDefaultOpTimeoutSeconds;
+  bool full_try = false;  // ceph-full-try: see GetIoctx
   std::mutex mu;  // guards conn and its ioctxs; held while connecting
   std::shared_ptr<ClusterConnection> conn;
   std::unique_ptr<handler_util::WorkerPool> pool;
@@ -211,12 +212,13 @@ int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out,
     return -rc;
   }
   if (!ref.ns.empty()) rados_ioctx_set_namespace(io, ref.ns.c_str());
-  // On a full pool librados would hold every write until the pool has room
-  // again (or ceph-op-timeout gives EIO). With "full try" the OSD answers:
-  // a write that needs space fails at once with ENOSPC (EDQUOT over a
-  // quota), which a client can act on; overwrites in place, trims and the
-  // image's watch still succeed.
-  rados_set_pool_full_try(io);
+  // On a full pool librados holds every write until the pool has room
+  // again (or ceph-op-timeout gives EIO). With ceph-full-try the OSD
+  // answers instead: a write that needs space fails at once with ENOSPC
+  // (EDQUOT over a quota); overwrites in place, trims, deletes and the
+  // image's watch succeed. Opt-in: the OSD then lets those through even
+  // past its fail-safe full ratio.
+  if (h->full_try) rados_set_pool_full_try(io);
   h->conn->ioctxs[id] = io;
   *out = io;
   return 0;
@@ -300,10 +302,18 @@ int RbdLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
            opt("ceph-op-timeout").c_str());
     return EINVAL;
   }
+  if (std::string v = opt("ceph-full-try"); v == "on") {
+    h->full_try = true;
+  } else if (!v.empty() && v != "off") {
+    SetErr(err, errlen, "ceph-full-try: '%s' is not on or off", v.c_str());
+    return EINVAL;
+  }
   h->pool = std::make_unique<handler_util::WorkerPool>(2);
-  handler_util::Log(svc, NBDR_LOG_INFO, "", "Ceph configuration %s, client %s, op timeout %ld s",
+  handler_util::Log(svc, NBDR_LOG_INFO, "",
+                    "Ceph configuration %s, client %s, op timeout %ld s%s",
                     h->conf_file.empty() ? "default" : h->conf_file.c_str(),
-                    h->client_id.empty() ? "admin" : h->client_id.c_str(), h->op_timeout_s);
+                    h->client_id.empty() ? "admin" : h->client_id.c_str(), h->op_timeout_s,
+                    h->full_try ? ", full try on" : "");
   *state = h.release();
   return 0;
 }
@@ -576,7 +586,8 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
   bool short_read = !err && r->type == NBDR_REQ_READ && static_cast<uint64_t>(ret) != r->length;
   if (short_read || ret == -EINVAL) {
     err = BeyondTheEnd(e, r);
-  } else if (err && err != ENOSPC && err != EDQUOT) {
+  } else if (err) {
+    // ENOSPC and EDQUOT too: a full pool is the operator's business.
     e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
   }
   // A write clipped at a shrunk end reports success and the full length,
@@ -642,8 +653,8 @@ void RbdSubmit(void* export_handle, nbdr_request* r) {
   }
 }
 
-const char* const kOptions[] = {"ceph-conf", "ceph-id", "ceph-keyring", "ceph-op-timeout",
-                                nullptr};
+const char* const kOptions[] = {"ceph-conf",       "ceph-id",       "ceph-keyring",
+                                "ceph-op-timeout", "ceph-full-try", nullptr};
 
 const nbdr_handler kRbdHandler = {
     sizeof(nbdr_handler),
@@ -656,7 +667,9 @@ const nbdr_handler kRbdHandler = {
     "ceph-id=ID                client id, without 'client.' (default admin)\n"
     "ceph-keyring=FILE         keyring of that client (default from the configuration)\n"
     "ceph-op-timeout=SECONDS   a monitor or OSD that does not answer fails the request with "
-    "EIO after this long (default 30)\n",
+    "EIO after this long (default 30)\n"
+    "ceph-full-try=on|off      on a full pool, fail writes that need space at once with "
+    "ENOSPC instead of holding them (default off)\n",
     kOptions,
     RbdLoad,
     RbdUnload,

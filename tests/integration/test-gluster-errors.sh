@@ -16,7 +16,10 @@ runner_refuses 1 "refusing to start: handler 'gluster': gluster-hosts: empty hos
 # as "glusterd unreachable".
 runner_refuses 1 "handler 'gluster': gluster-timeout: '1014' is not a number of seconds from 1 to 1013" \
   --gluster-timeout 1014
-pass "a malformed gluster-hosts or a gluster-timeout gfapi cannot take stops the start, named"
+runner_refuses 1 "gluster-request-timeout: '0' is not a number of seconds from 1 to 86400" \
+  --gluster-request-timeout 0
+pass "a malformed gluster-hosts, or a gluster-timeout or gluster-request-timeout gfapi cannot" \
+  "take, stops the start, named"
 
 # glusterd unreachable: a runner whose volfile server is a closed port.
 start_runner --gluster-hosts 127.0.0.1:1
