@@ -199,7 +199,11 @@ bool NbdConnection::OpenExportForClient(const std::string& name, std::string* er
     *error = parsed.status().message();
     return false;
   }
+  // The backend's time to open (a slow cluster) is not the client's: the
+  // handshake deadline moves by it.
+  auto open_started = std::chrono::steady_clock::now();
   auto exp = server_->registry()->OpenForServing(name);
+  handshake_deadline_ += std::chrono::steady_clock::now() - open_started;
   if (!exp) {
     *error = exp.status().message();
     // Registered but refused (its object was replaced): policy, not absent.
