@@ -200,10 +200,12 @@ bool NbdConnection::OpenExportForClient(const std::string& name, std::string* er
     return false;
   }
   // The backend's time to open (a slow cluster) is not the client's: the
-  // handshake deadline moves by it.
+  // handshake deadline moves by it, up to the allowance.
   auto open_started = std::chrono::steady_clock::now();
   auto exp = server_->registry()->OpenForServing(name);
-  handshake_deadline_ += std::chrono::steady_clock::now() - open_started;
+  auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
+  handshake_deadline_ += credit;
+  open_allowance_ -= credit;
   if (!exp) {
     *error = exp.status().message();
     // Registered but refused (its object was replaced): policy, not absent.
@@ -361,6 +363,7 @@ bool NbdConnection::HandleMetaContext(uint32_t option, const std::string& data) 
 bool NbdConnection::Handshake() {
   handshake_deadline_ =
       std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
+  open_allowance_ = std::chrono::seconds(std::max(opts_.handshake_timeout_s, kMinOpenAllowanceS));
   SetSendTimeout(fd_.get(), std::chrono::seconds(opts_.handshake_timeout_s));
 
   uint8_t greeting[18];

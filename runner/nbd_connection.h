@@ -95,6 +95,9 @@ class NbdConnection {
   static constexpr uint32_t kMaxHeldPayload = 64 * 1024;
   static constexpr uint32_t kCoalesceBackoffMin = 16;
   static constexpr uint32_t kCoalesceBackoffMax = 4096;
+  // The backend's time to open exports that a handshake does not count:
+  // up to the handshake timeout, and at least this many seconds.
+  static constexpr int kMinOpenAllowanceS = 60;
   // A read or write small enough that its reply may wait.
   static bool IsSmallIo(const nbd::RequestHeader& h);
   // Whether request h's reply may wait: coalescing is on (or tried again
@@ -160,6 +163,10 @@ class NbdConnection {
   std::string name_;  // "conn#7 127.0.0.1:40312", later with the export
 
   std::chrono::steady_clock::time_point handshake_deadline_;
+  // How much more of the backend's time to open exports the handshake
+  // deadline may still be moved by (so that a client cannot hold a
+  // connection open with option after option on a slow export).
+  std::chrono::steady_clock::duration open_allowance_{};
 
   // Negotiated during the handshake, then constant.
   bool no_zeroes_ = false;

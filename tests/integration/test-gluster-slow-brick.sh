@@ -11,14 +11,15 @@ source "$(dirname "$0")/functions.sh"
 NBDR_BACKEND=gluster
 source "$(dirname "$0")/backstore.sh"
 requires nbdsh nbdinfo qemu-io
-compgen -G "/usr/lib/*/glusterfs/*/xlator/debug/delay-gen.so" >/dev/null ||
+compgen -G "/usr/lib*/glusterfs/*/xlator/debug/delay-gen.so" >/dev/null ||
+  compgen -G "/usr/lib*/*/glusterfs/*/xlator/debug/delay-gen.so" >/dev/null ||
   skip "GlusterFS's delay-gen translator is not installed"
 CTL="$NBDR_SRC/tests/backends/gluster-ctl"
 TIMEOUT=3
 HOLD_US=60000000
 DELAY_OPTIONS=(debug.delay-gen delay-gen.delay-percentage delay-gen.delay-duration
   delay-gen.enable)
-G() { bash "$CTL" gluster "$@" >/dev/null; }
+G() { timeout 60 bash "$CTL" gluster "$@" >/dev/null; }
 # G with retries: glusterd refuses a change while another transaction runs.
 G_retry() {
   local i
@@ -43,8 +44,9 @@ restart_brick() {
 undo_delay() {
   local o
   for o in "${DELAY_OPTIONS[@]}"; do G_retry volume reset "$GLUSTER_FAULT_VOL" "$o"; done
-  if bash "$CTL" gluster volume get "$GLUSTER_FAULT_VOL" debug.delay-gen | grep -q 'posix'; then
-    echo "FAILED: the delay-gen translator is still set on $GLUSTER_FAULT_VOL" >&2
+  if ! timeout 60 bash "$CTL" gluster volume get "$GLUSTER_FAULT_VOL" debug.delay-gen |
+    grep -Eq '^debug.delay-gen +off'; then
+    echo "FAILED: the delay-gen translator may still be set on $GLUSTER_FAULT_VOL" >&2
     return 1
   fi
   restart_brick

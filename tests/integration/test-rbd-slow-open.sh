@@ -30,7 +30,9 @@ threading.Timer(5, os.kill, (osd, signal.SIGCONT)).start()
 t = time.monotonic()
 c.option(OPT_INFO, Client.go_data(name))
 info = c.replies_until_final()
-print("INFO answered after %.1f s: %s" % (time.monotonic() - t, "ACK" if info[-1][0] == REP_ACK else info[-1]))
+took = time.monotonic() - t
+print("INFO answered after %.1f s: %r" % (took, info[-1][0]))
+assert info[-1][0] == REP_ACK and took >= 4, "INFO was not answered after the freeze"
 c.option(OPT_GO, Client.go_data(name))
 go = c.replies_until_final()
 assert go[-1][0] == REP_ACK, go[-1]
