@@ -11,40 +11,42 @@ namespace nbdr {
 
 using namespace nbd;
 
+namespace {
+// Longer option replies are refused (a server's NBD_INFO_* are far shorter).
+constexpr uint32_t kMaxOptionReplyLength = 65536;
+// How long each NBD connection of a mapping may take to connect.
+constexpr int kConnectTimeoutMs = 10000;
+}  // namespace
+
 Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
                                            int timeout_s) {
   SetRecvTimeout(fd, std::chrono::seconds(timeout_s));
   auto fail = [&](const std::string& why) {
     return Status::Error(EPROTO, "NBD handshake for " + export_name + ": " + why);
   };
-  uint8_t greet[18];
+  uint8_t greet[kGreetingSize];
   if (Status s = ReadAll(fd, greet, sizeof greet); !s.ok()) return fail(s.message());
-  if (Get64(greet) != kNbdMagic || Get64(greet + 8) != kIHaveOpt)
-    return fail("the server does not speak fixed newstyle NBD");
-  uint16_t sflags = Get16(greet + 16);
-  if (!(sflags & kFlagFixedNewstyle)) return fail("the server does not speak fixed newstyle NBD");
+  uint16_t sflags = 0;
+  if (!DecodeGreeting(greet, &sflags)) return fail("the server does not speak fixed newstyle NBD");
   uint8_t cflags[4];
   Put32(cflags, kClientFlagFixedNewstyle | ((sflags & kFlagNoZeroes) ? kClientFlagNoZeroes : 0));
   if (Status s = WriteAll(fd, cflags, 4); !s.ok()) return fail(s.message());
 
-  std::vector<uint8_t> opt(16 + 4 + export_name.size() + 2 + 2);
-  Put64(opt.data(), kIHaveOpt);
-  Put32(opt.data() + 8, kOptGo);
-  Put32(opt.data() + 12, static_cast<uint32_t>(opt.size() - 16));
-  Put32(opt.data() + 16, static_cast<uint32_t>(export_name.size()));
-  std::copy(export_name.begin(), export_name.end(), opt.begin() + 20);
-  Put16(opt.data() + 20 + export_name.size(), 1);
-  Put16(opt.data() + 22 + export_name.size(), kInfoBlockSize);
+  const std::vector<uint8_t> go = EncodeInfoRequest(InfoRequest{export_name, {kInfoBlockSize}});
+  std::vector<uint8_t> opt(kOptionHeaderSize);
+  EncodeOptionHeader(opt.data(), kOptGo, static_cast<uint32_t>(go.size()));
+  opt.insert(opt.end(), go.begin(), go.end());
   if (Status s = WriteAll(fd, opt.data(), opt.size()); !s.ok()) return fail(s.message());
 
   NbdExportInfo info;
   bool have_export = false;
   for (;;) {
-    uint8_t hdr[20];
+    uint8_t hdr[kOptionReplyHeaderSize];
     if (Status s = ReadAll(fd, hdr, sizeof hdr); !s.ok()) return fail(s.message());
-    uint32_t type = Get32(hdr + 12), len = Get32(hdr + 16);
-    if (Get64(hdr) != kOptReplyMagic || Get32(hdr + 8) != kOptGo) return fail("bad option reply");
-    if (len > 65536) return fail("option reply too large");
+    const OptionReplyHeader reply = DecodeOptionReplyHeader(hdr);
+    const uint32_t type = reply.type, len = reply.length;
+    if (reply.magic != kOptReplyMagic || reply.option != kOptGo) return fail("bad option reply");
+    if (len > kMaxOptionReplyLength) return fail("option reply too large");
     std::vector<uint8_t> data(len);
     if (len)
       if (Status s = ReadAll(fd, data.data(), len); !s.ok()) return fail(s.message());
@@ -59,20 +61,18 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
     }
     if (type == kRepInfo) {
       if (len < 2) return fail("NBD_REP_INFO without a type");
-      uint16_t kind = Get16(data.data());
+      const std::string_view payload(reinterpret_cast<const char*>(data.data()), len);
+      const uint16_t kind = Get16(data.data());
       if (kind == kInfoExport) {
-        if (len != 12) return fail("NBD_INFO_EXPORT of " + std::to_string(len) + " bytes, not 12");
-        info.size = Get64(data.data() + 2);
-        info.transmission_flags = Get16(data.data() + 10);
+        if (!DecodeInfoExport(payload, &info.size, &info.transmission_flags))
+          return fail("NBD_INFO_EXPORT of " + std::to_string(len) + " bytes, not 12");
         if (!(info.transmission_flags & kFlagHasFlags))
           return fail("transmission flags without NBD_FLAG_HAS_FLAGS");
         have_export = true;
       } else if (kind == kInfoBlockSize) {
-        if (len != 14)
+        if (!DecodeInfoBlockSize(payload, &info.min_block, &info.preferred_block,
+                                 &info.max_payload))
           return fail("NBD_INFO_BLOCK_SIZE of " + std::to_string(len) + " bytes, not 14");
-        info.min_block = Get32(data.data() + 2);
-        info.preferred_block = Get32(data.data() + 6);
-        info.max_payload = Get32(data.data() + 10);
         auto power_of_two = [](uint32_t v) { return v && !(v & (v - 1)); };
         if (!power_of_two(info.min_block) || info.min_block > 65536 ||
             !power_of_two(info.preferred_block) || info.preferred_block < info.min_block ||
@@ -92,7 +92,7 @@ Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t p
                                              const std::string& export_name, int count) {
   ExportSockets out;
   for (int i = 0; i < count; i++) {
-    auto fd = ConnectTcp(host, port, 10000);
+    auto fd = ConnectTcp(host, port, kConnectTimeoutMs);
     if (!fd)
       return Status::Error(fd.status().code(), "NBD connection to " + host + ":" +
                                                    std::to_string(port) + ": " +

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "runner/nbd_connection.h"
+#include "runner/transport.h"
 #include "utils/log.h"
 #include "utils/net.h"
 
@@ -36,7 +37,8 @@ void NbdServer::Accept(UniqueFd fd) {
                PeerAddress(fd.get()).c_str(), connections_.size());
       return;  // fd closes
     }
-    conn = std::make_shared<NbdConnection>(std::move(fd), next_id_++, this);
+    conn = std::make_shared<NbdConnection>(
+        std::make_unique<TcpTransport>(std::move(fd), options_.keepalive_idle_s), next_id_++, this);
     connections_.push_back(conn);
   }
   std::thread([this, c = std::move(conn)]() mutable { RunConnection(std::move(c)); }).detach();

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace nbdr::nbd {
 
@@ -153,5 +155,95 @@ void EncodeRequestHeader(const RequestHeader& h, uint8_t p[kRequestHeaderSize]);
 void EncodeSimpleReply(uint8_t p[kSimpleReplySize], uint32_t error, uint64_t cookie);
 void EncodeStructuredReplyHeader(uint8_t p[kStructuredReplyHeaderSize], uint16_t flags,
                                  uint16_t type, uint64_t cookie, uint32_t length);
+
+// ---- Structured reply chunks (one chunk, NBD_REPLY_FLAG_DONE) ----
+// Each writes the chunk's header and its fixed fields into p and returns
+// how many bytes of p it used; the variable part (message, data,
+// descriptors) follows on the wire.
+inline constexpr size_t kMaxReplyHeaderSize = 32;
+// NBD_REPLY_TYPE_ERROR: error, then a message of message_len bytes.
+size_t EncodeErrorChunk(uint8_t p[kMaxReplyHeaderSize], uint64_t cookie, uint32_t error,
+                        uint16_t message_len);
+// NBD_REPLY_TYPE_OFFSET_DATA: offset, then data_len bytes of data.
+size_t EncodeOffsetDataChunk(uint8_t p[kMaxReplyHeaderSize], uint64_t cookie, uint64_t offset,
+                             uint64_t data_len);
+// NBD_REPLY_TYPE_BLOCK_STATUS: context id, then descriptors_len bytes of
+// descriptors (EncodeBlockDescriptor).
+size_t EncodeBlockStatusChunk(uint8_t p[kMaxReplyHeaderSize], uint64_t cookie,
+                              uint32_t context_id, size_t descriptors_len);
+inline constexpr size_t kBlockDescriptorSize = 8;
+void EncodeBlockDescriptor(uint8_t p[kBlockDescriptorSize], uint32_t length, uint32_t flags);
+
+// ---- Handshake (fixed newstyle) ----
+inline constexpr size_t kGreetingSize = 18;
+inline constexpr size_t kOptionHeaderSize = 16;
+inline constexpr size_t kOptionReplyHeaderSize = 20;
+// The reply to NBD_OPT_EXPORT_NAME: size, flags and, unless the client
+// asked for no zeroes, 124 zero bytes.
+inline constexpr size_t kExportNameReplySize = 10, kExportNameReplyZeroes = 124;
+
+void EncodeGreeting(uint8_t p[kGreetingSize], uint16_t handshake_flags);
+// False when p is no fixed newstyle greeting; else *handshake_flags.
+bool DecodeGreeting(const uint8_t p[kGreetingSize], uint16_t* handshake_flags);
+
+struct OptionHeader {
+  uint64_t magic;  // kIHaveOpt
+  uint32_t option;
+  uint32_t length;  // of the data that follows
+};
+void EncodeOptionHeader(uint8_t p[kOptionHeaderSize], uint32_t option, uint32_t length);
+OptionHeader DecodeOptionHeader(const uint8_t p[kOptionHeaderSize]);
+
+struct OptionReplyHeader {
+  uint64_t magic;  // kOptReplyMagic
+  uint32_t option;
+  uint32_t type;
+  uint32_t length;
+};
+void EncodeOptionReplyHeader(uint8_t p[kOptionReplyHeaderSize], uint32_t option, uint32_t type,
+                             uint32_t length);
+OptionReplyHeader DecodeOptionReplyHeader(const uint8_t p[kOptionReplyHeaderSize]);
+
+std::vector<uint8_t> EncodeExportNameReply(uint64_t size, uint16_t transmission_flags,
+                                           bool no_zeroes);
+
+// Why an option's data was refused: the NBD_REP_ERR_* to answer and a
+// message for the client.
+struct OptionError {
+  uint32_t type = kRepErrInvalid;
+  std::string message;
+};
+
+// NBD_OPT_INFO / NBD_OPT_GO data: export name, then the NBD_INFO_* asked.
+struct InfoRequest {
+  std::string name;
+  std::vector<uint16_t> infos;
+};
+std::vector<uint8_t> EncodeInfoRequest(const InfoRequest& r);
+// False (and *err) when data is malformed.
+bool DecodeInfoRequest(std::string_view data, InfoRequest* out, OptionError* err);
+
+// NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT data.
+struct MetaContextRequest {
+  std::string name;
+  std::vector<std::string> queries;
+};
+std::vector<uint8_t> EncodeMetaContextRequest(const MetaContextRequest& r);
+// False (and *err) when data is malformed or a query is longer than
+// max_query (NBD_REP_ERR_TOO_BIG).
+bool DecodeMetaContextRequest(std::string_view data, size_t max_query, MetaContextRequest* out,
+                              OptionError* err);
+
+// Option reply payloads.
+std::string EncodeServerReply(std::string_view export_name);                 // NBD_REP_SERVER
+std::string EncodeMetaContextReply(uint32_t id, std::string_view context);   // NBD_REP_META_CONTEXT
+std::string EncodeInfoExport(uint64_t size, uint16_t transmission_flags);    // NBD_INFO_EXPORT
+std::string EncodeInfoText(uint16_t info, std::string_view text);  // NBD_INFO_NAME, _DESCRIPTION
+std::string EncodeInfoBlockSize(uint32_t min_block, uint32_t preferred_block,
+                                uint32_t max_payload);  // NBD_INFO_BLOCK_SIZE
+// The client's side of the two: false when payload has the wrong length.
+bool DecodeInfoExport(std::string_view payload, uint64_t* size, uint16_t* transmission_flags);
+bool DecodeInfoBlockSize(std::string_view payload, uint32_t* min_block, uint32_t* preferred_block,
+                         uint32_t* max_payload);
 
 }  // namespace nbdr::nbd

@@ -1,0 +1,323 @@
+// Option negotiation on one NBD connection; see nbd_handshake.h and
+// doc/proto.md of the NetworkBlockDevice project.
+#include "runner/nbd_handshake.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "utils/log.h"
+#include "utils/names.h"
+
+namespace nbdr {
+
+using namespace nbd;
+
+NbdHandshake::NbdHandshake(Transport* transport, NbdServer* server, std::string* log_name)
+    : transport_(transport),
+      server_(server),
+      opts_(server->options()),
+      log_name_(log_name),
+      base_name_(*log_name) {
+  result_.max_payload = opts_.max_payload;
+}
+
+Status NbdHandshake::Recv(void* buf, size_t len) {
+  // Every wait is bounded by what is left of the deadline, so a client
+  // that sends one byte now and then is dropped on time too.
+  return transport_->RecvExact(buf, len, deadline_);
+}
+
+void NbdHandshake::LogRecvFailure(const Status& s) const {
+  if (s.code() == ETIMEDOUT)
+    LOG_WARN(*log_name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
+  else
+    LOG_DEBUG(*log_name_, "client left during handshake: %s", s.message().c_str());
+}
+
+Status NbdHandshake::SendOptionReply(uint32_t option, uint32_t type, std::string_view data) {
+  if (send_broken_) return Status::Error(EPIPE, "send: connection broken");
+  uint8_t hdr[kOptionReplyHeaderSize];
+  EncodeOptionReplyHeader(hdr, option, type, static_cast<uint32_t>(data.size()));
+  iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<char*>(data.data()), data.size()}};
+  if (Status s = transport_->SendAll(iov, data.empty() ? 1 : 2); !s.ok()) {
+    LOG_WARN(*log_name_, "send reply: %s; dropping the connection", s.message().c_str());
+    send_broken_ = true;
+    transport_->ShutdownBoth();
+    return Status::Error(EPIPE, "send: connection broken");
+  }
+  return Status();
+}
+
+Status NbdHandshake::SendOptionError(uint32_t option, uint32_t type, const std::string& message) {
+  LOG_DEBUG(*log_name_, "%s refused (%s): %s", OptionName(option).c_str(),
+            OptionReplyName(type).c_str(), message.c_str());
+  return SendOptionReply(option, type, std::string_view(message).substr(0, kMaxNameLength));
+}
+
+void NbdHandshake::NameConnection(const std::string& export_name) {
+  *log_name_ = base_name_ + " " + export_name;
+}
+
+void NbdHandshake::LogExportGiven(uint32_t option, bool base_allocation) const {
+  const NegotiatedExport& e = result_;
+  LOG_DEBUG(*log_name_, "%s: size %llu, flags %s, block sizes %u/%u/%u, %s replies%s",
+            OptionName(option).c_str(), static_cast<unsigned long long>(e.size),
+            TransmissionFlagNames(e.TransmissionFlags()).c_str(), e.min_block, e.preferred_block,
+            e.max_payload, e.structured ? "structured" : "simple",
+            base_allocation ? ", base:allocation" : "");
+}
+
+bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
+  err->type = kRepErrUnknown;
+  if (server_->stopping()) {
+    *err = OptionError{kRepErrShutdown, "server is shutting down"};
+    return false;
+  }
+  if (!IsValidUtf8(name) || name.find('\0') != std::string::npos) {
+    *err = OptionError{kRepErrInvalid, "export name is not valid UTF-8"};
+    return false;
+  }
+  auto parsed = ParseExportName(name);
+  if (!parsed) {
+    err->message = parsed.status().message();
+    return false;
+  }
+  // The backend's time to open (a slow cluster) is not the client's: the
+  // deadline moves by it, up to the allowance.
+  auto open_started = std::chrono::steady_clock::now();
+  auto exp = server_->registry()->OpenForServing(name);
+  auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
+  deadline_ += credit;
+  open_allowance_ -= credit;
+  if (!exp) {
+    err->message = exp.status().message();
+    // Registered but refused (its object was replaced): policy, not absent.
+    if (exp.status().code() == ESTALE) err->type = kRepErrPolicy;
+    return false;
+  }
+  NegotiatedExport& e = result_;
+  e.open = *exp;
+  e.name = name;
+  const nbdr_export_info& info = e.open->info();
+  const BackstoreRecord& rec = e.open->record();
+  e.size = info.size;
+  e.caps = info.caps;
+  e.readonly = rec.readonly;
+  e.min_block = info.min_block ? info.min_block : rec.block_size;
+  e.preferred_block =
+      std::max<uint32_t>(e.min_block, info.preferred_block ? info.preferred_block : 4096);
+  e.max_payload = opts_.max_payload;
+  if (info.max_payload && info.max_payload < e.max_payload) e.max_payload = info.max_payload;
+  return true;
+}
+
+bool NbdHandshake::HandleList(uint32_t option, const std::string& data) {
+  if (!data.empty())
+    return SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data").ok();
+  size_t listed = 0;
+  for (const auto& r : server_->registry()->List("", "")) {
+    if (!SendOptionReply(option, kRepServer, EncodeServerReply(r.ExportName())).ok()) return false;
+    listed++;
+  }
+  LOG_DEBUG(*log_name_, "NBD_OPT_LIST: %zu export(s) listed", listed);
+  return SendOptionReply(option, kRepAck).ok();
+}
+
+bool NbdHandshake::HandleInfoOrGo(uint32_t option, const std::string& data,
+                                  bool* enter_transmission) {
+  *enter_transmission = false;
+  InfoRequest req;
+  OptionError err;
+  if (!DecodeInfoRequest(data, &req, &err)) return SendOptionError(option, err.type, err.message).ok();
+  if (std::find(req.infos.begin(), req.infos.end(), kInfoBlockSize) != req.infos.end())
+    result_.client_knows_block_size = true;
+  if (!OpenExport(req.name, &err)) return SendOptionError(option, err.type, err.message).ok();
+  NameConnection(req.name);
+  LogExportGiven(option, result_.base_allocation && meta_export_ == req.name);
+  if (!SendInfoReplies(option, req)) return false;
+  if (option == kOptGo) {
+    if (result_.base_allocation && meta_export_ != req.name) result_.base_allocation = false;
+    *enter_transmission = true;
+  } else {
+    result_.open.reset();  // NBD_OPT_INFO: nothing stays open
+  }
+  return true;
+}
+
+bool NbdHandshake::SendInfoReplies(uint32_t option, const InfoRequest& req) {
+  const NegotiatedExport& e = result_;
+  auto wants = [&](uint16_t info) {
+    return std::find(req.infos.begin(), req.infos.end(), info) != req.infos.end();
+  };
+  if (!SendOptionReply(option, kRepInfo, EncodeInfoExport(e.size, e.TransmissionFlags())).ok())
+    return false;
+  if (wants(kInfoName) &&
+      !SendOptionReply(option, kRepInfo, EncodeInfoText(kInfoName, req.name)).ok())
+    return false;
+  if (wants(kInfoDescription)) {
+    const BackstoreRecord& rec = e.open->record();
+    std::string text = rec.type + " backstore " + rec.key + (rec.readonly ? " (read-only)" : "");
+    if (!SendOptionReply(option, kRepInfo, EncodeInfoText(kInfoDescription, text)).ok())
+      return false;
+  }
+  std::string bs = EncodeInfoBlockSize(e.min_block, e.preferred_block, e.max_payload);
+  if (!SendOptionReply(option, kRepInfo, bs).ok()) return false;
+  return SendOptionReply(option, kRepAck).ok();
+}
+
+bool NbdHandshake::HandleMetaContext(uint32_t option, const std::string& data) {
+  const bool set = option == kOptSetMetaContext;
+  if (set && !result_.structured)
+    return SendOptionError(option, kRepErrInvalid, "negotiate structured replies first").ok();
+  MetaContextRequest req;
+  OptionError err;
+  if (!DecodeMetaContextRequest(data, kMaxNameLength, &req, &err))
+    return SendOptionError(option, err.type, err.message).ok();
+  auto parsed = ParseExportName(req.name);
+  if (!parsed || !server_->registry()->Get(parsed->type, parsed->key).ok())
+    return SendOptionError(option, kRepErrUnknown, "no backstore " + req.name + " on this runner")
+        .ok();
+
+  bool match = !set && req.queries.empty();
+  for (const auto& q : req.queries) {
+    if (q == kBaseAllocation || (!set && q == "base:")) match = true;
+  }
+  if (match && !SendOptionReply(option, kRepMetaContext,
+                                EncodeMetaContextReply(kBaseAllocationId, kBaseAllocation))
+                    .ok())
+    return false;
+  std::string asked;
+  for (const auto& q : req.queries) asked += (asked.empty() ? "" : ", ") + q;
+  LOG_DEBUG(*log_name_, "%s %s [%s]: %s", OptionName(option).c_str(), req.name.c_str(),
+            asked.c_str(), match ? "base:allocation (context id 1)" : "no context");
+  if (set) {
+    result_.base_allocation = match;
+    meta_export_ = req.name;
+  }
+  return SendOptionReply(option, kRepAck).ok();
+}
+
+bool NbdHandshake::HandleStructuredReply(uint32_t option, const std::string& data) {
+  if (!data.empty()) return SendOptionError(option, kRepErrInvalid, "takes no data").ok();
+  if (result_.structured)
+    return SendOptionError(option, kRepErrInvalid, "already negotiated").ok();
+  result_.structured = true;
+  LOG_DEBUG(*log_name_, "NBD_OPT_STRUCTURED_REPLY: structured replies on");
+  return SendOptionReply(option, kRepAck).ok();
+}
+
+bool NbdHandshake::HandleExportName(const std::string& name) {
+  OptionError err;
+  if (!OpenExport(name, &err)) {
+    LOG_INFO(*log_name_, "NBD_OPT_EXPORT_NAME refused: %s", err.message.c_str());
+    return false;  // this option has no error path: hang up
+  }
+  NameConnection(name);
+  LogExportGiven(kOptExportName, result_.base_allocation && meta_export_ == name);
+  auto reply = EncodeExportNameReply(result_.size, result_.TransmissionFlags(), no_zeroes_);
+  if (!transport_->SendAll(reply.data(), reply.size()).ok()) return false;
+  if (result_.base_allocation && meta_export_ != name) result_.base_allocation = false;
+  return true;
+}
+
+bool NbdHandshake::HandleOption(uint32_t option, const std::string& data, bool* done) {
+  *done = false;
+  switch (option) {
+    case kOptExportName:
+      *done = HandleExportName(data);
+      return *done;
+    case kOptAbort:
+      (void)SendOptionReply(option, kRepAck);
+      LOG_DEBUG(*log_name_, "client aborted the handshake");
+      return false;
+    case kOptList:
+      return HandleList(option, data);
+    case kOptInfo:
+    case kOptGo:
+      return HandleInfoOrGo(option, data, done);
+    case kOptStructuredReply:
+      return HandleStructuredReply(option, data);
+    case kOptListMetaContext:
+    case kOptSetMetaContext:
+      return HandleMetaContext(option, data);
+    case kOptStartTls:
+      return SendOptionError(option, kRepErrUnsup, "TLS is not supported by this runner").ok();
+    default:
+      return SendOptionError(option, kRepErrUnsup,
+                             "unsupported option (" + std::to_string(data.size()) +
+                                 " bytes of data)")
+          .ok();
+  }
+}
+
+bool NbdHandshake::ReadClientFlags() {
+  uint8_t buf[4];
+  if (!Recv(buf, sizeof buf).ok()) {
+    LOG_DEBUG(*log_name_, "no client flags; closing");
+    return false;
+  }
+  uint32_t cflags = Get32(buf);
+  if (cflags & ~(kClientFlagFixedNewstyle | kClientFlagNoZeroes)) {
+    LOG_WARN(*log_name_, "unknown client flags 0x%x; closing", cflags);
+    return false;
+  }
+  if (!(cflags & kClientFlagFixedNewstyle)) {
+    LOG_WARN(*log_name_, "client does not speak fixed newstyle; closing");
+    return false;
+  }
+  no_zeroes_ = cflags & kClientFlagNoZeroes;
+  LOG_DEBUG(*log_name_, "client flags: fixed-newstyle%s", no_zeroes_ ? " no-zeroes" : "");
+  return true;
+}
+
+std::optional<NegotiatedExport> NbdHandshake::Run() {
+  deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
+  open_allowance_ = std::chrono::seconds(std::max(opts_.handshake_timeout_s, kMinOpenAllowanceS));
+  transport_->SetSendTimeout(std::chrono::seconds(opts_.handshake_timeout_s));
+
+  uint8_t greeting[kGreetingSize];
+  EncodeGreeting(greeting, kFlagFixedNewstyle | kFlagNoZeroes);
+  if (!transport_->SendAll(greeting, sizeof greeting).ok()) return std::nullopt;
+  if (!ReadClientFlags()) return std::nullopt;
+
+  for (int count = 0;; count++) {
+    if (std::chrono::steady_clock::now() > deadline_) {
+      LOG_WARN(*log_name_, "handshake not finished within %d s; closing",
+               opts_.handshake_timeout_s);
+      return std::nullopt;
+    }
+    if (count >= opts_.max_options) {
+      LOG_WARN(*log_name_, "more than %d options in one handshake; closing", opts_.max_options);
+      return std::nullopt;
+    }
+    uint8_t raw[kOptionHeaderSize];
+    if (Status s = Recv(raw, sizeof raw); !s.ok()) {
+      LogRecvFailure(s);
+      return std::nullopt;
+    }
+    const OptionHeader h = DecodeOptionHeader(raw);
+    if (h.magic != kIHaveOpt) {
+      LOG_WARN(*log_name_, "bad option magic; closing");
+      return std::nullopt;
+    }
+    if (h.length > kMaxOptionLength) {
+      LOG_WARN(*log_name_, "%s with %u bytes of data exceeds the %zu byte limit; closing",
+               OptionName(h.option).c_str(), h.length, kMaxOptionLength);
+      if (h.option != kOptExportName)
+        (void)SendOptionError(h.option, kRepErrTooBig, "option data too large");
+      return std::nullopt;
+    }
+    std::string data(h.length, '\0');
+    if (h.length) {
+      if (Status s = Recv(data.data(), h.length); !s.ok()) {
+        LogRecvFailure(s);
+        return std::nullopt;
+      }
+    }
+    bool done = false;
+    if (!HandleOption(h.option, data, &done)) return std::nullopt;
+    if (done) return std::move(result_);
+  }
+}
+
+}  // namespace nbdr

@@ -1,0 +1,79 @@
+// NbdHandshake: the server half of the NBD fixed newstyle handshake
+// (option negotiation) on one connection, through its Transport. Returns
+// a plain value: the export to serve and what was agreed for it.
+//
+// Single-threaded: runs on the connection's thread, before transmission.
+// The whole handshake must finish within handshake-timeout; the backend's
+// time to open exports is not counted against it (up to an allowance).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "runner/negotiated_export.h"
+#include "runner/nbd_server.h"
+#include "runner/transport.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+class NbdHandshake {
+ public:
+  // transport, server and log_name must outlive the handshake. log_name is
+  // the connection's name in logs ("conn#7 127.0.0.1:40312"); the
+  // handshake appends the export a client asks for.
+  NbdHandshake(Transport* transport, NbdServer* server, std::string* log_name);
+  NbdHandshake(const NbdHandshake&) = delete;
+  NbdHandshake& operator=(const NbdHandshake&) = delete;
+
+  // Negotiates until the client enters transmission (NBD_OPT_GO or
+  // NBD_OPT_EXPORT_NAME): the export, open. nullopt when the client left,
+  // aborted, broke the protocol, ran out of time or was refused an
+  // EXPORT_NAME (each logged).
+  std::optional<NegotiatedExport> Run();
+
+ private:
+  // The backend's time to open exports that a handshake does not count:
+  // up to the handshake timeout, and at least this many seconds.
+  static constexpr int kMinOpenAllowanceS = 60;
+  static constexpr size_t kMaxOptionLength = 64 * 1024;
+
+  bool ReadClientFlags();
+  // One option: false when the connection ends here; *done when the client
+  // enters transmission.
+  bool HandleOption(uint32_t option, const std::string& data, bool* done);
+  Status Recv(void* buf, size_t len);
+  void LogRecvFailure(const Status& s) const;
+  Status SendOptionReply(uint32_t option, uint32_t type, std::string_view data = {});
+  Status SendOptionError(uint32_t option, uint32_t type, const std::string& message);
+  bool HandleExportName(const std::string& name);
+  bool HandleInfoOrGo(uint32_t option, const std::string& data, bool* enter_transmission);
+  bool SendInfoReplies(uint32_t option, const nbd::InfoRequest& req);
+  bool HandleMetaContext(uint32_t option, const std::string& data);
+  bool HandleList(uint32_t option, const std::string& data);
+  bool HandleStructuredReply(uint32_t option, const std::string& data);
+  // Opens export name into result_; false with the reply error when refused.
+  bool OpenExport(const std::string& name, nbd::OptionError* err);
+  void NameConnection(const std::string& export_name);
+  // Debug log of what an INFO, GO or EXPORT_NAME gives the client.
+  void LogExportGiven(uint32_t option, bool base_allocation) const;
+
+  Transport* const transport_;
+  NbdServer* const server_;
+  const NbdServerOptions& opts_;
+  std::string* const log_name_;
+  const std::string base_name_;  // log_name_ before any export was named
+
+  std::chrono::steady_clock::time_point deadline_;
+  // How much more of the backend's time to open exports the deadline may
+  // still be moved by (so that a client cannot hold a connection open
+  // with option after option on a slow export).
+  std::chrono::steady_clock::duration open_allowance_{};
+  bool no_zeroes_ = false;
+  bool send_broken_ = false;
+  std::string meta_export_;  // export named in SET_META_CONTEXT
+  NegotiatedExport result_;
+};
+
+}  // namespace nbdr

@@ -1,0 +1,165 @@
+// TransmissionEngine: the NBD transmission phase of one connection —
+// reading and validating requests, submitting them to the export's
+// handler, bounding what is in flight (InflightBudget) and queueing the
+// replies (ReplySender).
+//
+// Reader threads (readers_per_connection) take turns reading: the one
+// whose turn it is reads and validates a request and submits it to the
+// handler. It passes the turn on first only when another request is
+// already waiting (or this one is large) and replies are not being
+// coalesced, so a lone request costs no thread wake-up and a burst is
+// read while earlier requests execute. A reader that finds nothing
+// waiting polls briefly before it sleeps while its client keeps it busy
+// (busy_poll_us), since a wake-up per request costs more than the poll.
+// Small replies answered inline may wait for the next request's, to go
+// out together (reply coalescing, see ReaderLoop).
+//
+// Thread-safety: Run() on the connection's thread; the handler's
+// completion callback on any thread. Lock order: read_mu_, then the
+// budget's or the sender's lock; those two are never held together.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runner/buffer_pool.h"
+#include "runner/inflight_budget.h"
+#include "runner/inflight_request.h"
+#include "runner/negotiated_export.h"
+#include "runner/nbd_server.h"
+#include "runner/reply_sender.h"
+#include "runner/transport.h"
+#include "utils/mutex.h"
+#include "utils/status.h"
+
+namespace nbdr {
+
+class TransmissionEngine {
+ public:
+  // transport, opts and log_name must outlive the engine.
+  TransmissionEngine(Transport* transport, NegotiatedExport negotiated,
+                     const NbdServerOptions& opts, const std::string* log_name);
+  ~TransmissionEngine();
+  TransmissionEngine(const TransmissionEngine&) = delete;
+  TransmissionEngine& operator=(const TransmissionEngine&) = delete;
+
+  // Serves requests until the client leaves, breaks the protocol, idles
+  // out, or the transport's read side is shut down; returns once every
+  // request has been answered (or dropped with a broken connection).
+  void Run();
+  // Whether the client ended with NBD_CMD_DISC (valid after Run).
+  bool client_disconnected() const { return client_disconnected_; }
+
+ private:
+  // What a reader does with a request once it released read_mu_.
+  enum class Action { kSubmit, kReplyError, kReplyExtents, kStop };
+  // One reader thread. thread: who it is, so that a reply queued on that
+  // thread (answered inline) is known as the reader's.
+  struct Reader {
+    std::atomic<std::thread::id> thread{};
+    HeldReplies held;
+  };
+
+  // Reply coalescing (see ReaderLoop): replies to reads and writes of at
+  // most kMaxHeldPayload may wait; a wait that finds no request turns
+  // coalescing off for kCoalesceBackoffMin requests, doubled after each
+  // further miss up to kCoalesceBackoffMax.
+  static constexpr uint32_t kMaxHeldPayload = 64 * 1024;
+  static constexpr uint32_t kCoalesceBackoffMin = 16;
+  static constexpr uint32_t kCoalesceBackoffMax = 4096;
+  static constexpr uint64_t kMaxInflightRequests = 1024;
+  static constexpr size_t kReadBufferSize = 256 * 1024;
+  // Payloads at least this large are received straight into their own
+  // buffer, not through the read buffer.
+  static constexpr size_t kDirectReceiveMin = kReadBufferSize / 2;
+  static constexpr uint32_t kMaxExtentsPerReply = 2048;
+  // Beyond this, executing a request inline (a page-cache read or write)
+  // takes long enough to read the next one meanwhile.
+  static constexpr uint32_t kLargeRequest = 256 * 1024;
+  // The buffer pool keeps at most this much idle (and at most the
+  // in-flight byte limit).
+  static constexpr uint64_t kMaxCachedBuffers = 32u << 20;
+
+  void ReaderLoop(Reader* reader) EXCLUDES(read_mu_);
+  // The calling thread's Reader, or null on any other thread.
+  Reader* CurrentReader();
+  // A read or write small enough that its reply may wait.
+  static bool IsSmallIo(const nbd::RequestHeader& h);
+  // Whether request h's reply may wait: coalescing is on (or tried again
+  // after its backoff) and the last small request was answered inline.
+  bool MayHoldReply(const nbd::RequestHeader& h, Action action, bool small_inline)
+      REQUIRES(read_mu_);
+  // Whether the next request is small and, its payload included, complete
+  // in the read buffer, receiving what is waiting and polling up to
+  // busy_poll_us; a poll that found nothing of it turns coalescing off for
+  // a while.
+  bool NextRequestReady() REQUIRES(read_mu_);
+  // Whether to pass the reader's turn on before executing request h: more
+  // is already buffered or waiting (read into the buffer without
+  // blocking), or h is large.
+  bool PassReadingTurn(const nbd::RequestHeader& h) REQUIRES(read_mu_);
+  Action ReadRequest(Reader* reader, nbd::RequestHeader* h, uint8_t** payload, size_t* capacity,
+                     int* err, const char** why) REQUIRES(read_mu_);
+  // Takes an in-flight slot for a request of bytes, waiting for room;
+  // first sends the replies reader holds if there is none.
+  void WaitForRoom(Reader* reader, uint64_t bytes);
+  // own_slots: in-flight slots the caller holds for the request it is
+  // reading (its payload), which do not keep an idle connection open.
+  Status ReadExact(void* buf, size_t len, uint64_t own_slots = 0) REQUIRES(read_mu_);
+  // One receive of at most cap bytes into dst, waiting for at least one;
+  // polls first when busy polling pays (see busy_poll_).
+  ssize_t Receive(void* dst, size_t cap) REQUIRES(read_mu_);
+  Status Discard(uint64_t len) REQUIRES(read_mu_);
+
+  // payload: a buffer from buffers_ holding the WRITE data (else null).
+  void SubmitRequest(const nbd::RequestHeader& h, uint8_t* payload, size_t capacity);
+  void ReplyError(const nbd::RequestHeader& h, int err, const char* why);
+  void ReplyExtentsWithoutHandler(const nbd::RequestHeader& h);
+  static void OnComplete(nbdr_request* req, int error);
+  void Finish(InflightRequest* ir, int error);
+
+  // Constant after construction.
+  Transport* const transport_;
+  const NegotiatedExport exp_;
+  const NbdServerOptions& opts_;
+  const std::string* const log_name_;
+  std::vector<std::unique_ptr<Reader>> readers_;
+
+  BufferPool buffers_;  // payload buffers, recycled between requests
+  InflightBudget budget_;
+  ReplySender sender_;
+
+  // Reader threads take turns under read_mu_: it guards the receive
+  // buffer and the transport's read side. reading_turn_taken_: some
+  // thread has the turn; the others wait on read_turn_cv_ until it is
+  // passed on.
+  Mutex read_mu_;
+  std::condition_variable read_turn_cv_;
+  bool reading_turn_taken_ GUARDED_BY(read_mu_) = false;
+  bool stop_reading_ GUARDED_BY(read_mu_) = false;
+  bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
+  std::unique_ptr<uint8_t[]> rbuf_;
+  size_t rpos_ = 0, rlen_ = 0;
+  // The last request was a large write: the reader then takes no more
+  // than the request in hand needs (its payload, then the next header),
+  // so the next large payload is received straight into its own buffer
+  // instead of partly into rbuf_ and copied from there.
+  bool read_exactly_ = false;
+  // Busy polling (busy_poll_us): whether the last wait for the client
+  // ended within the poll budget, which is when polling before sleeping
+  // pays.
+  bool busy_poll_ = false;
+  bool last_wait_short_ = true;
+  // Reply coalescing, kept by the reader with the turn: whether replies
+  // may wait now; requests to read before it may turn on again, and that
+  // count for the next miss.
+  bool coalescing_ GUARDED_BY(read_mu_) = false;
+  uint32_t coalesce_skip_ GUARDED_BY(read_mu_) = 0;
+  uint32_t coalesce_backoff_ GUARDED_BY(read_mu_) = kCoalesceBackoffMin;
+};
+
+}  // namespace nbdr

@@ -1,0 +1,83 @@
+// The connection's byte stream: plain TCP; see transport.h.
+#include "runner/transport.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "utils/net.h"
+
+namespace nbdr {
+
+Status Transport::RecvExact(void* buf, size_t len,
+                            std::chrono::steady_clock::time_point deadline) {
+  auto* out = static_cast<uint8_t*>(buf);
+  while (len > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status::Error(ETIMEDOUT, "handshake deadline passed");
+    SetRecvTimeout(left);
+    ssize_t n = Recv(out, len, Wait::kBlock);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      return PosixError("recv");
+    }
+    if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
+    out += n;
+    len -= static_cast<size_t>(n);
+  }
+  return Status();
+}
+
+Status Transport::SendAll(iovec* iov, int n) {
+  while (n > 0) {
+    ssize_t w = Send(iov, n, Wait::kBlock);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("send");
+    }
+    size_t done = static_cast<size_t>(w);
+    while (n > 0 && done >= iov->iov_len) {
+      done -= iov->iov_len;
+      iov++;
+      n--;
+    }
+    if (n > 0) {
+      iov->iov_base = static_cast<uint8_t*>(iov->iov_base) + done;
+      iov->iov_len -= done;
+    }
+  }
+  return Status();
+}
+
+Status Transport::SendAll(const void* buf, size_t len) {
+  iovec iov{const_cast<void*>(buf), len};
+  return SendAll(&iov, 1);
+}
+
+TcpTransport::TcpTransport(UniqueFd fd, int keepalive_idle_s)
+    : fd_(std::move(fd)), peer_(PeerAddress(fd_.get())) {
+  SetNoDelay(fd_.get());
+  SetKeepalive(fd_.get(), keepalive_idle_s, kKeepaliveIntervalS, kKeepaliveProbes);
+}
+
+ssize_t TcpTransport::Recv(void* dst, size_t cap, Wait wait) {
+  return recv(fd_.get(), dst, cap, wait == Wait::kNoWait ? MSG_DONTWAIT : 0);
+}
+
+ssize_t TcpTransport::Send(const iovec* iov, int n, Wait wait) {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<size_t>(n);
+  return sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (wait == Wait::kNoWait ? MSG_DONTWAIT : 0));
+}
+
+void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) { nbdr::SetRecvTimeout(fd_.get(), t); }
+
+void TcpTransport::SetSendTimeout(std::chrono::microseconds t) { nbdr::SetSendTimeout(fd_.get(), t); }
+
+void TcpTransport::ShutdownRead() { shutdown(fd_.get(), SHUT_RD); }
+
+void TcpTransport::ShutdownBoth() { shutdown(fd_.get(), SHUT_RDWR); }
+
+}  // namespace nbdr

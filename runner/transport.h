@@ -1,0 +1,85 @@
+// Transport: the byte stream under one NBD connection, and the only code
+// that touches its socket. The handshake and the transmission engine read
+// and write through it; TcpTransport is plain TCP (a TLS transport, which
+// buffers records, fits behind the same interface: nothing above it peeks
+// at the socket).
+//
+// Thread-safety: one thread receives at a time and one thread sends at a
+// time (the connection's read turn and sender's token decide which);
+// receiving and sending may run concurrently. Shutdown* and peer() may be
+// called from any thread.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <string>
+
+#include "utils/status.h"
+#include "utils/unique_fd.h"
+
+namespace nbdr {
+
+class Transport {
+ public:
+  // Whether a call may wait for the peer.
+  enum class Wait { kBlock, kNoWait };
+
+  virtual ~Transport() = default;
+
+  // "127.0.0.1:40312": who is on the other end (for logs).
+  virtual const std::string& peer() const = 0;
+
+  // Receives at most cap bytes into dst. kBlock waits for at least one
+  // byte, bounded by the receive timeout (then -1 with EAGAIN); kNoWait
+  // returns -1 with EAGAIN when nothing is there. 0 at the end of the
+  // stream; -1 with errno on failure (EINTR included: retry).
+  virtual ssize_t Recv(void* dst, size_t cap, Wait wait) = 0;
+  // Sends what it can of iov[0..n), as one gather write. kBlock waits for
+  // room, bounded by the send timeout; kNoWait returns -1 with EAGAIN when
+  // the peer takes nothing more now. Never raises SIGPIPE.
+  virtual ssize_t Send(const iovec* iov, int n, Wait wait) = 0;
+
+  // Bounds each blocking Recv / Send (0: no bound).
+  virtual void SetRecvTimeout(std::chrono::microseconds t) = 0;
+  virtual void SetSendTimeout(std::chrono::microseconds t) = 0;
+  // Ends receiving: a Recv waiting now or later returns 0.
+  virtual void ShutdownRead() = 0;
+  // Breaks the connection both ways (after a failed send).
+  virtual void ShutdownBoth() = 0;
+
+  // Receives exactly len bytes before deadline (each wait bounded by what
+  // is left of it): ETIMEDOUT once it passed, ECONNRESET at the end of
+  // the stream.
+  Status RecvExact(void* buf, size_t len, std::chrono::steady_clock::time_point deadline);
+  // Sends all of iov[0..n), waiting as needed (iov is consumed).
+  Status SendAll(iovec* iov, int n);
+  Status SendAll(const void* buf, size_t len);
+};
+
+// Plain TCP. Sets TCP_NODELAY and keepalive (probes after keepalive_idle_s
+// of silence) on the socket it owns.
+class TcpTransport final : public Transport {
+ public:
+  TcpTransport(UniqueFd fd, int keepalive_idle_s);
+
+  const std::string& peer() const override { return peer_; }
+  ssize_t Recv(void* dst, size_t cap, Wait wait) override;
+  ssize_t Send(const iovec* iov, int n, Wait wait) override;
+  void SetRecvTimeout(std::chrono::microseconds t) override;
+  void SetSendTimeout(std::chrono::microseconds t) override;
+  void ShutdownRead() override;
+  void ShutdownBoth() override;
+
+ private:
+  // Keepalive probes: one every kKeepaliveIntervalS, the peer is dead
+  // after kKeepaliveProbes unanswered.
+  static constexpr int kKeepaliveIntervalS = 10;
+  static constexpr int kKeepaliveProbes = 6;
+
+  const UniqueFd fd_;
+  const std::string peer_;
+};
+
+}  // namespace nbdr
