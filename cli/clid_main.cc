@@ -22,6 +22,7 @@
 #include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
 #include "cli/runner_client.h"
+#include "rpc/backstore_status.h"
 #include "utils/log.h"
 #include "utils/names.h"
 
@@ -41,11 +42,11 @@ Status AskRunner(RunnerClient* client, const MappingRecord& m, RpcResult<nbdr_in
   return Status();
 }
 
-// The runner's view of a mapping ("dead" after it restarted) in its INFO
-// reply, or "" when the runner could not tell.
-std::string RunnerStatus(const RpcResult<nbdr_info_reply>& info) {
-  if (info->status != 0 || info->backstore.backstore_len != 1) return "";
-  return info->backstore.backstore_val[0].status;
+// The runner's view of a mapping (dead after it restarted) in its INFO
+// reply, or nullopt when the runner could not tell.
+std::optional<BackstoreStatus> RunnerStatus(const RpcResult<nbdr_info_reply>& info) {
+  if (info->status != 0 || info->backstore.backstore_len != 1) return std::nullopt;
+  return ParseStatus(info->backstore.backstore_val[0].status);
 }
 
 // How long nbd-clid waits for one runner's reply: one hung runner must not
@@ -93,10 +94,11 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   // was unmapped or another client has it now (perhaps on a device of the
   // same name), and reattaching would put two writers on one disk.
   const nbdr_backstore& b = info->backstore.backstore_val[0];
-  std::string status = b.status;
+  const auto status = ParseStatus(b.status);
   bool this_host = !*b.client || b.client == host_id;  // none: recorded before clients were
-  if ((status != "dead" && status != "mapped") || m.device != b.device || !this_host)
-    return Status::Error(kNotOurs, export_name + " is " + status +
+  if ((status != NBDR_STATUS_DEAD && status != NBDR_STATUS_MAPPED) || m.device != b.device ||
+      !this_host)
+    return Status::Error(kNotOurs, export_name + " is " + b.status +
                                        (*b.device ? std::string(" on ") + b.device : "") +
                                        (*b.client ? std::string(" of ") + b.client : "") +
                                        " on the runner");
@@ -115,7 +117,7 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   if (!*still) return Status::Error(kNotOurs, m.device + " was unmapped meanwhile");
   if (Status s = DeviceHolds(m, index); !s.ok()) return s;
   if (Status s = NbdReconfigure(index, fds, backend); !s.ok()) return s;
-  if (status == "mapped") return Status();  // the runner's record is already right
+  if (status == NBDR_STATUS_MAPPED) return Status();  // the runner's record is already right
   nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
                       const_cast<char*>(m.device.c_str()), const_cast<char*>(host_id.c_str()),
                       0};
@@ -218,7 +220,7 @@ int main(int argc, char** argv) {
       Status s = link_dead.count(index) ? DeviceHolds(m, index) : Status();
       if (s.ok()) s = AskRunner(&*client, m, &info);
       if (s.code() == ETIMEDOUT || s.code() == ECOMM) silent.insert(m.runner);
-      if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != "dead")) continue;
+      if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
       // The identity the mapping was made under: this host's may have
       // been renamed since.
       const std::string& made_as = m.host_id.empty() ? *host_id : m.host_id;

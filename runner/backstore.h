@@ -5,13 +5,9 @@
 #include <cstdint>
 #include <string>
 
-namespace nbdr {
+#include "rpc/backstore_status.h"
 
-// Lifecycle states, as stored and shown by `nbd-cli list`.
-inline constexpr char kStatusCreated[] = "created";
-inline constexpr char kStatusMapping[] = "mapping";
-inline constexpr char kStatusMapped[] = "mapped";
-inline constexpr char kStatusDead[] = "dead";
+namespace nbdr {
 
 struct BackstoreRecord {
   std::string type;  // handler name: "file", "gluster", "rbd"
@@ -20,7 +16,7 @@ struct BackstoreRecord {
   uint32_t block_size = 512;
   bool readonly = false;
   bool prealloc = false;
-  std::string status = kStatusCreated;
+  BackstoreStatus status = NBDR_STATUS_CREATED;
   std::string device;       // "/dev/nbd0" while mapped
   std::string client;       // the host that mapped it (nbd-cli's host id), while not created
   std::string map_time;     // ISO 8601 UTC, empty when never mapped

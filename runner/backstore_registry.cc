@@ -167,10 +167,10 @@ Status BackstoreRegistry::Load() {
                  r.type.c_str());
       // Whatever was mapped lost its connections when the runner stopped:
       // it stays dead until its client reconnects or maps it again.
-      if (r.status == kStatusMapped || r.status == kStatusMapping) {
+      if (r.status == NBDR_STATUS_MAPPED || r.status == NBDR_STATUS_MAPPING) {
         LOG_WARN(r.ExportName(), "was %s on %s when the runner stopped; now dead until the "
-                 "client reconnects", r.status.c_str(), WhereMapped(r).c_str());
-        r.status = kStatusDead;
+                 "client reconnects", StatusName(r.status), WhereMapped(r).c_str());
+        r.status = NBDR_STATUS_DEAD;
         dead++;
       }
       entries_[r.ExportName()].record = std::move(r);
@@ -372,10 +372,10 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     if (it == entries_.end()) return Status::Error(ENOENT, "backstore " + name + " does not exist");
     Entry& e = it->second;
     if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-    if (e.record.status == kStatusMapping)
+    if (e.record.status == NBDR_STATUS_MAPPING)
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
-    if (e.record.status == kStatusMapped || e.record.status == kStatusDead)
-      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
+    if (e.record.status == NBDR_STATUS_MAPPED || e.record.status == NBDR_STATUS_DEAD)
+      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
                                       WhereMapped(e.record) + "; unmap it first");
     if (auto open = e.open.lock())
       return Status::Error(EBUSY, "backstore " + name + " is in use by " +
@@ -438,14 +438,14 @@ Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
 }
 
 std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
-                                                     const std::string& status) {
+                                                     std::optional<BackstoreStatus> status) {
   ExpireMappings();
   std::vector<BackstoreRecord> out;
   MutexLock l(&mu_);
   for (const auto& [name, e] : entries_) {
     if (e.creating) continue;
     if (!type.empty() && e.record.type != type) continue;
-    if (!status.empty() && status != "all" && e.record.status != status) continue;
+    if (status && e.record.status != *status) continue;
     out.push_back(e.record);
   }
   return out;
@@ -467,10 +467,10 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
     // A client that connected its device and then died before NBDR_MAPPED
     // leaves a live device: while it has NBD connections the map stays
     // (no second client may map it), and expires once they are gone.
-    if (e.record.status == kStatusMapping && now - e.mapping_since >= timeout &&
+    if (e.record.status == NBDR_STATUS_MAPPING && now - e.mapping_since >= timeout &&
         e.open.expired() && e.opening == 0) {
       LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
-      e.record.status = kStatusCreated;
+      e.record.status = NBDR_STATUS_CREATED;
       e.record.device.clear();
       e.record.client.clear();
       e.map_token = 0;
@@ -535,21 +535,21 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
   MapGrant out;
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     const std::string name = e.record.ExportName();
-    if (e.record.status == kStatusMapped)
+    if (e.record.status == NBDR_STATUS_MAPPED)
       return Status::Error(EBUSY, "backstore " + name + " is already mapped on " +
                                       WhereMapped(e.record));
-    if (e.record.status == kStatusMapping)
+    if (e.record.status == NBDR_STATUS_MAPPING)
       return Status::Error(EBUSY,
                            "backstore " + name + " is being mapped by " + MappingClient(e.record));
     // Its client may still hold the device and reconnect (nbd-clid does):
     // a second client would write the same disk, and a failed map here
     // would end in an unmap that drops this guard.
-    if (e.record.status == kStatusDead)
+    if (e.record.status == NBDR_STATUS_DEAD)
       return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(e.record) +
                                       ": its client may still hold it and reconnect; unmap it "
                                       "first (nbd-cli " + e.record.type + " unmap " +
                                       e.record.key + ")");
-    e.record.status = kStatusMapping;
+    e.record.status = NBDR_STATUS_MAPPING;
     e.record.device.clear();
     e.record.client = client;
     e.mapping_since = MonotonicSeconds();
@@ -569,7 +569,7 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         uint64_t token) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     const std::string name = e.record.ExportName();
-    if (e.record.status == kStatusMapping) {
+    if (e.record.status == NBDR_STATUS_MAPPING) {
       // Only the map that began it: one whose mapping expired meanwhile
       // holds an older token.
       if (token == 0 || token != e.map_token)
@@ -577,7 +577,7 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         MappingClient(e.record) +
                                         " (this map's token is not the current one: it took "
                                         "longer than the mapping timeout?)");
-    } else if (e.record.status == kStatusDead) {
+    } else if (e.record.status == NBDR_STATUS_DEAD) {
       // A reconnect: the same client, on the device it had (none recorded
       // when the runner restarted before the map was confirmed). A record
       // from before clients were recorded names none.
@@ -588,10 +588,10 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         ", not on " + device + " of " +
                                         (client.empty() ? "an unnamed client" : client));
     } else {
-      return Status::Error(EINVAL, "backstore " + name + " is " + e.record.status +
+      return Status::Error(EINVAL, "backstore " + name + " is " + StatusName(e.record.status) +
                                        ", not being mapped");
     }
-    e.record.status = kStatusMapped;
+    e.record.status = NBDR_STATUS_MAPPED;
     e.record.device = device;
     e.record.client = client;
     e.record.map_time = NowIso8601();
@@ -609,19 +609,19 @@ Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
                                const UnmapOnly& only) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     const std::string name = e.record.ExportName();
-    if (e.record.status == kStatusCreated)
+    if (e.record.status == NBDR_STATUS_CREATED)
       return Status::Error(EINVAL, "backstore " + name + " is not mapped");
     if (only.token != 0 && e.map_token != only.token)
-      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
+      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
                                       WhereMapped(e.record) + " by another map; left as it is");
     if (only.token == 0 && !only.device.empty() &&
         (e.record.device != only.device ||
          (!e.record.client.empty() && e.record.client != only.client)))
-      return Status::Error(EBUSY, "backstore " + name + " is " + e.record.status + " on " +
+      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
                                       WhereMapped(e.record) + ", not on " + only.device + " of " +
                                       (only.client.empty() ? "an unnamed client" : only.client) +
                                       "; left as it is");
-    e.record.status = kStatusCreated;
+    e.record.status = NBDR_STATUS_CREATED;
     e.record.device.clear();
     e.record.client.clear();
     e.map_token = 0;
@@ -636,9 +636,9 @@ void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
   {
     MutexLock l(&mu_);
     auto it = entries_.find(export_name);
-    if (it == entries_.end() || it->second.record.status != kStatusMapped) return;
+    if (it == entries_.end() || it->second.record.status != NBDR_STATUS_MAPPED) return;
     if (!it->second.open.expired()) return;  // other connections still serve it
-    it->second.record.status = kStatusDead;
+    it->second.record.status = NBDR_STATUS_DEAD;
     LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
              "its client reconnects", WhereMapped(it->second.record).c_str());
   }

@@ -93,9 +93,10 @@ class BackstoreRegistry {
   ObjectCheck CheckObject(const BackstoreRecord& record) const;
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
-  // Backstores of type (empty: all) whose status matches (empty or "all":
-  // any), sorted by export name.
-  std::vector<BackstoreRecord> List(const std::string& type, const std::string& status)
+  // Backstores of type (empty: all) in status (nullopt: any), sorted by
+  // export name.
+  std::vector<BackstoreRecord> List(const std::string& type,
+                                    std::optional<BackstoreStatus> status = std::nullopt)
       EXCLUDES(mu_, save_mu_);
 
   // Kernel mapping, driven by nbd-cli on the client host:

@@ -41,7 +41,7 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->block_size = b.block_size;
   out->readonly = b.readonly;
   out->prealloc = b.prealloc;
-  out->status = XdrString(b.status);
+  out->status = XdrString(StatusName(b.status));
   out->device = XdrString(b.device);
   out->map_time = XdrString(b.map_time);
   out->create_time = XdrString(b.create_time);
@@ -152,13 +152,14 @@ void ControlService::Delete(const nbdr_key_args& a, nbdr_status_reply* r) {
 
 void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
   FillIo(&r->io);
-  std::string type = a.type, status = a.status;
+  std::string type = a.type, filter = a.status;
   Status s;
   if (!type.empty()) s = registry_->CheckHandler(type);
-  if (s.ok() && !status.empty() && status != "all" && status != kStatusCreated &&
-      status != kStatusMapping && status != kStatusMapped && status != kStatusDead)
-    s = Status::Error(EINVAL, "unknown status '" + status +
-                                  "': use created, mapping, mapped, dead or all");
+  // "" and "all": any status.
+  std::optional<BackstoreStatus> status;
+  if (!filter.empty() && filter != "all") status = ParseStatus(filter);
+  if (s.ok() && !filter.empty() && filter != "all" && !status)
+    s = Status::Error(EINVAL, "unknown status '" + filter + "': use " + StatusNames() + " or all");
   if (!s.ok()) {
     SetStatus(s, &r->status, &r->message, "");
     return;

@@ -115,7 +115,7 @@ bool NbdHandshake::HandleList(uint32_t option, const std::string& data) {
   if (!data.empty())
     return SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data").ok();
   size_t listed = 0;
-  for (const auto& r : server_->registry()->List("", "")) {
+  for (const auto& r : server_->registry()->List("")) {
     if (!SendOptionReply(option, kRepServer, EncodeServerReply(r.ExportName())).ok()) return false;
     listed++;
   }

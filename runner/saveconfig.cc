@@ -126,10 +126,11 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
                                  std::to_string(r.block_size));
     opt_bool("readonly", &r.readonly);
     opt_bool("prealloc", &r.prealloc);
-    opt_string("status", &r.status);
-    if (r.status != kStatusCreated && r.status != kStatusMapping && r.status != kStatusMapped &&
-        r.status != kStatusDead)
-      return Corrupt(origin, where + ": unknown status '" + r.status + "'");
+    std::string status_text = StatusName(r.status);
+    opt_string("status", &status_text);
+    auto status = ParseStatus(status_text);
+    if (!status) return Corrupt(origin, where + ": unknown status '" + status_text + "'");
+    r.status = *status;
     opt_string("device", &r.device);
     opt_string("client", &r.client);
     opt_string("map_time", &r.map_time);
@@ -155,7 +156,7 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "block_size", json_object_new_int(static_cast<int>(r.block_size)));
     json_object_object_add(e, "readonly", json_object_new_boolean(r.readonly));
     json_object_object_add(e, "prealloc", json_object_new_boolean(r.prealloc));
-    json_object_object_add(e, "status", json_object_new_string(r.status.c_str()));
+    json_object_object_add(e, "status", json_object_new_string(StatusName(r.status)));
     json_object_object_add(e, "device", json_object_new_string(r.device.c_str()));
     json_object_object_add(e, "client", json_object_new_string(r.client.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));

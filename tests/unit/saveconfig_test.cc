@@ -18,7 +18,7 @@ BackstoreRecord Sample() {
   r.block_size = 4096;
   r.readonly = true;
   r.prealloc = true;
-  r.status = kStatusMapped;
+  r.status = NBDR_STATUS_MAPPED;
   r.device = "/dev/nbd3";
   r.client = "host-a (machine 0123456789ab)";
   r.map_time = "2026-11-22T10:00:00Z";
@@ -38,7 +38,7 @@ TEST(Saveconfig, RoundTripsEveryField) {
   EXPECT_EQ(r.block_size, 4096u);
   EXPECT_TRUE(r.readonly);
   EXPECT_TRUE(r.prealloc);
-  EXPECT_EQ(r.status, "mapped");
+  EXPECT_EQ(r.status, NBDR_STATUS_MAPPED);
   EXPECT_EQ(r.device, "/dev/nbd3");
   EXPECT_EQ(r.client, "host-a (machine 0123456789ab)");
   EXPECT_EQ(r.map_time, "2026-11-22T10:00:00Z");
