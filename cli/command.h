@@ -1,0 +1,56 @@
+// Command: one parsed nbd-cli command line, and the verbs that run one
+// (each returns the exit status, having reported its result or error
+// through cli_output.h). Verbs of backstores (create, import, delete,
+// list, info, version) are in backstore_verbs.cc, the kernel mapping
+// verbs (map, unmap) in mapping_verbs.cc.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "cli/runner_client.h"
+#include "utils/net.h"
+
+namespace nbdr::cli {
+
+// Parsed "create" and friends.
+struct Command {
+  std::string type;
+  std::string verb;
+  std::string key;
+  std::string size_text;
+  bool have_size = false;
+  bool prealloc = false;
+  bool readonly = false;
+  uint32_t block_size = 512;
+  std::string filter;
+  HostPort host{"localhost", kDefaultRpcPort};
+  bool host_given = false;
+  // map
+  int device_index = -1;
+  uint64_t timeout_s = 30;
+  uint64_t dead_timeout_s = 0;
+  int connections = 1;
+  // unmap ... force: disconnect a device even while it is in use; by KEY,
+  // also clear the runner's record even when it looks live
+  bool force = false;
+};
+
+inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
+  return RunnerClient::Connect(c.host);
+}
+
+// Asks the runner for c's backstore (NBDR_INFO) into *r: -1 when it
+// answered with one, else the exit status (the error reported).
+int CallInfo(RunnerClient* client, const Command& c, RpcResult<nbdr_info_reply>* r);
+
+int DoCreate(const Command& c);
+int DoImport(const Command& c);
+int DoDelete(const Command& c);
+int DoList(const Command& c);
+int DoInfo(const Command& c);
+int DoVersion(const Command& c);
+int DoMap(const Command& c);
+int DoUnmap(Command c);
+
+}  // namespace nbdr::cli
