@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 """Turns the fio JSON files of one bench/run-bench run into tables with
 ratios (markdown and JSON), noting the machine: the median of the repeated
 runs of each server and workload, their range, what each cost the whole

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The backstore verbs of nbd-cli: create, import, delete, list, info and
 // version, each one control call (or two) to a runner; see command.h.
 #include <json-c/json.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // How nbd-cli reports; see cli_output.h.
 #include "cli/cli_output.h"
 

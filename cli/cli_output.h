@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // How nbd-cli reports: results on stdout (text, or JSON with --json
 // anywhere on the line), errors on stderr as "nbd-cli: message" (or a JSON
 // object with code, errno and message), and the exit status: 0 success,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd-clid: keeps the mappings nbd-cli made on this host alive. When a
 // device's link dies (NBD_CMD_LINK_DEAD on the nbd multicast group) or its
 // runner reports it dead (the runner restarted; polled every --interval

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Command: one parsed nbd-cli command line, and the verbs that run one
 // (each returns the exit status, having reported its result or error
 // through cli_output.h). Verbs of backstores (create, import, delete,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // This host's identity for mappings; see host_identity.h.
 #include "cli/host_identity.h"
 

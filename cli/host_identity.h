@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The identity nbd-cli and nbd-clid give the runner for this host when they
 // map: the runner records it with the mapping, and only this host may then
 // confirm or revive it, or (nbd-cli unmap) clear a stale record of its own

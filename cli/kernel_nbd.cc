@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd.ko through netlink; see kernel_nbd.h.
 #include "cli/kernel_nbd.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The kernel side of mapping: the nbd module (loaded through libkmod when
 // missing) and its generic netlink family "nbd" (libnl-genl-3):
 // NBD_CMD_CONNECT hands connected sockets to /dev/nbdX, NBD_CMD_DISCONNECT

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd-cli: the operator's tool, and its grammar: parses the command line
 // into a Command and runs its verb (command.h). Creates, deletes, lists,
 // describes, maps and unmaps backstores of an nbd-runner.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Client mapping records; see mapping_state.h.
 #include "cli/mapping_state.h"
 

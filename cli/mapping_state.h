@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // MappingState: the client host's record of the mappings nbd-cli made
 // (device, export, runner, connection options), kept as JSON so that
 // nbd-clid can reconnect them after a runner restart or a lost link. After

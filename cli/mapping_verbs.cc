@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The kernel mapping verbs of nbd-cli: map (a control call, the NBD
 // handshake, netlink NBD_CMD_CONNECT, the mapping recorded on both sides)
 // and unmap (by device or by key, deciding whose mapping it is); see

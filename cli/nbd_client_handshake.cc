@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Client handshake; see nbd_client_handshake.h.
 #include "cli/nbd_client_handshake.h"
 

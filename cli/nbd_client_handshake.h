@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The client half of the NBD fixed newstyle handshake, as nbd-cli does it
 // before handing sockets to the kernel: NBD_OPT_GO only, and never
 // structured replies (the kernel speaks simple replies only).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd-cli's RPC client; see runner_client.h.
 #include "cli/runner_client.h"
 

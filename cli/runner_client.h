@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // RunnerClient: nbd-cli's connection to a runner's control port. Makes the
 // ONC RPC calls of rpc/nbd_rpc.x over one TCP connection (no rpcbind).
 // Move-only; one client is used by one thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Whose mapping an unmap by key may end; see unmap_decision.h.
 #include "cli/unmap_decision.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // DecideUnmapByKey: whose mapping "nbd-cli TYPE unmap KEY" may end, and
 // how, from what the runner records and what this host's kernel holds. A
 // pure function, so every combination is tested (unmap_decision_test.cc);

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Debian packages with CPack, one per install component:
 #
 #   nbd-runner          the daemon, the file handler, config, unit, logrotate

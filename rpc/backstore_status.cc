@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // A backstore's lifecycle state and its text; see backstore_status.h.
 #include "rpc/backstore_status.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // A backstore's lifecycle state (enum nbdr_backstore_status of the control
 // interface, rpc/nbd_rpc.x) and its text, the one form it takes on the
 // wire, in saveconfig.json and in nbd-cli's output. The runner and the CLI

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Procedure table of the control interface; see rpc_table.h.
 #include "rpc/rpc_table.h"
 

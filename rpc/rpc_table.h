@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The control procedures of rpc/nbd_rpc.x as data: for each procedure
 // number, the XDR routines and sizes of its argument and result. Used by
 // the runner's RPC server to decode calls and by nbd-cli to make them.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // BackstoreRecord: what the runner knows and persists about one backstore
 // (one entry of saveconfig.json). A plain value type.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // BackstoreRegistry: every backstore this runner knows, its persistence in
 // saveconfig.json, and the exports currently open for NBD clients.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Payload buffer recycling; see buffer_pool.h.
 #include "runner/buffer_pool.h"
 

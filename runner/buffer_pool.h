@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // BufferPool: recycles request payload buffers so that large reads and
 // writes do not fault in fresh pages on every request (glibc returns big
 // freed blocks to the kernel). Buffers come in power-of-two size classes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Control RPC procedures; see control_service.h.
 #include "runner/control_service.h"
 

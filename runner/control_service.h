@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // ControlService: what the control RPC procedures do. Decoded arguments in,
 // filled reply structures out (strings allocated with malloc, freed by
 // xdr_free). Dispatch() is the one entry point for every call: it sees

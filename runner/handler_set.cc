@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Loading and calling handler plugins; see handler_set.h.
 #include "runner/handler_set.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // HandlerSet: the handler plugins loaded into this runner — the registry
 // of backstore types, and the runner's one global of that kind.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // InflightBudget: bounds one connection's requests in flight, in number
 // and in bytes, from the moment a request is read until its reply is
 // written, so a client that floods requests or never reads replies is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Encoding a request's reply; see inflight_request.h.
 #include "runner/inflight_request.h"
 

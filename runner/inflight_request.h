@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // InflightRequest: one NBD request between its submission to the handler
 // and the end of its reply's send, and BuildReply, which encodes that
 // reply (simple or structured; data, error or block status).

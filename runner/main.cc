@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd-runner: the daemon. Parses options, takes the state directory lock,
 // loads handlers and saveconfig.json, binds the control and data ports,
 // then serves until SIGTERM/SIGINT (SIGHUP reopens the log file). Without

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // One NBD client connection: handshake, then transmission; see
 // nbd_connection.h.
 #include "runner/nbd_connection.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NbdConnection: one client connection on the NBD data port. Owns its
 // Transport, runs the handshake (NbdHandshake) and then, for the export
 // the client chose, the transmission phase (TransmissionEngine).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Option negotiation on one NBD connection; see nbd_handshake.h and
 // doc/proto.md of the NetworkBlockDevice project.
 #include "runner/nbd_handshake.h"

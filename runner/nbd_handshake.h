@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NbdHandshake: the server half of the NBD fixed newstyle handshake
 // (option negotiation) on one connection, through its Transport. Returns
 // a plain value: the export to serve and what was agreed for it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The NBD data port: accepting connections; see nbd_server.h.
 #include "runner/nbd_server.h"
 

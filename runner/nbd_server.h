@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NbdServer: the NBD data port. Accepts TCP connections, runs the fixed
 // newstyle handshake and the transmission phase for each on its own
 // thread, and hands I/O to the export's handler asynchronously.

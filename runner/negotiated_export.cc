@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // What a handshake agreed and what it allows; see negotiated_export.h.
 #include "runner/negotiated_export.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NegotiatedExport: what a handshake agreed with a client — the export it
 // opened, its size, block sizes and capabilities, the reply style and
 // meta context — and what that allows in transmission (ValidateRequest).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Writing a connection's replies; see reply_sender.h.
 #include "runner/reply_sender.h"
 

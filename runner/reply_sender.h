@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // ReplySender: writes one connection's replies in the order they were
 // queued, combining them: the thread that queues a reply while no one is
 // sending becomes the sender (it holds the sender's token) and writes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The control port: ONC RPC over TCP; see rpc_server.h.
 #include "runner/rpc_server.h"
 

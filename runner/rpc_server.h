@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // RpcServer: the control port. Speaks ONC RPC (RFC 5531) with record
 // marking over TCP, without rpcbind, decoding calls with the XDR routines
 // rpcgen made from rpc/nbd_rpc.x. Each connection gets its own thread, so

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // nbd-runner option parsing; see runner_options.h.
 #include "runner/runner_options.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // RunnerOptions: nbd-runner's configuration, from the command line and an
 // optional config file (--config FILE, "key = value", keys are the long
 // option names). The command line wins over the file. Handler options

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // saveconfig.json persistence; see saveconfig.h.
 #include "runner/saveconfig.h"
 

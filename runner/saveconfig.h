@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // saveconfig.json: reading and atomically writing the backstore registry.
 //
 // Format: {"version": 1, "backstores": [ {type, key, size, block_size,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The NBD transmission phase of one connection; see transmission_engine.h
 // and doc/proto.md of the NetworkBlockDevice project.
 #include "runner/transmission_engine.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // TransmissionEngine: the NBD transmission phase of one connection —
 // reading and validating requests, submitting them to the export's
 // handler, bounding what is in flight (InflightBudget) and queueing the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The connection's byte stream: plain TCP; see transport.h.
 #include "runner/transport.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Transport: the byte stream under one NBD connection, and the only code
 // that touches its socket. The handshake and the transmission engine read
 // and write through it; TcpTransport is plain TCP (a TLS transport, which

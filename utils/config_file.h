@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Reading "key = value" configuration files (the runner's --config).
 // Blank lines and lines starting with '#' are ignored; values may be
 // quoted with double quotes; a key may be set once per file. Pure

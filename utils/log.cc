@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Logger implementation; see log.h.
 #include "utils/log.h"
 

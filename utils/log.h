@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Logger: the daemon's and the CLI's log sink.
 //
 // One line per event: "2026-11-22T16:10:20.123Z LEVEL [context] message".

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Mutex and MutexLock: std::mutex with thread-safety annotations, and the
 // scoped guard through which every lock in nbd-runner is taken.
 // Mutex is thread-safe; MutexLock is used by one thread.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Validation of the names that cross trust boundaries: handler types,
 // backstore keys and NBD export names ("<type>/<key>"). Everything a client
 // sends is checked here before it reaches a handler or the file system.

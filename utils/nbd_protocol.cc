@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NBD wire codec; see nbd_protocol.h.
 #include "utils/nbd_protocol.h"
 

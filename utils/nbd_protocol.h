@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NBD protocol constants and the wire codec used by the runner (server)
 // and nbd-cli (client handshake): request
 // headers, simple and structured replies, option replies, errno to NBD

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Socket helpers; see net.h.
 #include "utils/net.h"
 

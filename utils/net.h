@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Socket helpers shared by the runner and the CLI: resolving "host",
 // "host:port", "[v6addr]:port"; listening and connecting over IPv4, IPv6 or
 // host names; socket options. Functions are thread-safe; returned

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Size parsing; see size_parse.h.
 #include "utils/size_parse.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Parsing and printing of sizes as operators type them: 1048576, 512B, 4K,
 // 4KiB, 1M, 1MiB, 1.5G, 1T. Units are binary (K = 1024). Pure functions,
 // thread-safe.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Status and Expected<T>: the one error type of nbd-runner.
 //
 // A Status is either OK (costs one null pointer) or carries an errno value

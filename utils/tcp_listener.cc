@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Accept loop; see tcp_listener.h.
 #include "utils/tcp_listener.h"
 

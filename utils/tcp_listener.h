@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // TcpListener: a listening TCP socket and the thread that accepts on it.
 // Each accepted connection is handed to a callback (which owns the
 // descriptor from then on). Stop() wakes the accept thread through an

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Clang thread-safety annotations (no-ops on other compilers).
 // Build with clang -Wthread-safety to have the compiler check locking.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // UniqueFd: the owner of a file descriptor (closes it on destruction).
 // Move-only, thread-compatible.
 #pragma once

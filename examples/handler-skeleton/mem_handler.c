@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * mem: the smallest useful nbd-runner handler, an example for handler
  * authors. Backstores live in the runner's memory and are gone when it

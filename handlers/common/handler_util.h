@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Small helpers every bundled handler uses: operator-facing error
 // sentences, logging through the runner's services table, and a pool of
 // worker threads for work that may block (the ABI's submit must not).

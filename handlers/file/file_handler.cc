@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The file handler (libfile_handler.so): backstores are regular files under
 // one base directory on the runner host (option file-dir).
 //

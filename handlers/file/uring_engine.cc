@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // UringEngine; see uring_engine.h.
 #include "handlers/file/uring_engine.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // UringEngine: the file handler's io_uring path (file-io = uring). Reads,
 // writes (FUA as RWF_DSYNC) and flushes (fdatasync) go to one ring shared
 // by every export of the handler; one thread reaps completions and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The gluster handler (libgluster_handler.so): backstores are files on
 // GlusterFS volumes, reached through libgfapi (no FUSE mount).
 //

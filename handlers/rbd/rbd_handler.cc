@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // The rbd handler (librbd_handler.so): backstores are Ceph RBD images,
 // reached through librados/librbd (no kernel rbd module).
 //

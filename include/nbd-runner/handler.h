@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * nbd-runner handler ABI: the contract between the nbd-runner daemon and the
  * backstore plugins it loads (lib<name>_handler.so). Plain C, so handlers may

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backend-generic helpers for the backstore tests (sourced after
 # functions.sh, never run). The scripts in backstore/ run unchanged against
 # every backend; ctest registers each once per backend with NBDR_BACKEND set

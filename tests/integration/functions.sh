@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Shared helpers for the integration tests (sourced, never run).
 #
 # Each test: sources this file, states its prerequisites with `requires`,

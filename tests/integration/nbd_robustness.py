@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 """Checks every point of the NBD robustness checklist (shared NBD-BAR.md)
 against a running nbd-runner, with malformed traffic from nbd_wire.Client.
 

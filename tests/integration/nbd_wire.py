@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 """A raw NBD client for tests: speaks the fixed newstyle handshake and the
 transmission phase byte by byte, so tests can send exactly the malformed,
 oversized or out-of-order traffic that real clients refuse to produce.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 """A minimal ONC RPC (RFC 5531) caller over TCP for tests: sends one call to
 the runner's control port with hand-encoded XDR arguments and returns the
 raw result bytes. Lets a test do what nbd-cli never does on purpose, such

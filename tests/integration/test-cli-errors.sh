@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test nbd-cli's contract: results on stdout, errors on stderr with a
 # sentence, non-zero exit status (1 failed, 2 usage, 3 unreachable), the
 # size parser, --json on both paths, and handler-not-loaded errors.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # The README's demo command (scripts/demo) runs end to end on this build:
 # runner with the file handler, a 1 GiB backstore made with nbd-cli,
 # qemu-io and nbdcopy round trips with checksums, nbdinfo --map, a mapping

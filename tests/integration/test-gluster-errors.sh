@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that gluster failures reach nbd-cli as sentences and never take the
 # runner down: a volume that does not exist, glusterd unreachable, a file
 # that already exists on the volume, keys without a path, impossible

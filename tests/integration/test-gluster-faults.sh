@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test gluster fault handling against the shared real glusterd: the brick
 # of one volume is killed during a fio verify run; its clients get EIO at
 # once, the runner stays up and keeps serving a second volume, and after

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that the runner's gfapi mount sends requests down in the submitting
 # thread: the test volumes load client-side io-threads (gluster's default
 # client-io-threads = on), yet while fio writes through the runner its

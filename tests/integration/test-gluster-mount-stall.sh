@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a volume whose first mount stalls (its brick frozen with
 # SIGSTOP: glfs_init waits for it up to gluster-timeout) holds up only the
 # callers for that volume: a create on an already mounted volume is

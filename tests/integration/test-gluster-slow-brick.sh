@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test a brick that stays alive and answers gfapi's pings but leaves reads
 # and writes unanswered, as when its disk hangs. Here GlusterFS's own
 # delay-gen translator holds every read and write 60 s inside the brick.

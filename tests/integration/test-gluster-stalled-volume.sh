@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a volume whose brick stalls (SIGSTOP) holds up none of the
 # others: while block-status requests wait on the frozen brick, a FUA
 # write (whose fdatasync, like block status, runs on a worker thread) and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test a gluster key that is a symbolic link on the volume, as the file
 # handler treats one: it is served through its target, its identity in
 # saveconfig.json is the target's (so a target replaced behind the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # The man pages built from docs/man/*.scd render without warnings, carry
 # the program version, and say the same as the programs' --help: the same
 # options for nbd-runner and nbd-clid, the same subcommands and keywords for

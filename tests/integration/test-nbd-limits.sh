@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the connection cap (--max-connections) and TCP keepalive on NBD
 # connections.
 source "$(dirname "$0")/functions.sh"

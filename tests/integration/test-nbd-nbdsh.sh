@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the server through libnbd (nbdsh) with strict mode off, so libnbd
 # sends requests it would normally refuse: out of range, misaligned,
 # unknown flags, writes to a read-only export. Also checks that FLUSH on

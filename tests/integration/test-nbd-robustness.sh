@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test every point of the NBD robustness checklist with malformed traffic
 # from a raw-socket client (nbd_wire.py): option and name limits, range and
 # alignment checks, unknown commands, bad magic, timeouts, bounded memory.

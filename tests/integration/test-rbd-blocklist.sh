@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test what a runner does when the Ceph cluster blocklists its client (as
 # it does to the old owner when another client breaks an image's exclusive
 # lock): I/O on the image open at that moment fails with EIO, the runner

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test rbd fault handling against the shared real Ceph cluster: the OSD
 # stops during a fio verify run; the client gets EIO within the configured
 # ceph-op-timeout, the runner stays up, and after the OSD restarts new I/O

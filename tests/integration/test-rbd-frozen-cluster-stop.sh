@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a runner stops cleanly while the whole Ceph cluster is frozen
 # (monitor and OSD stopped with SIGSTOP), against the shared real Ceph
 # cluster: SIGTERM with a client connected and the cluster not answering

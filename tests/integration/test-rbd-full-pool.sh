@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test rbd backstores served with ceph-full-try on a pool that fills up
 # (the OSD's full ratio is set below what it holds, so Ceph marks the OSD
 # and the pool full). A write that needs space fails at once with ENOSPC,

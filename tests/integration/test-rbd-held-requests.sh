@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test what the runner does while the Ceph cluster holds a request or an
 # open up (the OSD frozen with SIGSTOP for a few seconds, well inside
 # ceph-op-timeout), against the shared real Ceph cluster:

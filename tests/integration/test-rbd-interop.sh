@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the rbd handler against the shared real Ceph cluster with Ceph's own
 # tools: the rbd CLI sees images nbd-cli made (size, default features,
 # bytes), nbd-cli serves images `rbd` made (import), namespaces work, and

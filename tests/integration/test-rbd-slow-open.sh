@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that the time a backend takes to open an export does not count
 # against the client's handshake deadline: with --handshake-timeout 2 and
 # the OSD frozen (SIGSTOP) for 5 s while a client asks for the export's

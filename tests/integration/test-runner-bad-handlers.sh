@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that broken handler plugins never take the runner down: a wrong ABI
 # version, no handler_init, handler_init returning NULL, a duplicate type,
 # a crash inside handler_init and a truncated descriptor each get one clear

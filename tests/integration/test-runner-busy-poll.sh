@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # --busy-poll-us: a reader polls before sleeping only while its client keeps
 # it busy. Checked with real clients: data written and read back through a
 # connection that is polled for (default 30 µs) and through one that never

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test nbd-runner's options: a config file (key = value) with handler
 # options, the command line overriding it, unknown options refused with
 # their origin, --help and --version, and an IPv6 listen address.

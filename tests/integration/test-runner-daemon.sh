@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test nbd-runner started without --foreground, as an operator starts it by
 # hand: it returns 0 only once it serves (nbd-cli works at once), the
 # handlers' I/O threads work in the detached process (flush, trim and reads

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that backstores which were mapped when the runner stopped come back
 # as dead (their connections are gone), are listed as such, persist that
 # way, and refuse a plain delete while a client may still hold them.

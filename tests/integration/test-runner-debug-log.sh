@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # --log-level debug shows each NBD connection's negotiation, one line per
 # step with the connection number, client address and export: client
 # flags, structured replies, LIST, meta contexts asked and given, what INFO

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a mapped backstore whose last NBD connection drops without
 # NBD_CMD_DISC becomes dead (persisted), that a clean disconnect or a drop
 # while another connection still serves it leaves it mapped, and that a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the handler author kit: after `cmake --install`, the example handler
 # (examples/handler-skeleton, an in-memory backstore) builds out of tree
 # against the installed SDK only (pkg-config nbd-runner-handler), installs

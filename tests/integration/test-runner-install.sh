@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the installed layout: cmake --install puts the programs, the handler
 # and the public header under a prefix, and the installed runner finds its
 # handlers there without --handler-dir.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a mapping belongs to the client host that made it: a map's
 # confirmation needs the token its NBDR_MAP got (a map that outlived the
 # mapping timeout cannot confirm, or undo, a later client's), a dead

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a map whose client never confirms it (it crashed between
 # NBDR_MAP and NBDR_MAPPED) falls back to created after --mapping-timeout,
 # but not while NBD connections serve it (a client that connected its

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Reply coalescing: while a client keeps small reads and writes coming, a
 # reader lets their replies wait for the next request's and sends them
 # together (runner/nbd_connection.cc, ReaderLoop). A reply must never wait

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that clients holding control connections cannot lock operators out:
 # with all 64 slots taken by connections that send nothing, nbd-cli is still
 # answered (the longest idle one is closed to make room), and a client that

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a change the runner cannot write to saveconfig.json is refused
 # with the cause and leaves nothing half done: a create is rolled back (its
 # new file removed, never listed or served), a map leaves the record as it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a corrupt or unreadable saveconfig.json stops the runner from
 # starting, names the file and the cause, and is left untouched.
 source "$(dirname "$0")/functions.sh"

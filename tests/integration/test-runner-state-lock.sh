@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that a second runner on the same state directory refuses to start
 # with a clear message, and leaves the first one serving.
 source "$(dirname "$0")/functions.sh"

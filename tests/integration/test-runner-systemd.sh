@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test the systemd side: both unit files pass `systemd-analyze verify`
 # (with this build's binaries and generated man pages), the runner speaks the
 # Type=notify protocol (READY=1 once listening, RELOADING=1/READY=1 on

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # The Debian packages: a tree configured for /usr builds the five packages
 # with CPack (nbd-runner, nbd-cli, nbd-runner-gluster, nbd-runner-rbd,
 # nbd-runner-dev); together they hold exactly what `cmake --install` lays

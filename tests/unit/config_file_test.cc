@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of the key = value config parser (utils/config_file.h).
 #include "utils/config_file.h"
 

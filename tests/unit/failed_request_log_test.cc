@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of handler_util::FailedRequestLog, the bundled handlers' guard
 // against a log line per failed request while a backend is down.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // A test fixture with a real registry serving one real file backstore
 // (file/a.img, 1 MiB, through libfile_handler.so from the build tree) and
 // an NbdServer that is not listening: tests run the handshake and the

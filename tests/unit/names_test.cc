@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of key, type and export name validation (utils/names.h).
 #include "utils/names.h"
 

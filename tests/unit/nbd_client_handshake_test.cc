@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of nbd-cli's client handshake (cli/nbd_client_handshake.h)
 // against a scripted server on a socketpair: what it takes from a good
 // NBD_OPT_GO exchange, and the malformed replies it refuses.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // ScriptedNbdClient: plays an NBD client byte by byte on a socket, for the
 // unit tests of the runner's handshake and transmission engine. Every
 // call fails the current test (gtest ADD_FAILURE) on a short read or write.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of the runner's handshake (runner/nbd_handshake.h) over a
 // socketpair, against a real file backstore: what each option answers,
 // what the handshake returns, and when it hangs up.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of the NBD handshake and structured-reply codec
 // (utils/nbd_protocol.h): one test per message type, checking the byte
 // layout doc/proto.md gives and that each decoder refuses malformed data.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of the NBD wire codec (utils/nbd_protocol.h).
 #include "utils/nbd_protocol.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of what a negotiated export allows (runner/negotiated_export.h):
 // the transmission flags it advertises and ValidateRequest's verdict on
 // each kind of request, table-driven.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of how StoreSaveconfig (runner/saveconfig.h) meets failing
 // storage. This file replaces fsync(2) for the whole unit_tests binary:
 // while g_fail_fsync names a kind of file (a regular file or a directory),

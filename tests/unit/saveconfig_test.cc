@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of saveconfig.json reading and writing (runner/saveconfig.h).
 #include "runner/saveconfig.h"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of the transmission engine (runner/transmission_engine.h)
 // over a socketpair, against a real file backstore: data written is read
 // back, bad requests are refused and the connection stays, a burst of

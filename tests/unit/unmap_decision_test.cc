@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Unit tests of whose mapping "nbd-cli TYPE unmap KEY" may end
 // (cli/unmap_decision.h): a table of the cases an operator meets, then
 // every one of the 256 combinations of facts against the rules that must

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend), kernel mapping in a qemu guest: nbd-cli
 # map -> mkfs.ext4 -> mount -> write files -> sync -> umount -> unmap -> map
 # again -> fsck clean and every checksum intact; the runner's registry

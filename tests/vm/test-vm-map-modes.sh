@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test mapping modes and refusals in a qemu guest: a read-only map refuses
 # writes and keeps the data, nbd-client 3.24 reads the same data, four
 # connections carry a parallel load that verifies, a missing key and an

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test automatic reconnect: with nbd-clid running in the guest, the runner
 # is killed with SIGKILL in the middle of direct writes and started again
 # on the same ports; the writes resume, none fails, and the data read back

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test, in a qemu guest, what nbd-cli and nbd-clid do when the runner goes
 # away and another client takes a backstore over meanwhile:
 # - unmap /dev/nbdX with the runner down still releases the device (exit 3,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # The qemu guest harness (sourced after tests/integration/functions.sh).
 #
 # run_guest SCRIPT: boots Debian's kernel (tests/vm/fetch-kernel) under

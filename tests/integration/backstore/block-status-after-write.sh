@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): base:allocation answers for data that was
 # just written, with no flush in between and reads completing on another
 # connection meanwhile, never say "hole, reads as zero". A client that

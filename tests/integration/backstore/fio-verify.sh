@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): concurrent verified I/O with fio's nbd
 # engine: 4 jobs, each on its own connection to the same export
 # (multi-conn), queue depth 16.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): saveconfig.json records which backing
 # object a backstore is (file: device, inode, birth time; gluster: volume id and
 # gfid; rbd: pool id and image id). When another runner deletes the object

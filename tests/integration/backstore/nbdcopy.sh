@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): a full-size round trip with nbdcopy
 # (multi-conn, sparse-aware): a local image copied in and out keeps its
 # checksum, and the backend stores exactly those bytes.

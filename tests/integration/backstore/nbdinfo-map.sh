@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): NBD_OPT_LIST, NBD_OPT_INFO and
 # base:allocation through nbdinfo: trimmed ranges show up as holes.
 source "$(dirname "$0")/../functions.sh"

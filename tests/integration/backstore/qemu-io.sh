@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): qemu-io and qemu-img against one export:
 # patterns written and read back asynchronously, write zeroes, discard,
 # flush, FUA, and the backend's stored bytes equal a reference image.

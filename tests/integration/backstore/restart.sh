@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): a restarted runner keeps its registry and
 # data, SIGTERM lets in-flight I/O finish and exits 0, and SIGHUP reopens
 # the log.

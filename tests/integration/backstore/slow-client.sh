@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Backstore test (every backend): a client that stops reading its replies
 # holds up nobody else. Client A asks for 48 MiB of reads and reads none
 # of the replies, so they back up in its socket; meanwhile client B, on
