@@ -43,12 +43,9 @@ std::string NbdUri(const std::string& runner_host, const nbdr_io_address& io,
 // The handler's identity of the backing object (saveconfig.json extras):
 // a JSON object, {} when the handler keeps none.
 json_object* ExtrasJson(const nbdr_backstore& b) {
-  json_object* e = b.extras ? json_tokener_parse(b.extras) : nullptr;
-  if (!e || !json_object_is_type(e, json_type_object)) {
-    json_object_put(e);
-    e = json_object_new_object();
-  }
-  return e;
+  Json e(b.extras ? json_tokener_parse(b.extras) : nullptr);
+  if (!e || !json_object_is_type(e.get(), json_type_object)) e.reset(json_object_new_object());
+  return e.release();
 }
 
 json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {

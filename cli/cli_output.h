@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "utils/json_ptr.h"
 #include "utils/status.h"
 
 namespace nbdr::cli {
@@ -23,10 +24,7 @@ void SetJsonOutput(bool on);
 bool JsonOutput();
 
 // Owns a json_object reference.
-struct JsonDeleter {
-  void operator()(json_object* o) const { json_object_put(o); }
-};
-using Json = std::unique_ptr<json_object, JsonDeleter>;
+using Json = JsonPtr;
 
 void PrintJson(json_object* o, FILE* out);
 // "ENOENT" and the like for JSON errors; "EOTHER" for the rest.

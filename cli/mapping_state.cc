@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "utils/atomic_file.h"
+#include "utils/json_ptr.h"
 #include "utils/unique_fd.h"
 
 namespace nbdr {
@@ -42,9 +44,9 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  json_object* root = json_tokener_parse(ss.str().c_str());
+  JsonPtr owner(json_tokener_parse(ss.str().c_str()));
+  json_object* root = owner.get();
   if (!root || !json_object_is_type(root, json_type_array)) {
-    json_object_put(root);
     return Status::Error(EINVAL, path + ": not a JSON array of mappings (left untouched)");
   }
   for (size_t i = 0; i < json_object_array_length(root); i++) {
@@ -74,12 +76,12 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     m.host_id = str("host_id");
     out.push_back(m);
   }
-  json_object_put(root);
   return out;
 }
 
 Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& records) {
-  json_object* root = json_object_new_array();
+  JsonPtr owner(json_object_new_array());
+  json_object* root = owner.get();
   for (const auto& m : records) {
     json_object* e = json_object_new_object();
     json_object_object_add(e, "device", json_object_new_string(m.device.c_str()));
@@ -97,19 +99,10 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
   }
   std::string text = json_object_to_json_string_ext(
       root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-  json_object_put(root);
   text += '\n';
-  std::string tmp = path + ".tmp";
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return PosixError("write " + tmp);
-  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-      fsync(fd.get()) < 0) {
-    Status s = PosixError("write " + tmp);
-    unlink(tmp.c_str());
-    return s;
-  }
-  if (rename(tmp.c_str(), path.c_str()) < 0) return PosixError("rename " + tmp);
-  return Status();
+  // A directory that cannot be synced leaves the new records in place; a
+  // power loss may bring the old ones back, which nbd-clid tolerates.
+  return WriteFileAtomically(path, text, 0644);
 }
 
 // Runs fn on the records with the state file locked, then stores them.

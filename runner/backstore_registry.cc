@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// Backstore registry; see backstore_registry.h.
+// Backstore registry: the record table, create, import and delete, the
+// save with rollback, and the mapping calls (their state machine is in
+// mapping_machine.cc, identities in backstore_identity.cc, shared open
+// exports in open_exports.cc); see backstore_registry.h.
 #include "runner/backstore_registry.h"
 
 #include <time.h>
 
-#include <json-c/json.h>
-
 #include <cerrno>
 
+#include "runner/backstore_identity.h"
 #include "runner/saveconfig.h"
 #include "utils/log.h"
 #include "utils/names.h"
@@ -15,61 +17,7 @@
 
 namespace nbdr {
 
-OpenExport::~OpenExport() {
-  if (handler_ && handle_) {
-    handler_->desc().close(handle_);
-    LOG_INFO(record_.ExportName(), "export closed");
-  }
-}
-
 namespace {
-
-// A handler's identity text as saveconfig.json stores it (a JSON object,
-// compact), or an error when it is not a JSON object.
-Expected<std::string> CanonicalIdentity(const std::string& text) {
-  json_object* o = json_tokener_parse(text.c_str());
-  if (!o || !json_object_is_type(o, json_type_object)) {
-    json_object_put(o);
-    return Status::Error(EPROTO, "the handler described the object as '" + text +
-                                     "', not a JSON object");
-  }
-  std::string out = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-  json_object_put(o);
-  return out;
-}
-
-bool SameIdentity(const std::string& a, const std::string& b) {
-  json_object* x = json_tokener_parse(a.c_str());
-  json_object* y = json_tokener_parse(b.c_str());
-  bool same = x && y && json_object_equal(x, y);
-  json_object_put(x);
-  json_object_put(y);
-  return same;
-}
-
-bool HasIdentity(const BackstoreRecord& r) {
-  return !r.extras_json.empty() && r.extras_json != "{}";
-}
-
-// Refusal of a second backstore on one object: two backstores could be
-// mapped or written by two clients at once, and deleting one would pull
-// the object from under the other's clients.
-Status SameObjectError(const std::string& name, const std::string& other) {
-  return Status::Error(EEXIST, name + " is the same object as the registered " + other +
-                                   " (another path to it); use " + other);
-}
-
-// Where a mapping is, for messages: "/dev/nbd0 of host-a", "a client".
-std::string WhereMapped(const BackstoreRecord& r) {
-  std::string where = r.device.empty() ? "a client" : r.device;
-  if (!r.client.empty()) where += (r.device.empty() ? " (" + r.client + ")" : " of " + r.client);
-  return where;
-}
-
-// Who is mapping it, for messages.
-std::string MappingClient(const BackstoreRecord& r) {
-  return r.client.empty() ? "another client" : r.client;
-}
 
 uint64_t ClockNanoseconds() {
   timespec ts;
@@ -78,78 +26,6 @@ uint64_t ClockNanoseconds() {
 }
 
 }  // namespace
-
-// The identity of key's backing object now, canonical; "" when the handler
-// keeps none or cannot tell (logged).
-std::string BackstoreRegistry::CurrentIdentity(const LoadedHandler* h, const std::string& key) {
-  std::string name = MakeExportName(h->name(), key);
-  auto id = h->Identify(key);
-  if (!id) {
-    LOG_WARN(name, "cannot tell which object this is: %s", id.status().message().c_str());
-    return "";
-  }
-  if (id->empty()) return "";
-  auto canonical = CanonicalIdentity(*id);
-  if (!canonical) {
-    LOG_WARN(name, "%s", canonical.status().message().c_str());
-    return "";
-  }
-  return *canonical;
-}
-
-BackstoreRegistry::ObjectCheck BackstoreRegistry::CheckObject(
-    const BackstoreRecord& record) const {
-  const LoadedHandler* h = handlers_->Find(record.type);
-  if (!h || !HasIdentity(record) || !h->CanIdentify()) return {};
-  auto id = h->Identify(record.key);
-  if (!id && id.status().code() == ENOENT)
-    return {ObjectCheck::kMissing, "its backing object cannot be found: " + id.status().message(),
-            ENOENT};
-  if (!id)
-    return {ObjectCheck::kUnknown, "its backing object cannot be checked: " +
-                                       id.status().message(), id.status().code()};
-  auto now = id->empty() ? Expected<std::string>("") : CanonicalIdentity(*id);
-  if (!now || now->empty()) return {};
-  if (SameIdentity(*now, record.extras_json)) return {};
-  return {ObjectCheck::kReplaced, "its backing object was replaced since it was registered "
-                                  "(registered " + record.extras_json + ", now " + *now + ")",
-          ESTALE};
-}
-
-std::map<std::string, BackstoreRecord> BackstoreRegistry::HoldersLocked(
-    const std::string& type, const std::string& identity, const std::string& except) const {
-  std::map<std::string, BackstoreRecord> holders;
-  for (const auto& [name, e] : entries_)
-    if (name != except && !e.creating && e.record.type == type && HasIdentity(e.record) &&
-        SameIdentity(identity, e.record.extras_json))
-      holders.emplace(name, e.record);
-  return holders;
-}
-
-std::string BackstoreRegistry::RegisteredAs(const std::string& type, const std::string& identity,
-                                            const std::string& except,
-                                            const std::set<std::string>& stale) const {
-  for (const auto& [name, record] : HoldersLocked(type, identity, except))
-    if (!stale.count(name)) return name;
-  return "";
-}
-
-std::set<std::string> BackstoreRegistry::StaleHolders(const std::string& type,
-                                                      const std::string& identity,
-                                                      const std::string& except) const {
-  std::map<std::string, BackstoreRecord> holders;
-  {
-    MutexLock l(&mu_);
-    holders = HoldersLocked(type, identity, except);
-  }
-  std::set<std::string> stale;
-  for (const auto& [name, record] : holders) {
-    ObjectCheck c = CheckObject(record);
-    if (c.state == ObjectCheck::kMissing || c.state == ObjectCheck::kReplaced)
-      stale.insert(name);
-  }
-  return stale;
-}
 
 BackstoreRegistry::BackstoreRegistry(const HandlerSet* handlers, std::string saveconfig_path)
     : handlers_(handlers), path_(std::move(saveconfig_path)), last_map_token_(ClockNanoseconds()) {}
@@ -168,10 +44,10 @@ Status BackstoreRegistry::Load() {
                  r.type.c_str());
       // Whatever was mapped lost its connections when the runner stopped:
       // it stays dead until its client reconnects or maps it again.
-      if (r.status == NBDR_STATUS_MAPPED || r.status == NBDR_STATUS_MAPPING) {
+      const BackstoreStatus was = r.status;
+      if (mapping::Restart(&r)) {
         LOG_WARN(r.ExportName(), "was %s on %s when the runner stopped; now dead until the "
-                 "client reconnects", StatusName(r.status), WhereMapped(r).c_str());
-        r.status = NBDR_STATUS_DEAD;
+                 "client reconnects", StatusName(was), mapping::WhereMapped(r).c_str());
         dead++;
       }
       entries_[r.ExportName()].record = std::move(r);
@@ -377,7 +253,7 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
     if (e.record.status == NBDR_STATUS_MAPPED || e.record.status == NBDR_STATUS_DEAD)
       return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
-                                      WhereMapped(e.record) + "; unmap it first");
+                                      mapping::WhereMapped(e.record) + "; unmap it first");
     if (auto open = e.open.lock())
       return Status::Error(EBUSY, "backstore " + name + " is in use by " +
                                       std::to_string(open.use_count() - 1) + " NBD connection(s)");
@@ -468,13 +344,8 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
     // A client that connected its device and then died before NBDR_MAPPED
     // leaves a live device: while it has NBD connections the map stays
     // (no second client may map it), and expires once they are gone.
-    if (e.record.status == NBDR_STATUS_MAPPING && now - e.mapping_since >= timeout &&
-        e.open.expired() && e.opening == 0) {
+    if (e.open.expired() && e.opening == 0 && mapping::Expire(&e.record, &e.map, now, timeout)) {
       LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
-      e.record.status = NBDR_STATUS_CREATED;
-      e.record.device.clear();
-      e.record.client.clear();
-      e.map_token = 0;
       changed = true;
     }
   }
@@ -503,7 +374,7 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
   std::string name = MakeExportName(type, key);
   MutexLock save(&save_mu_);
   BackstoreRecord before;
-  uint64_t token_before = 0;
+  MapTicket map_before;
   {
     MutexLock l(&mu_);
     ExpireMappingsLocked();
@@ -513,7 +384,7 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
     if (it->second.busy)
       return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
     before = it->second.record;
-    token_before = it->second.map_token;
+    map_before = it->second.map;
     if (Status s = change(it->second); !s.ok()) return s;
   }
   Status s = SaveLocked();
@@ -522,7 +393,7 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
     auto it = entries_.find(name);
     if (it != entries_.end()) {
       it->second.record = before;
-      it->second.map_token = token_before;
+      it->second.map = map_before;
     }
     return s.WithContext(name);
   }
@@ -535,28 +406,12 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
   if (Status s = CheckHandler(type); !s.ok()) return s;
   MapGrant out;
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    const std::string name = e.record.ExportName();
-    if (e.record.status == NBDR_STATUS_MAPPED)
-      return Status::Error(EBUSY, "backstore " + name + " is already mapped on " +
-                                      WhereMapped(e.record));
-    if (e.record.status == NBDR_STATUS_MAPPING)
-      return Status::Error(EBUSY,
-                           "backstore " + name + " is being mapped by " + MappingClient(e.record));
-    // Its client may still hold the device and reconnect (nbd-clid does):
-    // a second client would write the same disk, and a failed map here
-    // would end in an unmap that drops this guard.
-    if (e.record.status == NBDR_STATUS_DEAD)
-      return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(e.record) +
-                                      ": its client may still hold it and reconnect; unmap it "
-                                      "first (nbd-cli " + e.record.type + " unmap " +
-                                      e.record.key + ")");
-    e.record.status = NBDR_STATUS_MAPPING;
-    e.record.device.clear();
-    e.record.client = client;
-    e.mapping_since = MonotonicSeconds();
-    e.map_token = ++last_map_token_;
+    if (Status s = mapping::Begin(&e.record, &e.map, client, MonotonicSeconds(), last_map_token_ + 1);
+        !s.ok())
+      return s;
+    last_map_token_++;
     out.record = e.record;
-    out.token = e.map_token;
+    out.token = e.map.token;
     return Status();
   });
   if (!s.ok()) return s;
@@ -569,36 +424,7 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         const std::string& device, const std::string& client,
                                         uint64_t token) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    const std::string name = e.record.ExportName();
-    if (e.record.status == NBDR_STATUS_MAPPING) {
-      // Only the map that began it: one whose mapping expired meanwhile
-      // holds an older token.
-      if (token == 0 || token != e.map_token)
-        return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
-                                        MappingClient(e.record) +
-                                        " (this map's token is not the current one: it took "
-                                        "longer than the mapping timeout?)");
-    } else if (e.record.status == NBDR_STATUS_DEAD) {
-      // A reconnect: the same client, on the device it had (none recorded
-      // when the runner restarted before the map was confirmed). A record
-      // from before clients were recorded names none.
-      bool same_client = e.record.client.empty() || e.record.client == client;
-      bool same_device = e.record.device.empty() || e.record.device == device;
-      if (!same_client || !same_device)
-        return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(e.record) +
-                                        ", not on " + device + " of " +
-                                        (client.empty() ? "an unnamed client" : client));
-    } else {
-      return Status::Error(EINVAL, "backstore " + name + " is " + StatusName(e.record.status) +
-                                       ", not being mapped");
-    }
-    e.record.status = NBDR_STATUS_MAPPED;
-    e.record.device = device;
-    e.record.client = client;
-    e.record.map_time = NowIso8601();
-    // The token stays until the unmap: a map whose confirmation took
-    // effect but whose reply was lost still undoes itself by its token.
-    return Status();
+    return mapping::Confirm(&e.record, e.map, device, client, token, NowIso8601());
   });
   if (s.ok())
     LOG_INFO(MakeExportName(type, key), "mapped on %s of %s", device.c_str(),
@@ -609,24 +435,7 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
 Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
                                const UnmapOnly& only) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    const std::string name = e.record.ExportName();
-    if (e.record.status == NBDR_STATUS_CREATED)
-      return Status::Error(EINVAL, "backstore " + name + " is not mapped");
-    if (only.token != 0 && e.map_token != only.token)
-      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
-                                      WhereMapped(e.record) + " by another map; left as it is");
-    if (only.token == 0 && !only.device.empty() &&
-        (e.record.device != only.device ||
-         (!e.record.client.empty() && e.record.client != only.client)))
-      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
-                                      WhereMapped(e.record) + ", not on " + only.device + " of " +
-                                      (only.client.empty() ? "an unnamed client" : only.client) +
-                                      "; left as it is");
-    e.record.status = NBDR_STATUS_CREATED;
-    e.record.device.clear();
-    e.record.client.clear();
-    e.map_token = 0;
-    return Status();
+    return mapping::Unmap(&e.record, &e.map, only);
   });
   if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
   return s;
@@ -637,83 +446,13 @@ void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
   {
     MutexLock l(&mu_);
     auto it = entries_.find(export_name);
-    if (it == entries_.end() || it->second.record.status != NBDR_STATUS_MAPPED) return;
-    if (!it->second.open.expired()) return;  // other connections still serve it
-    it->second.record.status = NBDR_STATUS_DEAD;
+    if (it == entries_.end() || !it->second.open.expired()) return;  // others still serve it
+    if (!mapping::ConnectionLost(&it->second.record)) return;
     LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
-             "its client reconnects", WhereMapped(it->second.record).c_str());
+             "its client reconnects", mapping::WhereMapped(it->second.record).c_str());
   }
   if (Status s = SaveLocked(); !s.ok())
     LOG_ERROR(export_name, "dead state not persisted: %s", s.message().c_str());
-}
-
-Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
-    const std::string& export_name) {
-  auto parsed = ParseExportName(export_name);
-  if (!parsed) return parsed.status();
-  BackstoreRecord record;
-  {
-    MutexLock l(&mu_);
-    for (;;) {
-      auto it = entries_.find(export_name);
-      if (it == entries_.end() || it->second.busy)
-        return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
-      if (auto open = it->second.open.lock()) return open;
-      if (it->second.opening == 0) {
-        record = it->second.record;
-        // Until the open is recorded below, Delete and re-import refuse:
-        // the entry, and the object it names, stay as they are.
-        it->second.opening++;
-        break;
-      }
-      // Another client is opening this export: share what it opens (or,
-      // if that fails, try again). Opens of other exports go on meanwhile.
-      l.Wait(&open_done_, [&] {
-        auto again = entries_.find(export_name);
-        return again == entries_.end() || again->second.opening == 0;
-      });
-    }
-  }
-  auto opened = OpenBackend(export_name, record);
-  MutexLock l(&mu_);
-  auto it = entries_.find(export_name);  // still there: nothing erases it while opening
-  if (it != entries_.end()) {
-    it->second.opening--;
-    if (opened) it->second.open = *opened;
-  }
-  open_done_.notify_all();
-  return opened;
-}
-
-Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
-    const std::string& export_name, const BackstoreRecord& record) const {
-  const LoadedHandler* h = handlers_->Find(record.type);
-  if (!h) return CheckHandler(record.type);
-  ObjectCheck c = CheckObject(record);
-  if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
-  if (c.state == ObjectCheck::kReplaced) {
-    LOG_ERROR(export_name, "not served: %s", c.problem.c_str());
-    return Status::Error(ESTALE, "refusing to serve " + export_name +
-                                     ": its backing object was replaced since it was "
-                                     "registered; 'nbd-cli " + record.type + " import " +
-                                     record.key + "' serves the new one");
-  }
-  std::shared_ptr<OpenExport> exp(new OpenExport());
-  exp->record_ = record;
-  exp->handler_ = h;
-  void* handle = nullptr;
-  if (Status s = h->Open(record.key, record.readonly, &exp->info_, &handle); !s.ok()) return s;
-  exp->handle_ = handle;
-  LOG_INFO(export_name, "export opened (%s)", FormatSize(exp->info_.size).c_str());
-  return exp;
-}
-
-size_t BackstoreRegistry::OpenCount() const {
-  MutexLock l(&mu_);
-  size_t n = 0;
-  for (const auto& [name, e] : entries_)
-    if (!e.open.expired()) n++;
-  return n;
 }
 
 }  // namespace nbdr

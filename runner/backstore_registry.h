@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "runner/backstore.h"
+#include "runner/mapping_machine.h"
 #include "runner/handler_set.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
@@ -100,17 +101,13 @@ class BackstoreRegistry {
                                     std::optional<BackstoreStatus> status = std::nullopt)
       EXCLUDES(mu_, save_mu_);
 
-  // Kernel mapping, driven by nbd-cli on the client host:
-  // created -> mapping (BeginMap) -> mapped (ConfirmMapped) -> created
-  // (Unmap); mapped -> dead when its connections drop or the runner
-  // restarts, and dead -> mapped when the same client reconnects the same
-  // device. A mapping not confirmed within the mapping timeout (default
-  // 60 s) falls back to created. Each change is persisted.
-  //
-  // client is the mapping host's identity. BeginMap hands out a token
-  // that no other map has; ConfirmMapped of a mapping needs it, so a map
-  // that outlived its timeout cannot confirm a later client's. Reviving a
-  // dead mapping (token 0) needs the client and device it was mapped with.
+  // Kernel mapping, driven by nbd-cli on the client host: the state
+  // machine of mapping_machine.h (BeginMap: Begin, ConfirmMapped:
+  // Confirm, Unmap, NoteConnectionLost: ConnectionLost; a mapping not
+  // confirmed within the mapping timeout, default 60 s, expires while no
+  // NBD connection serves it). Each change is persisted, and undone when
+  // the write fails. client is the mapping host's identity; BeginMap's
+  // token is unique across restarts.
   void SetMappingTimeout(int seconds) { mapping_timeout_s_ = seconds; }
   struct MapGrant {
     BackstoreRecord record;
@@ -120,15 +117,6 @@ class BackstoreRegistry {
                               const std::string& client) EXCLUDES(mu_, save_mu_);
   Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device,
                        const std::string& client, uint64_t token) EXCLUDES(mu_, save_mu_);
-  // What an Unmap may clear: with token, only the mapping that token
-  // began (mapping, mapped or dead); else with device, only a mapping on
-  // that device of that client (or of no recorded client); with neither,
-  // any mapping.
-  struct UnmapOnly {
-    std::string device;
-    std::string client;
-    uint64_t token = 0;
-  };
   Status Unmap(const std::string& type, const std::string& key, const UnmapOnly& only)
       EXCLUDES(mu_, save_mu_);
   // An NBD connection to export_name ended without NBD_CMD_DISC: when no
@@ -178,8 +166,7 @@ class BackstoreRegistry {
                                                     const BackstoreRecord& record) const;
   struct Entry {
     BackstoreRecord record;
-    int64_t mapping_since = 0;  // monotonic seconds, while status is "mapping"
-    uint64_t map_token = 0;     // BeginMap's token, from then until the unmap (0 after a restart)
+    MapTicket map;  // the map in progress or done (see mapping_machine.h)
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
     int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse

@@ -13,6 +13,8 @@
 #include <memory>
 #include <set>
 
+#include "utils/atomic_file.h"
+#include "utils/json_ptr.h"
 #include "utils/log.h"
 #include "utils/names.h"
 #include "utils/unique_fd.h"
@@ -22,11 +24,6 @@ namespace nbdr {
 namespace {
 
 constexpr int kSaveconfigVersion = 1;
-
-struct JsonDeleter {
-  void operator()(json_object* o) const { json_object_put(o); }
-};
-using JsonPtr = std::unique_ptr<json_object, JsonDeleter>;
 
 Status Corrupt(const std::string& origin, const std::string& why) {
   return Status::Error(EINVAL, origin + ": " + why);
@@ -162,12 +159,10 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "client", json_object_new_string(r.client.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
     json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
-    json_object* extras = json_tokener_parse(r.extras_json.c_str());
-    if (extras == nullptr || !json_object_is_type(extras, json_type_object)) {
-      json_object_put(extras);
-      extras = json_object_new_object();
-    }
-    json_object_object_add(e, "extras", extras);
+    JsonPtr extras(json_tokener_parse(r.extras_json.c_str()));
+    if (!extras || !json_object_is_type(extras.get(), json_type_object))
+      extras.reset(json_object_new_object());
+    json_object_object_add(e, "extras", extras.release());
     json_object_array_add(list, e);
   }
   json_object_object_add(root.get(), "backstores", list);
@@ -200,44 +195,15 @@ Expected<std::vector<BackstoreRecord>> LoadSaveconfig(const std::string& path) {
 }
 
 Status StoreSaveconfig(const std::string& path, const std::vector<BackstoreRecord>& records) {
-  std::string text = SaveconfigToJson(records);
-  std::string dir = ".";
-  size_t slash = path.rfind('/');
-  if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  std::string tmp = path + ".tmp";
-  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd.valid()) return PosixError("write " + tmp);
-  const char* p = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = write(fd.get(), p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = PosixError("write " + tmp);
-      unlink(tmp.c_str());
-      return s;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (fsync(fd.get()) < 0) {
-    Status s = PosixError("fsync " + tmp);
-    unlink(tmp.c_str());
+  std::string dir_error;
+  if (Status s = WriteFileAtomically(path, SaveconfigToJson(records), 0600, &dir_error); !s.ok())
     return s;
-  }
-  fd.reset();
-  if (rename(tmp.c_str(), path.c_str()) < 0) {
-    Status s = PosixError("rename " + tmp + " to " + path);
-    unlink(tmp.c_str());
-    return s;
-  }
-  // The new file is in place from here on: a failure to sync its
-  // directory is reported, but is no reason to undo what the callers
-  // changed (the file says what they now hold).
-  UniqueFd dfd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd.valid() || fsync(dfd.get()) < 0)
+  // The new file is in place: a failure to sync its directory is
+  // reported, but is no reason to undo what the callers changed (the file
+  // says what they now hold).
+  if (!dir_error.empty())
     LOG_ERROR("saveconfig", "%s written, but syncing its directory failed (%s): the change may "
-              "not survive a power loss", path.c_str(), strerror(errno));
+              "not survive a power loss", path.c_str(), dir_error.c_str());
   return Status();
 }
 

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// Open exports, shared by the NBD connections that serve one backstore:
+// the part of BackstoreRegistry that opens a backstore through its
+// handler for the first client and hands the same OpenExport to the next
+// ones; see backstore_registry.h.
+#include <cerrno>
+
+#include "runner/backstore_registry.h"
+#include "utils/log.h"
+#include "utils/names.h"
+#include "utils/size_parse.h"
+
+namespace nbdr {
+
+OpenExport::~OpenExport() {
+  if (handler_ && handle_) {
+    handler_->desc().close(handle_);
+    LOG_INFO(record_.ExportName(), "export closed");
+  }
+}
+
+Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
+    const std::string& export_name) {
+  auto parsed = ParseExportName(export_name);
+  if (!parsed) return parsed.status();
+  BackstoreRecord record;
+  {
+    MutexLock l(&mu_);
+    for (;;) {
+      auto it = entries_.find(export_name);
+      if (it == entries_.end() || it->second.busy)
+        return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+      if (auto open = it->second.open.lock()) return open;
+      if (it->second.opening == 0) {
+        record = it->second.record;
+        // Until the open is recorded below, Delete and re-import refuse:
+        // the entry, and the object it names, stay as they are.
+        it->second.opening++;
+        break;
+      }
+      // Another client is opening this export: share what it opens (or,
+      // if that fails, try again). Opens of other exports go on meanwhile.
+      l.Wait(&open_done_, [&] {
+        auto again = entries_.find(export_name);
+        return again == entries_.end() || again->second.opening == 0;
+      });
+    }
+  }
+  auto opened = OpenBackend(export_name, record);
+  MutexLock l(&mu_);
+  auto it = entries_.find(export_name);  // still there: nothing erases it while opening
+  if (it != entries_.end()) {
+    it->second.opening--;
+    if (opened) it->second.open = *opened;
+  }
+  open_done_.notify_all();
+  return opened;
+}
+
+Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
+    const std::string& export_name, const BackstoreRecord& record) const {
+  const LoadedHandler* h = handlers_->Find(record.type);
+  if (!h) return CheckHandler(record.type);
+  ObjectCheck c = CheckObject(record);
+  if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
+  if (c.state == ObjectCheck::kReplaced) {
+    LOG_ERROR(export_name, "not served: %s", c.problem.c_str());
+    return Status::Error(ESTALE, "refusing to serve " + export_name +
+                                     ": its backing object was replaced since it was "
+                                     "registered; 'nbd-cli " + record.type + " import " +
+                                     record.key + "' serves the new one");
+  }
+  std::shared_ptr<OpenExport> exp(new OpenExport());
+  exp->record_ = record;
+  exp->handler_ = h;
+  void* handle = nullptr;
+  if (Status s = h->Open(record.key, record.readonly, &exp->info_, &handle); !s.ok()) return s;
+  exp->handle_ = handle;
+  LOG_INFO(export_name, "export opened (%s)", FormatSize(exp->info_.size).c_str());
+  return exp;
+}
+
+size_t BackstoreRegistry::OpenCount() const {
+  MutexLock l(&mu_);
+  size_t n = 0;
+  for (const auto& [name, e] : entries_)
+    if (!e.open.expired()) n++;
+  return n;
+}
+
+}  // namespace nbdr
