@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "utils/log.h"
@@ -25,6 +26,9 @@ struct LoadedHandler::Services {
   nbdr_services table{};
   std::string name;
   const std::map<std::string, std::string>* options = nullptr;
+  // What get_option answers: the runner's offered options, and once the
+  // handler's descriptor is known, the options it declared.
+  std::set<std::string> readable{NBDR_OPTION_THREADS, NBDR_OPTION_LOG_DIR};
 };
 
 namespace {
@@ -50,7 +54,7 @@ void ServiceLog(void* ctx, int level, const char* context, const char* fmt, ...)
 
 const char* ServiceGetOption(void* ctx, const char* name) {
   auto* svc = static_cast<LoadedHandler::Services*>(ctx);
-  if (!svc || !svc->options || !name) return nullptr;
+  if (!svc || !svc->options || !name || !svc->readable.count(name)) return nullptr;
   auto it = svc->options->find(name);
   return it == svc->options->end() ? nullptr : it->second.c_str();
 }
@@ -227,6 +231,7 @@ Status HandlerSet::LoadProbed(const std::string& path, bool* refused_config) {
     return Status::Error(EEXIST, std::string("a handler of type '") + desc->name +
                                      "' is already loaded from " + Find(desc->name)->path());
   h->services_->name = desc->name;
+  for (const char* const* o = desc->options; o && *o; o++) h->services_->readable.insert(*o);
   h->name_ = desc->name;
   h->desc_ = desc;
   char err[kErrLen] = "";

@@ -361,7 +361,9 @@ int main(int argc, char** argv) {
   opts.log_dir = Absolute(opts.log_dir);
   opts.handler_dir = Absolute(opts.handler_dir);
   if (Status s = log.OpenFile(opts.log_dir + "/nbd-runner.log"); !s.ok()) return Fail(s);
-  opts.all["log-dir"] = opts.log_dir;  // handlers put their own logs beside ours
+  // Offered to every handler (handler.h): their own logs go beside ours.
+  opts.all[NBDR_OPTION_LOG_DIR] = opts.log_dir;
+  opts.all[NBDR_OPTION_THREADS] = std::to_string(opts.threads);
   auto lock = LockStateDir(opts.state_dir);
   if (!lock) return Fail(lock.status());
 

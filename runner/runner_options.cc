@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "utils/parse_number.h"
 #include "utils/config_file.h"
 
 namespace nbdr {
@@ -27,13 +28,11 @@ const char* const kKnownHandlerPrefixes[] = {"file-", "gluster-", "ceph-", "rbd-
 
 Expected<long> ParseInt(const std::string& key, const std::string& value, long min, long max) {
   if (value.empty()) return Status::Error(EINVAL, "--" + key + ": needs a number");
-  char* end = nullptr;
-  errno = 0;
-  long v = strtol(value.c_str(), &end, 10);
-  if (errno || *end || v < min || v > max)
+  std::optional<long> v = ParseLongInRange(value, min, max);
+  if (!v)
     return Status::Error(EINVAL, "--" + key + ": '" + value + "' is not a number from " +
                                      std::to_string(min) + " to " + std::to_string(max));
-  return v;
+  return *v;
 }
 
 bool ParseBool(const std::string& v) {

@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "nbd-runner/handler.h"
+#include "utils/mutex.h"
+#include "utils/parse_number.h"
 
 namespace handler_util {
 
@@ -65,7 +67,7 @@ class FailedRequestLog {
             uint64_t offset, int err) {
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    std::lock_guard<std::mutex> l(mu_);
+    nbdr::MutexLock l(&mu_);
     if (now.tv_sec - window_start_ >= kWindowS) {
       SummaryLocked(svc, context);
       window_start_ = now.tv_sec;
@@ -81,23 +83,23 @@ class FailedRequestLog {
     }
   }
   void Flush(const nbdr_services* svc, const std::string& context) {
-    std::lock_guard<std::mutex> l(mu_);
+    nbdr::MutexLock l(&mu_);
     SummaryLocked(svc, context);
   }
 
  private:
-  void SummaryLocked(const nbdr_services* svc, const std::string& context) {
+  void SummaryLocked(const nbdr_services* svc, const std::string& context) REQUIRES(mu_) {
     if (suppressed_ == 0) return;
     Log(svc, NBDR_LOG_WARNING, context, "%llu more requests failed (the last: %s), not logged "
         "one by one", static_cast<unsigned long long>(suppressed_), strerror(last_err_));
     suppressed_ = 0;
   }
 
-  std::mutex mu_;
-  int64_t window_start_ = -kWindowS;  // guarded by mu_
-  int logged_ = 0;                    // guarded by mu_, this window
-  uint64_t suppressed_ = 0;           // guarded by mu_
-  int last_err_ = 0;                  // guarded by mu_
+  nbdr::Mutex mu_;
+  int64_t window_start_ GUARDED_BY(mu_) = -kWindowS;
+  int logged_ GUARDED_BY(mu_) = 0;  // this window
+  uint64_t suppressed_ GUARDED_BY(mu_) = 0;
+  int last_err_ GUARDED_BY(mu_) = 0;
 };
 
 // A fixed set of threads running queued tasks in order of submission.
@@ -109,7 +111,7 @@ class WorkerPool {
   }
   ~WorkerPool() {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      nbdr::MutexLock l(&mu_);
       stop_ = true;
     }
     cv_.notify_all();
@@ -120,7 +122,7 @@ class WorkerPool {
 
   void Submit(std::function<void()> task) {
     {
-      std::lock_guard<std::mutex> l(mu_);
+      nbdr::MutexLock l(&mu_);
       queue_.push_back(std::move(task));
     }
     cv_.notify_one();
@@ -131,8 +133,8 @@ class WorkerPool {
     for (;;) {
       std::function<void()> task;
       {
-        std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || !queue_.empty(); });
+        nbdr::MutexLock l(&mu_);
+        l.Wait(&cv_, [&]() REQUIRES(mu_) { return stop_ || !queue_.empty(); });
         if (queue_.empty()) return;  // stopping and drained
         task = std::move(queue_.front());
         queue_.pop_front();
@@ -141,10 +143,10 @@ class WorkerPool {
     }
   }
 
-  std::mutex mu_;
+  nbdr::Mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stop_ = false;                        // guarded by mu_
+  std::deque<std::function<void()>> queue_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
@@ -152,11 +154,7 @@ class WorkerPool {
 // -1 when set but not a number in [min, max].
 inline long ParseIntOption(const char* value, long fallback, long min, long max) {
   if (!value || !*value) return fallback;
-  char* end = nullptr;
-  errno = 0;
-  long v = strtol(value, &end, 10);
-  if (errno || *end || v < min || v > max) return -1;
-  return v;
+  return nbdr::ParseLongInRange(value, min, max).value_or(-1);
 }
 
 // Fills r->extents from r->offset with SEEK_DATA/SEEK_HOLE answers of

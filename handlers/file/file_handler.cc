@@ -32,16 +32,20 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "handlers/common/handler_util.h"
 #include "handlers/file/uring_engine.h"
 #include "nbd-runner/handler.h"
+#include "utils/unique_fd.h"
 
 namespace {
 
 using handler_util::SetErr;
+using nbdr::MutexLock;
+using nbdr::UniqueFd;
 
 constexpr char kDefaultDir[] = "/var/lib/nbd-runner/file";
 
@@ -58,46 +62,27 @@ int OpenBeneath(int dirfd, const char* path, int flags, mode_t mode = 0) {
   }
 }
 
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
 struct FileHandler {
   const nbdr_services* svc;
   std::string base_path;
-  Fd base;  // O_PATH directory: every lookup starts here
+  UniqueFd base;  // O_PATH directory: every lookup starts here
   bool inline_io = true;
-  handler_util::WorkerPool* pool = nullptr;
-  UringEngine* uring = nullptr;  // file-io = uring
+  // Declared in the order they start: the ring (whose fallback runs on
+  // the pool) stops before the pool.
+  std::unique_ptr<handler_util::WorkerPool> pool;
+  std::unique_ptr<UringEngine> uring;  // file-io = uring
   // Held while a create makes directories and its file in them, and while
   // a failed create removes them again: a directory another create is
   // about to use is never removed from under it.
-  std::mutex namespace_mu;
+  nbdr::Mutex namespace_mu;
 };
 
 struct FileExport {
-  FileExport(FileHandler* handler, std::string k, Fd f, uint64_t sz, bool ro)
+  FileExport(FileHandler* handler, std::string k, UniqueFd f, uint64_t sz, bool ro)
       : h(handler), key(std::move(k)), fd(std::move(f)), size(sz), readonly(ro) {}
   FileHandler* h;
   std::string key;
-  Fd fd;
+  UniqueFd fd;
   uint64_t size;
   bool readonly;
   // tmpfs/ramfs: I/O never waits for a device, so writes and small reads
@@ -125,12 +110,12 @@ int OpenDir(FileHandler* h, const std::string& dir, std::vector<std::string>* ma
     while (pos != std::string::npos) {
       pos = dir.find('/', pos + 1);
       std::string prefix = dir.substr(0, pos);
-      Fd probe(OpenBeneath(h->base.get(), prefix.c_str(), O_PATH | O_DIRECTORY));
+      UniqueFd probe(OpenBeneath(h->base.get(), prefix.c_str(), O_PATH | O_DIRECTORY));
       if (probe.valid()) continue;
       if (errno != ENOENT) return -1;
       std::string parent, name;
       SplitKey(prefix, &parent, &name);
-      Fd pfd(parent.empty() ? OpenBeneath(h->base.get(), ".", O_PATH | O_DIRECTORY)
+      UniqueFd pfd(parent.empty() ? OpenBeneath(h->base.get(), ".", O_PATH | O_DIRECTORY)
                             : OpenBeneath(h->base.get(), parent.c_str(), O_PATH | O_DIRECTORY));
       if (!pfd.valid()) return -1;
       if (mkdirat(pfd.get(), name.c_str(), 0755) == 0) made->push_back(prefix);
@@ -147,7 +132,7 @@ void RemoveMadeDirs(FileHandler* h, const std::vector<std::string>& made) {
   for (auto it = made.rbegin(); it != made.rend(); ++it) {
     std::string parent, name;
     SplitKey(*it, &parent, &name);
-    Fd pfd(OpenBeneath(h->base.get(), parent.empty() ? "." : parent.c_str(),
+    UniqueFd pfd(OpenBeneath(h->base.get(), parent.empty() ? "." : parent.c_str(),
                        O_PATH | O_DIRECTORY));
     if (!pfd.valid() || unlinkat(pfd.get(), name.c_str(), AT_REMOVEDIR) < 0) break;
   }
@@ -251,7 +236,7 @@ int Execute(FileExport* e, nbdr_request* r) {
 // ---- handler callbacks --------------------------------------------------
 
 int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
-  auto* h = new FileHandler();
+  auto h = std::make_unique<FileHandler>();
   h->svc = svc;
   const char* dir = svc->get_option(svc->ctx, "file-dir");
   h->base_path = dir && *dir ? dir : kDefaultDir;
@@ -265,12 +250,11 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
       use_uring = true;
     } else if (strcmp(io, "nowait") != 0) {
       SetErr(err, errlen, "file-io: '%s' is not 'nowait', 'threads' or 'uring'", io);
-      delete h;
       return EINVAL;
     }
   }
   int threads = 8;
-  if (const char* t = svc->get_option(svc->ctx, "threads"); t && *t) threads = std::max(1, atoi(t));
+  if (const char* t = svc->get_option(svc->ctx, NBDR_OPTION_THREADS); t && *t) threads = std::max(1, atoi(t));
   // Create the base directory (and its parents) when missing.
   std::string cur;
   for (size_t pos = 0; pos != std::string::npos;) {
@@ -278,25 +262,23 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
     cur = h->base_path.substr(0, pos);
     if (!cur.empty()) mkdir(cur.c_str(), 0755);
   }
-  h->base = Fd(open(h->base_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  h->base = UniqueFd(open(h->base_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!h->base.valid()) {
-    SetErr(err, errlen, "base directory %s: %s", h->base_path.c_str(), strerror(errno));
-    delete h;
-    return errno ? errno : EIO;
+    int e = errno ? errno : EIO;
+    SetErr(err, errlen, "base directory %s: %s", h->base_path.c_str(), strerror(e));
+    return e;
   }
-  h->pool = new handler_util::WorkerPool(threads);
+  h->pool = std::make_unique<handler_util::WorkerPool>(threads);
   if (use_uring) {
     std::string why;
-    h->uring = UringEngine::Create(256, [h](nbdr_request* r) {
+    h->uring.reset(UringEngine::Create(256, [h = h.get()](nbdr_request* r) {
       h->pool->Submit([r] {
         errno = 0;
         r->complete(r, Execute(static_cast<FileExport*>(r->handler_private), r));
       });
-    }, &why);
+    }, &why));
     if (!h->uring) {
       SetErr(err, errlen, "file-io = uring: %s", why.c_str());
-      delete h->pool;
-      delete h;
       return ENOTSUP;
     }
   }
@@ -305,15 +287,12 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
                     h->uring       ? "reads, writes and flushes on io_uring"
                     : h->inline_io ? "inline page-cache I/O"
                                    : "all I/O on workers");
-  *state = h;
+  *state = h.release();
   return 0;
 }
 
 void FileUnload(void* state) {
-  auto* h = static_cast<FileHandler*>(state);
-  delete h->uring;
-  delete h->pool;
-  delete h;
+  delete static_cast<FileHandler*>(state);  // the ring, then the pool, then the rest
 }
 
 // The new file's size: allocated (prealloc) or sparse, then synced with
@@ -346,10 +325,10 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
   std::string dir, name;
   SplitKey(key, &dir, &name);
   std::vector<std::string> made;
-  Fd dfd, fd;
+  UniqueFd dfd, fd;
   {
-    std::lock_guard<std::mutex> lock(h->namespace_mu);
-    dfd = Fd(OpenDir(h, dir, &made, O_RDONLY));
+    MutexLock lock(&h->namespace_mu);
+    dfd = UniqueFd(OpenDir(h, dir, &made, O_RDONLY));
     if (!dfd.valid()) {
       int e = Errno();
       RemoveMadeDirs(h, made);
@@ -370,7 +349,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
       }
     }
     if (!rc) {
-      fd = Fd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
+      fd = UniqueFd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
       if (!fd.valid()) {
         rc = Errno();
         if (rc == EEXIST)
@@ -387,7 +366,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
   // Sizing (a preallocation may take long) runs without the lock: the
   // file now keeps its directories from being removed.
   if (int rc = SizeNewFile(h, fd.get(), dfd.get(), key, p, err, errlen)) {
-    std::lock_guard<std::mutex> lock(h->namespace_mu);
+    MutexLock lock(&h->namespace_mu);
     unlinkat(dfd.get(), name.c_str(), 0);
     RemoveMadeDirs(h, made);
     return rc;
@@ -401,7 +380,7 @@ int FileRemove(void* state, const char* key, char* err, size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   std::string dir, name;
   SplitKey(key, &dir, &name);
-  Fd dfd(OpenDir(h, dir, nullptr, O_RDONLY));
+  UniqueFd dfd(OpenDir(h, dir, nullptr, O_RDONLY));
   if (!dfd.valid()) {
     int e = Errno();
     SetErr(err, errlen, "file %s under %s: %s", key, h->base_path.c_str(),
@@ -431,7 +410,7 @@ int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   auto* h = static_cast<FileHandler*>(state);
   // O_NONBLOCK: a FIFO put in the file's place must not hang the open
   // (it is refused below); cleared again for the regular file.
-  Fd fd(OpenBeneath(h->base.get(), key, (readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK));
+  UniqueFd fd(OpenBeneath(h->base.get(), key, (readonly ? O_RDONLY : O_RDWR) | O_NONBLOCK));
   if (!fd.valid()) {
     int e = Errno();
     SetErr(err, errlen, "open %s under %s: %s", key, h->base_path.c_str(),
@@ -519,7 +498,7 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
 int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
                  size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
-  Fd fd(OpenBeneath(h->base.get(), key, O_PATH));  // O_PATH: never opens a FIFO
+  UniqueFd fd(OpenBeneath(h->base.get(), key, O_PATH));  // O_PATH: never opens a FIFO
   struct statx stx;
   if (!fd.valid() || statx(fd.get(), "", AT_EMPTY_PATH, STATX_INO | STATX_BTIME, &stx) < 0) {
     int e = Errno();

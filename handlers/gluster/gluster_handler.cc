@@ -41,6 +41,17 @@
 
 namespace {
 
+// Owners of gfapi handles (glfs_fini of a mounted volume takes seconds:
+// a volume's owner is its Volume, made once per volume).
+struct GlfsFini {
+  void operator()(glfs_t* fs) const { glfs_fini(fs); }
+};
+using Glfs = std::unique_ptr<glfs_t, GlfsFini>;
+struct GlfsClose {
+  void operator()(glfs_fd_t* fd) const { glfs_close(fd); }
+};
+using GlfsFd = std::unique_ptr<glfs_fd_t, GlfsClose>;
+
 using handler_util::SetErr;
 
 constexpr int kDefaultVolfilePort = 24007;
@@ -197,26 +208,25 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
                     size_t errlen, int* rc) {
   handler_util::Log(h->svc, NBDR_LOG_INFO, name, "mounting gluster volume through %s",
                     h->hosts_text.c_str());
-  glfs_t* fs = glfs_new(name.c_str());
+  Glfs fs(glfs_new(name.c_str()));  // fini on every failure below
   if (!fs) {
     *rc = Errno(ENOMEM);
     SetErr(err, errlen, "volume '%s': glfs_new: %s", name.c_str(), strerror(*rc));
     return nullptr;
   }
   for (const auto& s : h->servers) {
-    if (glfs_set_volfile_server(fs, "tcp", s.host.c_str(), s.port) < 0) {
+    if (glfs_set_volfile_server(fs.get(), "tcp", s.host.c_str(), s.port) < 0) {
       *rc = Errno();
       SetErr(err, errlen, "volume '%s': volfile server %s:%d: %s", name.c_str(), s.host.c_str(),
              s.port, strerror(*rc));
-      glfs_fini(fs);
       return nullptr;
     }
   }
   *log_file = h->log_dir.empty() ? "/dev/stderr" : h->log_dir + "/gluster-" + name + ".log";
-  glfs_set_logging(fs, log_file->c_str(), h->gfapi_log_level);
+  glfs_set_logging(fs.get(), log_file->c_str(), h->gfapi_log_level);
   std::string timeout = std::to_string(h->timeout_s);
   // A brick that stops answering fails its requests after timeout_s.
-  glfs_set_xlator_option(fs, "*-client-*", "ping-timeout", timeout.c_str());
+  glfs_set_xlator_option(fs.get(), "*-client-*", "ping-timeout", timeout.c_str());
   // A request that a live brick leaves unanswered (its disk hangs while the
   // process still answers pings) is given up after frame-timeout, checked
   // every 10 s: the volume's network.frame-timeout (1800 s by default)
@@ -224,20 +234,20 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   // cancelled: the brick may still carry out such a write later.
   if (h->request_timeout_s > 0) {
     std::string frame_timeout = std::to_string(h->request_timeout_s);
-    glfs_set_xlator_option(fs, "*-client-*", "frame-timeout", frame_timeout.c_str());
+    glfs_set_xlator_option(fs.get(), "*-client-*", "frame-timeout", frame_timeout.c_str());
   }
   // Keep writes that failed in write-behind until a later fsync succeeds,
   // rather than dropping them after reporting the error once.
-  glfs_set_xlator_option(fs, "*-write-behind", "resync-failed-syncs-after-fsync", "on");
+  glfs_set_xlator_option(fs.get(), "*-write-behind", "resync-failed-syncs-after-fsync", "on");
   // The runner's connection threads already submit requests in parallel:
   // the client-side io-threads a volume may load (client-io-threads) would
   // only add a thread hand-off per request, which costs 12-20 % of the 4K
   // IOPS on two cores. Pass-through sends each request down in the thread
   // that submitted it.
-  glfs_set_xlator_option(fs, "*-io-threads", "pass-through", "true");
+  glfs_set_xlator_option(fs.get(), "*-io-threads", "pass-through", "true");
 
   auto started = std::chrono::steady_clock::now();
-  if (glfs_init(fs) < 0) {
+  if (glfs_init(fs.get()) < 0) {
     int e = Errno();
     *rc = e == ENOENT ? ENOENT : EHOSTUNREACH;
     // A refused connection fails at once; a mount that waited on bricks
@@ -255,11 +265,11 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
     else
       SetErr(err, errlen, "cannot mount gluster volume '%s': glusterd unreachable at %s (%s)",
              name.c_str(), h->hosts_text.c_str(), strerror(e));
-    // A failed init still needs fini; it is quick for an unmounted volume.
-    glfs_fini(fs);
+    // A failed init still needs fini (fs's owner does it); it is quick
+    // for an unmounted volume.
     return nullptr;
   }
-  return fs;
+  return fs.release();
 }
 
 // Returns the mounted volume, mounting it on first use. A mount runs
@@ -393,7 +403,7 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
            svc->get_option(svc->ctx, "gluster-request-timeout"), kMaxFrameTimeoutSeconds);
     return EINVAL;
   }
-  if (const char* d = svc->get_option(svc->ctx, "log-dir"); d && *d) h->log_dir = d;
+  if (const char* d = svc->get_option(svc->ctx, NBDR_OPTION_LOG_DIR); d && *d) h->log_dir = d;
   if (const char* l = svc->get_option(svc->ctx, "gluster-log-level"); l && *l) {
     h->gfapi_log_level = -1;
     for (const auto& lv : kGlusterLogLevels)
@@ -451,18 +461,18 @@ int GlusterCreate(void* state, const char* key, const nbdr_create_params* p, cha
   }
   if ((rc = MakeParents(v, path, err, errlen))) return rc;
   errno = 0;
-  glfs_fd_t* fd = glfs_creat(v->fs, path.c_str(), O_RDWR | O_EXCL, 0644);
+  GlfsFd fd(glfs_creat(v->fs, path.c_str(), O_RDWR | O_EXCL, 0644));
   if (!fd) return PathError("create", volname, path, err, errlen);
   errno = 0;
   if (p->prealloc) {
-    if (glfs_fallocate(fd, 0, 0, p->size) < 0)
+    if (glfs_fallocate(fd.get(), 0, 0, p->size) < 0)
       rc = PathError("preallocate", volname, path, err, errlen);
-  } else if (glfs_ftruncate(fd, static_cast<off_t>(p->size), nullptr, nullptr) < 0) {
+  } else if (glfs_ftruncate(fd.get(), static_cast<off_t>(p->size), nullptr, nullptr) < 0) {
     rc = PathError("size", volname, path, err, errlen);
   }
-  if (!rc && glfs_fsync(fd, nullptr, nullptr) < 0)
+  if (!rc && glfs_fsync(fd.get(), nullptr, nullptr) < 0)
     rc = PathError("sync", volname, path, err, errlen);
-  glfs_close(fd);
+  fd.reset();
   if (rc) {
     glfs_unlink(v->fs, path.c_str());
     return rc;
@@ -497,30 +507,21 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
   Target t;
   if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
   const std::string &volname = t.volname, &path = t.path;
-  int rc = 0;
   errno = 0;
-  glfs_fd_t* fd = glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR);
+  GlfsFd fd(glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR));
   if (!fd) return PathError("open", volname, path, err, errlen);
   struct stat st;
   errno = 0;
-  if (glfs_fstat(fd, &st) < 0) {
-    rc = PathError("stat", volname, path, err, errlen);
-    glfs_close(fd);
-    return rc;
-  }
+  if (glfs_fstat(fd.get(), &st) < 0) return PathError("stat", volname, path, err, errlen);
   if (!S_ISREG(st.st_mode)) {
     SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
-    glfs_close(fd);
     return EINVAL;
   }
   errno = 0;
-  glfs_fd_t* seek_fd = glfs_open(t.vol->fs, path.c_str(), O_RDONLY);
-  if (!seek_fd) {
-    rc = PathError("open", volname, path, err, errlen);
-    glfs_close(fd);
-    return rc;
-  }
-  auto* e = new GlusterExport{t.h, t.vol, key, fd, static_cast<uint64_t>(st.st_size), seek_fd};
+  GlfsFd seek_fd(glfs_open(t.vol->fs, path.c_str(), O_RDONLY));
+  if (!seek_fd) return PathError("open", volname, path, err, errlen);
+  auto* e = new GlusterExport{t.h,      t.vol, key, fd.release(), static_cast<uint64_t>(st.st_size),
+                              seek_fd.release()};
   info->size = e->size;
   // No FAST_ZERO: zerofill may fall back to writing zeroes on the brick.
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |

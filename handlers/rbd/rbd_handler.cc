@@ -50,6 +50,12 @@ constexpr uint64_t kImageFeatures = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE
 
 // A connection to the cluster and the ioctxs made from it. Shared by the
 // handler (while it is the current one) and the images opened through it.
+// Owns a rados_t until it is handed to a ClusterConnection.
+struct RadosShutdown {
+  void operator()(void* cluster) const { rados_shutdown(static_cast<rados_t>(cluster)); }
+};
+using RadosCluster = std::unique_ptr<void, RadosShutdown>;
+
 struct ClusterConnection {
   rados_t cluster = nullptr;
   std::map<std::pair<std::string, std::string>, rados_ioctx_t> ioctxs;  // (pool, namespace)
@@ -67,7 +73,7 @@ struct RbdHandler {
   std::string keyring;
   long op_timeout_s = kDefaultOpTimeoutSeconds;
   bool full_try = false;  // ceph-full-try: see GetIoctx
-  std::mutex mu;  // guards conn and its ioctxs; held while connecting
+  nbdr::Mutex mu;  // guards conn and its ioctxs; held while connecting
   std::shared_ptr<ClusterConnection> conn;
   std::unique_ptr<handler_util::WorkerPool> pool;
 };
@@ -130,17 +136,17 @@ std::string Describe(const ImageRef& r) {
 // blocklisted the connection. Caller holds h->mu.
 int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
   if (h->conn && !h->conn->blocklisted) return 0;
-  rados_t cluster = nullptr;
-  int rc = rados_create(&cluster, h->client_id.empty() ? nullptr : h->client_id.c_str());
+  rados_t raw = nullptr;
+  int rc = rados_create(&raw, h->client_id.empty() ? nullptr : h->client_id.c_str());
   if (rc < 0) {
     SetErr(err, errlen, "rados_create: %s", strerror(-rc));
     return -rc;
   }
-  rc = rados_conf_read_file(cluster, h->conf_file.empty() ? nullptr : h->conf_file.c_str());
+  RadosCluster cluster(raw);  // shut down on every failure below
+  rc = rados_conf_read_file(cluster.get(), h->conf_file.empty() ? nullptr : h->conf_file.c_str());
   if (rc < 0) {
     SetErr(err, errlen, "cannot read Ceph configuration %s: %s",
            h->conf_file.empty() ? "(default search path)" : h->conf_file.c_str(), strerror(-rc));
-    rados_shutdown(cluster);
     return -rc;
   }
   std::string timeout = std::to_string(h->op_timeout_s);
@@ -152,13 +158,12 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
   };
   for (const auto& [name, value] : settings) {
     if (value.empty()) continue;
-    if ((rc = rados_conf_set(cluster, name, value.c_str())) < 0) {
+    if ((rc = rados_conf_set(cluster.get(), name, value.c_str())) < 0) {
       SetErr(err, errlen, "Ceph option %s=%s: %s", name, value.c_str(), strerror(-rc));
-      rados_shutdown(cluster);
       return -rc;
     }
   }
-  if ((rc = rados_connect(cluster)) < 0) {
+  if ((rc = rados_connect(cluster.get())) < 0) {
     int e = -rc;
     const char* client = h->client_id.empty() ? "admin" : h->client_id.c_str();
     if (e == EACCES || e == EPERM) {
@@ -178,12 +183,11 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
       SetErr(err, errlen, "Ceph cluster unreachable (configuration %s): %s",
              h->conf_file.empty() ? "default" : h->conf_file.c_str(), strerror(e));
     }
-    rados_shutdown(cluster);
     return e == ETIMEDOUT || e == ENOTCONN ? EHOSTUNREACH : e;
   }
   const bool again = h->conn != nullptr;
   h->conn = std::make_shared<ClusterConnection>();  // the old one lives on in its images
-  h->conn->cluster = cluster;
+  h->conn->cluster = cluster.release();
   handler_util::Log(h->svc, again ? NBDR_LOG_WARNING : NBDR_LOG_INFO, "",
                     "%s the Ceph cluster (configuration %s)",
                     again ? "blocklisted by the cluster; connected again to" : "connected to",
@@ -195,7 +199,7 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
 // is the connection it belongs to.
 int GetIoctx(RbdHandler* h, const ImageRef& ref, rados_ioctx_t* out,
              std::shared_ptr<ClusterConnection>* conn, char* err, size_t errlen) {
-  std::lock_guard<std::mutex> l(h->mu);
+  nbdr::MutexLock l(&h->mu);
   if (int rc = ConnectLocked(h, err, errlen)) return rc;
   *conn = h->conn;
   auto id = std::make_pair(ref.pool, ref.ns);

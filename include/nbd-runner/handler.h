@@ -61,11 +61,20 @@ struct nbdr_services {
    * about (may be NULL). Thread-safe. */
   void (*log)(void *ctx, int level, const char *context, const char *fmt, ...)
       __attribute__((format(printf, 4, 5)));
-  /* The value of a configuration option this handler declared in
-   * nbdr_handler.options, or NULL when not set. The string lives as long
+  /* The value of a configuration option, or NULL when it is not set. A
+   * handler may ask for the options it declared in nbdr_handler.options
+   * (from load() on) and for the runner's options it offers every
+   * handler (below); any other name gives NULL. The string lives as long
    * as the handler stays loaded. Thread-safe. */
   const char *(*get_option)(void *ctx, const char *name);
 };
+
+/* The runner's options every handler may read through get_option:
+ * how many I/O worker threads a handler should run (the runner's
+ * --threads, a positive number), and the runner's log directory, where a
+ * handler may keep its storage library's own logs. */
+#define NBDR_OPTION_THREADS "threads"
+#define NBDR_OPTION_LOG_DIR "log-dir"
 
 /* ---- Backstore creation and export description ------------------------ */
 
@@ -192,13 +201,14 @@ struct nbdr_handler {
   /* Describes which backing object key names right now, as a JSON object
    * of strings written NUL-terminated into buf (buflen bytes), e.g.
    * {"pool_id":"2","image_id":"10226b8b4567"}: something that changes
-   * when the object is deleted and made again under the same name. The
-   * runner keeps it in saveconfig.json as the backstore's "extras" when it
-   * is created or imported, and asks again before serving it: a different
-   * answer means the object was replaced behind the runner's back, and the
-   * backstore is refused until `nbd-cli TYPE import KEY` adopts the new
-   * object. May block; called from RPC and connection threads. NULL: the
-   * handler keeps no identity and saveconfig.json holds {}. */
+   * when the object is deleted and made again under the same name, and
+   * only then. The runner remembers the answer it got when the backstore
+   * was registered and compares it with a later answer: a different one
+   * means the object was replaced behind its back, and the runner does not
+   * serve it as the same backstore. Returns 0, or a positive errno with a
+   * sentence in err (ENOENT when the object is gone). May block; called
+   * from the runner's control and connection threads. NULL: the handler
+   * has no notion of identity, and no replacement is detected. */
   int (*identify)(void *state, const char *key, char *buf, size_t buflen, char *err,
                   size_t errlen);
 };

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+# Test get_option's contract (include/nbd-runner/handler.h): a handler
+# reads the options it declared and the runner's offered ones (threads,
+# log-dir, set even when left at their defaults), and gets NULL for any
+# other option, though the runner has it (issue 24: it used to get every
+# runner option, so a handler could depend on another's configuration).
+source "$(dirname "$0")/functions.sh"
+requires cc
+
+H="$T/handlers"
+mkdir -p "$H"
+cp "$NBDR_BUILD/lib/nbd-runner/libfile_handler.so" "$H/"
+cat >"$T/opts.c" <<'C'
+#include <nbd-runner/handler.h>
+#include <stddef.h>
+static const char *show(const struct nbdr_services *s, const char *n) {
+  const char *v = s->get_option(s->ctx, n);
+  return v ? v : "(null)";
+}
+static int ld(const struct nbdr_services *s, void **st, char *e, size_t n) {
+  (void)e; (void)n;
+  s->log(s->ctx, NBDR_LOG_INFO, NULL, "seen opts-x=%s file-dir=%s handler-dir=%s threads=%s log-dir=%s",
+         show(s, "opts-x"), show(s, "file-dir"), show(s, "handler-dir"), show(s, NBDR_OPTION_THREADS),
+         show(s, NBDR_OPTION_LOG_DIR));
+  *st = (void *)s;
+  return 0;
+}
+static void unld(void *st) { (void)st; }
+static int mk(void *st, const char *k, const struct nbdr_create_params *p, char *e, size_t n) { (void)st; (void)k; (void)p; (void)e; (void)n; return 95; }
+static int rm(void *st, const char *k, char *e, size_t n) { (void)st; (void)k; (void)e; (void)n; return 95; }
+static int op(void *st, const char *k, int ro, struct nbdr_export_info *i, void **x, char *e, size_t n) { (void)st; (void)k; (void)ro; (void)i; (void)x; (void)e; (void)n; return 95; }
+static void cl(void *x) { (void)x; }
+static void sub(void *x, struct nbdr_request *r) { (void)x; r->complete(r, 95); }
+static const char *const opts[] = {"opts-x", NULL};
+static struct nbdr_handler h = { NBDR_HANDLER_MIN_STRUCT_SIZE, NBDR_HANDLER_ABI_VERSION, "opts",
+  "options test", "1", "opts-x=V  a test option\n", opts, ld, unld, mk, rm, op, cl, sub };
+const struct nbdr_handler *handler_init(const struct nbdr_services *s) { (void)s; return &h; }
+C
+cc -shared -fPIC -I"$NBDR_SRC/include" -o "$H/libopts_handler.so" "$T/opts.c"
+
+HANDLER_DIR="$H" start_runner --opts-x 42
+L="$T/log/nbd-runner.log"
+line=$(grep -o 'seen opts-x=.*' "$L") || { cat "$L"; fail "the options handler did not load"; }
+echo "$line"
+case "$line" in
+  *"opts-x=42 "*) ;; *) fail "a declared option was not readable" ;;
+esac
+case "$line" in
+  *"file-dir=(null) handler-dir=(null) "*) ;;
+  *) fail "another handler's option or a runner-only option was readable" ;;
+esac
+case "$line" in
+  *"threads=8 log-dir=$T/log"*) ;; *) fail "the offered options threads and log-dir were not set" ;;
+esac
+pass "get_option: declared and offered options only ($line)"
