@@ -53,11 +53,13 @@ std::optional<BackstoreStatus> RunnerStatus(const RpcResult<nbdr_info_reply>& in
 // How long nbd-clid waits for one runner's reply: one hung runner must not
 // hold up the devices of the others past their dead-connection timeout.
 constexpr int kCallTimeoutS = 10;
+// ... and for its connection to be accepted.
+constexpr int kConnectTimeoutS = 3;
 
 // A connection to a runner, with this daemon's call timeout, or nothing
 // when the runner does not answer.
 std::optional<RunnerClient> ConnectRunner(const HostPort& where) {
-  auto client = RunnerClient::Connect(where, 3);
+  auto client = RunnerClient::Connect(where, kConnectTimeoutS);
   if (!client) return std::nullopt;
   client->set_call_timeout(kCallTimeoutS);
   return std::move(*client);
@@ -129,18 +131,68 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   return Status();
 }
 
-}  // namespace
+// One pass over this host's mappings: each device whose link died, or
+// whose runner reports its mapping dead, is reconnected; a mapping the
+// runner gives to someone else now is forgotten. Devices whose link died
+// go first, and a runner that does not answer costs a pass one connect or
+// call timeout, not one per mapping of it: the other devices'
+// dead-connection timeouts keep running meanwhile.
+void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
+               std::set<int>* link_dead) {
+  std::stable_partition(mappings->begin(), mappings->end(), [&](const MappingRecord& m) {
+    return link_dead->count(ParseNbdDevice(m.device)) > 0;
+  });
+  std::set<std::string> silent;  // runners that did not answer this pass
+  for (const auto& m : *mappings) {
+    if (g_stop) break;
+    int index = ParseNbdDevice(m.device);
+    if (index < 0) continue;
+    auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
+    if (!hp) continue;
+    auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp);
+    if (!client) {
+      silent.insert(m.runner);
+      if (link_dead->count(index))
+        LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
+      continue;
+    }
+    RpcResult<nbdr_info_reply> info(NBDR_INFO);
+    // A dead link whose device now holds something else is forgotten
+    // even while its runner cannot be asked.
+    Status s = link_dead->count(index) ? DeviceHolds(m, index) : Status();
+    if (s.ok()) s = AskRunner(&*client, m, &info);
+    if (s.code() == ETIMEDOUT || s.code() == ECOMM) silent.insert(m.runner);
+    if (!link_dead->count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
+    // The identity the mapping was made under: this host's may have
+    // been renamed since.
+    const std::string& made_as = m.host_id.empty() ? host_id : m.host_id;
+    if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);
+    if (s.ok()) {
+      LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
+               m.key.c_str(), m.runner.c_str());
+      link_dead->erase(index);
+    } else if (s.code() == kNotOurs) {
+      LOG_ERROR("clid", "%s: no longer reconnecting %s/%s at %s (%s); forgetting it",
+                m.device.c_str(), m.type.c_str(), m.key.c_str(), m.runner.c_str(),
+                s.message().c_str());
+      link_dead->erase(index);
+      if (Status f = ForgetMapping(m); !f.ok()) LOG_ERROR("clid", "%s", f.message().c_str());
+    } else {
+      LOG_WARN("clid", "%s: reconnect failed, will retry: %s", m.device.c_str(),
+               s.message().c_str());
+    }
+  }
+}
 
-int main(int argc, char** argv) {
-  bool foreground = false;
-  int interval = 2;
+// Parses nbd-clid's arguments: -1 to go on, else the exit status.
+int ParseArgs(int argc, char** argv, bool* foreground, int* interval) {
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--foreground") {
-      foreground = true;
+      *foreground = true;
     } else if (a == "--interval" && i + 1 < argc) {
-      interval = atoi(argv[++i]);
-      if (interval < 1 || interval > 3600) {
+      *interval = atoi(argv[++i]);
+      if (*interval < 1 || *interval > 3600) {
         fprintf(stderr, "nbd-clid: --interval must be 1 to 3600 seconds\n");
         return 2;
       }
@@ -162,6 +214,15 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool foreground = false;
+  int interval = 2;
+  if (int rc = ParseArgs(argc, argv, &foreground, &interval); rc >= 0) return rc;
   if (!foreground && daemon(0, 0) < 0) {
     perror("nbd-clid: daemon");
     return 1;
@@ -195,53 +256,7 @@ int main(int argc, char** argv) {
       LOG_ERROR("clid", "%s", mappings.status().message().c_str());
       continue;
     }
-    // Devices whose link died go first, and a runner that does not answer
-    // costs a pass one connect or call timeout, not one per mapping of it:
-    // the other devices' dead-connection timeouts keep running meanwhile.
-    std::stable_partition(mappings->begin(), mappings->end(), [&](const MappingRecord& m) {
-      return link_dead.count(ParseNbdDevice(m.device)) > 0;
-    });
-    std::set<std::string> silent;  // runners that did not answer this pass
-    for (const auto& m : *mappings) {
-      if (g_stop) break;
-      int index = ParseNbdDevice(m.device);
-      if (index < 0) continue;
-      auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
-      if (!hp) continue;
-      auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp);
-      if (!client) {
-        silent.insert(m.runner);
-        if (link_dead.count(index))
-          LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
-        continue;
-      }
-      RpcResult<nbdr_info_reply> info(NBDR_INFO);
-      // A dead link whose device now holds something else is forgotten
-      // even while its runner cannot be asked.
-      Status s = link_dead.count(index) ? DeviceHolds(m, index) : Status();
-      if (s.ok()) s = AskRunner(&*client, m, &info);
-      if (s.code() == ETIMEDOUT || s.code() == ECOMM) silent.insert(m.runner);
-      if (!link_dead.count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
-      // The identity the mapping was made under: this host's may have
-      // been renamed since.
-      const std::string& made_as = m.host_id.empty() ? *host_id : m.host_id;
-      if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);
-      if (s.ok()) {
-        LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
-                 m.key.c_str(), m.runner.c_str());
-        link_dead.erase(index);
-      } else if (s.code() == kNotOurs) {
-        LOG_ERROR("clid", "%s: no longer reconnecting %s/%s at %s (%s); forgetting it",
-                  m.device.c_str(), m.type.c_str(), m.key.c_str(), m.runner.c_str(),
-                  s.message().c_str());
-        link_dead.erase(index);
-        if (Status f = ForgetMapping(m); !f.ok())
-          LOG_ERROR("clid", "%s", f.message().c_str());
-      } else {
-        LOG_WARN("clid", "%s: reconnect failed, will retry: %s", m.device.c_str(),
-                 s.message().c_str());
-      }
-    }
+    CheckPass(&*mappings, *host_id, &link_dead);
   }
   LOG_INFO("clid", "stopping");
   return 0;

@@ -109,6 +109,33 @@ Status DisconnectDevice(int index, const std::string& type, const std::string& k
   return Status();
 }
 
+// Records a new mapping in this host's mapping state (a failure there is
+// a warning: the device is mapped) and prints it.
+int ReportMapped(const Command& c, const std::string& runner, MappingRecord rec, uint64_t size) {
+  time_t now = time(nullptr);
+  char when[32];
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  rec.map_time = when;
+  if (Status s = RecordMapping(rec); !s.ok())
+    fprintf(stderr, "nbd-cli: warning: %s is mapped, but recording it in %s failed: %s\n",
+            rec.device.c_str(), MappingStatePath().c_str(), s.message().c_str());
+  if (JsonOutput()) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "device", json_object_new_string(rec.device.c_str()));
+    json_object_object_add(o.get(), "type", json_object_new_string(c.type.c_str()));
+    json_object_object_add(o.get(), "key", json_object_new_string(c.key.c_str()));
+    json_object_object_add(o.get(), "export",
+                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
+    json_object_object_add(o.get(), "size", json_object_new_int64(static_cast<int64_t>(size)));
+    json_object_object_add(o.get(), "runner", json_object_new_string(runner.c_str()));
+    json_object_object_add(o.get(), "connections", json_object_new_int(c.connections));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s\n", rec.device.c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int DoMap(const Command& c) {
@@ -185,29 +212,7 @@ int DoMap(const Command& c) {
   }
   MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
                     c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id};
-  {
-    time_t now = time(nullptr);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    rec.map_time = when;
-  }
-  if (Status s = RecordMapping(rec); !s.ok())
-    fprintf(stderr, "nbd-cli: warning: %s is mapped, but recording it in %s failed: %s\n",
-            device.c_str(), MappingStatePath().c_str(), s.message().c_str());
-  if (JsonOutput()) {
-    Json o(json_object_new_object());
-    json_object_object_add(o.get(), "device", json_object_new_string(device.c_str()));
-    json_object_object_add(o.get(), "type", json_object_new_string(c.type.c_str()));
-    json_object_object_add(o.get(), "key", json_object_new_string(c.key.c_str()));
-    json_object_object_add(o.get(), "export", json_object_new_string(export_name.c_str()));
-    json_object_object_add(o.get(), "size", json_object_new_int64(static_cast<int64_t>(info.size)));
-    json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
-    json_object_object_add(o.get(), "connections", json_object_new_int(c.connections));
-    PrintJson(o.get(), stdout);
-  } else {
-    printf("%s\n", device.c_str());
-  }
-  return kExitOk;
+  return ReportMapped(c, client->target(), rec, info.size);
 }
 
 namespace {

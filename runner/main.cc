@@ -40,6 +40,10 @@ using namespace nbdr;
 
 namespace {
 
+// Control connections served at once: beyond, an idle one is closed to make
+// room, or the new one is refused.
+constexpr int kMaxRpcConnections = 64;
+
 Status MakeDirs(const std::string& path) {
   std::string cur;
   size_t pos = 0;
@@ -327,6 +331,49 @@ class Detacher {
   UniqueFd parent_;
 };
 
+// The NBD server's settings from the runner's options.
+NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts) {
+  NbdServerOptions n;
+  n.host = opts.io_host;
+  n.port = opts.io_port;
+  n.handshake_timeout_s = opts.handshake_timeout;
+  n.idle_timeout_s = opts.idle_timeout;
+  n.busy_poll_us = opts.busy_poll_us;
+  n.max_connections = opts.max_connections;
+  return n;
+}
+
+// Signals are handled by the main thread only (WaitForStop); they are
+// blocked before any thread starts so every thread inherits the mask.
+sigset_t BlockSignals() {
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  return sigs;
+}
+
+// Serves until SIGTERM or SIGINT; SIGHUP runs reload.
+template <typename Fn>
+void WaitForStop(const sigset_t& sigs, Fn reload) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&sigs, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      Notify("RELOADING=1");
+      reload();
+      Notify("READY=1");
+      continue;
+    }
+    LOG_INFO("", "%s: shutting down", strsignal(sig));
+    Notify("STOPPING=1");
+    return;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -367,15 +414,7 @@ int main(int argc, char** argv) {
   auto lock = LockStateDir(opts.state_dir);
   if (!lock) return Fail(lock.status());
 
-  // Signals are handled by the main thread only (sigwait below); block them
-  // before any thread starts so every thread inherits the mask.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t sigs = BlockSignals();
 
   LOG_INFO("", "nbd-runner %s starting (state %s, handlers %s)", NBDR_PACKAGE_VERSION,
            opts.state_dir.c_str(), opts.handler_dir.c_str());
@@ -391,16 +430,9 @@ int main(int argc, char** argv) {
   if (Status s = registry.Load(); !s.ok())
     return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
 
-  NbdServerOptions nbd_opts;
-  nbd_opts.host = opts.io_host;
-  nbd_opts.port = opts.io_port;
-  nbd_opts.handshake_timeout_s = opts.handshake_timeout;
-  nbd_opts.idle_timeout_s = opts.idle_timeout;
-  nbd_opts.busy_poll_us = opts.busy_poll_us;
-  nbd_opts.max_connections = opts.max_connections;
-  NbdServer nbd(nbd_opts, &registry);
+  NbdServer nbd(NbdOptionsFrom(opts), &registry);
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
-  RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, 64);
+  RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections);
 
   if (Status s = nbd.Start(); !s.ok()) return Fail(s);
   control.SetIoAddress({opts.io_host, nbd.port()});
@@ -410,19 +442,7 @@ int main(int argc, char** argv) {
   Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
   if (detacher) detacher->Serving();
 
-  for (;;) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      Notify("RELOADING=1");
-      Reload(argc, argv, &opts, &registry);
-      Notify("READY=1");
-      continue;
-    }
-    LOG_INFO("", "%s: shutting down", strsignal(sig));
-    Notify("STOPPING=1");
-    break;
-  }
+  WaitForStop(sigs, [&] { Reload(argc, argv, &opts, &registry); });
   rpc.Stop();
   nbd.Stop();
   LOG_INFO("", "stopped cleanly");
