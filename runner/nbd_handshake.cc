@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "utils/log.h"
 #include "utils/names.h"
@@ -41,7 +42,7 @@ Status NbdHandshake::SendOptionReply(uint32_t option, uint32_t type, std::string
   EncodeOptionReplyHeader(hdr, option, type, static_cast<uint32_t>(data.size()));
   iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<char*>(data.data()), data.size()}};
   if (Status s = transport_->SendAll(iov, data.empty() ? 1 : 2); !s.ok()) {
-    LOG_WARN(*log_name_, "send reply: %s; dropping the connection", s.message().c_str());
+    LOG_WARN(*log_name_, "send reply: %s; dropping the connection", strerror(s.code()));
     send_broken_ = true;
     transport_->ShutdownBoth();
     return Status::Error(EPIPE, "send: connection broken");

@@ -41,6 +41,10 @@ class SCOPED_CAPABILITY MutexLock {
   bool WaitFor(std::condition_variable* cv, std::chrono::duration<Rep, Period> d, Pred pred) {
     return cv->wait_for(lock_, d, pred);
   }
+  // Lets go of the mutex for a stretch that must not hold it (a slow call);
+  // Relock takes it back. The guard releases it at the end either way.
+  void Unlock() RELEASE() { lock_.unlock(); }
+  void Relock() ACQUIRE() { lock_.lock(); }
 
  private:
   std::unique_lock<std::mutex> lock_;

@@ -31,7 +31,7 @@ UringEngine::~UringEngine() {
     stopping_ = true;
     {
       // A no-op with no request wakes the reaper, which then sees stopping_.
-      std::lock_guard<std::mutex> l(sq_mu_);
+      nbdr::MutexLock l(&sq_mu_);
       io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
       while (!sqe) {
         io_uring_submit(&ring_);
@@ -55,7 +55,7 @@ bool UringEngine::Submit(int fd, nbdr_request* r) {
 
 bool UringEngine::Queue(Op* op) {
   nbdr_request* r = op->r;
-  std::lock_guard<std::mutex> l(sq_mu_);
+  nbdr::MutexLock l(&sq_mu_);
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (!sqe) return false;
   char* buf = static_cast<char*>(r->buf) + op->done;
@@ -97,7 +97,7 @@ void UringEngine::Reap() {
     int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
     if (unsubmitted_) {
-      std::lock_guard<std::mutex> l(sq_mu_);
+      nbdr::MutexLock l(&sq_mu_);
       unsubmitted_ = io_uring_submit(&ring_) < 0;
     }
     if (!op) {

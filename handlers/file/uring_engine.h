@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "nbd-runner/handler.h"
+#include "utils/mutex.h"
 
 class UringEngine {
  public:
@@ -45,7 +46,7 @@ class UringEngine {
 
   io_uring ring_{};
   Fallback fallback_;
-  std::mutex sq_mu_;
+  nbdr::Mutex sq_mu_;  // guards the submission queue
   // Entries queued but not yet accepted by the kernel (a failed
   // io_uring_submit); the reaper submits them again.
   std::atomic<bool> unsubmitted_{false};

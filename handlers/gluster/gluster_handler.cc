@@ -88,7 +88,7 @@ struct GlusterHandler {
   long request_timeout_s = 0;  // gluster-request-timeout; 0: the volume's frame-timeout
   std::string log_dir;
   int gfapi_log_level = kDefaultGlusterLogLevel;
-  std::mutex mu;  // guards volumes and mounting (not held while a volume mounts)
+  nbdr::Mutex mu;  // guards volumes and mounting (not held while a volume mounts)
   std::map<std::string, std::unique_ptr<Volume>> volumes;
   // A first mount under way, which other callers for that volume wait for
   // and share (its volume, or its error).
@@ -112,7 +112,7 @@ struct GlusterExport {
   // at a time: glfs_lseek returns the descriptor's shared offset, which
   // every read and write completing on it also sets.
   glfs_fd_t* seek_fd;
-  std::mutex seek_mu{};
+  nbdr::Mutex seek_mu{};
   // Writes acknowledged since the last fdatasync. Write-behind holds them
   // where a seek (which it passes straight to the bricks) does not look,
   // so an allocation lookup first makes them reach the bricks.
@@ -278,11 +278,11 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
 // being mounted wait for that one mount and share its result.
 Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen,
                   int* rc) {
-  std::unique_lock<std::mutex> l(h->mu);
+  nbdr::MutexLock l(&h->mu);
   if (auto it = h->volumes.find(name); it != h->volumes.end()) return it->second.get();
   if (auto it = h->mounting.find(name); it != h->mounting.end()) {
     std::shared_ptr<GlusterHandler::MountAttempt> attempt = it->second;
-    h->mount_done.wait(l, [&] { return attempt->done; });
+    l.Wait(&h->mount_done, [&] { return attempt->done; });
     if (auto v = h->volumes.find(name); v != h->volumes.end()) return v->second.get();
     *rc = attempt->rc;
     SetErr(err, errlen, "%s", attempt->err.c_str());
@@ -290,10 +290,10 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
   }
   auto attempt = std::make_shared<GlusterHandler::MountAttempt>();
   h->mounting[name] = attempt;
-  l.unlock();
+  l.Unlock();
   std::string log_file;
   glfs_t* fs = MountVolume(h, name, &log_file, err, errlen, rc);
-  l.lock();
+  l.Relock();
   h->mounting.erase(name);
   attempt->done = true;
   if (!fs) {
@@ -590,7 +590,7 @@ void GlusterClose(void* export_handle) {
 // Describes allocation from r->offset with SEEK_DATA/SEEK_HOLE.
 int Extents(GlusterExport* e, nbdr_request* r) {
   // One lookup at a time, so none seeks while another's sync is under way.
-  std::lock_guard<std::mutex> lock(e->seek_mu);
+  nbdr::MutexLock lock(&e->seek_mu);
   if (e->unsynced_writes.exchange(false)) {
     errno = 0;
     if (glfs_fdatasync(e->fd, nullptr, nullptr) < 0) {
