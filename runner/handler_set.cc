@@ -154,7 +154,7 @@ HandlerSet::HandlerSet(std::map<std::string, std::string> options)
 
 HandlerSet::~HandlerSet() { UnloadAll(); }
 
-Status HandlerSet::LoadDirectory(const std::string& dir) {
+Status HandlerSet::LoadDirectory(const std::string& dir, Mode mode) {
   struct DirCloser {
     void operator()(DIR* d) const { closedir(d); }
   };
@@ -182,7 +182,7 @@ Status HandlerSet::LoadDirectory(const std::string& dir) {
   std::string refused;
   for (const auto& path : probed) {
     bool refused_config = false;
-    Status s = LoadProbed(path, &refused_config);
+    Status s = LoadProbed(path, mode, &refused_config);
     if (s.ok()) continue;
     LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), s.message().c_str());
     if (refused_config) refused += (refused.empty() ? "" : "; ") + s.message();
@@ -193,7 +193,7 @@ Status HandlerSet::LoadDirectory(const std::string& dir) {
   return Status();
 }
 
-Status HandlerSet::LoadProbed(const std::string& path, bool* refused_config) {
+Status HandlerSet::LoadProbed(const std::string& path, Mode mode, bool* refused_config) {
   auto h = std::make_unique<LoadedHandler>();
   h->path_ = path;
   h->dl_ = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -234,6 +234,10 @@ Status HandlerSet::LoadProbed(const std::string& path, bool* refused_config) {
   for (const char* const* o = desc->options; o && *o; o++) h->services_->readable.insert(*o);
   h->name_ = desc->name;
   h->desc_ = desc;
+  if (mode == Mode::kDescribe) {
+    handlers_.push_back(std::move(h));
+    return Status();
+  }
   char err[kErrLen] = "";
   void* state = nullptr;
   int rc = desc->load(&svc, &state, err, sizeof err);
@@ -257,6 +261,28 @@ const LoadedHandler* HandlerSet::Find(const std::string& type) const {
   for (const auto& h : handlers_)
     if (h->name() == type) return h.get();
   return nullptr;
+}
+
+std::string HandlerSet::OptionsHelp() const {
+  std::string out;
+  for (const auto& h : handlers_) {
+    const nbdr_handler& d = h->desc();
+    out += "  [" + h->name() + "]" +
+           (d.description && *d.description ? std::string(" ") + d.description : std::string()) +
+           "\n";
+    // config_help: "name=VALUE  what it does" per line, shown as options.
+    std::string help = d.config_help ? d.config_help : "";
+    size_t pos = 0;
+    while (pos < help.size()) {
+      size_t end = help.find('\n', pos);
+      if (end == std::string::npos) end = help.size();
+      std::string line = help.substr(pos, end - pos);
+      pos = end + 1;
+      if (line.empty()) continue;
+      out += (line[0] == ' ' ? "    " : "  --") + line + "\n";  // continuations align
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> HandlerSet::Types() const {

@@ -77,7 +77,10 @@ class HandlerSet {
   // Loads every lib*_handler.so in dir (sorted by name). Fails when the
   // directory cannot be read or a handler refused its configuration (every
   // such refusal is logged); bad plugins are logged and skipped.
-  Status LoadDirectory(const std::string& dir);
+  // kDescribe only reads each handler's descriptor (for --help): its
+  // load() is not called, so it starts nothing and serves nothing.
+  enum class Mode { kServe, kDescribe };
+  Status LoadDirectory(const std::string& dir, Mode mode = Mode::kServe);
   // Unloads every handler (calls unload, dlclose).
   void UnloadAll();
 
@@ -85,11 +88,14 @@ class HandlerSet {
   std::vector<std::string> Types() const;
   // Option names declared by the loaded handlers.
   std::set<std::string> DeclaredOptions() const;
+  // The loaded handlers' own help: per handler, its name and description,
+  // then each line of its config_help as a command-line option.
+  std::string OptionsHelp() const;
 
  private:
   // Loads a handler whose probe (ProbeInChild) succeeded. *refused_config
   // is set when the handler's load() failed (its configuration).
-  Status LoadProbed(const std::string& path, bool* refused_config);
+  Status LoadProbed(const std::string& path, Mode mode, bool* refused_config);
 
   std::map<std::string, std::string> options_;
   std::vector<std::unique_ptr<LoadedHandler>> handlers_;

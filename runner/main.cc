@@ -331,6 +331,19 @@ class Detacher {
   UniqueFd parent_;
 };
 
+// --help: the runner's options, then those the handlers in the handler
+// directory declare (read from their descriptors; none is loaded to serve,
+// so none starts or touches storage).
+std::string HelpText(const RunnerOptions& opts) {
+  Logger::Default().SetLevel(LogLevel::kError);  // a broken plugin is still named
+  HandlerSet handlers({});
+  Status s = handlers.LoadDirectory(opts.handler_dir, HandlerSet::Mode::kDescribe);
+  std::string help = handlers.OptionsHelp();
+  if (!s.ok()) help = "    (" + s.message() + ")\n";
+  else if (help.empty()) help = "    (no handler there)\n";
+  return RunnerUsage(opts.handler_dir, help);
+}
+
 // The NBD server's settings from the runner's options.
 NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts) {
   NbdServerOptions n;
@@ -384,7 +397,7 @@ int main(int argc, char** argv) {
   }
   RunnerOptions& opts = *parsed;
   if (opts.show_help) {
-    fputs(RunnerUsage().c_str(), stdout);
+    fputs(HelpText(opts).c_str(), stdout);
     return 0;
   }
   if (opts.show_version) {

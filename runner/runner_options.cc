@@ -5,11 +5,12 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
-#include "utils/parse_number.h"
 #include "utils/config_file.h"
+#include "utils/parse_number.h"
 
 namespace nbdr {
 
@@ -22,9 +23,40 @@ const std::set<std::string> kRunnerKeys = {
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
     "max-connections", "mapping-timeout", "busy-poll-us"};
-// Prefixes of handler types this project ships; their options are
-// accepted with a warning when the handler is not installed.
-const char* const kKnownHandlerPrefixes[] = {"file-", "gluster-", "ceph-", "rbd-"};
+// The word before an option name's first '-' ("gluster" of
+// "gluster-hosts"), the namespace handler options are named in; "" when
+// there is none.
+std::string OptionPrefix(const std::string& key) {
+  size_t dash = key.find('-');
+  return dash == std::string::npos || dash == 0 ? "" : key.substr(0, dash);
+}
+
+// How many typing mistakes (a letter added, dropped, changed, or two
+// neighbours swapped) turn a into b: the optimal string alignment
+// distance, for short words.
+size_t TypingDistance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); i++) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); j++) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    for (size_t j = 1; j <= b.size(); j++) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1,
+                          d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// Whether word is one or two typing mistakes away from one of owned (one
+// for words of up to four letters, whose neighbours are too many).
+bool NearlyOwned(const std::string& word, const std::set<std::string>& owned) {
+  const size_t slack = word.size() <= 4 ? 1 : 2;
+  for (const auto& o : owned)
+    if (TypingDistance(word, o) <= slack) return true;
+  return false;
+}
 
 Expected<long> ParseInt(const std::string& key, const std::string& value, long min, long max) {
   if (value.empty()) return Status::Error(EINVAL, "--" + key + ": needs a number");
@@ -104,7 +136,7 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
 
 }  // namespace
 
-std::string RunnerUsage() {
+std::string RunnerUsage(const std::string& handler_dir, const std::string& handler_help) {
   return
       "Usage: nbd-runner [OPTIONS]\n"
       "Serves backstores (files, GlusterFS, Ceph RBD) as NBD exports.\n"
@@ -133,22 +165,8 @@ std::string RunnerUsage() {
       "  --version                print the version and exit\n"
       "  --help                   print this help and exit\n"
       "\n"
-      "Handler options (also accepted in the config file):\n"
-      "  --file-dir DIR           base directory of the file handler\n"
-      "                           (default /var/lib/nbd-runner/file)\n"
-      "  --file-io MODE           nowait (default), threads or uring\n"
-      "  --gluster-hosts H1,H2    volfile servers, HOST[:PORT] each (default localhost)\n"
-      "  --gluster-timeout S      a silent brick fails I/O with EIO after S seconds (30)\n"
-      "  --gluster-request-timeout S  a request a live brick leaves unanswered fails\n"
-      "                           with EIO after S seconds (the volume's frame-timeout)\n"
-      "  --gluster-log-level L    gfapi's log: error, warning, info, debug, trace\n"
-      "  --ceph-conf FILE         Ceph configuration (default /etc/ceph/ceph.conf)\n"
-      "  --ceph-id ID             Ceph client id (default admin)\n"
-      "  --ceph-keyring FILE      keyring of that client\n"
-      "  --ceph-op-timeout S      a silent monitor or OSD fails I/O with EIO after S seconds (30)\n"
-      "  --ceph-full-try on|off   on a full pool, writes that need space fail at once with\n"
-      "                           ENOSPC instead of waiting (off)\n"
-      "\n"
+      "Handler options (also accepted in the config file), from the handlers in\n"
+      "  " + handler_dir + ":\n" + handler_help + "\n"
       "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reopens the log and re-reads\n"
       "the log level and mapping timeout (other changes need a restart).\n";
 }
@@ -194,14 +212,19 @@ Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {
 
 Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string>& declared,
                            const std::set<std::string>& loaded_types) {
+  // Namespaces someone here owns: the loaded handlers' types and the
+  // prefixes of their options, and the runner's own words. An unknown
+  // option in one of them, or in one a typing mistake away from them, is
+  // a mistake; one in a namespace nobody here owns is taken for a handler
+  // that is not installed on this node (a configuration shared by several
+  // nodes), warned about and ignored.
+  std::set<std::string> owned(loaded_types.begin(), loaded_types.end());
+  for (const auto& d : declared) owned.insert(OptionPrefix(d));
+  for (const auto& k : kRunnerKeys) owned.insert(OptionPrefix(k).empty() ? k : OptionPrefix(k));
   for (const auto& [key, origin] : opts.unknown) {
     if (declared.count(key)) continue;
-    bool known_prefix = false;
-    for (const char* p : kKnownHandlerPrefixes) {
-      std::string prefix = p, type = prefix.substr(0, prefix.size() - 1);
-      if (key.rfind(prefix, 0) == 0 && !loaded_types.count(type)) known_prefix = true;
-    }
-    if (known_prefix) {
+    const std::string prefix = OptionPrefix(key);
+    if (!prefix.empty() && !owned.count(prefix) && !NearlyOwned(prefix, owned)) {
       LOG_WARN("config", "%s: option '%s' ignored: its handler is not loaded", origin.c_str(),
                key.c_str());
       continue;

@@ -55,6 +55,6 @@ Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string
                            const std::set<std::string>& loaded_types);
 
 // The --help text.
-std::string RunnerUsage();
+std::string RunnerUsage(const std::string& handler_dir, const std::string& handler_help);
 
 }  // namespace nbdr

@@ -527,7 +527,7 @@ const nbdr_handler kFileHandler = {
     NBDR_PACKAGE_VERSION,
     "file-dir=DIR   base directory of the backstores (default /var/lib/nbd-runner/file)\n"
     "file-io=MODE   nowait (default: page-cache hits complete inline), threads or uring\n"
-    "threads=N      worker threads for I/O that may block (default 8)\n",
+    "               (the runner's threads option sets how many workers)\n",
     kOptions,
     FileLoad,
     FileUnload,

@@ -5,6 +5,9 @@
 # log-dir, set even when left at their defaults), and gets NULL for any
 # other option, though the runner has it (issue 24: it used to get every
 # runner option, so a handler could depend on another's configuration).
+# And nbd-runner --help lists a third-party handler's options from its
+# config help, without loading it to serve (issue 24: the help text was
+# hard-coded for the bundled handlers).
 source "$(dirname "$0")/functions.sh"
 requires cc
 
@@ -54,3 +57,30 @@ case "$line" in
   *"threads=8 log-dir=$T/log"*) ;; *) fail "the offered options threads and log-dir were not set" ;;
 esac
 pass "get_option: declared and offered options only ($line)"
+
+"$RUNNER" --help --handler-dir "$H" >"$T/help" 2>&1 || fail "nbd-runner --help failed"
+grep -q -- '--opts-x=V  a test option' "$T/help" || { cat "$T/help"; fail "--help lacks the handler's option"; }
+grep -q -- '--file-dir=DIR' "$T/help" || { cat "$T/help"; fail "--help lacks the file handler's options"; }
+! grep -q 'seen opts-x' "$T/help" || fail "--help loaded the handler (its load() ran)"
+pass "--help lists every handler's options from its declaration, loading none"
+
+# Unknown options: a mistake in a namespace a loaded handler (its type or
+# its options' prefix) or the runner owns, or a typing mistake away from
+# one, is refused; one in a namespace nobody here owns is taken for a
+# handler not installed on this node, warned about and ignored, whoever's
+# handler it is (issue 24: only the bundled handlers' prefixes were known).
+check() {  # want-exit pattern options...
+  local want=$1 pattern=$2 rc=0
+  shift 2
+  mkdir -p "$T/s2"
+  "$RUNNER" --check-config --state-dir "$T/s2" --handler-dir "$H" "$@" >"$T/check" 2>&1 || rc=$?
+  [ $rc -eq "$want" ] && grep -q -- "$pattern" "$T/check" ||
+    { cat "$T/check"; fail "--check-config $*: exit $rc, wanted $want and '$pattern'"; }
+}
+check 2 "unknown option 'opts-y'" --opts-y 1
+check 2 "unknown option 'file-dri'" --file-dri x
+check 2 "unknown option 'handshake-timout'" --handshake-timout 5
+check 2 "unknown option 'hanlder-dir'" --hanlder-dir /x  # typing mistakes in the first word
+check 2 "unknown option 'fiel-io'" --fiel-io threads
+check 0 "option 'acme-pool' ignored: its handler is not loaded" --acme-pool p1
+pass "unknown options: refused where a loaded handler or the runner owns the name, warned otherwise"
