@@ -47,7 +47,8 @@ const char kUsage[] =
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
     "\n"
-    "TYPE is file, gluster or rbd (alias ceph). KEY names the backstore:\n"
+    "TYPE is a handler of the runner: file, gluster, rbd (alias ceph) or one\n"
+    "installed apart. KEY names the backstore:\n"
     "  file     a path under the runner's file directory, e.g. disks/a.img\n"
     "  gluster  VOLUME/PATH, e.g. vol1/disks/a.img\n"
     "  rbd      POOL/IMAGE or POOL/NAMESPACE/IMAGE\n"
@@ -59,10 +60,17 @@ const char kUsage[] =
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
 
+// The KEY grammar of the handlers shipped with nbd-runner. nbd-cli takes
+// any TYPE: the runner knows which handlers it has, and refuses the others.
+std::string KeyHelp(const std::string& type) {
+  if (type == "file") return "a path under the runner's file directory (file-dir)";
+  if (type == "gluster") return "VOLUME/PATH inside a GlusterFS volume";
+  if (type == "rbd") return "POOL/IMAGE or POOL/NAMESPACE/IMAGE in Ceph RBD";
+  return "the object's name as the " + type + " handler knows it (see its documentation)";
+}
+
 std::string TypeHelp(const std::string& type) {
-  std::string key = type == "file"      ? "a path under the runner's file directory (file-dir)"
-                    : type == "gluster" ? "VOLUME/PATH inside a GlusterFS volume"
-                                        : "POOL/IMAGE or POOL/NAMESPACE/IMAGE in Ceph RBD";
+  std::string key = KeyHelp(type);
   return "Usage: nbd-cli " + type +
          " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
          "       nbd-cli " + type +
@@ -175,9 +183,7 @@ int main(int argc, char** argv) {
     return DoVersion(c);
   }
   c.type = args[0] == "ceph" ? "rbd" : args[0];
-  if (c.type != "file" && c.type != "gluster" && c.type != "rbd") {
-    if (Status s = ValidateType(c.type); !s.ok()) return Usage("unknown command '" + args[0] + "'");
-  }
+  if (!ValidateType(c.type).ok()) return Usage("unknown command '" + args[0] + "'");
   if (args.size() < 2) return Usage("missing command after '" + args[0] + "'");
   c.verb = args[1];
   if (c.verb == "help") {

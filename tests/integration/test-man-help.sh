@@ -5,7 +5,8 @@
 # options for nbd-runner and nbd-clid, the same subcommands and keywords for
 # nbd-cli; the default config etc/nbd-runner.conf documents every option of
 # nbd-runner --help that a config file can set. A new option added to one
-# and not the others fails here.
+# and not the others fails here. The handler options of nbd-runner.8 are
+# word for word what the handlers declare.
 source "$(dirname "$0")/functions.sh"
 requires man python3
 
@@ -70,6 +71,40 @@ if bad:
     print("\n".join(bad)); sys.exit(1)
 PY
 pass "--help of nbd-runner, nbd-cli and nbd-clid matches their man pages"
+
+# The handler options of nbd-runner.8 are the handlers' own words: each
+# option's text in the man page is its text in --help (config_help).
+python3 - "$T" <<'PY' || fail "nbd-runner.8's handler options are not the handlers' config help"
+import re, sys
+t = sys.argv[1]
+def options(lines, start):
+    """'--name' -> its description, whitespace-normalised, from the lines after start."""
+    out, cur = {}, None
+    for line in lines[start:]:
+        m = re.match(r"^\s*(--[a-z][a-z-]*)(=\S+)?\s*(.*)$", line)
+        if m:
+            cur = m.group(1); out[cur] = m.group(3)
+        elif cur and line.strip() and not re.match(r"^\s*(\[|The \S+ handler:)", line):
+            out[cur] += " " + line.strip()
+        elif cur and not line.strip() and out[cur]:
+            cur = None
+    return {k: " ".join(v.split()) for k, v in out.items()}
+help_lines = open(f"{t}/nbd-runner.help").read().split("\n\n")
+block = next(b for b in help_lines if b.startswith("Handler options")).splitlines()
+in_help = options(block, 2)
+man = open(f"{t}/nbd-runner.txt").read().splitlines()
+start = next(i for i, l in enumerate(man) if l.strip() == "Handler options")
+end = next(i for i in range(start + 1, len(man)) if re.match(r"^[A-Z]", man[i]))
+in_man = options(man[:end], start + 1)
+bad = [f"{k}: --help says {in_help[k]!r}, the man page {in_man.get(k)!r}"
+       for k in in_help if in_man.get(k) != in_help[k]]
+bad += [f"{k}: in the man page's handler options, not in --help" for k in in_man if k not in in_help]
+if not in_help: bad.append("no handler option in --help")
+if bad:
+    print("\n".join(bad)); sys.exit(1)
+print(f"{len(in_help)} handler options")
+PY
+pass "nbd-runner.8's handler options are the text the handlers declare"
 
 # Config keys: "# name = default" lines; everything but the options that
 # only make sense on a command line.

@@ -31,3 +31,14 @@ grep -q '"can_trim": true' "$T/info.json" && grep -q '"can_fua": false' "$T/info
   { cat "$T/info.json"; fail "capabilities not advertised from the handler"; }
 cli mem delete scratch >/dev/null
 pass "nbd-cli and NBD clients use a backstore of the out-of-tree type"
+
+# nbd-cli has no list of types: its help for one it was not built with
+# names no other handler's key grammar, and the runner's --help lists the
+# out-of-tree handler's options from its config help.
+"$CLI" mem help >"$T/mem.help"
+grep -q "^Usage: nbd-cli mem create KEY" "$T/mem.help" &&
+  grep -q "^KEY: the object's name as the mem handler knows it" "$T/mem.help" ||
+  { cat "$T/mem.help"; fail "nbd-cli mem help"; }
+"$T/prefix/sbin/nbd-runner" --help >"$T/runner.help"
+grep -q "^  \[mem\]" "$T/runner.help" || { cat "$T/runner.help"; fail "--help does not list the mem handler"; }
+pass "nbd-cli mem help and nbd-runner --help know the out-of-tree type"
