@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Backstore registry: the record table, create, import and delete, the
 // save with rollback, and the mapping calls (their state machine is in
-// mapping_machine.cc, identities in backstore_identity.cc, shared open
-// exports in open_exports.cc); see backstore_registry.h.
+// mapping_machine.cc, identities in backstore_identity.cc, opening for
+// NBD clients in backstore_registry_open.cc, sharing an open export in
+// open_export.cc); see backstore_registry.h.
 #include "runner/backstore_registry.h"
 
 #include <time.h>
@@ -156,7 +157,7 @@ Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
   if (!size) return size.status();
   std::set<std::string> stale = StaleHolders(p.type, now, name);
   Status s = UpdateAndSave(p.type, p.key, [&](Entry& e) REQUIRES(mu_) -> Status {
-    if (!e.open.expired() || e.opening > 0)
+    if (e.sharing.InUse())
       return Status::Error(EBUSY, "backstore " + name + " is being served; stop its clients first");
     if (std::string other = RegisteredAs(p.type, now, name, stale); !other.empty())
       return SameObjectError(name, other);
@@ -254,11 +255,8 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     if (e.record.status == NBDR_STATUS_MAPPED || e.record.status == NBDR_STATUS_DEAD)
       return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
                                       mapping::WhereMapped(e.record) + "; unmap it first");
-    if (auto open = e.open.lock())
-      return Status::Error(EBUSY, "backstore " + name + " is in use by " +
-                                      std::to_string(open.use_count() - 1) + " NBD connection(s)");
-    if (e.opening > 0)
-      return Status::Error(EBUSY, "backstore " + name + " is being opened by an NBD client");
+    if (std::string busy = e.sharing.BusyReason(name); !busy.empty())
+      return Status::Error(EBUSY, busy);
     e.busy = true;
     saved = e.record;
   }
@@ -344,7 +342,7 @@ bool BackstoreRegistry::ExpireMappingsLocked() {
     // A client that connected its device and then died before NBDR_MAPPED
     // leaves a live device: while it has NBD connections the map stays
     // (no second client may map it), and expires once they are gone.
-    if (e.open.expired() && e.opening == 0 && mapping::Expire(&e.record, &e.map, now, timeout)) {
+    if (!e.sharing.InUse() && mapping::Expire(&e.record, &e.map, now, timeout)) {
       LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
       changed = true;
     }
@@ -446,7 +444,7 @@ void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
   {
     MutexLock l(&mu_);
     auto it = entries_.find(export_name);
-    if (it == entries_.end() || !it->second.open.expired()) return;  // others still serve it
+    if (it == entries_.end() || it->second.sharing.IsOpen()) return;  // others still serve it
     if (!mapping::ConnectionLost(&it->second.record)) return;
     LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
              "its client reconnects", mapping::WhereMapped(it->second.record).c_str());

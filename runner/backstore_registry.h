@@ -23,35 +23,12 @@
 
 #include "runner/backstore.h"
 #include "runner/mapping_machine.h"
+#include "runner/open_export.h"
 #include "runner/handler_set.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 
 namespace nbdr {
-
-class BackstoreRegistry;
-
-// A backstore opened for serving. Shared by connections through
-// shared_ptr; the handler's close runs when the last reference goes.
-class OpenExport {
- public:
-  ~OpenExport();
-  OpenExport(const OpenExport&) = delete;
-  OpenExport& operator=(const OpenExport&) = delete;
-
-  const BackstoreRecord& record() const { return record_; }
-  const nbdr_export_info& info() const { return info_; }
-  const LoadedHandler& handler() const { return *handler_; }
-  void* handle() const { return handle_; }
-
- private:
-  friend class BackstoreRegistry;
-  OpenExport() = default;
-  BackstoreRecord record_;  // as it was when opened
-  nbdr_export_info info_{};
-  const LoadedHandler* handler_ = nullptr;
-  void* handle_ = nullptr;
-};
 
 struct CreateParams {
   std::string type;
@@ -169,8 +146,7 @@ class BackstoreRegistry {
     MapTicket map;  // the map in progress or done (see mapping_machine.h)
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
-    int opening = 0;  // 1 while an OpenForServing call opens it; Delete and re-import refuse
-    std::weak_ptr<OpenExport> open;
+    ExportSharing sharing;  // open for NBD clients: Delete and re-import refuse
   };
   // Writes saveconfig.json: every entry but those Register has not saved
   // yet, except the one named also (the create or import being saved).

@@ -1,23 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// Open exports, shared by the NBD connections that serve one backstore:
-// the part of BackstoreRegistry that opens a backstore through its
-// handler for the first client and hands the same OpenExport to the next
-// ones; see backstore_registry.h.
+// The part of BackstoreRegistry that opens a backstore for NBD clients: the
+// first client's open goes through the handler (after the object's
+// identity is checked), the next ones share it through the entry's
+// ExportSharing (open_export.h).
 #include <cerrno>
 
 #include "runner/backstore_registry.h"
 #include "utils/log.h"
 #include "utils/names.h"
-#include "utils/size_parse.h"
 
 namespace nbdr {
-
-OpenExport::~OpenExport() {
-  if (handler_ && handle_) {
-    handler_->desc().close(handle_);
-    LOG_INFO(record_.ExportName(), "export closed");
-  }
-}
 
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name) {
@@ -30,29 +22,26 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
       auto it = entries_.find(export_name);
       if (it == entries_.end() || it->second.busy)
         return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
-      if (auto open = it->second.open.lock()) return open;
-      if (it->second.opening == 0) {
+      if (auto open = it->second.sharing.Current()) return open;
+      if (!it->second.sharing.IsOpening()) {
         record = it->second.record;
         // Until the open is recorded below, Delete and re-import refuse:
         // the entry, and the object it names, stay as they are.
-        it->second.opening++;
+        it->second.sharing.BeginOpen();
         break;
       }
       // Another client is opening this export: share what it opens (or,
       // if that fails, try again). Opens of other exports go on meanwhile.
       l.Wait(&open_done_, [&] {
         auto again = entries_.find(export_name);
-        return again == entries_.end() || again->second.opening == 0;
+        return again == entries_.end() || !again->second.sharing.IsOpening();
       });
     }
   }
   auto opened = OpenBackend(export_name, record);
   MutexLock l(&mu_);
   auto it = entries_.find(export_name);  // still there: nothing erases it while opening
-  if (it != entries_.end()) {
-    it->second.opening--;
-    if (opened) it->second.open = *opened;
-  }
+  if (it != entries_.end()) it->second.sharing.EndOpen(opened ? *opened : nullptr);
   open_done_.notify_all();
   return opened;
 }
@@ -70,13 +59,8 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
                                      "registered; 'nbd-cli " + record.type + " import " +
                                      record.key + "' serves the new one");
   }
-  std::shared_ptr<OpenExport> exp(new OpenExport());
-  exp->record_ = record;
-  exp->handler_ = h;
-  void* handle = nullptr;
-  if (Status s = h->Open(record.key, record.readonly, &exp->info_, &handle); !s.ok()) return s;
-  exp->handle_ = handle;
-  LOG_INFO(export_name, "export opened (%s)", FormatSize(exp->info_.size).c_str());
+  auto exp = std::make_shared<OpenExport>(record, h);
+  if (Status s = exp->Open(); !s.ok()) return s;
   return exp;
 }
 
@@ -84,7 +68,7 @@ size_t BackstoreRegistry::OpenCount() const {
   MutexLock l(&mu_);
   size_t n = 0;
   for (const auto& [name, e] : entries_)
-    if (!e.open.expired()) n++;
+    if (e.sharing.IsOpen()) n++;
   return n;
 }
 

@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// An export opened for NBD clients, and how one backstore's open is shared.
+//
+// OpenExport is a backstore opened through its handler; every connection
+// to that backstore holds the same one (so CAN_MULTI_CONN is honest) and
+// the handler's close runs when the last lets go. ExportSharing is the
+// part of a registry entry that knows whether the backstore is open or
+// being opened, so the registry can share an open, wait for one in
+// progress, and refuse to delete or re-import what clients are using.
+// ExportSharing is not thread-safe: its owner's lock guards it.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runner/backstore.h"
+#include "runner/handler_set.h"
+
+namespace nbdr {
+
+class OpenExport {
+ public:
+  OpenExport(const BackstoreRecord& record, const LoadedHandler* handler)
+      : record_(record), handler_(handler) {}
+  ~OpenExport();
+  OpenExport(const OpenExport&) = delete;
+  OpenExport& operator=(const OpenExport&) = delete;
+
+  // Opens the record's object through the handler.
+  Status Open();
+
+  const BackstoreRecord& record() const { return record_; }
+  const nbdr_export_info& info() const { return info_; }
+  const LoadedHandler& handler() const { return *handler_; }
+  void* handle() const { return handle_; }
+
+ private:
+  const BackstoreRecord record_;  // as it was when opened
+  const LoadedHandler* const handler_;
+  nbdr_export_info info_{};
+  void* handle_ = nullptr;
+};
+
+class ExportSharing {
+ public:
+  // The open export, if a connection holds it.
+  std::shared_ptr<OpenExport> Current() const { return open_.lock(); }
+  bool IsOpen() const { return !open_.expired(); }
+  bool IsOpening() const { return opening_ > 0; }
+  // Open, or being opened: the backstore's object must stay as it is.
+  bool InUse() const { return IsOpen() || IsOpening(); }
+
+  // An open starts: until EndOpen, IsOpening() is true and others wait.
+  void BeginOpen() { opening_++; }
+  // The open started by BeginOpen ended; opened is null when it failed.
+  void EndOpen(const std::shared_ptr<OpenExport>& opened);
+
+  // Why a delete of export_name must wait, or "" when nothing uses it.
+  std::string BusyReason(const std::string& export_name) const;
+
+ private:
+  int opening_ = 0;  // opens in progress (at most 1: later clients wait)
+  std::weak_ptr<OpenExport> open_;
+};
+
+}  // namespace nbdr
