@@ -257,6 +257,7 @@ int CheckConfig(RunnerOptions& opts) {
     std::sort(types.begin(), types.end());
     for (const auto& t : types) loaded += (loaded.empty() ? "" : ", ") + t;
   }
+  if (auto tls = TlsCredentials::Load(opts.tls); !tls) return verdict(1, tls.status().message());
   auto records = LoadSaveconfig(saveconfig);
   if (!records) return verdict(1, records.status().message());
   return verdict(0, "handlers " + (loaded.empty() ? std::string("none") : loaded) + "; " +
@@ -345,7 +346,8 @@ std::string HelpText(const RunnerOptions& opts) {
 }
 
 // The NBD server's settings from the runner's options.
-NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts) {
+NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts,
+                                std::shared_ptr<const TlsCredentials> tls) {
   NbdServerOptions n;
   n.host = opts.io_host;
   n.port = opts.io_port;
@@ -353,6 +355,7 @@ NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts) {
   n.idle_timeout_s = opts.idle_timeout;
   n.busy_poll_us = opts.busy_poll_us;
   n.max_connections = opts.max_connections;
+  n.tls = tls;
   return n;
 }
 
@@ -437,13 +440,18 @@ int main(int argc, char** argv) {
     return rc;
   }
   if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
+  auto tls = TlsCredentials::Load(opts.tls);
+  if (!tls) return Fail(tls.status());
+  if (opts.tls.mode != TlsMode::kOff)
+    LOG_INFO("", "TLS %s on the NBD port: %s", opts.tls.mode == TlsMode::kOn ? "offered" : "required",
+             (*tls)->Describe().c_str());
 
   BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
   registry.SetMappingTimeout(opts.mapping_timeout);
   if (Status s = registry.Load(); !s.ok())
     return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
 
-  NbdServer nbd(NbdOptionsFrom(opts), &registry);
+  NbdServer nbd(NbdOptionsFrom(opts, *tls), &registry);
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
   RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections);
 

@@ -18,6 +18,7 @@ NbdHandshake::NbdHandshake(Transport* transport, NbdServer* server, std::string*
     : transport_(transport),
       server_(server),
       opts_(server->options()),
+      tls_mode_(opts_.tls ? opts_.tls->options().mode : TlsMode::kOff),
       log_name_(log_name),
       base_name_(*log_name) {
   result_.max_payload = opts_.max_payload;
@@ -222,8 +223,43 @@ bool NbdHandshake::HandleExportName(const std::string& name) {
   return true;
 }
 
+bool NbdHandshake::HandleStartTls(uint32_t option, const std::string& data) {
+  if (tls_mode_ == TlsMode::kOff)
+    return SendOptionError(option, kRepErrUnsup, "TLS is not enabled on this runner").ok();
+  if (!data.empty()) return SendOptionError(option, kRepErrInvalid, "takes no data").ok();
+  if (transport_->tls())
+    return SendOptionError(option, kRepErrInvalid, "TLS is already negotiated").ok();
+  if (!SendOptionReply(option, kRepAck).ok()) return false;
+  if (Status s = transport_->StartTls(opts_.tls, deadline_); !s.ok()) {
+    LOG_WARN(*log_name_, "%s; closing", s.message().c_str());
+    return false;
+  }
+  const std::string identity = transport_->tls_identity();
+  LOG_INFO(*log_name_, "TLS %s, client %s", transport_->tls_description().c_str(),
+           identity.empty() ? "without an identity" : identity.c_str());
+  // What was agreed in plain text does not carry over into TLS.
+  result_.structured = false;
+  result_.base_allocation = false;
+  meta_export_.clear();
+  return true;
+}
+
+bool NbdHandshake::RefuseBeforeTls(uint32_t option) {
+  if (option == kOptExportName) {
+    LOG_WARN(*log_name_, "NBD_OPT_EXPORT_NAME without TLS, which this runner requires; closing");
+    return false;
+  }
+  LOG_INFO(*log_name_, "%s refused: TLS is required first", OptionName(option).c_str());
+  return SendOptionError(option, kRepErrTlsReqd,
+                         "this runner requires TLS: send NBD_OPT_STARTTLS first")
+      .ok();
+}
+
 bool NbdHandshake::HandleOption(uint32_t option, const std::string& data, bool* done) {
   *done = false;
+  if (tls_mode_ == TlsMode::kRequire && !transport_->tls() && option != kOptStartTls &&
+      option != kOptAbort)
+    return RefuseBeforeTls(option);
   switch (option) {
     case kOptExportName:
       *done = HandleExportName(data);
@@ -243,7 +279,7 @@ bool NbdHandshake::HandleOption(uint32_t option, const std::string& data, bool* 
     case kOptSetMetaContext:
       return HandleMetaContext(option, data);
     case kOptStartTls:
-      return SendOptionError(option, kRepErrUnsup, "TLS is not supported by this runner").ok();
+      return HandleStartTls(option, data);
     default:
       return SendOptionError(option, kRepErrUnsup,
                              "unsupported option (" + std::to_string(data.size()) +

@@ -54,6 +54,12 @@ class NbdHandshake {
   bool HandleMetaContext(uint32_t option, const std::string& data);
   bool HandleList(uint32_t option, const std::string& data);
   bool HandleStructuredReply(uint32_t option, const std::string& data);
+  // NBD_OPT_STARTTLS: answers, then runs the TLS handshake; false when the
+  // connection ends (the TLS handshake failed).
+  bool HandleStartTls(uint32_t option, const std::string& data);
+  // With tls = require, an option before TLS: refused (EXPORT_NAME, which
+  // cannot be refused, closes the connection). false when it closes.
+  bool RefuseBeforeTls(uint32_t option);
   // Opens export name into result_; false with the reply error when refused.
   bool OpenExport(const std::string& name, nbd::OptionError* err);
   void NameConnection(const std::string& export_name);
@@ -63,6 +69,7 @@ class NbdHandshake {
   Transport* const transport_;
   NbdServer* const server_;
   const NbdServerOptions& opts_;
+  const TlsMode tls_mode_;  // off when no credentials were loaded
   std::string* const log_name_;
   const std::string base_name_;  // log_name_ before any export was named
 

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "runner/backstore_registry.h"
+#include "runner/tls_credentials.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 #include "utils/tcp_listener.h"
@@ -41,6 +42,9 @@ struct NbdServerOptions {
   // Threads reading each connection in turn; with handlers that complete
   // inline this is how many requests of one connection run in parallel.
   int readers_per_connection = 2;
+  // TLS credentials and whether TLS is offered or required; null or mode
+  // off: NBD_OPT_STARTTLS is refused.
+  std::shared_ptr<const TlsCredentials> tls;
 };
 
 class NbdConnection;

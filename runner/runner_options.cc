@@ -16,13 +16,15 @@ namespace nbdr {
 
 namespace {
 
-const std::set<std::string> kFlags = {"foreground", "version", "help", "check-config"};
+const std::set<std::string> kFlags = {"foreground", "version", "help", "check-config",
+                                      "tls-verify-peer"};
 const std::set<std::string> kRunnerKeys = {
     "config",    "rpc-host",          "rpc-port",     "io-host",        "io-port",
     "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
-    "max-connections", "mapping-timeout", "busy-poll-us"};
+    "max-connections", "mapping-timeout", "busy-poll-us",
+    "tls", "tls-certificates", "tls-psk", "tls-verify-peer"};
 // The word before an option name's first '-' ("gluster" of
 // "gluster-hosts"), the namespace handler options are named in; "" when
 // there is none.
@@ -71,6 +73,14 @@ bool ParseBool(const std::string& v) {
   return v.empty() || v == "1" || v == "yes" || v == "true" || v == "on";
 }
 
+// A flag whose silent misreading would weaken security: anything but a
+// clear yes or no is an error.
+Expected<bool> ParseStrictBool(const std::string& key, const std::string& v) {
+  if (v.empty() || v == "1" || v == "yes" || v == "true" || v == "on") return true;
+  if (v == "0" || v == "no" || v == "false" || v == "off") return false;
+  return Status::Error(EINVAL, "--" + key + ": '" + v + "' is not yes or no");
+}
+
 std::string DefaultHandlerDir() {
   char buf[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
@@ -96,6 +106,17 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   else if (key == "version") o->show_version = true;
   else if (key == "help") o->show_help = true;
   else if (key == "check-config") o->check_config = true;
+  else if (key == "tls-certificates") o->tls.certificates_dir = value;
+  else if (key == "tls-psk") o->tls.psk_file = value;
+  else if (key == "tls") {
+    auto m = ParseTlsMode(value);
+    if (!m) return m.status();
+    o->tls.mode = *m;
+  } else if (key == "tls-verify-peer") {
+    auto b = ParseStrictBool(key, value);
+    if (!b) return b.status();
+    o->tls.verify_peer = *b;
+  }
   else if (key == "log-level") {
     auto l = ParseLogLevel(value);
     if (!l) return l.status().WithContext("--log-level");
@@ -134,6 +155,26 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   return Status();
 }
 
+Status CheckTlsOptions(const RunnerOptions& o) {
+  const TlsOptions& t = o.tls;
+  if (t.mode == TlsMode::kOff) {
+    // Credentials with no word on TLS: the operator believes it is on.
+    if (!o.all.count("tls") && (!t.certificates_dir.empty() || !t.psk_file.empty()))
+      return Status::Error(EINVAL, std::string(t.psk_file.empty() ? "--tls-certificates"
+                                                                   : "--tls-psk") +
+                                       " given, but TLS is off: add --tls on (offered) or "
+                                       "--tls require");
+    return Status();
+  }
+  if (t.certificates_dir.empty() && t.psk_file.empty())
+    return Status::Error(EINVAL, std::string("--tls ") + TlsModeName(t.mode) +
+                                     ": needs --tls-certificates DIR or --tls-psk FILE (or both)");
+  if (t.verify_peer && t.certificates_dir.empty())
+    return Status::Error(EINVAL, "--tls-verify-peer: needs --tls-certificates DIR (its "
+                                 "ca-cert.pem signs the clients' certificates)");
+  return Status();
+}
+
 }  // namespace
 
 std::string RunnerUsage(const std::string& handler_dir, const std::string& handler_help) {
@@ -158,6 +199,13 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "                           last time polls that long before sleeping (30; 0 = off)\n"
       "  --max-connections N      NBD connections served at once (256)\n"
       "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
+      "  --tls MODE               TLS on the NBD port: off (default), on (offered) or\n"
+      "                           require (every client must use it)\n"
+      "  --tls-certificates DIR   X.509: ca-cert.pem, server-cert.pem, server-key.pem\n"
+      "                           (mode 0600), optional ca-crl.pem\n"
+      "  --tls-psk FILE           pre-shared keys, IDENTITY:HEXKEY per line as psktool\n"
+      "                           writes them (mode 0600)\n"
+      "  --tls-verify-peer        X.509 clients must present a certificate signed by the CA\n"
       "  --foreground             stay in the foreground and log to stderr too\n"
       "  --check-config           check the configuration (options, handlers and their\n"
       "                           options, saveconfig.json) and exit: 0 when a start\n"
@@ -207,6 +255,7 @@ Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {
   for (const auto& it : cli) {
     if (Status s = Apply(&o, it.key, it.value, "command line"); !s.ok()) return s;
   }
+  if (Status s = CheckTlsOptions(o); !s.ok()) return s;
   return o;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "runner/tls_credentials.h"
 #include "utils/log.h"
 #include "utils/status.h"
 
@@ -37,6 +38,7 @@ struct RunnerOptions {
   int busy_poll_us = 30;
   int max_connections = 256;
   int mapping_timeout = 60;
+  TlsOptions tls;  // tls, tls-certificates, tls-psk, tls-verify-peer
 
   // Every key = value seen (runner and handler options), for handlers.
   std::map<std::string, std::string> all;

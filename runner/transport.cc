@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// The connection's byte stream: plain TCP; see transport.h.
+// The connection's byte stream: TCP, plain or TLS; see transport.h.
 #include "runner/transport.h"
 
 #include <sys/socket.h>
 
 #include <cerrno>
 
+#include "runner/tls_session.h"
 #include "utils/net.h"
 
 namespace nbdr {
@@ -62,11 +63,15 @@ TcpTransport::TcpTransport(UniqueFd fd, int keepalive_idle_s)
   SetKeepalive(fd_.get(), keepalive_idle_s, kKeepaliveIntervalS, kKeepaliveProbes);
 }
 
+TcpTransport::~TcpTransport() = default;
+
 ssize_t TcpTransport::Recv(void* dst, size_t cap, Wait wait) {
+  if (tls_) return tls_->Recv(dst, cap, wait == Wait::kNoWait);
   return recv(fd_.get(), dst, cap, wait == Wait::kNoWait ? MSG_DONTWAIT : 0);
 }
 
 ssize_t TcpTransport::Send(const iovec* iov, int n, Wait wait) {
+  if (tls_) return tls_->Send(iov, n, wait == Wait::kNoWait);
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = static_cast<size_t>(n);
@@ -80,5 +85,18 @@ void TcpTransport::SetSendTimeout(std::chrono::microseconds t) { nbdr::SetSendTi
 void TcpTransport::ShutdownRead() { shutdown(fd_.get(), SHUT_RD); }
 
 void TcpTransport::ShutdownBoth() { shutdown(fd_.get(), SHUT_RDWR); }
+
+Status TcpTransport::StartTls(std::shared_ptr<const TlsCredentials> creds,
+                              std::chrono::steady_clock::time_point deadline) {
+  if (tls_) return Status::Error(EPROTO, "TLS already started");
+  auto session = TlsSession::Accept(fd_.get(), std::move(creds), deadline);
+  if (!session) return session.status();
+  tls_ = std::move(*session);
+  return Status();
+}
+
+std::string TcpTransport::tls_identity() const { return tls_ ? tls_->identity() : ""; }
+
+std::string TcpTransport::tls_description() const { return tls_ ? tls_->description() : ""; }
 
 }  // namespace nbdr

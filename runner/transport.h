@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Transport: the byte stream under one NBD connection, and the only code
 // that touches its socket. The handshake and the transmission engine read
-// and write through it; TcpTransport is plain TCP (a TLS transport, which
-// buffers records, fits behind the same interface: nothing above it peeks
-// at the socket).
+// and write through it; TcpTransport is plain TCP until the handshake
+// starts TLS on it (NBD_OPT_STARTTLS), then TLS records (TlsSession, which
+// buffers records: nothing above the transport peeks at the socket).
 //
 // Thread-safety: one thread receives at a time and one thread sends at a
 // time (the connection's read turn and sender's token decide which);
@@ -15,12 +15,16 @@
 #include <sys/uio.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "utils/status.h"
 #include "utils/unique_fd.h"
 
 namespace nbdr {
+
+class TlsCredentials;
+class TlsSession;
 
 class Transport {
  public:
@@ -50,6 +54,17 @@ class Transport {
   // Breaks the connection both ways (after a failed send).
   virtual void ShutdownBoth() = 0;
 
+  // Runs the TLS server handshake (after NBD_OPT_STARTTLS was answered),
+  // which must finish before deadline; from then on Recv and Send carry
+  // TLS. Receiving and sending thread: the handshake's.
+  virtual Status StartTls(std::shared_ptr<const TlsCredentials> creds,
+                          std::chrono::steady_clock::time_point deadline) = 0;
+  virtual bool tls() const = 0;
+  // The client's TLS identity ("psk:ID", "x509:DN"), "" when it has none.
+  virtual std::string tls_identity() const = 0;
+  // "(TLS1.3)-(ECDHE-...)-(AES-256-GCM)", "" without TLS: for the log.
+  virtual std::string tls_description() const = 0;
+
   // Receives exactly len bytes before deadline (each wait bounded by what
   // is left of it): ETIMEDOUT once it passed, ECONNRESET at the end of
   // the stream.
@@ -59,11 +74,12 @@ class Transport {
   Status SendAll(const void* buf, size_t len);
 };
 
-// Plain TCP. Sets TCP_NODELAY and keepalive (probes after keepalive_idle_s
-// of silence) on the socket it owns.
+// TCP, plain or TLS. Sets TCP_NODELAY and keepalive (probes after
+// keepalive_idle_s of silence) on the socket it owns.
 class TcpTransport final : public Transport {
  public:
   TcpTransport(UniqueFd fd, int keepalive_idle_s);
+  ~TcpTransport() override;
 
   const std::string& peer() const override { return peer_; }
   ssize_t Recv(void* dst, size_t cap, Wait wait) override;
@@ -72,6 +88,11 @@ class TcpTransport final : public Transport {
   void SetSendTimeout(std::chrono::microseconds t) override;
   void ShutdownRead() override;
   void ShutdownBoth() override;
+  Status StartTls(std::shared_ptr<const TlsCredentials> creds,
+                  std::chrono::steady_clock::time_point deadline) override;
+  bool tls() const override { return tls_ != nullptr; }
+  std::string tls_identity() const override;
+  std::string tls_description() const override;
 
  private:
   // Keepalive probes: one every kKeepaliveIntervalS, the peer is dead
@@ -81,6 +102,7 @@ class TcpTransport final : public Transport {
 
   const UniqueFd fd_;
   const std::string peer_;
+  std::unique_ptr<TlsSession> tls_;  // set once, by the handshake, before transmission
 };
 
 }  // namespace nbdr

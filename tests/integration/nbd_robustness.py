@@ -94,7 +94,7 @@ def _():
     c.close()
 
 
-@check("STARTTLS is refused cleanly (not supported yet)")
+@check("STARTTLS is refused cleanly when TLS is off (the default)")
 def _():
     c = fresh()
     c.greeting()

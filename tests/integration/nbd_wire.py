@@ -21,7 +21,7 @@ OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT = 8, 9, 10
 REP_ACK, REP_SERVER, REP_INFO, REP_META_CONTEXT = 1, 2, 3, 4
 ERR = 1 << 31
 REP_ERR_UNSUP, REP_ERR_POLICY, REP_ERR_INVALID = ERR | 1, ERR | 2, ERR | 3
-REP_ERR_UNKNOWN, REP_ERR_TOO_BIG = ERR | 6, ERR | 9
+REP_ERR_TLS_REQD, REP_ERR_UNKNOWN, REP_ERR_TOO_BIG = ERR | 5, ERR | 6, ERR | 9
 INFO_EXPORT, INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE = 0, 1, 2, 3
 
 CMD_READ, CMD_WRITE, CMD_DISC, CMD_FLUSH, CMD_TRIM = 0, 1, 2, 3, 4
@@ -82,6 +82,16 @@ class Client:
         assert magic == NBDMAGIC and opt == IHAVEOPT, "bad greeting"
         self.send(struct.pack(">I", client_flags))
         return flags
+
+    def starttls(self, context, hostname="localhost"):
+        """NBD_OPT_STARTTLS, then the TLS handshake on the same socket with
+        an ssl.SSLContext; returns the server's reply type (no TLS unless
+        REP_ACK)."""
+        self.option(OPT_STARTTLS)
+        _, rtype, _ = self.reply()
+        if rtype == REP_ACK:
+            self.sock = context.wrap_socket(self.sock, server_hostname=hostname)
+        return rtype
 
     def option(self, opt, data=b"", length=None):
         ln = len(data) if length is None else length
