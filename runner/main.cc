@@ -148,9 +148,30 @@ Status CheckConfigInChild(int argc, char** argv) {
 
 // SIGHUP: reopens the log file and re-reads the configuration (command line
 // and --config file), checked first as a start would check it
-// (--check-config in a child). The log level and the mapping timeout change
-// live; every other changed option is named as needing a restart.
-void Reload(int argc, char** argv, RunnerOptions* running, BackstoreRegistry* registry) {
+// (--check-config in a child). The log level, the mapping timeout and the
+// TLS credentials change live; every other changed option is named as
+// needing a restart.
+// SIGHUP, for TLS: the credentials are read again from the (possibly new)
+// paths, a renewed certificate, a new CRL, keys added to or removed from
+// the PSK file; the handshakes from now on use them. Whether TLS is off,
+// on or required changes only with a restart (Reload names it).
+void ReloadTls(const RunnerOptions& fresh, RunnerOptions* running, NbdServer* nbd) {
+  if (running->tls.mode == TlsMode::kOff) return;
+  TlsOptions next = fresh.tls;
+  next.mode = running->tls.mode;
+  auto creds = TlsCredentials::Load(next);
+  if (!creds) {
+    LOG_ERROR("config", "SIGHUP: TLS credentials not reloaded, the running ones stay: %s",
+              creds.status().message().c_str());
+    return;
+  }
+  nbd->SetTls(*creds);
+  running->tls = next;
+  LOG_INFO("config", "SIGHUP: TLS credentials reloaded: %s", (*creds)->Describe().c_str());
+}
+
+void Reload(int argc, char** argv, RunnerOptions* running, BackstoreRegistry* registry,
+            NbdServer* nbd) {
   Logger& log = Logger::Default();
   Status reopened = log.Reopen();
   LOG_INFO("", "SIGHUP: log file reopened%s%s", reopened.ok() ? "" : ": ",
@@ -177,10 +198,12 @@ void Reload(int argc, char** argv, RunnerOptions* running, BackstoreRegistry* re
     running->mapping_timeout = fresh->mapping_timeout;
     LOG_INFO("config", "SIGHUP: mapping timeout now %d s", fresh->mapping_timeout);
   }
+  ReloadTls(*fresh, running, nbd);
   std::vector<std::string> restart;
   auto differs = [&](const char* name, bool changed) {
     if (changed) restart.push_back(name);
   };
+  differs("tls", fresh->tls.mode != running->tls.mode);
   differs("rpc-host", fresh->rpc_host != running->rpc_host);
   differs("rpc-port", fresh->rpc_port != running->rpc_port);
   differs("io-host", fresh->io_host != running->io_host);
@@ -463,7 +486,7 @@ int main(int argc, char** argv) {
   Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
   if (detacher) detacher->Serving();
 
-  WaitForStop(sigs, [&] { Reload(argc, argv, &opts, &registry); });
+  WaitForStop(sigs, [&] { Reload(argc, argv, &opts, &registry, &nbd); });
   rpc.Stop();
   nbd.Stop();
   LOG_INFO("", "stopped cleanly");

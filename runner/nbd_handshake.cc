@@ -230,7 +230,7 @@ bool NbdHandshake::HandleStartTls(uint32_t option, const std::string& data) {
   if (transport_->tls())
     return SendOptionError(option, kRepErrInvalid, "TLS is already negotiated").ok();
   if (!SendOptionReply(option, kRepAck).ok()) return false;
-  if (Status s = transport_->StartTls(opts_.tls, deadline_); !s.ok()) {
+  if (Status s = transport_->StartTls(server_->tls(), deadline_); !s.ok()) {
     LOG_WARN(*log_name_, "%s; closing", s.message().c_str());
     return false;
   }

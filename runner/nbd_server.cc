@@ -14,7 +14,17 @@
 namespace nbdr {
 
 NbdServer::NbdServer(NbdServerOptions options, BackstoreRegistry* registry)
-    : options_(std::move(options)), registry_(registry) {}
+    : options_(std::move(options)), registry_(registry), tls_(options_.tls) {}
+
+std::shared_ptr<const TlsCredentials> NbdServer::tls() const {
+  MutexLock l(&tls_mu_);
+  return tls_;
+}
+
+void NbdServer::SetTls(std::shared_ptr<const TlsCredentials> tls) {
+  MutexLock l(&tls_mu_);
+  tls_ = std::move(tls);
+}
 
 NbdServer::~NbdServer() { Stop(); }
 

@@ -65,6 +65,13 @@ class NbdServer {
   void Stop();
 
   const NbdServerOptions& options() const { return options_; }
+  // The TLS credentials a handshake starting now uses: options().tls until
+  // SetTls replaces them.
+  std::shared_ptr<const TlsCredentials> tls() const EXCLUDES(tls_mu_);
+  // SIGHUP: credentials read again, for handshakes from now on (whether
+  // TLS is off, on or required stays as options().tls says). Connections
+  // already in TLS keep the ones they started with.
+  void SetTls(std::shared_ptr<const TlsCredentials> tls) EXCLUDES(tls_mu_);
   BackstoreRegistry* registry() const { return registry_; }
   bool stopping() const { return stopping_; }
   size_t connection_count() const EXCLUDES(mu_);
@@ -78,6 +85,9 @@ class NbdServer {
   TcpListener listener_{"nbd"};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
+
+  mutable Mutex tls_mu_;
+  std::shared_ptr<const TlsCredentials> tls_ GUARDED_BY(tls_mu_);
 
   mutable Mutex mu_;
   std::condition_variable all_done_;

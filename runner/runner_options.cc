@@ -216,7 +216,8 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "Handler options (also accepted in the config file), from the handlers in\n"
       "  " + handler_dir + ":\n" + handler_help + "\n"
       "Signals: SIGTERM/SIGINT drain and stop; SIGHUP reopens the log and re-reads\n"
-      "the log level and mapping timeout (other changes need a restart).\n";
+      "the log level, mapping timeout and TLS credentials (other changes need a\n"
+      "restart).\n";
 }
 
 Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {

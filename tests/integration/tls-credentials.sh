@@ -73,3 +73,17 @@ make_pki() {
   cp "$w/ca-cert.pem" "$dir/anonymous/"
   chmod 600 "$dir"/*/*key.pem
 }
+
+# revoke DIR NAME...: DIR/server/ca-crl.pem (made by make_pki DIR) now
+# revokes the certificates of "revoked" and of each NAME.
+revoke() {
+  local dir=$1 c
+  shift
+  cat "$dir/work/revoked-cert.pem" >"$dir/work/to-revoke.pem"
+  for c in "$@"; do cat "$dir/work/$c-cert.pem" >>"$dir/work/to-revoke.pem"; done
+  certtool --generate-crl --load-ca-privkey "$dir/work/ca-key.pem" \
+    --load-ca-certificate "$dir/work/ca-cert.pem" --load-certificate "$dir/work/to-revoke.pem" \
+    --template "$dir/work/crl.tmpl" --outfile "$dir/work/ca-crl.new" >/dev/null 2>&1 ||
+    fail "certtool: CRL revoking $*"
+  cp "$dir/work/ca-crl.new" "$dir/server/ca-crl.pem"
+}
