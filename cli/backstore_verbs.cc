@@ -223,6 +223,7 @@ int DoInfo(const Command& c) {
   std::string uri = NbdUri(client->connected_host(), r->io, export_name);
   ObjectState state = AskObjectState(&*client, c);
   std::string kernel = KernelView(*client, b);
+  auto access = AskAccess(&*client, c);
   if (JsonOutput()) {
     Json o(BackstoreJson(b, uri));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
@@ -232,6 +233,12 @@ int DoInfo(const Command& c) {
     };
     json_object_object_add(o.get(), "object_problem", text_or_null(state.problem));
     json_object_object_add(o.get(), "object_unchecked", text_or_null(state.unchecked));
+    json_object* ids = nullptr;  // null: this runner keeps no access lists
+    if (access) {
+      ids = json_object_new_array();
+      for (const auto& id : *access) json_object_array_add(ids, json_object_new_string(id.c_str()));
+    }
+    json_object_object_add(o.get(), "access", ids);
     PrintJson(o.get(), stdout);
     return kExitOk;
   }
@@ -260,6 +267,7 @@ int DoInfo(const Command& c) {
     object.append(k).append("=").append(json_object_get_string(v));
   }
   printf("object:      %s\n", object.empty() ? "-" : object.c_str());
+  printf("access:      %s\n", access ? AccessText(*access).c_str() : ("? (" + access.status().message() + ")").c_str());
   printf("runner:      %s\n", client->target().c_str());
   printf("nbd uri:     %s\n", uri.c_str());
   return kExitOk;

@@ -3,11 +3,13 @@
 // (each returns the exit status, having reported its result or error
 // through cli_output.h). Verbs of backstores (create, import, delete,
 // list, info, version) are in backstore_verbs.cc, the kernel mapping
-// verbs (map, unmap) in mapping_verbs.cc.
+// verbs (map, unmap) in mapping_verbs.cc, who may open a backstore
+// (modify) in access_verbs.cc.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "cli/runner_client.h"
 #include "utils/net.h"
@@ -35,6 +37,9 @@ struct Command {
   // unmap ... force: disconnect a device even while it is in use; by KEY,
   // also clear the runner's record even when it looks live
   bool force = false;
+  // modify: "allow" or "deny", and the identities ("psk:a,x509:CN=b")
+  std::string access_op;
+  std::string access_ids;
 };
 
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
@@ -53,5 +58,12 @@ int DoInfo(const Command& c);
 int DoVersion(const Command& c);
 int DoMap(const Command& c);
 int DoUnmap(Command c);
+int DoModify(const Command& c);
+
+// Who may open c's backstore (NBDR_ACCESS): the TLS identities; empty
+// for any client.
+Expected<std::vector<std::string>> AskAccess(RunnerClient* client, const Command& c);
+// "any client", or the identities joined by "; " (a DN has commas).
+std::string AccessText(const std::vector<std::string>& list);
 
 }  // namespace nbdr::cli

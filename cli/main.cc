@@ -43,6 +43,7 @@ const char kUsage[] =
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE modify KEY <allow|deny> ID[,ID...]|open [host HOST[:PORT]]\n"
     "  nbd-cli TYPE help\n"
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
@@ -55,7 +56,9 @@ const char kUsage[] =
     "SIZE takes a unit: 1048576, 512B, 4K, 4KiB, 1M, 1G, 1.5G, 1T (binary units).\n"
     "HOST defaults to localhost:24110. import serves a KEY that already exists\n"
     "(made by another tool, e.g. rbd create) without creating it; delete then\n"
-    "removes it like any backstore.\n"
+    "removes it like any backstore. modify allow/deny edits who may open KEY over\n"
+    "NBD: TLS identities, psk:IDENTITY or x509:DN (a client certificate's subject);\n"
+    "modify open empties the list, and a backstore without one is open to all.\n"
     "\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
@@ -81,6 +84,7 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
          " [connections N] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " modify KEY <allow|deny> ID[,ID...]|open [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
 }
 
@@ -127,6 +131,11 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
     } else if ((c->verb == "create" || c->verb == "import") && w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
+    } else if (c->verb == "modify" && (w == "allow" || w == "deny") && c->access_op.empty()) {
+      if (!value(&c->access_ids)) return Usage("'" + w + "' needs ID[,ID...]");
+      c->access_op = w;
+    } else if (c->verb == "modify" && w == "open" && c->access_op.empty()) {
+      c->access_op = w;
     } else if (c->verb == "unmap" && w == "force") {
       c->force = true;
     } else if (c->verb == "create" && w == "prealloc") {
@@ -196,7 +205,7 @@ int main(int argc, char** argv) {
     c.key = args[2];
     next = 3;
   } else if (c.verb == "create" || c.verb == "import" || c.verb == "delete" || c.verb == "info" ||
-             c.verb == "map") {
+             c.verb == "map" || c.verb == "modify") {
     if (args.size() < 3) return Usage(c.verb + " needs a KEY");
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
@@ -211,5 +220,6 @@ int main(int argc, char** argv) {
   if (c.verb == "info") return DoInfo(c);
   if (c.verb == "map") return DoMap(c);
   if (c.verb == "unmap") return DoUnmap(c);
+  if (c.verb == "modify") return DoModify(c);
   return DoList(c);
 }

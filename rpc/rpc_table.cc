@@ -28,6 +28,8 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_CHECK, "check", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_ACCESS, "access", XdrProc(xdr_nbdr_access_args), sizeof(nbdr_access_args),
+     XdrProc(xdr_nbdr_access_reply), sizeof(nbdr_access_reply)},
     {NBDR_VERSION, "version", Void(), 0, XdrProc(xdr_nbdr_version_reply),
      sizeof(nbdr_version_reply)},
 };

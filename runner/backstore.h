@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rpc/backstore_status.h"
 
@@ -23,6 +24,9 @@ struct BackstoreRecord {
   std::string map_time;     // ISO 8601 UTC, empty when never mapped
   std::string create_time;  // ISO 8601 UTC
   std::string extras_json = "{}";  // handler extras, a JSON object
+  // TLS identities that may open it over NBD ("psk:ID", "x509:DN"); empty:
+  // any client (that passed TLS, where the runner requires it).
+  std::vector<std::string> tls_allow;
 
   std::string ExportName() const { return type + "/" + key; }
 };

@@ -8,6 +8,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include <cerrno>
 
 #include "runner/backstore_identity.h"
@@ -437,6 +439,38 @@ Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
   });
   if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
   return s;
+}
+
+Expected<std::vector<std::string>> BackstoreRegistry::ChangeAccess(
+    const std::string& type, const std::string& key, AccessChange change,
+    const std::vector<std::string>& identities) {
+  if (change == AccessChange::kShow) {
+    auto rec = Get(type, key);
+    if (!rec) return rec.status();
+    return rec->tls_allow;
+  }
+  std::vector<std::string> after;
+  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) -> Status {
+    std::vector<std::string> allow = e.record.tls_allow;  // changed only when all is well
+    if (change == AccessChange::kOpen) allow.clear();
+    for (const auto& id : identities) {
+      auto at = std::find(allow.begin(), allow.end(), id);
+      if (change == AccessChange::kAllow && at == allow.end()) allow.push_back(id);
+      if (change == AccessChange::kDeny && at != allow.end()) allow.erase(at);
+    }
+    if (change == AccessChange::kDeny && !e.record.tls_allow.empty() && allow.empty())
+      return Status::Error(EPERM, std::string("denying every identity on its list would open ") +
+                                      MakeExportName(type, key) +
+                                      " to every client; 'modify KEY open' does that on purpose");
+    e.record.tls_allow = allow;
+    after = allow;
+    return Status();
+  });
+  if (!s.ok()) return s;
+  std::string list;
+  for (const auto& id : after) list += (list.empty() ? "" : ", ") + id;
+  LOG_INFO(MakeExportName(type, key), "access: %s", after.empty() ? "any client" : list.c_str());
+  return after;
 }
 
 void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {

@@ -101,11 +101,27 @@ class BackstoreRegistry {
   // (persisted); anything else is left alone.
   void NoteConnectionLost(const std::string& export_name) EXCLUDES(mu_, save_mu_);
 
-  // Opens (or shares the already open) export for an NBD client.
-  // Opens of different exports run at once; a second client of an export
-  // being opened waits for that open and shares it.
-  Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name)
+  // Opens (or shares the already open) export for an NBD client whose TLS
+  // identity is tls_identity ("" without one): EACCES when the
+  // backstore's access list does not name it. Opens of different exports
+  // run at once; a second client of an export being opened waits for
+  // that open and shares it.
+  Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name,
+                                                       const std::string& tls_identity)
       EXCLUDES(mu_);
+  // Whether a client with this TLS identity may open the backstore.
+  static bool MayOpen(const BackstoreRecord& record, const std::string& tls_identity);
+
+  // Who may open a backstore over NBD (BackstoreRecord::tls_allow): shows
+  // the list, adds or removes identities, or empties it (open to every
+  // client), and persists the result. A deny that would empty the list is
+  // refused (EPERM): opening a backstore to everyone takes kOpen.
+  // Connections already open stay open. Returns the list after the change.
+  enum class AccessChange { kShow, kAllow, kDeny, kOpen };
+  Expected<std::vector<std::string>> ChangeAccess(const std::string& type, const std::string& key,
+                                                  AccessChange change,
+                                                  const std::vector<std::string>& identities)
+      EXCLUDES(mu_, save_mu_);
   // Number of exports open right now.
   size_t OpenCount() const EXCLUDES(mu_);
 

@@ -3,6 +3,7 @@
 // first client's open goes through the handler (after the object's
 // identity is checked), the next ones share it through the entry's
 // ExportSharing (open_export.h).
+#include <algorithm>
 #include <cerrno>
 
 #include "runner/backstore_registry.h"
@@ -11,8 +12,14 @@
 
 namespace nbdr {
 
+bool BackstoreRegistry::MayOpen(const BackstoreRecord& record, const std::string& tls_identity) {
+  if (record.tls_allow.empty()) return true;
+  return !tls_identity.empty() && std::find(record.tls_allow.begin(), record.tls_allow.end(),
+                                            tls_identity) != record.tls_allow.end();
+}
+
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
-    const std::string& export_name) {
+    const std::string& export_name, const std::string& tls_identity) {
   auto parsed = ParseExportName(export_name);
   if (!parsed) return parsed.status();
   BackstoreRecord record;
@@ -22,6 +29,12 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
       auto it = entries_.find(export_name);
       if (it == entries_.end() || it->second.busy)
         return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+      if (!MayOpen(it->second.record, tls_identity))
+        return Status::Error(EACCES, tls_identity.empty()
+                                         ? export_name + " is open only to clients with a "
+                                                         "TLS identity on its access list"
+                                         : "TLS identity " + tls_identity + " may not open " +
+                                               export_name);
       if (auto open = it->second.sharing.Current()) return open;
       if (!it->second.sharing.IsOpening()) {
         record = it->second.record;

@@ -83,6 +83,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_CHECK:
       Check(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
+    case NBDR_ACCESS:
+      Access(*static_cast<nbdr_access_args*>(args), static_cast<nbdr_access_reply*>(result));
+      break;
     case NBDR_VERSION:
       Version(static_cast<nbdr_version_reply*>(result));
       break;
@@ -204,6 +207,40 @@ void ControlService::Check(const nbdr_key_args& a, nbdr_status_reply* r) {
                                             : Status::Error(c.code ? c.code : EIO,
                                                             rec->ExportName() + ": " + c.problem),
             &r->status, &r->message, rec->ExportName() + ": the registered object");
+}
+
+void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
+  std::vector<std::string> ids;
+  Status s;
+  for (u_int i = 0; i < a.identities.identities_len && s.ok(); i++) {
+    ids.emplace_back(a.identities.identities_val[i]);
+    s = ValidateTlsIdentity(ids.back());
+  }
+  using Op = BackstoreRegistry::AccessChange;
+  Op op = Op::kShow;
+  switch (a.op) {
+    case NBDR_ACCESS_SHOW: break;
+    case NBDR_ACCESS_ALLOW: op = Op::kAllow; break;
+    case NBDR_ACCESS_DENY: op = Op::kDeny; break;
+    case NBDR_ACCESS_OPEN: op = Op::kOpen; break;
+    default: s = Status::Error(EINVAL, "unknown access operation " + std::to_string(a.op));
+  }
+  if (s.ok() && (op == Op::kAllow || op == Op::kDeny) && ids.empty())
+    s = Status::Error(EINVAL, "no identity given");
+  Expected<std::vector<std::string>> list = s;
+  if (s.ok()) list = registry_->ChangeAccess(a.type, a.key, op, ids);
+  if (!list) {
+    SetStatus(list.status(), &r->status, &r->message, "");
+    return;
+  }
+  r->identities.identities_len = static_cast<u_int>(list->size());
+  r->identities.identities_val =
+      static_cast<nbdr_identity*>(calloc(list->size() + 1, sizeof(nbdr_identity)));
+  for (size_t i = 0; i < list->size(); i++) r->identities.identities_val[i] = XdrString((*list)[i]);
+  const std::string name = std::string(a.type) + "/" + a.key;
+  SetStatus(Status(), &r->status, &r->message,
+            list->empty() ? name + ": any client may open it"
+                          : name + ": " + std::to_string(list->size()) + " identities may open it");
 }
 
 void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {

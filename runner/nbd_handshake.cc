@@ -88,14 +88,16 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
   // The backend's time to open (a slow cluster) is not the client's: the
   // deadline moves by it, up to the allowance.
   auto open_started = std::chrono::steady_clock::now();
-  auto exp = server_->registry()->OpenForServing(name);
+  auto exp = server_->registry()->OpenForServing(name, transport_->tls_identity());
   auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
   deadline_ += credit;
   open_allowance_ -= credit;
   if (!exp) {
     err->message = exp.status().message();
-    // Registered but refused (its object was replaced): policy, not absent.
-    if (exp.status().code() == ESTALE) err->type = kRepErrPolicy;
+    // Registered but refused (its object was replaced, or this client is
+    // not on its access list): policy, not absent.
+    if (exp.status().code() == ESTALE || exp.status().code() == EACCES) err->type = kRepErrPolicy;
+    if (exp.status().code() == EACCES) LOG_WARN(*log_name_, "refused: %s", err->message.c_str());
     return false;
   }
   NegotiatedExport& e = result_;
@@ -118,7 +120,9 @@ bool NbdHandshake::HandleList(uint32_t option, const std::string& data) {
   if (!data.empty())
     return SendOptionError(option, kRepErrInvalid, "NBD_OPT_LIST takes no data").ok();
   size_t listed = 0;
+  const std::string identity = transport_->tls_identity();
   for (const auto& r : server_->registry()->List("")) {
+    if (!BackstoreRegistry::MayOpen(r, identity)) continue;  // only what this client may open
     if (!SendOptionReply(option, kRepServer, EncodeServerReply(r.ExportName())).ok()) return false;
     listed++;
   }
@@ -177,9 +181,13 @@ bool NbdHandshake::HandleMetaContext(uint32_t option, const std::string& data) {
   if (!DecodeMetaContextRequest(data, kMaxNameLength, &req, &err))
     return SendOptionError(option, err.type, err.message).ok();
   auto parsed = ParseExportName(req.name);
-  if (!parsed || !server_->registry()->Get(parsed->type, parsed->key).ok())
+  auto record = parsed ? server_->registry()->Get(parsed->type, parsed->key)
+                       : Expected<BackstoreRecord>(parsed.status());
+  if (!record)
     return SendOptionError(option, kRepErrUnknown, "no backstore " + req.name + " on this runner")
         .ok();
+  if (!BackstoreRegistry::MayOpen(*record, transport_->tls_identity()))
+    return SendOptionError(option, kRepErrPolicy, "this client may not open " + req.name).ok();
 
   bool match = !set && req.queries.empty();
   for (const auto& q : req.queries) {

@@ -39,6 +39,25 @@ bool GetMember(json_object* obj, const char* name, json_type type, json_object**
   return true;
 }
 
+// "tls_allow": the TLS identities that may open the backstore (optional:
+// none means any client).
+Status ReadAllowList(json_object* e, std::vector<std::string>* out) {
+  json_object* allow = nullptr;
+  if (!json_object_object_get_ex(e, "tls_allow", &allow)) return Status();
+  if (!json_object_is_type(allow, json_type_array))
+    return Status::Error(EINVAL, "'tls_allow' is not an array");
+  for (size_t i = 0; i < json_object_array_length(allow); i++) {
+    json_object* id = json_object_array_get_idx(allow, i);
+    if (!json_object_is_type(id, json_type_string))
+      return Status::Error(EINVAL, "'tls_allow' holds something other than a string");
+    std::string text = json_object_get_string(id);
+    if (Status s = ValidateTlsIdentity(text); !s.ok())
+      return Status::Error(EINVAL, "'tls_allow': " + s.message());
+    out->push_back(std::move(text));
+  }
+  return Status();
+}
+
 }  // namespace
 
 std::string NowIso8601() {
@@ -135,6 +154,7 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
     opt_string("create_time", &r.create_time);
     if (GetMember(e, "extras", json_type_object, &m))
       r.extras_json = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+    if (Status s = ReadAllowList(e, &r.tls_allow); !s.ok()) return Corrupt(origin, where + ": " + s.message());
     if (!seen.insert(r.ExportName()).second)
       return Corrupt(origin, where + ": listed twice");
     out.push_back(std::move(r));
@@ -163,6 +183,11 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     if (!extras || !json_object_is_type(extras.get(), json_type_object))
       extras.reset(json_object_new_object());
     json_object_object_add(e, "extras", extras.release());
+    if (!r.tls_allow.empty()) {
+      json_object* allow = json_object_new_array();
+      for (const auto& id : r.tls_allow) json_object_array_add(allow, json_object_new_string(id.c_str()));
+      json_object_object_add(e, "tls_allow", allow);
+    }
     json_object_array_add(list, e);
   }
   json_object_object_add(root.get(), "backstores", list);

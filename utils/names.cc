@@ -123,4 +123,41 @@ Status ValidateHostId(std::string_view id) {
   return Status();
 }
 
+Status ValidateTlsIdentity(std::string_view id) {
+  const bool psk = id.starts_with("psk:"), x509 = id.starts_with("x509:");
+  if (!psk && !x509)
+    return Status::Error(EINVAL, "a TLS identity is psk:IDENTITY or x509:DN (the client "
+                                 "certificate's subject)");
+  std::string_view rest = id.substr(psk ? 4 : 5);
+  if (rest.empty()) return Status::Error(EINVAL, "the TLS identity after its prefix is empty");
+  if (id.size() > kMaxTlsIdentityLength)
+    return Status::Error(EINVAL, "a TLS identity is at most " +
+                                     std::to_string(kMaxTlsIdentityLength) + " bytes");
+  if (psk && rest.find(':') != std::string_view::npos)
+    return Status::Error(EINVAL, "a PSK identity has no ':' (psktool's IDENTITY:KEY format)");
+  if (psk && rest.find(',') != std::string_view::npos)
+    return Status::Error(EINVAL, "a PSK identity has no ','; write each identity with its "
+                                 "prefix: psk:alice,psk:bob");
+  for (char c : id)
+    if (IsControlChar(c)) return Status::Error(EINVAL, "a TLS identity has no control characters");
+  if (!IsValidUtf8(id)) return Status::Error(EINVAL, "a TLS identity is UTF-8");
+  return Status();
+}
+
+Expected<std::vector<std::string>> ParseTlsIdentityList(std::string_view text) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t i = 0; i <= text.size(); i++) {
+    const bool end = i == text.size();
+    if (!end && !(text[i] == ',' && (text.substr(i + 1).starts_with("psk:") ||
+                                     text.substr(i + 1).starts_with("x509:"))))
+      continue;
+    std::string id(text.substr(start, i - start));
+    if (Status s = ValidateTlsIdentity(id); !s.ok()) return s;
+    out.push_back(std::move(id));
+    start = i + 1;
+  }
+  return out;
+}
+
 }  // namespace nbdr

@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "utils/status.h"
 
@@ -51,6 +52,21 @@ inline constexpr size_t kMaxHostIdLength = 255;
 // kMaxHostIdLength bytes without control characters. The message says
 // which rule failed, without echoing the identity.
 Status ValidateHostId(std::string_view id);
+
+// Longest TLS identity on a backstore's access list.
+inline constexpr size_t kMaxTlsIdentityLength = 1024;
+
+// A TLS identity that may open a backstore, as the runner names the
+// clients it sees: "psk:IDENTITY" (a PSK identity, without ':' or ',') or
+// "x509:DN" (a verified client certificate's subject as GnuTLS writes it,
+// "CN=client1,O=Example"). Valid UTF-8 without control characters, at
+// most kMaxTlsIdentityLength bytes.
+Status ValidateTlsIdentity(std::string_view id);
+
+// "psk:a,x509:CN=b,O=c" -> {"psk:a", "x509:CN=b,O=c"}: a comma separates
+// two identities only where the next one starts with "psk:" or "x509:"
+// (a DN has commas of its own). Each is validated.
+Expected<std::vector<std::string>> ParseTlsIdentityList(std::string_view text);
 
 // True when text is well-formed UTF-8 without overlong forms or surrogates.
 bool IsValidUtf8(std::string_view text);

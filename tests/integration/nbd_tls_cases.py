@@ -11,6 +11,7 @@ Usage: nbd_tls_cases.py PORT CASE [CLIENT_PKI_DIR]
   state-reset         structured replies agreed in plain text, then TLS,
                       then SET_META_CONTEXT           -> the reply type
   tls-go EXPORT       STARTTLS, GO, one 4 KiB read    -> "served"
+  tls-info EXPORT     STARTTLS, INFO                  -> the reply type
 Reply types print by name (ACK, ERR_TLS_REQD, ERR_INVALID, ...).
 """
 import ssl
@@ -72,6 +73,10 @@ def main():
         c.request(w.CMD_READ, 0, 4096)
         _, err, data = c.read_reply(4096)
         print("served" if err == 0 and len(data) == 4096 else "error %d" % err)
+    elif case == "tls-info":
+        assert c.starttls(context(pki)) == w.REP_ACK, "STARTTLS refused"
+        c.option(w.OPT_INFO, w.Client.go_data(sys.argv[4]))
+        print(name(c.replies_until_final()[-1][0]))
     else:
         sys.exit("unknown case " + case)
 

@@ -82,5 +82,24 @@ TEST(Names, HostIdentityIsOnePrintableLineOfAtMost255Bytes) {
   EXPECT_EQ(s.message().find('\x1b'), std::string::npos);
 }
 
+TEST(TlsIdentity, AcceptsPskIdentitiesAndDistinguishedNames) {
+  EXPECT_TRUE(ValidateTlsIdentity("psk:alice").ok());
+  EXPECT_TRUE(ValidateTlsIdentity("x509:CN=client1,O=Example Corp").ok());
+  for (const char* bad : {"alice", "psk:", "x509:", "psk:a:b", "psk:a,b", "PSK:alice", "x509:CN=a\nb"})
+    EXPECT_FALSE(ValidateTlsIdentity(bad).ok()) << bad;
+  EXPECT_FALSE(ValidateTlsIdentity("psk:" + std::string(kMaxTlsIdentityLength, 'a')).ok());
+}
+
+TEST(TlsIdentity, ListsSplitOnlyWhereTheNextIdentityStarts) {
+  auto ids = ParseTlsIdentityList("psk:alice,x509:CN=client1,O=Example,psk:bob");
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(*ids, (std::vector<std::string>{"psk:alice", "x509:CN=client1,O=Example", "psk:bob"}));
+  // Each identity is written with its prefix: "psk:alice,bob" is a mistake.
+  auto both = ParseTlsIdentityList("psk:alice,bob");
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.status().message().find("psk:alice,psk:bob"), std::string::npos);
+  EXPECT_FALSE(ParseTlsIdentityList("").ok());
+}
+
 }  // namespace
 }  // namespace nbdr

@@ -27,7 +27,7 @@ class TransmissionEngineTest : public FileExportFixture {
   void Begin(bool structured, NbdServerOptions opts = {}) {
     StartServer(opts);
     Connect();
-    auto open = registry_->OpenForServing("file/a.img");
+    auto open = registry_->OpenForServing("file/a.img", "");
     ASSERT_TRUE(open.ok()) << open.status().message();
     NegotiatedExport e;
     e.open = *open;

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// Who may open a backstore over NBD (NBDR_ACCESS): `nbd-cli TYPE modify
+// KEY allow|deny ID[,ID...]` and `modify KEY open`, and the access line
+// of `info`. Identities
+// are TLS identities as the runner names its clients: psk:IDENTITY or
+// x509:DN (utils/names.h).
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/cli_output.h"
+#include "cli/command.h"
+#include "utils/names.h"
+
+namespace nbdr::cli {
+
+namespace {
+
+// One NBDR_ACCESS call: call is the transport's failure (the runner was
+// not reached, or has no such procedure); otherwise the runner's answer.
+struct AccessAnswer {
+  Status call;
+  int status = 0;
+  std::string message;
+  std::vector<std::string> identities;  // the list after the call
+};
+
+AccessAnswer CallAccess(RunnerClient* client, const Command& c, nbdr_access_op op,
+                        const std::vector<std::string>& ids) {
+  std::vector<char*> raw;
+  for (const auto& id : ids) raw.push_back(const_cast<char*>(id.c_str()));
+  nbdr_access_args a{};
+  a.type = const_cast<char*>(c.type.c_str());
+  a.key = const_cast<char*>(c.key.c_str());
+  a.op = op;
+  a.identities.identities_len = static_cast<u_int>(raw.size());
+  a.identities.identities_val = raw.data();
+  RpcResult<nbdr_access_reply> r(NBDR_ACCESS);
+  AccessAnswer out;
+  if (out.call = client->Call(NBDR_ACCESS, &a, r.get()); !out.call.ok()) return out;
+  r.set_filled();
+  out.status = r->status;
+  out.message = r->message;
+  for (u_int i = 0; i < r->identities.identities_len; i++)
+    out.identities.emplace_back(r->identities.identities_val[i]);
+  return out;
+}
+
+}  // namespace
+
+Expected<std::vector<std::string>> AskAccess(RunnerClient* client, const Command& c) {
+  AccessAnswer a = CallAccess(client, c, NBDR_ACCESS_SHOW, {});
+  if (!a.call.ok()) return a.call;
+  if (a.status != 0) return Status::Error(a.status, a.message);
+  return a.identities;
+}
+
+std::string AccessText(const std::vector<std::string>& list) {
+  if (list.empty()) return "any client";
+  std::string out;
+  for (const auto& id : list) {
+    if (!out.empty()) out += "; ";
+    out += id;
+  }
+  return out;
+}
+
+int DoModify(const Command& c) {
+  if (c.access_op.empty())
+    return Usage("modify needs 'allow ID[,ID...]', 'deny ID[,ID...]' or 'open'");
+  std::vector<std::string> ids;
+  if (c.access_op != "open") {
+    auto parsed = ParseTlsIdentityList(c.access_ids);
+    if (!parsed) return Usage(parsed.status().message());
+    ids = *parsed;
+  }
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  const nbdr_access_op op = c.access_op == "allow"  ? NBDR_ACCESS_ALLOW
+                            : c.access_op == "deny" ? NBDR_ACCESS_DENY
+                                                    : NBDR_ACCESS_OPEN;
+  AccessAnswer a = CallAccess(&*client, c, op, ids);
+  if (!a.call.ok()) return CallFailed(a.call);
+  if (a.status != 0) return Error(kExitFailed, a.status, a.message);
+  const std::string name = MakeExportName(c.type, c.key);
+  if (JsonOutput()) {
+    Json o(json_object_new_object());
+    json_object* arr = json_object_new_array();
+    for (const auto& id : a.identities) json_object_array_add(arr, json_object_new_string(id.c_str()));
+    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
+    json_object_object_add(o.get(), "access", arr);
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s: access: %s\n", name.c_str(), AccessText(a.identities).c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace nbdr::cli
