@@ -227,8 +227,11 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
   }
   if (s.ok() && (op == Op::kAllow || op == Op::kDeny) && ids.empty())
     s = Status::Error(EINVAL, "no identity given");
-  Expected<std::vector<std::string>> list = s;
-  if (s.ok()) list = registry_->ChangeAccess(a.type, a.key, op, ids);
+  if (!s.ok()) {
+    SetStatus(s, &r->status, &r->message, "");
+    return;
+  }
+  auto list = registry_->ChangeAccess(a.type, a.key, op, ids);
   if (!list) {
     SetStatus(list.status(), &r->status, &r->message, "");
     return;

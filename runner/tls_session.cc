@@ -87,7 +87,8 @@ Status TlsSession::Handshake(std::chrono::steady_clock::time_point deadline) {
       gnutls_datum_t text{};
       unsigned status = gnutls_session_get_verify_cert_status(session_);
       if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) >= 0) {
-        why += ": " + Sentence(reinterpret_cast<const char*>(text.data));
+        why += ": ";
+        why += Sentence(reinterpret_cast<const char*>(text.data));
         gnutls_free(text.data);
       }
     }
@@ -105,8 +106,10 @@ void TlsSession::LearnPeer() {
   if (gnutls_auth_get_type(session_) == GNUTLS_CRD_PSK && kx) description_ += std::string(" ") + kx;
   if (gnutls_auth_get_type(session_) == GNUTLS_CRD_PSK) {
     gnutls_datum_t name{};
-    if (gnutls_psk_server_get_username2(session_, &name) >= 0 && name.data)
-      identity_ = "psk:" + std::string(reinterpret_cast<const char*>(name.data), name.size);
+    if (gnutls_psk_server_get_username2(session_, &name) >= 0 && name.data) {
+      identity_ = "psk:";
+      identity_.append(reinterpret_cast<const char*>(name.data), name.size);
+    }
   } else if (creds_->options().verify_peer) {
     std::string dn = PeerDistinguishedName(session_);
     if (!dn.empty()) identity_ = "x509:" + dn;
@@ -153,14 +156,28 @@ ssize_t TlsSession::Send(const iovec* iov, int n, bool nowait) {
   return -1;
 }
 
+bool TlsSession::SealRecord(const uint8_t* p, size_t len) {
+  ssize_t rc = gnutls_record_send(session_, p, len);
+  if (rc != static_cast<ssize_t>(len)) {  // Push never fails while staging: GnuTLS's own error
+    errno = EPROTO;
+    return false;
+  }
+  staged_records_.push_back({staged_.size(), len});
+  return true;
+}
+
 bool TlsSession::Encrypt(const iovec* iov, int n, size_t skip) {
   staged_.clear();
   staged_written_ = 0;
   staged_records_.clear();
+  gather_.clear();
   staging_thread_.store(std::this_thread::get_id());
-  size_t staged_plain = 0;
+  // Small pieces (a reply's header, small payloads) are gathered into
+  // full records, so a 4 KiB read costs the client one record, not two;
+  // a piece that fills records by itself is sealed where it lies.
+  size_t budget = kMaxStagedPlain;
   bool ok = true;
-  for (int i = 0; i < n && ok && staged_plain < kMaxStagedPlain; i++) {
+  for (int i = 0; i < n && ok && budget > 0; i++) {
     const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
     size_t len = iov[i].iov_len;
     if (skip >= len) {
@@ -170,20 +187,25 @@ bool TlsSession::Encrypt(const iovec* iov, int n, size_t skip) {
     p += skip;
     len -= skip;
     skip = 0;
-    while (len > 0 && staged_plain < kMaxStagedPlain) {
-      size_t piece = std::min<size_t>({len, kRecordPlain, kMaxStagedPlain - staged_plain});
-      ssize_t rc = gnutls_record_send(session_, p, piece);
-      if (rc < 0) {  // Push never fails while staging: this is GnuTLS's own error
-        errno = EPROTO;
-        ok = false;
-        break;
+    while (ok && len > 0 && budget > 0) {
+      size_t take = std::min(len, budget);
+      if (gather_.empty() && take >= kRecordPlain) {
+        ok = SealRecord(p, kRecordPlain);
+        take = kRecordPlain;
+      } else {
+        take = std::min(take, kRecordPlain - gather_.size());
+        gather_.insert(gather_.end(), p, p + take);
+        if (gather_.size() == kRecordPlain) {
+          ok = SealRecord(gather_.data(), gather_.size());
+          gather_.clear();
+        }
       }
-      staged_records_.push_back({staged_.size(), static_cast<size_t>(rc)});
-      staged_plain += static_cast<size_t>(rc);
-      p += rc;
-      len -= static_cast<size_t>(rc);
+      p += take;
+      len -= take;
+      budget -= take;
     }
   }
+  if (ok && !gather_.empty()) ok = SealRecord(gather_.data(), gather_.size());
   staging_thread_.store(std::thread::id());
   return ok;
 }

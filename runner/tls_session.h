@@ -73,6 +73,8 @@ class TlsSession {
   bool WriteStaged(bool nowait, size_t* acked);
   // Encrypts up to kMaxStagedPlain of iov[..n) after skip bytes into staged_.
   bool Encrypt(const iovec* iov, int n, size_t skip);
+  // Encrypts one record of plaintext into staged_.
+  bool SealRecord(const uint8_t* p, size_t len);
 
   static ssize_t Pull(gnutls_transport_ptr_t self, void* buf, size_t len);
   static int PullTimeout(gnutls_transport_ptr_t self, unsigned int ms);
@@ -90,6 +92,7 @@ class TlsSession {
   std::vector<uint8_t> staged_;  // sending thread only
   size_t staged_written_ = 0;    // bytes of staged_ already on the socket
   std::deque<StagedRecord> staged_records_;
+  std::vector<uint8_t> gather_;  // small pieces, until a record is full
 };
 
 }  // namespace nbdr
