@@ -24,6 +24,7 @@ struct AccessAnswer {
   int status = 0;
   std::string message;
   std::vector<std::string> identities;  // the list after the call
+  std::string psk_line;                 // auth enable: "IDENTITY:HEXKEY"
 };
 
 AccessAnswer CallAccess(RunnerClient* client, const Command& c, nbdr_access_op op,
@@ -44,7 +45,38 @@ AccessAnswer CallAccess(RunnerClient* client, const Command& c, nbdr_access_op o
   out.message = r->message;
   for (u_int i = 0; i < r->identities.identities_len; i++)
     out.identities.emplace_back(r->identities.identities_val[i]);
+  if (r->psk_line) out.psk_line = r->psk_line;
   return out;
+}
+
+// The result of a call that changed the list: text, or one JSON object
+// (result: the create's message, when there was one).
+void PrintAccess(const Command& c, const AccessAnswer& a, const std::string& result) {
+  const std::string name = MakeExportName(c.type, c.key);
+  const size_t colon = a.psk_line.find(':');
+  if (JsonOutput()) {
+    Json o(json_object_new_object());
+    if (!result.empty()) json_object_object_add(o.get(), "result", json_object_new_string(result.c_str()));
+    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
+    json_object* arr = json_object_new_array();
+    for (const auto& id : a.identities) json_object_array_add(arr, json_object_new_string(id.c_str()));
+    json_object_object_add(o.get(), "access", arr);
+    if (colon != std::string::npos) {
+      json_object* psk = json_object_new_object();
+      json_object_object_add(psk, "identity", json_object_new_string(a.psk_line.substr(0, colon).c_str()));
+      json_object_object_add(psk, "key", json_object_new_string(a.psk_line.substr(colon + 1).c_str()));
+      json_object_object_add(psk, "psktool_line", json_object_new_string(a.psk_line.c_str()));
+      json_object_object_add(o.get(), "psk", psk);
+    }
+    PrintJson(o.get(), stdout);
+    return;
+  }
+  if (!result.empty()) printf("%s\n", result.c_str());
+  printf("%s: access: %s\n", name.c_str(), AccessText(a.identities).c_str());
+  if (colon != std::string::npos)
+    printf("TLS-PSK key of %s, shown only now (a client's psktool file, e.g. "
+           "nbds://%s@RUNNER/%s?tls-psk-file=FILE):\n%s\n",
+           name.c_str(), a.psk_line.substr(0, colon).c_str(), name.c_str(), a.psk_line.c_str());
 }
 
 }  // namespace
@@ -68,33 +100,51 @@ std::string AccessText(const std::vector<std::string>& list) {
 
 int DoModify(const Command& c) {
   if (c.access_op.empty())
-    return Usage("modify needs 'allow ID[,ID...]', 'deny ID[,ID...]' or 'open'");
+    return Usage("modify needs 'allow ID[,ID...]', 'deny ID[,ID...]', 'open' or "
+                 "'auth enable|disable'");
   std::vector<std::string> ids;
-  if (c.access_op != "open") {
+  if (c.access_op == "allow" || c.access_op == "deny") {
     auto parsed = ParseTlsIdentityList(c.access_ids);
     if (!parsed) return Usage(parsed.status().message());
     ids = *parsed;
   }
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
-  const nbdr_access_op op = c.access_op == "allow"  ? NBDR_ACCESS_ALLOW
-                            : c.access_op == "deny" ? NBDR_ACCESS_DENY
-                                                    : NBDR_ACCESS_OPEN;
+  const nbdr_access_op op = c.access_op == "allow"          ? NBDR_ACCESS_ALLOW
+                            : c.access_op == "deny"         ? NBDR_ACCESS_DENY
+                            : c.access_op == "auth-enable"  ? NBDR_ACCESS_AUTH_ENABLE
+                            : c.access_op == "auth-disable" ? NBDR_ACCESS_AUTH_DISABLE
+                                                            : NBDR_ACCESS_OPEN;
   AccessAnswer a = CallAccess(&*client, c, op, ids);
   if (!a.call.ok()) return CallFailed(a.call);
   if (a.status != 0) return Error(kExitFailed, a.status, a.message);
-  const std::string name = MakeExportName(c.type, c.key);
-  if (JsonOutput()) {
-    Json o(json_object_new_object());
-    json_object* arr = json_object_new_array();
-    for (const auto& id : a.identities) json_object_array_add(arr, json_object_new_string(id.c_str()));
-    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
-    json_object_object_add(o.get(), "access", arr);
-    PrintJson(o.get(), stdout);
-  } else {
-    printf("%s: access: %s\n", name.c_str(), AccessText(a.identities).c_str());
-  }
+  PrintAccess(c, a, "");
   return kExitOk;
+}
+
+int CreateWithAuth(const Command& c, nbdr_create_args* args) {
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  RpcResult<nbdr_status_reply> r(NBDR_CREATE);
+  if (int rc = CallStatus(&*client, NBDR_CREATE, args, &r); rc >= 0) return rc;
+  AccessAnswer a = CallAccess(&*client, c, NBDR_ACCESS_AUTH_ENABLE, {});
+  if (a.call.ok() && a.status == 0) {
+    PrintAccess(c, a, r->message);
+    return kExitOk;
+  }
+  // Without its key the new backstore would be open to every client: undo.
+  const std::string why = a.call.ok() ? a.message : a.call.message();
+  nbdr_key_args k{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  RpcResult<nbdr_status_reply> d(NBDR_DELETE);
+  Status ds = client->Call(NBDR_DELETE, &k, d.get());
+  if (ds.ok()) d.set_filled();
+  const bool undone = ds.ok() && d->status == 0;
+  return Error(kExitFailed, a.call.ok() ? a.status : a.call.code(),
+               "auth could not be enabled (" + why + "); " +
+                   (undone ? "the new backstore was deleted again"
+                           : "deleting the new backstore failed too (" +
+                                 (ds.ok() ? std::string(d->message) : ds.message()) +
+                                 "): it is open to every client, delete it"));
 }
 
 }  // namespace nbdr::cli

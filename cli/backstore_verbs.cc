@@ -72,9 +72,7 @@ int RunStatusCall(const Command& c, uint32_t proc, void* args) {
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
   RpcResult<nbdr_status_reply> r(proc);
-  if (Status s = client->Call(proc, args, r.get()); !s.ok()) return CallFailed(s);
-  r.set_filled();
-  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  if (int rc = CallStatus(&*client, proc, args, &r); rc >= 0) return rc;
   if (JsonOutput()) {
     Json o(json_object_new_object());
     json_object_object_add(o.get(), "result", json_object_new_string(r->message));
@@ -137,6 +135,7 @@ int DoCreate(const Command& c) {
   a.block_size = c.block_size;
   a.readonly = c.readonly;
   a.prealloc = c.prealloc;
+  if (c.auth) return CreateWithAuth(c, &a);
   return RunStatusCall(c, NBDR_CREATE, &a);
 }
 
@@ -201,6 +200,13 @@ int DoList(const Command& c) {
            *b.client ? b.client : "-");
   }
   return kExitOk;
+}
+
+int CallStatus(RunnerClient* client, uint32_t proc, void* args, RpcResult<nbdr_status_reply>* r) {
+  if (Status s = client->Call(proc, args, r->get()); !s.ok()) return CallFailed(s);
+  r->set_filled();
+  if ((*r)->status != 0) return Error(kExitFailed, (*r)->status, (*r)->message);
+  return -1;
 }
 
 int CallInfo(RunnerClient* client, const Command& c, RpcResult<nbdr_info_reply>* r) {

@@ -37,7 +37,10 @@ struct Command {
   // unmap ... force: disconnect a device even while it is in use; by KEY,
   // also clear the runner's record even when it looks live
   bool force = false;
-  // modify: "allow" or "deny", and the identities ("psk:a,x509:CN=b")
+  // create ... auth: mint a PSK key for the new backstore, only it opens it
+  bool auth = false;
+  // modify: "allow", "deny", "open", "auth-enable" or "auth-disable",
+  // and the identities of allow and deny ("psk:a,x509:CN=b")
   std::string access_op;
   std::string access_ids;
 };
@@ -45,6 +48,10 @@ struct Command {
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
   return RunnerClient::Connect(c.host);
 }
+
+// Calls proc, whose reply is an nbdr_status_reply, into *r: -1 when the
+// runner answered with success, else the exit status (the error reported).
+int CallStatus(RunnerClient* client, uint32_t proc, void* args, RpcResult<nbdr_status_reply>* r);
 
 // Asks the runner for c's backstore (NBDR_INFO) into *r: -1 when it
 // answered with one, else the exit status (the error reported).
@@ -59,6 +66,9 @@ int DoVersion(const Command& c);
 int DoMap(const Command& c);
 int DoUnmap(Command c);
 int DoModify(const Command& c);
+// create ... auth: creates, then mints the backstore's key (NBDR_ACCESS);
+// a failed mint deletes the new backstore again.
+int CreateWithAuth(const Command& c, nbdr_create_args* args);
 
 // Who may open c's backstore (NBDR_ACCESS): the TLS identities; empty
 // for any client.

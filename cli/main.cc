@@ -35,7 +35,7 @@ const char kUsage[] =
     "Usage: nbd-cli [--json] COMMAND\n"
     "\n"
     "  nbd-cli TYPE create KEY [prealloc] size SIZE [readonly] [block-size 512|4096]\n"
-    "                          [host HOST[:PORT]]\n"
+    "                          [auth] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE delete KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
@@ -43,7 +43,8 @@ const char kUsage[] =
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
-    "  nbd-cli TYPE modify KEY <allow|deny> ID[,ID...]|open [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>\n"
+    "                          [host HOST[:PORT]]\n"
     "  nbd-cli TYPE help\n"
     "  nbd-cli version [host HOST[:PORT]]\n"
     "  nbd-cli help\n"
@@ -59,6 +60,8 @@ const char kUsage[] =
     "removes it like any backstore. modify allow/deny edits who may open KEY over\n"
     "NBD: TLS identities, psk:IDENTITY or x509:DN (a client certificate's subject);\n"
     "modify open empties the list, and a backstore without one is open to all.\n"
+    "auth (create, modify auth enable) mints a TLS-PSK key that only the new\n"
+    "identity holds, shown once; modify auth disable forgets it.\n"
     "\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
@@ -75,7 +78,8 @@ std::string KeyHelp(const std::string& type) {
 std::string TypeHelp(const std::string& type) {
   std::string key = KeyHelp(type);
   return "Usage: nbd-cli " + type +
-         " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
+         " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [auth]"
+         " [host HOST[:PORT]]\n"
          "       nbd-cli " + type +
          " import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " delete KEY [host HOST[:PORT]]\n"
@@ -84,7 +88,8 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
          " [connections N] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
-         "       nbd-cli " + type + " modify KEY <allow|deny> ID[,ID...]|open [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>"
+         " [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
 }
 
@@ -136,6 +141,12 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       c->access_op = w;
     } else if (c->verb == "modify" && w == "open" && c->access_op.empty()) {
       c->access_op = w;
+    } else if (c->verb == "modify" && w == "auth" && c->access_op.empty()) {
+      if (!value(&v) || (v != "enable" && v != "disable"))
+        return Usage("'auth' must be followed by enable or disable");
+      c->access_op = "auth-" + v;
+    } else if (c->verb == "create" && w == "auth") {
+      c->auth = true;
     } else if (c->verb == "unmap" && w == "force") {
       c->force = true;
     } else if (c->verb == "create" && w == "prealloc") {

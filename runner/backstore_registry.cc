@@ -298,6 +298,7 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
                          "write: " + ps.message());
   }
   LOG_INFO(name, "deleted");
+  ForgetMintedKeys(name);
   return Status();
 }
 
@@ -441,14 +442,9 @@ Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
   return s;
 }
 
-Expected<std::vector<std::string>> BackstoreRegistry::ChangeAccess(
+Expected<std::vector<std::string>> BackstoreRegistry::EditAccessList(
     const std::string& type, const std::string& key, AccessChange change,
     const std::vector<std::string>& identities) {
-  if (change == AccessChange::kShow) {
-    auto rec = Get(type, key);
-    if (!rec) return rec.status();
-    return rec->tls_allow;
-  }
   std::vector<std::string> after;
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) -> Status {
     std::vector<std::string> allow = e.record.tls_allow;  // changed only when all is well
@@ -456,8 +452,11 @@ Expected<std::vector<std::string>> BackstoreRegistry::ChangeAccess(
     for (const auto& id : identities) {
       auto at = std::find(allow.begin(), allow.end(), id);
       if (change == AccessChange::kAllow && at == allow.end()) allow.push_back(id);
-      if (change == AccessChange::kDeny && at != allow.end()) allow.erase(at);
+      if ((change == AccessChange::kDeny || change == AccessChange::kAuthDisable) &&
+          at != allow.end())
+        allow.erase(at);
     }
+    // Only an explicit open (or turning auth off) may leave the list empty.
     if (change == AccessChange::kDeny && !e.record.tls_allow.empty() && allow.empty())
       return Status::Error(EPERM, std::string("denying every identity on its list would open ") +
                                       MakeExportName(type, key) +

@@ -23,6 +23,7 @@
 
 #include "runner/backstore.h"
 #include "runner/mapping_machine.h"
+#include "runner/minted_keys.h"
 #include "runner/open_export.h"
 #include "runner/handler_set.h"
 #include "utils/mutex.h"
@@ -112,16 +113,26 @@ class BackstoreRegistry {
   // Whether a client with this TLS identity may open the backstore.
   static bool MayOpen(const BackstoreRecord& record, const std::string& tls_identity);
 
-  // Who may open a backstore over NBD (BackstoreRecord::tls_allow): shows
-  // the list, adds or removes identities, or empties it (open to every
-  // client), and persists the result. A deny that would empty the list is
+  // Who may open a backstore over NBD (BackstoreRecord::tls_allow;
+  // backstore_access.cc): shows the list, adds or removes identities,
+  // empties it (open to every client), or turns auth on (mints a PSK
+  // identity and key, puts the identity on the list, returns psktool's
+  // line once) or off (takes its minted identities off the list, forgets
+  // their keys); persists the result. A deny that would empty the list is
   // refused (EPERM): opening a backstore to everyone takes kOpen.
-  // Connections already open stay open. Returns the list after the change.
-  enum class AccessChange { kShow, kAllow, kDeny, kOpen };
-  Expected<std::vector<std::string>> ChangeAccess(const std::string& type, const std::string& key,
-                                                  AccessChange change,
-                                                  const std::vector<std::string>& identities)
+  // Connections already open stay open.
+  enum class AccessChange { kShow, kAllow, kDeny, kOpen, kAuthEnable, kAuthDisable };
+  struct AccessResult {
+    std::vector<std::string> allowed;  // the list after the change
+    std::string minted_psk_line;       // kAuthEnable: "IDENTITY:HEXKEY"
+  };
+  Expected<AccessResult> ChangeAccess(const std::string& type, const std::string& key,
+                                      AccessChange change,
+                                      const std::vector<std::string>& identities)
       EXCLUDES(mu_, save_mu_);
+  // The keys minted for auth (must outlive the registry); null, as when
+  // TLS is off: auth is refused.
+  void SetMintedKeys(MintedKeys* minted) { minted_ = minted; }
   // Number of exports open right now.
   size_t OpenCount() const EXCLUDES(mu_);
 
@@ -153,6 +164,12 @@ class BackstoreRegistry {
   // handler now): a record that no longer names the object.
   std::set<std::string> StaleHolders(const std::string& type, const std::string& identity,
                                      const std::string& except) const EXCLUDES(mu_);
+  Expected<std::vector<std::string>> EditAccessList(const std::string& type,
+                                                    const std::string& key, AccessChange change,
+                                                    const std::vector<std::string>& identities)
+      EXCLUDES(mu_, save_mu_);
+  // Forgets the keys minted for export_name (after a delete, or auth off).
+  void ForgetMintedKeys(const std::string& export_name);
   // The handler's part of OpenForServing: checks the object's identity and
   // opens it.
   Expected<std::shared_ptr<OpenExport>> OpenBackend(const std::string& export_name,
@@ -183,6 +200,7 @@ class BackstoreRegistry {
 
   const HandlerSet* const handlers_;
   const std::string path_;
+  MintedKeys* minted_ = nullptr;  // set before serving
   std::atomic<int> mapping_timeout_s_{60};  // SIGHUP may change it while RPCs run
 
   Mutex save_mu_;  // serialises saveconfig.json writes

@@ -12,12 +12,6 @@
 
 namespace nbdr {
 
-bool BackstoreRegistry::MayOpen(const BackstoreRecord& record, const std::string& tls_identity) {
-  if (record.tls_allow.empty()) return true;
-  return !tls_identity.empty() && std::find(record.tls_allow.begin(), record.tls_allow.end(),
-                                            tls_identity) != record.tls_allow.end();
-}
-
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name, const std::string& tls_identity) {
   auto parsed = ParseExportName(export_name);

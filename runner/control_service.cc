@@ -210,6 +210,7 @@ void ControlService::Check(const nbdr_key_args& a, nbdr_status_reply* r) {
 }
 
 void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
+  r->psk_line = XdrString("");  // every reply carries the string, empty but for auth enable
   std::vector<std::string> ids;
   Status s;
   for (u_int i = 0; i < a.identities.identities_len && s.ok(); i++) {
@@ -223,6 +224,8 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
     case NBDR_ACCESS_ALLOW: op = Op::kAllow; break;
     case NBDR_ACCESS_DENY: op = Op::kDeny; break;
     case NBDR_ACCESS_OPEN: op = Op::kOpen; break;
+    case NBDR_ACCESS_AUTH_ENABLE: op = Op::kAuthEnable; break;
+    case NBDR_ACCESS_AUTH_DISABLE: op = Op::kAuthDisable; break;
     default: s = Status::Error(EINVAL, "unknown access operation " + std::to_string(a.op));
   }
   if (s.ok() && (op == Op::kAllow || op == Op::kDeny) && ids.empty())
@@ -231,11 +234,14 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
     SetStatus(s, &r->status, &r->message, "");
     return;
   }
-  auto list = registry_->ChangeAccess(a.type, a.key, op, ids);
-  if (!list) {
-    SetStatus(list.status(), &r->status, &r->message, "");
+  auto result = registry_->ChangeAccess(a.type, a.key, op, ids);
+  if (!result) {
+    SetStatus(result.status(), &r->status, &r->message, "");
     return;
   }
+  free(r->psk_line);
+  r->psk_line = XdrString(result->minted_psk_line);
+  const std::vector<std::string>* list = &result->allowed;
   r->identities.identities_len = static_cast<u_int>(list->size());
   r->identities.identities_val =
       static_cast<nbdr_identity*>(calloc(list->size() + 1, sizeof(nbdr_identity)));

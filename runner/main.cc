@@ -28,6 +28,7 @@
 #include "runner/backstore_registry.h"
 #include "runner/control_service.h"
 #include "runner/handler_set.h"
+#include "runner/minted_keys.h"
 #include "runner/nbd_server.h"
 #include "runner/rpc_server.h"
 #include "runner/runner_options.h"
@@ -159,7 +160,7 @@ void ReloadTls(const RunnerOptions& fresh, RunnerOptions* running, NbdServer* nb
   if (running->tls.mode == TlsMode::kOff) return;
   TlsOptions next = fresh.tls;
   next.mode = running->tls.mode;
-  auto creds = TlsCredentials::Load(next);
+  auto creds = TlsCredentials::Load(next, nbd->tls() ? nbd->tls()->minted() : nullptr);
   if (!creds) {
     LOG_ERROR("config", "SIGHUP: TLS credentials not reloaded, the running ones stay: %s",
               creds.status().message().c_str());
@@ -281,6 +282,8 @@ int CheckConfig(RunnerOptions& opts) {
     for (const auto& t : types) loaded += (loaded.empty() ? "" : ", ") + t;
   }
   if (auto tls = TlsCredentials::Load(opts.tls); !tls) return verdict(1, tls.status().message());
+  MintedKeys minted(Absolute(opts.state_dir) + "/minted-keys.json");
+  if (Status s = minted.Load(); !s.ok()) return verdict(1, s.message());
   auto records = LoadSaveconfig(saveconfig);
   if (!records) return verdict(1, records.status().message());
   return verdict(0, "handlers " + (loaded.empty() ? std::string("none") : loaded) + "; " +
@@ -463,7 +466,12 @@ int main(int argc, char** argv) {
     return rc;
   }
   if (handlers.Types().empty()) LOG_WARN("", "no handler loaded from %s", opts.handler_dir.c_str());
-  auto tls = TlsCredentials::Load(opts.tls);
+  // Keys minted for backstores with auth: loaded even with TLS off, so a
+  // damaged file is reported, but used only with TLS on.
+  MintedKeys minted(opts.state_dir + "/minted-keys.json");
+  if (Status s = minted.Load(); !s.ok()) return Fail(s);
+  const MintedKeys* tls_minted = opts.tls.mode == TlsMode::kOff ? nullptr : &minted;
+  auto tls = TlsCredentials::Load(opts.tls, tls_minted);
   if (!tls) return Fail(tls.status());
   if (opts.tls.mode != TlsMode::kOff)
     LOG_INFO("", "TLS %s on the NBD port: %s", opts.tls.mode == TlsMode::kOn ? "offered" : "required",
@@ -471,6 +479,7 @@ int main(int argc, char** argv) {
 
   BackstoreRegistry registry(&handlers, opts.state_dir + "/saveconfig.json");
   registry.SetMappingTimeout(opts.mapping_timeout);
+  if (tls_minted) registry.SetMintedKeys(&minted);
   if (Status s = registry.Load(); !s.ok())
     return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
 

@@ -10,6 +10,9 @@
 #include <cstring>
 #include <fstream>
 
+#include "runner/minted_keys.h"
+#include "utils/hex.h"
+
 namespace nbdr {
 
 namespace {
@@ -49,31 +52,13 @@ Status CheckFileMode(const std::string& path, bool secret) {
   return Status();
 }
 
-bool DecodeHex(const std::string& hex, std::string* out) {
-  if (hex.empty() || hex.size() % 2) return false;
-  out->clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int v = 0;
-    for (int k = 0; k < 2; k++) {
-      char c = hex[i + k];
-      int d = c >= '0' && c <= '9'   ? c - '0'
-              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-              : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                     : -1;
-      if (d < 0) return false;
-      v = v * 16 + d;
-    }
-    out->push_back(static_cast<char>(v));
-  }
-  return true;
-}
-
 // GnuTLS asks for the key of the identity a client names; the session's
 // pointer is the credentials the session was configured with.
 int PskLookup(gnutls_session_t session, const gnutls_datum_t* username, gnutls_datum_t* key) {
   const auto* creds = static_cast<const TlsCredentials*>(gnutls_session_get_ptr(session));
   std::string identity(reinterpret_cast<const char*>(username->data), username->size);
-  const std::string* raw = creds ? creds->PskKey(identity) : nullptr;
+  std::optional<std::string> raw;
+  if (creds) raw = creds->PskKey(identity);
   if (!raw) return -1;  // unknown identity: the handshake fails
   key->data = static_cast<unsigned char*>(gnutls_malloc(raw->size()));
   if (!key->data) return -1;
@@ -100,8 +85,9 @@ const char* TlsModeName(TlsMode mode) {
   return "?";
 }
 
-Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(const TlsOptions& options) {
-  std::shared_ptr<TlsCredentials> c(new TlsCredentials(options));
+Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(const TlsOptions& options,
+                                                                     const MintedKeys* minted) {
+  std::shared_ptr<TlsCredentials> c(new TlsCredentials(options, minted));
   if (options.mode == TlsMode::kOff) return std::shared_ptr<const TlsCredentials>(c);
   if (options.certificates_dir.empty() && options.psk_file.empty())
     return Status::Error(EINVAL, "TLS without --tls-certificates or --tls-psk");
@@ -110,6 +96,9 @@ Expected<std::shared_ptr<const TlsCredentials>> TlsCredentials::Load(const TlsOp
   }
   if (!options.psk_file.empty()) {
     if (Status s = c->LoadPskFile(); !s.ok()) return s.WithContext("--tls-psk");
+  }
+  if (!options.psk_file.empty() || minted) {
+    if (Status s = c->SetUpPsk(); !s.ok()) return s;
   }
   return std::shared_ptr<const TlsCredentials>(c);
 }
@@ -169,6 +158,10 @@ Status TlsCredentials::LoadPskFile() {
       return Status::Error(EINVAL, where + ": identity '" + identity + "' given twice");
   }
   if (psk_keys_.empty()) return Status::Error(EINVAL, path + ": no IDENTITY:HEXKEY line");
+  return Status();
+}
+
+Status TlsCredentials::SetUpPsk() {
   if (int rc = gnutls_psk_allocate_server_credentials(&psk_); rc < 0)
     return GnutlsError(rc, "allocating PSK credentials");
   gnutls_psk_set_server_credentials_function2(psk_, PskLookup);
@@ -177,9 +170,10 @@ Status TlsCredentials::LoadPskFile() {
   return Status();
 }
 
-const std::string* TlsCredentials::PskKey(const std::string& identity) const {
-  auto it = psk_keys_.find(identity);
-  return it == psk_keys_.end() ? nullptr : &it->second;
+std::optional<std::string> TlsCredentials::PskKey(const std::string& identity) const {
+  if (auto it = psk_keys_.find(identity); it != psk_keys_.end()) return it->second;
+  if (minted_) return minted_->Key(identity);
+  return std::nullopt;
 }
 
 Status TlsCredentials::ConfigureSession(gnutls_session_t session) const {
@@ -209,9 +203,10 @@ std::string TlsCredentials::Describe() const {
   if (x509_)
     out += "x509 (" + options_.certificates_dir +
            (options_.verify_peer ? ", clients' certificates verified" : "") + ")";
-  if (psk_)
+  if (!options_.psk_file.empty())
     out += std::string(out.empty() ? "" : ", ") + "psk (" + std::to_string(psk_keys_.size()) +
            " identities in " + options_.psk_file + ")";
+  if (minted_) out += std::string(out.empty() ? "" : ", ") + "keys minted for backstores";
   return out;
 }
 

@@ -15,11 +15,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "utils/status.h"
 
 namespace nbdr {
+
+class MintedKeys;
 
 enum class TlsMode { kOff, kOn, kRequire };
 
@@ -36,26 +39,34 @@ struct TlsOptions {
 
 class TlsCredentials {
  public:
-  // Loads what options name (nothing when TLS is off).
-  static Expected<std::shared_ptr<const TlsCredentials>> Load(const TlsOptions& options);
+  // Loads what options name (nothing when TLS is off). minted (may be
+  // null; it must outlive the credentials) holds the keys the runner made
+  // for backstores with auth: PSK clients are looked up there too, so PSK
+  // is accepted whenever TLS is on, even without a tls-psk file.
+  static Expected<std::shared_ptr<const TlsCredentials>> Load(const TlsOptions& options,
+                                                              const MintedKeys* minted = nullptr);
   ~TlsCredentials();
   TlsCredentials(const TlsCredentials&) = delete;
   TlsCredentials& operator=(const TlsCredentials&) = delete;
 
   const TlsOptions& options() const { return options_; }
+  const MintedKeys* minted() const { return minted_; }
   // Sets a new server session up to use these credentials.
   Status ConfigureSession(gnutls_session_t session) const;
-  // The key of a PSK identity, or nullptr when it has none.
-  const std::string* PskKey(const std::string& identity) const;
+  // The key of a PSK identity (the tls-psk file's, else a minted one).
+  std::optional<std::string> PskKey(const std::string& identity) const;
   // "x509 (certificates in DIR), psk (N identities)": for the log.
   std::string Describe() const;
 
  private:
-  explicit TlsCredentials(const TlsOptions& options) : options_(options) {}
+  TlsCredentials(const TlsOptions& options, const MintedKeys* minted)
+      : options_(options), minted_(minted) {}
   Status LoadCertificates();
   Status LoadPskFile();
+  Status SetUpPsk();
 
   const TlsOptions options_;
+  const MintedKeys* const minted_;
   gnutls_certificate_credentials_t x509_ = nullptr;
   gnutls_psk_server_credentials_t psk_ = nullptr;
   std::map<std::string, std::string> psk_keys_;  // identity -> raw key bytes

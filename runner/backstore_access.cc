@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// The part of BackstoreRegistry that decides who may open a backstore over
+// NBD: its access list of TLS identities (BackstoreRecord::tls_allow), and
+// the keys minted for backstores with auth (minted_keys.h); see
+// backstore_registry.h.
+#include <algorithm>
+#include <cerrno>
+
+#include "runner/backstore_registry.h"
+#include "utils/log.h"
+#include "utils/names.h"
+
+namespace nbdr {
+
+bool BackstoreRegistry::MayOpen(const BackstoreRecord& record, const std::string& tls_identity) {
+  if (record.tls_allow.empty()) return true;
+  return !tls_identity.empty() && std::find(record.tls_allow.begin(), record.tls_allow.end(),
+                                            tls_identity) != record.tls_allow.end();
+}
+
+Expected<BackstoreRegistry::AccessResult> BackstoreRegistry::ChangeAccess(
+    const std::string& type, const std::string& key, AccessChange change,
+    const std::vector<std::string>& identities) {
+  const std::string name = MakeExportName(type, key);
+  switch (change) {
+    case AccessChange::kShow: {
+      auto rec = Get(type, key);
+      if (!rec) return rec.status();
+      return AccessResult{rec->tls_allow, ""};
+    }
+    case AccessChange::kAuthEnable: {
+      if (!minted_)
+        return Status::Error(EOPNOTSUPP, "auth needs TLS on this runner (tls = on or require)");
+      if (auto rec = Get(type, key); !rec) return rec.status();
+      auto minted = minted_->Mint(name);
+      if (!minted) return minted.status();
+      auto list = EditAccessList(type, key, AccessChange::kAllow, {"psk:" + minted->identity});
+      if (!list) {
+        (void)minted_->Forget({minted->identity});
+        return list.status();
+      }
+      LOG_INFO(name, "auth: key minted for psk:%s", minted->identity.c_str());
+      return AccessResult{*list, minted->PskLine()};
+    }
+    case AccessChange::kAuthDisable: {
+      if (!minted_)
+        return Status::Error(EOPNOTSUPP, "auth needs TLS on this runner (tls = on or require)");
+      std::vector<std::string> ids;
+      for (const auto& id : minted_->IdentitiesOf(name)) ids.push_back("psk:" + id);
+      auto list = EditAccessList(type, key, AccessChange::kAuthDisable, ids);
+      if (!list) return list.status();
+      ForgetMintedKeys(name);
+      return AccessResult{*list, ""};
+    }
+    default: {
+      auto list = EditAccessList(type, key, change, identities);
+      if (!list) return list.status();
+      return AccessResult{*list, ""};
+    }
+  }
+}
+
+void BackstoreRegistry::ForgetMintedKeys(const std::string& export_name) {
+  if (!minted_) return;
+  if (Status s = minted_->Forget(minted_->IdentitiesOf(export_name)); !s.ok())
+    LOG_ERROR(export_name, "its minted keys stay in the key file (no access list names them): %s",
+              s.message().c_str());
+}
+
+}  // namespace nbdr
