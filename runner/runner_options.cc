@@ -284,4 +284,10 @@ Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string
   return Status();
 }
 
+std::string Absolute(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf)) return buf;
+  return path;
+}
+
 }  // namespace nbdr

@@ -56,6 +56,10 @@ Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv);
 Status CheckHandlerOptions(const RunnerOptions& opts, const std::set<std::string>& declared,
                            const std::set<std::string>& loaded_types);
 
+// path made absolute (the daemon keeps its working directory, but logs
+// and comparisons want one spelling); path itself when it does not exist.
+std::string Absolute(const std::string& path);
+
 // The --help text.
 std::string RunnerUsage(const std::string& handler_dir, const std::string& handler_help);
 
