@@ -65,6 +65,7 @@ Expected<std::unique_ptr<TlsSession>> TlsSession::Accept(
   gnutls_transport_set_vec_push_function(s->session_, Push);
   gnutls_handshake_set_timeout(s->session_, 0);  // our deadline bounds it
   if (Status st = s->Handshake(deadline); !st.ok()) return st;
+  s->handshaken_ = true;
   s->LearnPeer();
   return s;
 }
@@ -74,8 +75,8 @@ Status TlsSession::Handshake(std::chrono::steady_clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::microseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Status::Error(ETIMEDOUT, "TLS handshake not finished in time");
-    SetRecvTimeout(fd_, left);
-    SetSendTimeout(fd_, left);
+    nbdr::SetRecvTimeout(fd_, left);
+    nbdr::SetSendTimeout(fd_, left);
     int rc = gnutls_handshake(session_);
     if (rc == GNUTLS_E_SUCCESS) return Status();
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) continue;
@@ -116,15 +117,37 @@ void TlsSession::LearnPeer() {
   }
 }
 
+int TlsSession::WaitFor(short events, int64_t timeout_us) const {
+  pollfd p{fd_, events, 0};
+  int timeout_ms = timeout_us <= 0 ? -1 : static_cast<int>(std::max<int64_t>(1, (timeout_us + 999) / 1000));
+  return poll(&p, 1, timeout_ms);
+}
+
 ssize_t TlsSession::Recv(void* dst, size_t cap, bool nowait) {
-  recv_nowait_ = nowait;
   for (;;) {
-    ssize_t n = gnutls_record_recv(session_, dst, cap);
+    ssize_t n;
+    size_t pending;
+    {
+      MutexLock l(&mu_);
+      n = gnutls_record_recv(session_, dst, cap);  // Pull never waits
+      pending = n == GNUTLS_E_AGAIN ? gnutls_record_check_pending(session_) : 0;
+    }
+    if (pending > 0) continue;  // AGAIN after a post-handshake message, with data behind it
     if (n >= 0) return n;
     switch (n) {
-      case GNUTLS_E_AGAIN:  // nothing there (kNoWait), or the receive timeout
-        errno = EAGAIN;
-        return -1;
+      case GNUTLS_E_AGAIN: {  // nothing (more) there yet
+        if (nowait) {
+          errno = EAGAIN;
+          return -1;
+        }
+        int ready = WaitFor(POLLIN, recv_timeout_us_);
+        if (ready == 0) {  // the receive timeout
+          errno = EAGAIN;
+          return -1;
+        }
+        if (ready < 0 && errno != EINTR) return -1;
+        continue;
+      }
       case GNUTLS_E_INTERRUPTED:
         errno = EINTR;
         return -1;
@@ -141,40 +164,44 @@ ssize_t TlsSession::Recv(void* dst, size_t cap, bool nowait) {
 ssize_t TlsSession::Send(const iovec* iov, int n, bool nowait) {
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
+  MutexLock l(&mu_);
   size_t acked = 0;
-  if (!WriteStaged(nowait, &acked)) return -1;
-  if (staged_written_ < staged_.size()) {  // the socket takes nothing more now
+  if (!WriteQueued(nowait, &acked, &l)) return -1;
+  if (out_written_ < out_queued_) {  // the socket takes nothing more now
     if (acked > 0) return static_cast<ssize_t>(acked);
     errno = EAGAIN;
     return -1;
   }
   if (acked >= total) return static_cast<ssize_t>(acked);
   if (!Encrypt(iov, n, acked)) return -1;
-  if (!WriteStaged(nowait, &acked)) return acked > 0 ? static_cast<ssize_t>(acked) : -1;
+  if (!WriteQueued(nowait, &acked, &l)) return acked > 0 ? static_cast<ssize_t>(acked) : -1;
   if (acked > 0) return static_cast<ssize_t>(acked);
   errno = EAGAIN;
   return -1;
 }
 
-bool TlsSession::SealRecord(const uint8_t* p, size_t len) {
-  ssize_t rc = gnutls_record_send(session_, p, len);
-  if (rc != static_cast<ssize_t>(len)) {  // Push never fails while staging: GnuTLS's own error
-    errno = EPROTO;
-    return false;
+bool TlsSession::SealRecords(const uint8_t* p, size_t len) {
+  while (len > 0) {
+    // Push only queues: a short count is a smaller record than asked for
+    // (a client's record size limit), an error GnuTLS's own.
+    ssize_t rc = gnutls_record_send(session_, p, len);
+    if (rc <= 0) {
+      errno = EPROTO;
+      return false;
+    }
+    records_.push_back({out_queued_, static_cast<size_t>(rc)});
+    p += rc;
+    len -= static_cast<size_t>(rc);
   }
-  staged_records_.push_back({staged_.size(), len});
   return true;
 }
 
 bool TlsSession::Encrypt(const iovec* iov, int n, size_t skip) {
-  staged_.clear();
-  staged_written_ = 0;
-  staged_records_.clear();
   gather_.clear();
-  staging_thread_.store(std::this_thread::get_id());
   // Small pieces (a reply's header, small payloads) are gathered into
   // full records, so a 4 KiB read costs the client one record, not two;
   // a piece that fills records by itself is sealed where it lies.
+  const size_t record = std::min(kRecordPlain, std::max<size_t>(512, gnutls_record_get_max_size(session_)));
   size_t budget = kMaxStagedPlain;
   bool ok = true;
   for (int i = 0; i < n && ok && budget > 0; i++) {
@@ -189,14 +216,14 @@ bool TlsSession::Encrypt(const iovec* iov, int n, size_t skip) {
     skip = 0;
     while (ok && len > 0 && budget > 0) {
       size_t take = std::min(len, budget);
-      if (gather_.empty() && take >= kRecordPlain) {
-        ok = SealRecord(p, kRecordPlain);
-        take = kRecordPlain;
+      if (gather_.empty() && take >= record) {
+        take = record;
+        ok = SealRecords(p, take);
       } else {
-        take = std::min(take, kRecordPlain - gather_.size());
+        take = std::min(take, record - gather_.size());
         gather_.insert(gather_.end(), p, p + take);
-        if (gather_.size() == kRecordPlain) {
-          ok = SealRecord(gather_.data(), gather_.size());
+        if (gather_.size() == record) {
+          ok = SealRecords(gather_.data(), gather_.size());
           gather_.clear();
         }
       }
@@ -205,54 +232,78 @@ bool TlsSession::Encrypt(const iovec* iov, int n, size_t skip) {
       budget -= take;
     }
   }
-  if (ok && !gather_.empty()) ok = SealRecord(gather_.data(), gather_.size());
-  staging_thread_.store(std::thread::id());
+  if (ok && !gather_.empty()) ok = SealRecords(gather_.data(), gather_.size());
   return ok;
 }
 
-bool TlsSession::WriteStaged(bool nowait, size_t* acked) {
-  while (staged_written_ < staged_.size()) {
-    ssize_t w = send(fd_, staged_.data() + staged_written_, staged_.size() - staged_written_,
-                     MSG_NOSIGNAL | (nowait ? MSG_DONTWAIT : 0));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (nowait && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) errno = ETIMEDOUT;  // the send timeout
-      return false;
+bool TlsSession::WriteQueued(bool nowait, size_t* acked, MutexLock* lock) {
+  bool ok = true;
+  while (ok && out_written_ < out_queued_) {
+    if (nowait) {  // never waits: under the lock
+      ssize_t w = send(fd_, out_.data() + out_head_, out_.size() - out_head_,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (w < 0) return false;
+      out_head_ += static_cast<size_t>(w);
+      out_written_ += static_cast<uint64_t>(w);
+      continue;
     }
-    staged_written_ += static_cast<size_t>(w);
+    // Waits: the queued bytes are taken out and written with the lock
+    // released, so the receiver goes on (and may queue more behind them).
+    std::vector<uint8_t> chunk;
+    chunk.swap(out_);
+    size_t head = out_head_, sent = 0;
+    out_head_ = 0;
+    lock->Unlock();
+    while (head + sent < chunk.size()) {
+      ssize_t w = send(fd_, chunk.data() + head + sent, chunk.size() - head - sent, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) errno = ETIMEDOUT;  // SO_SNDTIMEO
+        ok = false;
+        break;
+      }
+      sent += static_cast<size_t>(w);
+    }
+    lock->Relock();
+    out_written_ += sent;
   }
-  while (!staged_records_.empty() && staged_records_.front().cipher_end <= staged_written_) {
-    *acked += staged_records_.front().plain_len;
-    staged_records_.pop_front();
+  if (out_head_ == out_.size()) {
+    out_.clear();
+    out_head_ = 0;
   }
-  return true;
+  while (!records_.empty() && records_.front().end <= out_written_) {
+    *acked += records_.front().plain_len;
+    records_.pop_front();
+  }
+  return ok;
 }
 
 ssize_t TlsSession::Pull(gnutls_transport_ptr_t self, void* buf, size_t len) {
   auto* s = static_cast<TlsSession*>(self);
-  ssize_t n = recv(s->fd_, buf, len, s->recv_nowait_ ? MSG_DONTWAIT : 0);
+  ssize_t n = recv(s->fd_, buf, len, s->handshaken_ ? MSG_DONTWAIT : 0);
   if (n < 0) gnutls_transport_set_errno(s->session_, errno == EWOULDBLOCK ? EAGAIN : errno);
   return n;
 }
 
 int TlsSession::PullTimeout(gnutls_transport_ptr_t self, unsigned int ms) {
   auto* s = static_cast<TlsSession*>(self);
-  pollfd p{s->fd_, POLLIN, 0};
-  int timeout = ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : static_cast<int>(ms);
-  return poll(&p, 1, timeout);
+  return s->WaitFor(POLLIN, ms == GNUTLS_INDEFINITE_TIMEOUT ? 0 : static_cast<int64_t>(ms) * 1000);
 }
 
+// After the handshake GnuTLS calls this only with mu_ held (from inside a
+// record call): the bytes are queued, in order, for WriteQueued.
 ssize_t TlsSession::Push(gnutls_transport_ptr_t self, const giovec_t* iov, int n) {
   auto* s = static_cast<TlsSession*>(self);
   size_t total = 0;
   for (int i = 0; i < n; i++) total += iov[i].iov_len;
-  if (s->staging_thread_.load() == std::this_thread::get_id()) {
-    // The record's end is where Encrypt records it: after this push.
+  if (s->handshaken_) {
     for (int i = 0; i < n; i++) {
       const auto* p = static_cast<const uint8_t*>(iov[i].iov_base);
-      s->staged_.insert(s->staged_.end(), p, p + iov[i].iov_len);
+      s->out_.insert(s->out_.end(), p, p + iov[i].iov_len);
     }
+    s->out_queued_ += total;
     return static_cast<ssize_t>(total);
   }
   msghdr msg{};

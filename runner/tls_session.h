@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // TlsSession: the server side of TLS (GnuTLS) on a connection's socket,
-// for TcpTransport once a client asked for NBD_OPT_STARTTLS. It gives the
+// for TcpTransport once a client asked for NBD_OPT_STARTTLS: part of the
+// transport, the only other code that touches the socket. It gives the
 // transport's Recv/Send semantics over TLS records:
 //  - Recv returns plaintext, from GnuTLS's buffer first; kNoWait never
 //    waits for the socket.
 //  - Send returns only what reached the socket: plaintext whose records
-//    were encrypted but not yet written is kept (with its ciphertext) and
+//    were encrypted but not yet written is kept (as ciphertext) and
 //    counted as sent once written, when the caller offers the same bytes
 //    again, as every caller of Transport::Send does after a short count.
 //    So kNoWait never waits, and nothing is encrypted twice.
 //
-// Thread-safety: as Transport: one receiving thread and one sending
-// thread at a time may run at once (GnuTLS allows that for a session, and
-// no renegotiation exists in TLS 1.3 or is accepted in 1.2). The fd is
-// owned by the transport and outlives the session.
+// Thread-safety: one receiving thread and one sending thread at a time
+// may run at once. GnuTLS does not allow them in one session at the same
+// time when TLS 1.3 updates keys (a KeyUpdate from the client changes the
+// sending keys while the receiving thread handles it), so every GnuTLS
+// call after the handshake holds mu_, and no call waits for the socket
+// while it does: waits happen in poll() outside the lock. Every byte GnuTLS
+// produces (records, and a KeyUpdate answered while receiving) goes to one
+// queue, written in order by the sender. The fd is owned by the transport
+// and outlives the session.
 #pragma once
 
 #include <gnutls/gnutls.h>
@@ -24,10 +30,10 @@
 #include <deque>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "runner/tls_credentials.h"
+#include "utils/mutex.h"
 #include "utils/status.h"
 
 namespace nbdr {
@@ -44,8 +50,12 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
-  ssize_t Recv(void* dst, size_t cap, bool nowait);
-  ssize_t Send(const iovec* iov, int n, bool nowait);
+  ssize_t Recv(void* dst, size_t cap, bool nowait) EXCLUDES(mu_);
+  ssize_t Send(const iovec* iov, int n, bool nowait) EXCLUDES(mu_);
+  // Bounds each wait of a blocking Recv (0: none), as the socket's
+  // SO_RCVTIMEO bounds plain TCP's (a blocking Send waits in send(), under
+  // the socket's SO_SNDTIMEO).
+  void SetRecvTimeout(std::chrono::microseconds t) { recv_timeout_us_ = t.count(); }
 
   // Who the client proved to be: "psk:IDENTITY", "x509:DN" (a verified
   // certificate), or "" (a certificate-less X.509 client).
@@ -59,40 +69,50 @@ class TlsSession {
   // Plaintext per TLS record (TLS's own maximum).
   static constexpr size_t kRecordPlain = 16 * 1024;
 
-  // A run of ciphertext in staged_ and the plaintext bytes it carries.
-  struct StagedRecord {
-    size_t cipher_end;  // offset in staged_ just past this record
+  // A record in the output queue: where it ends in the stream of bytes
+  // ever queued, and the plaintext it carries.
+  struct QueuedRecord {
+    uint64_t end;
     size_t plain_len;
   };
 
   TlsSession(int fd, std::shared_ptr<const TlsCredentials> creds);
   Status Handshake(std::chrono::steady_clock::time_point deadline);
   void LearnPeer();
-  // Writes staged_ to the socket; plaintext of the records now fully
-  // written is added to *acked. False on a socket error (errno set).
-  bool WriteStaged(bool nowait, size_t* acked);
-  // Encrypts up to kMaxStagedPlain of iov[..n) after skip bytes into staged_.
-  bool Encrypt(const iovec* iov, int n, size_t skip);
-  // Encrypts one record of plaintext into staged_.
-  bool SealRecord(const uint8_t* p, size_t len);
+  // Writes the queue to the socket in order; plaintext of the records now
+  // fully written is added to *acked. kBlock writes with the lock released
+  // (the socket's SO_SNDTIMEO bounds each wait). False on a socket error or
+  // timeout (errno set).
+  bool WriteQueued(bool nowait, size_t* acked, MutexLock* lock) REQUIRES(mu_);
+  // Encrypts up to kMaxStagedPlain of iov[..n) after skip bytes.
+  bool Encrypt(const iovec* iov, int n, size_t skip) REQUIRES(mu_);
+  // Encrypts plaintext as records (of the size GnuTLS may send) to the queue.
+  bool SealRecords(const uint8_t* p, size_t len) REQUIRES(mu_);
+  // poll() for events with a timeout in microseconds (0: none): > 0 ready,
+  // 0 timed out, < 0 error.
+  int WaitFor(short events, int64_t timeout_us) const;
 
   static ssize_t Pull(gnutls_transport_ptr_t self, void* buf, size_t len);
   static int PullTimeout(gnutls_transport_ptr_t self, unsigned int ms);
-  static ssize_t Push(gnutls_transport_ptr_t self, const giovec_t* iov, int n);
+  static ssize_t Push(gnutls_transport_ptr_t self, const giovec_t* iov, int n)
+      NO_THREAD_SAFETY_ANALYSIS;  // called by GnuTLS inside calls made with mu_ held
 
   const int fd_;
   const std::shared_ptr<const TlsCredentials> creds_;  // the session points into it
   gnutls_session_t session_ = nullptr;
   std::string identity_, description_;
+  // Until the handshake is done (one thread), Pull waits and Push writes
+  // to the socket; afterwards Pull never waits and Push queues.
+  bool handshaken_ = false;
+  std::atomic<int64_t> recv_timeout_us_{0};
 
-  bool recv_nowait_ = false;  // receiving thread only: how Pull waits
-  // The sending thread while it encrypts: GnuTLS's output goes to staged_
-  // instead of the socket. Any other push (the handshake) writes directly.
-  std::atomic<std::thread::id> staging_thread_{};
-  std::vector<uint8_t> staged_;  // sending thread only
-  size_t staged_written_ = 0;    // bytes of staged_ already on the socket
-  std::deque<StagedRecord> staged_records_;
-  std::vector<uint8_t> gather_;  // small pieces, until a record is full
+  Mutex mu_;
+  std::vector<uint8_t> out_ GUARDED_BY(mu_);  // ciphertext not yet written, from out_head_
+  size_t out_head_ GUARDED_BY(mu_) = 0;
+  uint64_t out_queued_ GUARDED_BY(mu_) = 0;   // bytes ever queued
+  uint64_t out_written_ GUARDED_BY(mu_) = 0;  // bytes ever written
+  std::deque<QueuedRecord> records_ GUARDED_BY(mu_);
+  std::vector<uint8_t> gather_ GUARDED_BY(mu_);  // small pieces, until a record is full
 };
 
 }  // namespace nbdr

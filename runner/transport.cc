@@ -78,9 +78,14 @@ ssize_t TcpTransport::Send(const iovec* iov, int n, Wait wait) {
   return sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (wait == Wait::kNoWait ? MSG_DONTWAIT : 0));
 }
 
-void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) { nbdr::SetRecvTimeout(fd_.get(), t); }
+void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) {
+  nbdr::SetRecvTimeout(fd_.get(), t);
+  if (tls_) tls_->SetRecvTimeout(t);
+}
 
-void TcpTransport::SetSendTimeout(std::chrono::microseconds t) { nbdr::SetSendTimeout(fd_.get(), t); }
+void TcpTransport::SetSendTimeout(std::chrono::microseconds t) {
+  nbdr::SetSendTimeout(fd_.get(), t);
+}
 
 void TcpTransport::ShutdownRead() { shutdown(fd_.get(), SHUT_RD); }
 

@@ -18,3 +18,4 @@
 #define RELEASE(...) NBDR_TA(release_capability(__VA_ARGS__))
 #define TRY_ACQUIRE(...) NBDR_TA(try_acquire_capability(__VA_ARGS__))
 #define EXCLUDES(...) NBDR_TA(locks_excluded(__VA_ARGS__))
+#define NO_THREAD_SAFETY_ANALYSIS NBDR_TA(no_thread_safety_analysis)

@@ -96,12 +96,15 @@ class TlsSessionTest : public ::testing::Test {
   }
 
   // Reads up to max plaintext bytes the client has been sent; none when
-  // nothing came within the client's 5 s receive timeout.
+  // nothing came within 5 s (the client socket's receive timeout; GnuTLS
+  // also answers AGAIN after it handled a post-handshake message).
   std::vector<uint8_t> ClientRead(size_t max) {
     std::vector<uint8_t> out(max);
     ssize_t n;
+    auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     do n = gnutls_record_recv(client_, out.data(), out.size());
-    while (n == GNUTLS_E_INTERRUPTED);
+    while (n == GNUTLS_E_INTERRUPTED ||
+           (n == GNUTLS_E_AGAIN && std::chrono::steady_clock::now() < give_up));
     EXPECT_GT(n, 0) << gnutls_strerror(static_cast<int>(n));
     out.resize(n > 0 ? static_cast<size_t>(n) : 0);
     return out;
@@ -188,6 +191,41 @@ TEST_F(TlsSessionTest, BlockingSendWaitsForTheReader) {
     sent += static_cast<size_t>(w);
   }
   reader.join();
+}
+
+// A TLS 1.3 KeyUpdate from the client, asking the server to update its
+// keys too, arrives while the server's sending thread is streaming a
+// reply: the receiving thread handles it (under the session lock) and the
+// server's own KeyUpdate goes out in order with the reply's records, so
+// the client decrypts every byte, before and after the change of keys.
+TEST_F(TlsSessionTest, AKeyUpdateWhileSendingKeepsTheStreamIntact) {
+  std::vector<uint8_t> data(8 << 20);
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<uint8_t>(i * 13 + i / 65536);
+  std::thread sender([&] {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      iovec iov{data.data() + sent, std::min<size_t>(data.size() - sent, 100000)};
+      ssize_t w = server_->Send(&iov, 1, /*nowait=*/false);
+      ASSERT_GT(w, 0) << strerror(errno);
+      sent += static_cast<size_t>(w);
+    }
+  });
+  std::thread receiver([&] {
+    char buf[16];
+    ssize_t n = server_->Recv(buf, sizeof buf, /*nowait=*/false);
+    EXPECT_EQ(n, 4);
+  });
+  std::vector<uint8_t> received = ClientRead(64 * 1024);  // the stream is under way
+  ASSERT_EQ(gnutls_session_key_update(client_, GNUTLS_KU_PEER), 0);
+  ASSERT_EQ(gnutls_record_send(client_, "next", 4), 4);
+  while (received.size() < data.size()) {
+    auto got = ClientRead(data.size() - received.size());
+    ASSERT_FALSE(got.empty()) << "the stream stopped after " << received.size() << " bytes";
+    received.insert(received.end(), got.begin(), got.end());
+  }
+  sender.join();
+  receiver.join();
+  EXPECT_TRUE(received == data);
 }
 
 TEST(TlsCredentialsTest, RefusesAPskFileOthersCanRead) {
