@@ -125,26 +125,16 @@ int DoModify(const Command& c) {
 int CreateWithAuth(const Command& c, nbdr_create_args* args) {
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
-  RpcResult<nbdr_status_reply> r(NBDR_CREATE);
-  if (int rc = CallStatus(&*client, NBDR_CREATE, args, &r); rc >= 0) return rc;
-  AccessAnswer a = CallAccess(&*client, c, NBDR_ACCESS_AUTH_ENABLE, {});
-  if (a.call.ok() && a.status == 0) {
-    PrintAccess(c, a, r->message);
-    return kExitOk;
-  }
-  // Without its key the new backstore would be open to every client: undo.
-  const std::string why = a.call.ok() ? a.message : a.call.message();
-  nbdr_key_args k{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
-  RpcResult<nbdr_status_reply> d(NBDR_DELETE);
-  Status ds = client->Call(NBDR_DELETE, &k, d.get());
-  if (ds.ok()) d.set_filled();
-  const bool undone = ds.ok() && d->status == 0;
-  return Error(kExitFailed, a.call.ok() ? a.status : a.call.code(),
-               "auth could not be enabled (" + why + "); " +
-                   (undone ? "the new backstore was deleted again"
-                           : "deleting the new backstore failed too (" +
-                                 (ds.ok() ? std::string(d->message) : ds.message()) +
-                                 "): it is open to every client, delete it"));
+  RpcResult<nbdr_access_reply> r(NBDR_CREATE_AUTH);
+  if (Status s = client->Call(NBDR_CREATE_AUTH, args, r.get()); !s.ok()) return CallFailed(s);
+  r.set_filled();
+  if (r->status != 0) return Error(kExitFailed, r->status, r->message);
+  AccessAnswer a;
+  for (u_int i = 0; i < r->identities.identities_len; i++)
+    a.identities.emplace_back(r->identities.identities_val[i]);
+  if (r->psk_line) a.psk_line = r->psk_line;
+  PrintAccess(c, a, r->message);
+  return kExitOk;
 }
 
 }  // namespace nbdr::cli

@@ -66,8 +66,8 @@ int DoVersion(const Command& c);
 int DoMap(const Command& c);
 int DoUnmap(Command c);
 int DoModify(const Command& c);
-// create ... auth: creates, then mints the backstore's key (NBDR_ACCESS);
-// a failed mint deletes the new backstore again.
+// create ... auth: creates the backstore with its minted key in one step
+// (NBDR_CREATE_AUTH), so it is never open to other clients.
 int CreateWithAuth(const Command& c, nbdr_create_args* args);
 
 // Who may open c's backstore (NBDR_ACCESS): the TLS identities; empty

@@ -30,6 +30,8 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_ACCESS, "access", XdrProc(xdr_nbdr_access_args), sizeof(nbdr_access_args),
      XdrProc(xdr_nbdr_access_reply), sizeof(nbdr_access_reply)},
+    {NBDR_CREATE_AUTH, "create-auth", XdrProc(xdr_nbdr_create_args), sizeof(nbdr_create_args),
+     XdrProc(xdr_nbdr_access_reply), sizeof(nbdr_access_reply)},
     {NBDR_VERSION, "version", Void(), 0, XdrProc(xdr_nbdr_version_reply),
      sizeof(nbdr_version_reply)},
 };

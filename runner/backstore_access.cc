@@ -5,6 +5,7 @@
 // backstore_registry.h.
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "runner/backstore_registry.h"
 #include "utils/log.h"
@@ -12,7 +13,14 @@
 
 namespace nbdr {
 
-bool BackstoreRegistry::MayOpen(const BackstoreRecord& record, const std::string& tls_identity) {
+bool BackstoreRegistry::MayOpen(const BackstoreRecord& record,
+                                const std::string& tls_identity) const {
+  // A key minted for one backstore opens that one only, even where a list
+  // is empty (open to every client that passed TLS).
+  if (minted_ && tls_identity.starts_with("psk:")) {
+    std::optional<std::string> owner = minted_->ExportOf(tls_identity.substr(4));
+    if (owner && *owner != record.ExportName()) return false;
+  }
   if (record.tls_allow.empty()) return true;
   return !tls_identity.empty() && std::find(record.tls_allow.begin(), record.tls_allow.end(),
                                             tls_identity) != record.tls_allow.end();
@@ -58,6 +66,22 @@ Expected<BackstoreRegistry::AccessResult> BackstoreRegistry::ChangeAccess(
       return AccessResult{*list, ""};
     }
   }
+}
+
+Expected<BackstoreRegistry::CreatedWithAuth> BackstoreRegistry::CreateWithAuth(
+    CreateParams params) {
+  if (!minted_)
+    return Status::Error(EOPNOTSUPP, "auth needs TLS on this runner (tls = on or require)");
+  const std::string name = MakeExportName(params.type, params.key);
+  auto minted = minted_->Mint(name);
+  if (!minted) return minted.status();
+  params.tls_allow = {"psk:" + minted->identity};
+  if (Status s = Create(params); !s.ok()) {
+    (void)minted_->Forget({minted->identity});
+    return s;
+  }
+  LOG_INFO(name, "auth: key minted for psk:%s", minted->identity.c_str());
+  return CreatedWithAuth{params.size, AccessResult{params.tls_allow, minted->PskLine()}};
 }
 
 void BackstoreRegistry::ForgetMintedKeys(const std::string& export_name) {

@@ -196,6 +196,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     e.record.block_size = p.block_size;
     e.record.readonly = p.readonly;
     e.record.prealloc = p.prealloc;
+    e.record.tls_allow = p.tls_allow;
   }
   auto size = make();
   std::string identity = size ? CurrentIdentity(h, p.key) : "";

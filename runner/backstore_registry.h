@@ -38,6 +38,7 @@ struct CreateParams {
   uint32_t block_size = 512;
   bool readonly = false;
   bool prealloc = false;
+  std::vector<std::string> tls_allow;  // the access list it is born with
 };
 
 class BackstoreRegistry {
@@ -110,8 +111,10 @@ class BackstoreRegistry {
   Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name,
                                                        const std::string& tls_identity)
       EXCLUDES(mu_);
-  // Whether a client with this TLS identity may open the backstore.
-  static bool MayOpen(const BackstoreRecord& record, const std::string& tls_identity);
+  // Whether a client with this TLS identity may open the backstore: it is
+  // on the access list, or the list is empty; and a key minted for one
+  // backstore opens that one only.
+  bool MayOpen(const BackstoreRecord& record, const std::string& tls_identity) const;
 
   // Who may open a backstore over NBD (BackstoreRecord::tls_allow;
   // backstore_access.cc): shows the list, adds or removes identities,
@@ -130,6 +133,14 @@ class BackstoreRegistry {
                                       AccessChange change,
                                       const std::vector<std::string>& identities)
       EXCLUDES(mu_, save_mu_);
+  // Creates a backstore with auth in one step: its key is minted first and
+  // its access list holds the minted identity from the moment it exists,
+  // so no client can open it in between. Its size, list and key.
+  struct CreatedWithAuth {
+    uint64_t size = 0;
+    AccessResult access;
+  };
+  Expected<CreatedWithAuth> CreateWithAuth(CreateParams params) EXCLUDES(mu_, save_mu_);
   // The keys minted for auth (must outlive the registry); null, as when
   // TLS is off: auth is refused.
   void SetMintedKeys(MintedKeys* minted) { minted_ = minted; }

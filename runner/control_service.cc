@@ -50,6 +50,13 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->client = XdrString(b.client);
 }
 
+void FillIdentities(const std::vector<std::string>& list, nbdr_access_reply* r) {
+  r->identities.identities_len = static_cast<u_int>(list.size());
+  r->identities.identities_val =
+      static_cast<nbdr_identity*>(calloc(list.size() + 1, sizeof(nbdr_identity)));
+  for (size_t i = 0; i < list.size(); i++) r->identities.identities_val[i] = XdrString(list[i]);
+}
+
 const char* ProcName(uint32_t proc) {
   const RpcProcedure* p = FindRpcProcedure(proc);
   return p ? p->name : "?";
@@ -85,6 +92,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       break;
     case NBDR_ACCESS:
       Access(*static_cast<nbdr_access_args*>(args), static_cast<nbdr_access_reply*>(result));
+      break;
+    case NBDR_CREATE_AUTH:
+      CreateAuth(*static_cast<nbdr_create_args*>(args), static_cast<nbdr_access_reply*>(result));
       break;
     case NBDR_VERSION:
       Version(static_cast<nbdr_version_reply*>(result));
@@ -136,6 +146,22 @@ void ControlService::Create(const nbdr_create_args& a, nbdr_status_reply* r) {
   if (!s.ok()) LOG_INFO("rpc", "create %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message,
             "created " + p.type + "/" + p.key + " (" + FormatSize(p.size) + ")");
+}
+
+void ControlService::CreateAuth(const nbdr_create_args& a, nbdr_access_reply* r) {
+  r->psk_line = XdrString("");
+  auto created = registry_->CreateWithAuth(ToCreateParams(a));
+  if (!created) {
+    LOG_INFO("rpc", "create %s/%s with auth failed: %s", a.type, a.key,
+             created.status().message().c_str());
+    SetStatus(created.status(), &r->status, &r->message, "");
+    return;
+  }
+  free(r->psk_line);
+  r->psk_line = XdrString(created->access.minted_psk_line);
+  FillIdentities(created->access.allowed, r);
+  SetStatus(Status(), &r->status, &r->message,
+            std::string("created ") + a.type + "/" + a.key + " (" + FormatSize(created->size) + ")");
 }
 
 void ControlService::Import(const nbdr_create_args& a, nbdr_status_reply* r) {
@@ -242,10 +268,7 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
   free(r->psk_line);
   r->psk_line = XdrString(result->minted_psk_line);
   const std::vector<std::string>* list = &result->allowed;
-  r->identities.identities_len = static_cast<u_int>(list->size());
-  r->identities.identities_val =
-      static_cast<nbdr_identity*>(calloc(list->size() + 1, sizeof(nbdr_identity)));
-  for (size_t i = 0; i < list->size(); i++) r->identities.identities_val[i] = XdrString((*list)[i]);
+  FillIdentities(*list, r);
   const std::string name = std::string(a.type) + "/" + a.key;
   SetStatus(Status(), &r->status, &r->message,
             list->empty() ? name + ": any client may open it"

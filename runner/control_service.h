@@ -44,6 +44,7 @@ class ControlService {
   void Info(const nbdr_key_args& a, nbdr_info_reply* r);
   void Check(const nbdr_key_args& a, nbdr_status_reply* r);
   void Access(const nbdr_access_args& a, nbdr_access_reply* r);
+  void CreateAuth(const nbdr_create_args& a, nbdr_access_reply* r);
   void Version(nbdr_version_reply* r);
   void Map(const nbdr_map_args& a, nbdr_map_reply* r);
   void Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r);

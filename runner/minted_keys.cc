@@ -57,7 +57,8 @@ Status MintedKeys::Load() {
     if (!json_object_is_type(value, json_type_object) ||
         !json_object_object_get_ex(value, "export", &exp) ||
         !json_object_object_get_ex(value, "key", &key) || !json_object_is_type(exp, json_type_string) ||
-        !json_object_is_type(key, json_type_string) || !DecodeHex(json_object_get_string(key), &raw))
+        !json_object_is_type(key, json_type_string) || !DecodeHex(json_object_get_string(key), &raw) ||
+        raw.size() != kKeyBytes)
       return bad(std::string("entry '") + identity + "' is not {\"export\": ..., \"key\": HEX}");
     keys[identity] = {json_object_get_string(exp), json_object_get_string(key)};
   }
@@ -110,6 +111,13 @@ std::vector<std::string> MintedKeys::IdentitiesOf(const std::string& export_name
   for (const auto& [identity, e] : keys_)
     if (e.export_name == export_name) out.push_back(identity);
   return out;
+}
+
+std::optional<std::string> MintedKeys::ExportOf(const std::string& identity) const {
+  MutexLock l(&mu_);
+  auto it = keys_.find(identity);
+  if (it == keys_.end()) return std::nullopt;
+  return it->second.export_name;
 }
 
 std::optional<std::string> MintedKeys::Key(const std::string& identity) const {

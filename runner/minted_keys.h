@@ -40,6 +40,8 @@ class MintedKeys {
   Status Forget(const std::vector<std::string>& identities) EXCLUDES(mu_);
   // The identities minted for export_name.
   std::vector<std::string> IdentitiesOf(const std::string& export_name) const EXCLUDES(mu_);
+  // The backstore a minted identity was made for.
+  std::optional<std::string> ExportOf(const std::string& identity) const EXCLUDES(mu_);
   // The raw key of a minted identity.
   std::optional<std::string> Key(const std::string& identity) const EXCLUDES(mu_);
 

@@ -122,7 +122,7 @@ bool NbdHandshake::HandleList(uint32_t option, const std::string& data) {
   size_t listed = 0;
   const std::string identity = transport_->tls_identity();
   for (const auto& r : server_->registry()->List("")) {
-    if (!BackstoreRegistry::MayOpen(r, identity)) continue;  // only what this client may open
+    if (!server_->registry()->MayOpen(r, identity)) continue;  // only what this client may open
     if (!SendOptionReply(option, kRepServer, EncodeServerReply(r.ExportName())).ok()) return false;
     listed++;
   }
@@ -186,7 +186,7 @@ bool NbdHandshake::HandleMetaContext(uint32_t option, const std::string& data) {
   if (!record)
     return SendOptionError(option, kRepErrUnknown, "no backstore " + req.name + " on this runner")
         .ok();
-  if (!BackstoreRegistry::MayOpen(*record, transport_->tls_identity()))
+  if (!server_->registry()->MayOpen(*record, transport_->tls_identity()))
     return SendOptionError(option, kRepErrPolicy, "this client may not open " + req.name).ok();
 
   bool match = !set && req.queries.empty();

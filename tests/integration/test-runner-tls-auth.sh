@@ -3,7 +3,8 @@
 # auth (issue 25, gluster-block's `auth enable`): `nbd-cli TYPE create KEY
 # size S auth` and `modify KEY auth enable` mint a TLS-PSK identity and key
 # for that one backstore, put the identity on its access list and print
-# psktool's line once; only that key then opens it. The key is kept only
+# psktool's line once; only that key then opens it, and it opens nothing
+# else. The backstore holds the key's identity from the moment it exists. The key is kept only
 # in the state directory (mode 0600): never in saveconfig.json, info, the
 # log. auth disable and delete forget the keys; minted keys survive a
 # restart; a key file others may read refuses the start; without TLS,
@@ -29,7 +30,15 @@ grep -q "^file/a.img: access: psk:$ID$" "$T/create.out" || { cat "$T/create.out"
 key_file "$LINE" "$T/a.psk"
 nbdinfo "$(psk_uri "$LINE" a.img "$T/a.psk")" >/dev/null || fail "the minted key does not open a.img"
 if nbdinfo "$(x509_uri a.img)" >/dev/null 2>&1; then fail "another client opened a.img"; fi
-pass "create auth: the key printed once opens the backstore, another client is refused"
+# A minted key opens its own backstore only, even one open to every client.
+cli file create open.img size 16M >/dev/null
+nbdinfo "$(x509_uri open.img)" >/dev/null || fail "an X.509 client cannot open open.img"
+if nbdinfo "$(psk_uri "$LINE" open.img "$T/a.psk")" >/dev/null 2>&1; then
+  fail "a.img's minted key opened another backstore"
+fi
+nbdinfo --list "$(psk_uri "$LINE" a.img "$T/a.psk")" >"$T/list.out" 2>&1 || true
+grep -q "file/open.img" "$T/list.out" && { cat "$T/list.out"; fail "NBD_OPT_LIST shows a minted key other backstores"; }
+pass "create auth: the key printed once opens its backstore and no other"
 
 cli file info a.img >"$T/info.out"
 cli --json file info a.img >"$T/info.json"
@@ -76,7 +85,6 @@ pass "a minted key file others may read, or a damaged one, refuses the start"
 
 # Without TLS, auth is refused and the create undone.
 start_runner
-expect_fail 1 "auth could not be enabled \(auth needs TLS on this runner.*the new backstore was deleted again" \
-  cli file create c.img size 16M auth
+expect_fail 1 "auth needs TLS on this runner" cli file create c.img size 16M auth
 expect_fail 1 "does not exist" cli file info c.img
 pass "without TLS, create auth is refused and leaves nothing behind"
