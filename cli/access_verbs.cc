@@ -27,6 +27,13 @@ struct AccessAnswer {
   std::string psk_line;                 // auth enable: "IDENTITY:HEXKEY"
 };
 
+// The list and key of a reply (status and message are the caller's).
+void ReadAccessReply(const nbdr_access_reply& r, AccessAnswer* out) {
+  for (u_int i = 0; i < r.identities.identities_len; i++)
+    out->identities.emplace_back(r.identities.identities_val[i]);
+  if (r.psk_line) out->psk_line = r.psk_line;
+}
+
 AccessAnswer CallAccess(RunnerClient* client, const Command& c, nbdr_access_op op,
                         const std::vector<std::string>& ids) {
   std::vector<char*> raw;
@@ -43,9 +50,7 @@ AccessAnswer CallAccess(RunnerClient* client, const Command& c, nbdr_access_op o
   r.set_filled();
   out.status = r->status;
   out.message = r->message;
-  for (u_int i = 0; i < r->identities.identities_len; i++)
-    out.identities.emplace_back(r->identities.identities_val[i]);
-  if (r->psk_line) out.psk_line = r->psk_line;
+  ReadAccessReply(*r, &out);
   return out;
 }
 
@@ -130,9 +135,7 @@ int CreateWithAuth(const Command& c, nbdr_create_args* args) {
   r.set_filled();
   if (r->status != 0) return Error(kExitFailed, r->status, r->message);
   AccessAnswer a;
-  for (u_int i = 0; i < r->identities.identities_len; i++)
-    a.identities.emplace_back(r->identities.identities_val[i]);
-  if (r->psk_line) a.psk_line = r->psk_line;
+  ReadAccessReply(*r, &a);
   PrintAccess(c, a, r->message);
   return kExitOk;
 }

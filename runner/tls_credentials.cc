@@ -121,8 +121,9 @@ Status TlsCredentials::LoadCertificates() {
   if (n < 0) return GnutlsError(n, ca);
   if (n == 0) return Status::Error(EINVAL, ca + ": no certificate in it");
   struct stat st;
-  if (stat(crl.c_str(), &st) != 0 && errno != ENOENT) return PosixError(crl);  // never skipped silently
-  if (stat(crl.c_str(), &st) == 0) {
+  const bool have_crl = stat(crl.c_str(), &st) == 0;
+  if (!have_crl && errno != ENOENT) return PosixError(crl);  // never skipped silently
+  if (have_crl) {
     if (Status s = CheckFileMode(crl, false); !s.ok()) return s;
     if (int rc = gnutls_certificate_set_x509_crl_file(x509_, crl.c_str(), GNUTLS_X509_FMT_PEM);
         rc < 0)
