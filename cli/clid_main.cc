@@ -107,7 +107,7 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
                                        " on the runner");
   auto socks = ConnectExportSockets(IoHostFor(*client, info->io.host),
                                     static_cast<uint16_t>(info->io.port), export_name,
-                                    m.connections > 0 ? m.connections : 1);
+                                    m.connections > 0 ? m.connections : 1, m.tls);
   if (!socks) return socks.status();
   std::vector<int> fds;
   for (auto& f : socks->fds) fds.push_back(f.get());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/client_tls.h"
 #include "cli/runner_client.h"
 #include "utils/net.h"
 
@@ -43,6 +44,8 @@ struct Command {
   // and the identities of allow and deny ("psk:a,x509:CN=b")
   std::string access_op;
   std::string access_ids;
+  // from --tls-psk, --tls-username, --tls-certificates (or cli.conf's)
+  ClientTlsCredentials tls;
 };
 
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {

@@ -134,25 +134,29 @@ void KeepKmodError(void* data, int priority, const char*, int, const char*, cons
 
 }  // namespace
 
-Status EnsureNbdModule() {
-  if (access("/sys/module/nbd", F_OK) == 0) return Status();
+Status EnsureKernelModule(const std::string& name) {
+  const std::string sys = "/sys/module/" + name;
+  if (access(sys.c_str(), F_OK) == 0) return Status();
   kmod_ctx* ctx = kmod_new(nullptr, nullptr);
-  if (!ctx) return Status::Error(ENOENT, "the nbd module is not loaded and libkmod cannot start");
+  if (!ctx)
+    return Status::Error(ENOENT, "the " + name + " module is not loaded and libkmod cannot start");
   std::string kmod_error;
   kmod_set_log_fn(ctx, KeepKmodError, &kmod_error);
   kmod_module* mod = nullptr;
-  int rc = kmod_module_new_from_name(ctx, "nbd", &mod);
+  int rc = kmod_module_new_from_name(ctx, name.c_str(), &mod);
   if (rc == 0) rc = kmod_module_probe_insert_module(mod, 0, nullptr, nullptr, nullptr, nullptr);
   if (mod) kmod_module_unref(mod);
   kmod_unref(ctx);
-  if (rc < 0 || access("/sys/module/nbd", F_OK) != 0)
+  if (rc < 0 || access(sys.c_str(), F_OK) != 0)
     return Status::Error(rc < 0 ? -rc : ENOENT,
-                         std::string("cannot load the nbd kernel module: ") +
+                         "cannot load the " + name + " kernel module: " +
                              (rc < 0 ? strerror(-rc) : "not found") +
                              (kmod_error.empty() ? "" : " (libkmod: " + kmod_error + ")") +
-                             "; is it built for this kernel? try 'modprobe nbd'");
+                             "; is it built for this kernel? try 'modprobe " + name + "'");
   return Status();
 }
+
+Status EnsureNbdModule() { return EnsureKernelModule("nbd"); }
 
 Expected<int> NbdConnect(const KernelConnect& c) {
   auto m = NewNbdMessage(NBD_CMD_CONNECT);

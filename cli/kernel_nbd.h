@@ -16,7 +16,9 @@ struct nl_sock;
 
 namespace nbdr {
 
-// Loads nbd.ko unless /sys/module/nbd exists.
+// Loads NAME.ko (with what it depends on) unless /sys/module/NAME exists.
+Status EnsureKernelModule(const std::string& name);
+// EnsureKernelModule("nbd").
 Status EnsureNbdModule();
 
 struct KernelConnect {

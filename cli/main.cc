@@ -19,6 +19,7 @@
 
 #include <unistd.h>
 
+#include "cli/cli_config.h"
 #include "cli/cli_output.h"
 #include "cli/command.h"
 #include "cli/kernel_nbd.h"
@@ -32,7 +33,8 @@ using namespace nbdr::cli;
 namespace {
 
 const char kUsage[] =
-    "Usage: nbd-cli [--json] COMMAND\n"
+    "Usage: nbd-cli [--json] [--tls-psk FILE [--tls-username ID]] [--tls-certificates DIR]\n"
+    "               COMMAND\n"
     "\n"
     "  nbd-cli TYPE create KEY [prealloc] size SIZE [readonly] [block-size 512|4096]\n"
     "                          [auth] [host HOST[:PORT]]\n"
@@ -63,6 +65,11 @@ const char kUsage[] =
     "auth (create, modify auth enable) mints a TLS-PSK key that only the new\n"
     "identity holds, shown once; modify auth disable forgets it.\n"
     "\n"
+    "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
+    "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
+    "make map speak NBD over TLS, in kernel TLS (tls.ko); defaults come from\n"
+    "$NBD_CLI_CONFIG or /etc/nbd-runner/cli.conf (tls-psk, tls-username,\n"
+    "tls-certificates = VALUE lines).\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
 
@@ -91,6 +98,40 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>"
          " [host HOST[:PORT]]\n"
          "KEY: " + key + ".\n";
+}
+
+// The field of *tls that global option `arg` ("--tls-psk" or
+// "--tls-psk=FILE") sets, or null when arg is not one of them.
+std::string* TlsOptionSlot(const std::string& arg, ClientTlsOptions* tls) {
+  const std::string name = arg.substr(0, arg.find('='));
+  if (name == "--tls-psk") return &tls->psk_file;
+  if (name == "--tls-username") return &tls->username;
+  if (name == "--tls-certificates") return &tls->certificates_dir;
+  return nullptr;
+}
+
+// The value of option argv[*i] ("--name=V" or "--name V") into *slot.
+int TakeOptionValue(int argc, char** argv, int* i, const std::string& arg, std::string* slot) {
+  const std::string name = arg.substr(0, arg.find('='));
+  if (!slot->empty()) return Usage("'" + name + "' given twice");
+  if (arg.size() > name.size()) {
+    *slot = arg.substr(name.size() + 1);
+  } else if (*i + 1 < argc) {
+    *slot = argv[++*i];
+  }
+  if (slot->empty()) return Usage("'" + name + "' needs a value");
+  return -1;
+}
+
+// The TLS options, completed from cli.conf, read into c->tls: -1, or the
+// exit status when they cannot be.
+int LoadCredentials(ClientTlsOptions tls, Command* c) {
+  MakeTlsPathsAbsolute(&tls);
+  if (Status s = ApplyCliConfig(&tls); !s.ok()) return Usage(s.message());
+  auto creds = ResolveClientTls(tls);
+  if (!creds) return Usage(creds.status().message());
+  c->tls = std::move(*creds);
+  return -1;
 }
 
 // Parses trailing "word [value]" options of a command.
@@ -175,12 +216,20 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args;
   bool help = false;
+  ClientTlsOptions tls;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
-    if (a == "--json") SetJsonOutput(true);
-    else if (a == "--help" || a == "-h") help = true;  // wherever it is: never runs a command
-    else if (a == "--version" && args.empty()) args.push_back("version");
-    else args.push_back(a);
+    if (a == "--json") {
+      SetJsonOutput(true);
+    } else if (a == "--help" || a == "-h") {
+      help = true;  // wherever it is: never runs a command
+    } else if (a == "--version" && args.empty()) {
+      args.push_back("version");
+    } else if (std::string* slot = TlsOptionSlot(a, &tls)) {
+      if (int rc = TakeOptionValue(argc, argv, &i, a, slot); rc >= 0) return rc;
+    } else {
+      args.push_back(a);
+    }
   }
   if (help) {
     bool typed = !args.empty() && (args[0] == "ceph" || ValidateType(args[0]).ok());
@@ -197,6 +246,11 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (args[0].starts_with("-")) return Usage("unknown option '" + args[0] + "'");
+  // Help needs no credentials; every command reads them, so a bad file or
+  // option is reported whatever the verb.
+  const bool type_help = args.size() >= 2 && args[1] == "help";
+  if (!type_help)
+    if (int rc = LoadCredentials(tls, &c); rc >= 0) return rc;
   if (args[0] == "version") {
     c.verb = "version";
     if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "utils/atomic_file.h"
+#include "utils/hex.h"
 #include "utils/json_ptr.h"
 #include "utils/unique_fd.h"
 
@@ -74,6 +75,11 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     m.readonly = json_object_object_get_ex(e, "readonly", &ro) && json_object_get_boolean(ro);
     m.map_time = str("map_time");
     m.host_id = str("host_id");
+    m.tls.psk_identity = str("tls_psk_identity");
+    m.tls.certificates_dir = str("tls_certificates");
+    if (!m.tls.psk_identity.empty() && !DecodeHex(str("tls_psk_key"), &m.tls.psk_key))
+      return Status::Error(EINVAL, path + ": the TLS key of " + m.device +
+                                       " is not hexadecimal (left untouched)");
     out.push_back(m);
   }
   return out;
@@ -95,6 +101,15 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
     json_object_object_add(e, "readonly", json_object_new_boolean(m.readonly));
     json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
     json_object_object_add(e, "host_id", json_object_new_string(m.host_id.c_str()));
+    if (!m.tls.psk_identity.empty()) {
+      json_object_object_add(e, "tls_psk_identity",
+                             json_object_new_string(m.tls.psk_identity.c_str()));
+      json_object_object_add(e, "tls_psk_key",
+                             json_object_new_string(EncodeHex(m.tls.psk_key).c_str()));
+    }
+    if (!m.tls.certificates_dir.empty())
+      json_object_object_add(e, "tls_certificates",
+                             json_object_new_string(m.tls.certificates_dir.c_str()));
     json_object_array_add(root, e);
   }
   std::string text = json_object_to_json_string_ext(
@@ -102,7 +117,8 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
   text += '\n';
   // A directory that cannot be synced leaves the new records in place; a
   // power loss may bring the old ones back, which nbd-clid tolerates.
-  return WriteFileAtomically(path, text, 0644);
+  // Only root reads it: a TLS mapping's record holds its PSK.
+  return WriteFileAtomically(path, text, 0600);
 }
 
 // Runs fn on the records with the state file locked, then stores them.

@@ -6,7 +6,9 @@
 // records, and 'unmap KEY' clears the runner's. Path:
 // $NBD_CLI_STATE, default /var/lib/nbd-cli/mappings.json. Written
 // atomically (temp file, fsync, rename) under an flock, so concurrent
-// nbd-cli runs do not lose each other's entries.
+// nbd-cli runs do not lose each other's entries. Mode 0600: the record of
+// a TLS mapping holds its PSK key (hex), so nbd-clid reconnects with the
+// credentials the mapping was made with.
 #pragma once
 
 #include <cstdint>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/client_tls.h"
 #include "utils/status.h"
 
 namespace nbdr {
@@ -29,6 +32,7 @@ struct MappingRecord {
   bool readonly = false;
   std::string map_time;
   std::string host_id;  // the identity the runner recorded the mapping under ("" in old records)
+  ClientTlsCredentials tls;  // what nbd-clid reconnects with (none: plain NBD)
 };
 
 std::string MappingStatePath();

@@ -170,7 +170,7 @@ int DoMap(const Command& c) {
   };
   std::string io_host = IoHostFor(*client, r->io.host);
   auto opened = ConnectExportSockets(io_host, static_cast<uint16_t>(r->io.port), export_name,
-                                     c.connections);
+                                     c.connections, c.tls);
   if (!opened) return abort_map(opened.status().code(), opened.status().message());
   std::vector<UniqueFd>& socks = opened->fds;
   const NbdExportInfo& info = opened->info;
@@ -211,7 +211,8 @@ int DoMap(const Command& c) {
     return abort_map(ms.code(), "runner did not record the mapping: " + ms.message());
   }
   MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
-                    c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id};
+                    c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id,
+                    c.tls};
   return ReportMapped(c, client->target(), rec, info.size);
 }
 

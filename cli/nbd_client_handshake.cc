@@ -17,10 +17,46 @@ namespace {
 constexpr uint32_t kMaxOptionReplyLength = 65536;
 // How long each NBD connection of a mapping may take to connect.
 constexpr int kConnectTimeoutMs = 10000;
+// ... and how long its handshake (with TLS) may take.
+constexpr int kHandshakeTimeoutS = 30;
+
+// One option reply: its header checked against option, its data read.
+Status ReadOptionReply(int fd, uint32_t option, uint32_t* type, std::vector<uint8_t>* data) {
+  uint8_t hdr[kOptionReplyHeaderSize];
+  if (Status s = ReadAll(fd, hdr, sizeof hdr); !s.ok()) return s;
+  const OptionReplyHeader reply = DecodeOptionReplyHeader(hdr);
+  if (reply.magic != kOptReplyMagic || reply.option != option)
+    return Status::Error(EPROTO, "bad option reply");
+  if (reply.length > kMaxOptionReplyLength) return Status::Error(EPROTO, "option reply too large");
+  *type = reply.type;
+  data->assign(reply.length, 0);
+  if (reply.length) return ReadAll(fd, data->data(), reply.length);
+  return Status();
+}
+
+// NBD_OPT_STARTTLS, then the TLS handshake that leaves the socket in
+// kernel TLS.
+Status UpgradeToTls(int fd, const ClientTlsCredentials& tls, const std::string& server_name,
+                    int timeout_s) {
+  uint8_t opt[kOptionHeaderSize];
+  EncodeOptionHeader(opt, kOptStartTls, 0);
+  if (Status s = WriteAll(fd, opt, sizeof opt); !s.ok()) return s;
+  uint32_t type = 0;
+  std::vector<uint8_t> data;
+  if (Status s = ReadOptionReply(fd, kOptStartTls, &type, &data); !s.ok()) return s;
+  if (type == kRepErrUnsup || type == kRepErrPolicy)
+    return Status::Error(EPROTONOSUPPORT, "the server does not offer TLS (its tls is off)");
+  if (type != kRepAck || !data.empty())
+    return Status::Error(EPROTO, "the server did not accept NBD_OPT_STARTTLS (reply " +
+                                     std::to_string(type) + ")");
+  return StartKernelTls(fd, tls, server_name, timeout_s);
+}
+
 }  // namespace
 
 Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
-                                           int timeout_s) {
+                                           int timeout_s, const ClientTlsCredentials* tls,
+                                           const std::string& server_name) {
   SetRecvTimeout(fd, std::chrono::seconds(timeout_s));
   auto fail = [&](const std::string& why) {
     return Status::Error(EPROTO, "NBD handshake for " + export_name + ": " + why);
@@ -32,6 +68,10 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
   uint8_t cflags[4];
   Put32(cflags, kClientFlagFixedNewstyle | ((sflags & kFlagNoZeroes) ? kClientFlagNoZeroes : 0));
   if (Status s = WriteAll(fd, cflags, 4); !s.ok()) return fail(s.message());
+  if (tls && tls->enabled()) {
+    if (Status s = UpgradeToTls(fd, *tls, server_name, timeout_s); !s.ok())
+      return Status::Error(s.code(), "NBD handshake for " + export_name + ": " + s.message());
+  }
 
   const std::vector<uint8_t> go = EncodeInfoRequest(InfoRequest{export_name, {kInfoBlockSize}});
   std::vector<uint8_t> opt(kOptionHeaderSize);
@@ -42,19 +82,25 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
   NbdExportInfo info;
   bool have_export = false;
   for (;;) {
-    uint8_t hdr[kOptionReplyHeaderSize];
-    if (Status s = ReadAll(fd, hdr, sizeof hdr); !s.ok()) return fail(s.message());
-    const OptionReplyHeader reply = DecodeOptionReplyHeader(hdr);
-    const uint32_t type = reply.type, len = reply.length;
-    if (reply.magic != kOptReplyMagic || reply.option != kOptGo) return fail("bad option reply");
-    if (len > kMaxOptionReplyLength) return fail("option reply too large");
-    std::vector<uint8_t> data(len);
-    if (len)
-      if (Status s = ReadAll(fd, data.data(), len); !s.ok()) return fail(s.message());
+    uint32_t type = 0;
+    std::vector<uint8_t> data;
+    if (Status s = ReadOptionReply(fd, kOptGo, &type, &data); !s.ok()) {
+      // EIO: the kernel read a TLS alert, not data; EOF or a reset: the
+      // runner ended the session it had just accepted.
+      const bool ended = s.code() == EIO || s.code() == ECONNRESET;
+      if (tls && tls->enabled() && ended)
+        return RefusedAfterHandshake(server_name, *tls).WithContext("NBD handshake for " +
+                                                                    export_name);
+      return fail(s.message());
+    }
+    const uint32_t len = static_cast<uint32_t>(data.size());
     if (type == kRepAck) {
       if (len != 0) return fail("NBD_REP_ACK with data");
       break;
     }
+    if (type == kRepErrTlsReqd)
+      return Status::Error(EACCES, "the runner requires TLS for " + export_name +
+                                       ": give --tls-psk FILE or --tls-certificates DIR");
     if (type & kRepErrBit) {
       std::string msg(data.begin(), data.end());
       return Status::Error(type == kRepErrUnknown ? ENOENT : EPROTO,
@@ -90,7 +136,8 @@ Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_nam
 }
 
 Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t port,
-                                             const std::string& export_name, int count) {
+                                             const std::string& export_name, int count,
+                                             const ClientTlsCredentials& tls) {
   ExportSockets out;
   for (int i = 0; i < count; i++) {
     auto fd = ConnectTcp(host, port, kConnectTimeoutMs);
@@ -98,7 +145,7 @@ Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t p
       return Status::Error(fd.status().code(), "NBD connection to " + host + ":" +
                                                    std::to_string(port) + ": " +
                                                    fd.status().message());
-    auto hs = NbdClientHandshake(fd->get(), export_name);
+    auto hs = NbdClientHandshake(fd->get(), export_name, kHandshakeTimeoutS, &tls, host);
     if (!hs) return hs.status();
     if (i == 0) {
       out.info = *hs;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/client_tls.h"
 #include "utils/unique_fd.h"
 
 #include "utils/status.h"
@@ -22,9 +23,13 @@ struct NbdExportInfo {
 };
 
 // Runs the handshake for export_name on a connected socket. On success the
-// socket is in the transmission phase.
+// socket is in the transmission phase. With tls enabled, the handshake
+// starts with NBD_OPT_STARTTLS and leaves the socket in kernel TLS
+// (client_tls.h); server_name is what the server's certificate must name.
 Expected<NbdExportInfo> NbdClientHandshake(int fd, const std::string& export_name,
-                                           int timeout_s = 30);
+                                           int timeout_s = 30,
+                                           const ClientTlsCredentials* tls = nullptr,
+                                           const std::string& server_name = "");
 
 // Opens `count` connections to host:port and runs the handshake for
 // export_name on each; all must agree. The sockets are in the
@@ -34,6 +39,7 @@ struct ExportSockets {
   std::vector<UniqueFd> fds;
 };
 Expected<ExportSockets> ConnectExportSockets(const std::string& host, uint16_t port,
-                                             const std::string& export_name, int count);
+                                             const std::string& export_name, int count,
+                                             const ClientTlsCredentials& tls);
 
 }  // namespace nbdr

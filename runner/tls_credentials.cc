@@ -3,22 +3,16 @@
 #include "runner/tls_credentials.h"
 
 #include <gnutls/x509.h>
-#include <sys/stat.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <fstream>
 
 #include "runner/minted_keys.h"
-#include "utils/hex.h"
+#include "utils/tls_files.h"
 
 namespace nbdr {
 
 namespace {
-
-// Shorter PSKs are open to an offline guess from one recorded handshake.
-constexpr size_t kMinPskBytes = 16;
 
 // The ciphers of GnuTLS's defaults, and the PSK key exchanges when a PSK
 // file is given: only those with an (EC)DHE exchange, so a key that leaks
@@ -28,28 +22,6 @@ constexpr char kPriorityWithPsk[] = "NORMAL:+ECDHE-PSK:+DHE-PSK";
 
 Status GnutlsError(int rc, const std::string& what) {
   return Status::Error(EINVAL, what + ": " + gnutls_strerror(rc));
-}
-
-std::string FormatMode(mode_t mode) {
-  char buf[8];
-  snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode));
-  return buf;
-}
-
-// A file a TLS secret or trust anchor is read from must be a regular file
-// that nobody else may change; a secret (key) also one nobody else may read.
-Status CheckFileMode(const std::string& path, bool secret) {
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return PosixError(path);
-  if (!S_ISREG(st.st_mode)) return Status::Error(EINVAL, path + ": not a regular file");
-  const mode_t mode = st.st_mode & 07777;
-  if ((mode & 022) != 0)
-    return Status::Error(EPERM, path + " is writable by group or others (mode " +
-                                    FormatMode(mode) + "); run chmod go-w " + path);
-  if (secret && (mode & 044) != 0)
-    return Status::Error(EPERM, path + " holds a secret key but is readable by group or others "
-                                       "(mode " + FormatMode(mode) + "); run chmod 600 " + path);
-  return Status();
 }
 
 // GnuTLS asks for the key of the identity a client names; the session's
@@ -108,58 +80,54 @@ TlsCredentials::~TlsCredentials() {
   if (psk_) gnutls_psk_free_server_credentials(psk_);
 }
 
+namespace {
+
+gnutls_datum_t Datum(const std::string& text) {
+  return {reinterpret_cast<unsigned char*>(const_cast<char*>(text.data())),
+          static_cast<unsigned>(text.size())};
+}
+
+}  // namespace
+
+// Each file is read once, through ReadCredentialFile's checks, and handed
+// to GnuTLS from memory, so what was checked is what is used.
 Status TlsCredentials::LoadCertificates() {
   const std::string dir = options_.certificates_dir;
   const std::string ca = dir + "/ca-cert.pem", crl = dir + "/ca-crl.pem";
   const std::string cert = dir + "/server-cert.pem", key = dir + "/server-key.pem";
-  for (const auto& [path, secret] : {std::pair{ca, false}, {cert, false}, {key, true}}) {
-    if (Status s = CheckFileMode(path, secret); !s.ok()) return s;
-  }
+  auto ca_text = ReadCredentialFile(ca, FileSecrecy::kPublic);
+  if (!ca_text) return ca_text.status();
+  auto cert_text = ReadCredentialFile(cert, FileSecrecy::kPublic);
+  if (!cert_text) return cert_text.status();
+  auto key_text = ReadCredentialFile(key, FileSecrecy::kSecret);
+  if (!key_text) return key_text.status();
+  auto crl_text = ReadCredentialFile(crl, FileSecrecy::kPublic);
+  if (!crl_text && crl_text.status().code() != ENOENT)
+    return crl_text.status();  // never skipped silently
   if (int rc = gnutls_certificate_allocate_credentials(&x509_); rc < 0)
     return GnutlsError(rc, "allocating X.509 credentials");
-  int n = gnutls_certificate_set_x509_trust_file(x509_, ca.c_str(), GNUTLS_X509_FMT_PEM);
+  const gnutls_datum_t ca_datum = Datum(*ca_text);
+  int n = gnutls_certificate_set_x509_trust_mem(x509_, &ca_datum, GNUTLS_X509_FMT_PEM);
   if (n < 0) return GnutlsError(n, ca);
   if (n == 0) return Status::Error(EINVAL, ca + ": no certificate in it");
-  struct stat st;
-  const bool have_crl = stat(crl.c_str(), &st) == 0;
-  if (!have_crl && errno != ENOENT) return PosixError(crl);  // never skipped silently
-  if (have_crl) {
-    if (Status s = CheckFileMode(crl, false); !s.ok()) return s;
-    if (int rc = gnutls_certificate_set_x509_crl_file(x509_, crl.c_str(), GNUTLS_X509_FMT_PEM);
+  if (crl_text) {
+    const gnutls_datum_t crl_datum = Datum(*crl_text);
+    if (int rc = gnutls_certificate_set_x509_crl_mem(x509_, &crl_datum, GNUTLS_X509_FMT_PEM);
         rc < 0)
       return GnutlsError(rc, crl);
   }
-  if (int rc = gnutls_certificate_set_x509_key_file(x509_, cert.c_str(), key.c_str(),
-                                                     GNUTLS_X509_FMT_PEM);
+  const gnutls_datum_t cert_datum = Datum(*cert_text), key_datum = Datum(*key_text);
+  if (int rc = gnutls_certificate_set_x509_key_mem(x509_, &cert_datum, &key_datum,
+                                                    GNUTLS_X509_FMT_PEM);
       rc < 0)
     return GnutlsError(rc, cert + " with " + key);
   return Status();
 }
 
 Status TlsCredentials::LoadPskFile() {
-  const std::string& path = options_.psk_file;
-  if (Status s = CheckFileMode(path, true); !s.ok()) return s;
-  std::ifstream in(path);
-  if (!in) return PosixError(path);
-  std::string line;
-  for (int number = 1; std::getline(in, line); number++) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || line[0] == '#') continue;
-    const std::string where = path + ":" + std::to_string(number);
-    size_t colon = line.find(':');
-    if (colon == std::string::npos || colon == 0)
-      return Status::Error(EINVAL, where + ": not IDENTITY:HEXKEY (psktool's format)");
-    std::string identity = line.substr(0, colon), key;
-    if (!DecodeHex(line.substr(colon + 1), &key))
-      return Status::Error(EINVAL, where + ": the key of '" + identity + "' is not hexadecimal");
-    if (key.size() < kMinPskBytes)
-      return Status::Error(EINVAL, where + ": the key of '" + identity + "' has " +
-                                       std::to_string(key.size()) + " bytes; at least " +
-                                       std::to_string(kMinPskBytes) + " are needed");
-    if (!psk_keys_.emplace(identity, key).second)
-      return Status::Error(EINVAL, where + ": identity '" + identity + "' given twice");
-  }
-  if (psk_keys_.empty()) return Status::Error(EINVAL, path + ": no IDENTITY:HEXKEY line");
+  auto table = ReadPskFile(options_.psk_file);
+  if (!table) return table.status();
+  psk_keys_ = std::move(*table);
   return Status();
 }
 

@@ -54,9 +54,13 @@ Expected<std::unique_ptr<TlsSession>> TlsSession::Accept(
     int fd, std::shared_ptr<const TlsCredentials> creds,
     std::chrono::steady_clock::time_point deadline) {
   std::unique_ptr<TlsSession> s(new TlsSession(fd, std::move(creds)));
-  // No session tickets: nothing to resume, and no post-handshake message
-  // from us that a client (or a kernel reading the socket) must expect.
-  if (int rc = gnutls_init(&s->session_, GNUTLS_SERVER | GNUTLS_NO_TICKETS); rc < 0)
+  // No session tickets and no KeyUpdate of our own: nothing to resume, and
+  // no post-handshake message a client must expect. A kernel TLS client
+  // (nbd-cli map) fails every read after one (Linux 6.1 cannot rekey). A
+  // KeyUpdate the client asks for is still answered.
+  if (int rc = gnutls_init(&s->session_,
+                           GNUTLS_SERVER | GNUTLS_NO_TICKETS | GNUTLS_NO_AUTO_REKEY);
+      rc < 0)
     return Status::Error(ENOMEM, std::string("TLS session: ") + gnutls_strerror(rc));
   if (Status st = s->creds_->ConfigureSession(s->session_); !st.ok()) return st;
   gnutls_transport_set_ptr(s->session_, s.get());

@@ -32,9 +32,10 @@ _cert() {
   fi || fail "certtool: certificate $name"
 }
 
-# make_pki DIR: a CA and, signed by it, a server certificate for localhost
-# and 127.0.0.1, client certificates "client1", "expired" (out of date)
-# and "revoked" (on the CA's CRL); and "stranger", from another CA.
+# make_pki DIR: a CA and, signed by it, a server certificate for localhost,
+# 127.0.0.1 and 10.0.2.2 (the host as the qemu guest sees it), client
+# certificates "client1", "expired" (out of date) and "revoked" (on the
+# CA's CRL); and "stranger", from another CA.
 # Lays them out as the runner wants (DIR/server: ca-cert.pem,
 # server-cert.pem, server-key.pem, ca-crl.pem) and as qemu and libnbd
 # clients want (DIR/NAME: ca-cert.pem, client-cert.pem, client-key.pem).
@@ -46,6 +47,7 @@ make_pki() {
     'expiration_days = 30'
   _cert "$w" other-ca - 'cn = "another CA"' ca cert_signing_key 'expiration_days = 30'
   _cert "$w" server ca 'cn = "localhost"' 'dns_name = "localhost"' 'ip_address = "127.0.0.1"' \
+    'ip_address = "10.0.2.2"' \
     tls_www_server encryption_key signing_key 'expiration_days = 30'
   _cert "$w" client1 ca 'cn = "client1"' 'organization = "nbd-runner tests"' tls_www_client \
     encryption_key signing_key 'expiration_days = 30'

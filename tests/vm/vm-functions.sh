@@ -10,7 +10,11 @@
 # $VM_TIMEOUT seconds (default 300) and the test fails.
 #
 # Inside SCRIPT: r "text" reports a result line; `ok NAME CMD...` runs CMD
-# and reports "ok NAME" or "FAIL NAME".
+# and reports "ok NAME" or "FAIL NAME". Files listed in VM_FILES (host
+# paths of files or directories, space-separated) are copied into the
+# guest's /files, modes kept.
+# The guest has kernel TLS (tls.ko and the AES-GCM and ChaCha20-Poly1305
+# modules, loaded at boot: the guest has no modprobe).
 
 requires qemu-system-x86_64 cpio python3 mke2fs e2fsck
 case "$(ldd /bin/busybox 2>&1 || true)" in
@@ -43,7 +47,10 @@ _build_initramfs() {  # guest-script output
   for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
     drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
     drivers/net/net_failover drivers/net/virtio_net drivers/block/nbd lib/crc16 \
-    fs/mbcache fs/jbd2/jbd2 lib/crc32c_generic crypto/crc32c_generic fs/ext4/ext4; do
+    fs/mbcache fs/jbd2/jbd2 lib/crc32c_generic crypto/crc32c_generic fs/ext4/ext4 \
+    crypto/gf128mul crypto/ghash-generic crypto/ctr crypto/gcm lib/crypto/libchacha \
+    crypto/chacha_generic lib/crypto/libpoly1305 crypto/poly1305_generic \
+    crypto/chacha20poly1305 net/tls/tls; do
     f=$(ls "$M/$m.ko"* 2>/dev/null | head -1) || true
     [ -n "$f" ] || continue
     case $f in
@@ -60,12 +67,16 @@ _build_initramfs() {  # guest-script output
   echo 'root:x:0:0::/:/bin/sh' >"$R/etc/passwd"
   echo 'root:x:0:' >"$R/etc/group"
   cp "$1" "$R/test.sh"
+  mkdir -p "$R/files"
+  for f in ${VM_FILES:-}; do cp -rp "$f" "$R/files/"; done
   cat >"$R/init" <<'INIT'
 #!/bin/sh
 export PATH=/bin
 mount -t proc p /proc; mount -t sysfs s /sys; mount -t devtmpfs d /dev
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci failover \
-         net_failover virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4; do
+         net_failover virtio_net nbd crc16 mbcache jbd2 crc32c_generic ext4 \
+         gf128mul ghash-generic ctr gcm libchacha chacha_generic libpoly1305 poly1305_generic \
+         chacha20poly1305 tls; do
   [ -f /lib/mod/$m.ko ] && insmod /lib/mod/$m.ko 2>/dev/null
 done
 ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2
