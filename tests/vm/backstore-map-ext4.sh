@@ -4,18 +4,31 @@
 # map -> mkfs.ext4 -> mount -> write files -> sync -> umount -> unmap -> map
 # again -> fsck clean and every checksum intact; the runner's registry
 # follows (mapped, created), the client's mapping record appears and goes,
-# and list shows the kernel's view.
+# and list shows the kernel's view. With NBDR_MAP_TLS=1 the runner
+# requires TLS and every map is made with a PSK, through kernel TLS.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/../integration/backstore.sh"
 source "$(dirname "$0")/vm-functions.sh"
 
-bs_start_runner
+TLS_CLI=
+if [ "${NBDR_MAP_TLS:-}" = 1 ]; then
+  source "$(dirname "$0")/../integration/tls-credentials.sh"
+  requires psktool
+  mkdir -p "$T/guest-files"
+  make_psk "$T/guest-files/keys.psk" client1
+  VM_FILES="$T/guest-files/keys.psk"
+  TLS_CLI="--tls-psk /files/keys.psk"
+  bs_start_runner --tls require --tls-psk "$T/guest-files/keys.psk"
+else
+  bs_start_runner
+fi
 bs_create vm/ext4.img size 256M
 KEY=$(bs_key vm/ext4.img)
 B=$BACKEND
 H="host 10.0.2.2:$RPC_PORT"
 cat >"$T/guest.sh" <<GUEST
-dev=\$(nbd-cli $B map $KEY $H 2>/tmp/err) && r "ok map \$dev" || r "FAIL map: \$(cat /tmp/err)"
+dev=\$(nbd-cli $TLS_CLI $B map $KEY $H 2>/tmp/err) && r "ok map \$dev" || r "FAIL map: \$(cat /tmp/err)"
+ok tls-as-asked sh -c "[ -z '$TLS_CLI' ] || grep -Eq 'TlsCurrRxSw[[:space:]]+1\\\$' /proc/net/tls_stat"
 ok size [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 524288 ]
 ok backend grep -q 'nbd-runner://10.0.2.2:$RPC_PORT/$B/$KEY' /sys/block/\${dev#/dev/}/backend
 ok list-mapped sh -c "nbd-cli $B list mapped $H | grep -q '$KEY.*mapped.*\$dev.*connected'"
@@ -31,7 +44,7 @@ ok umount umount /mnt
 ok unmap nbd-cli $B unmap \$dev $H
 ok list-created sh -c "nbd-cli $B list created $H | grep -q '$KEY'"
 ok state-forgotten sh -c "! grep -q '$KEY' /var/lib/nbd-cli/mappings.json"
-dev2=\$(nbd-cli $B map $KEY $H 2>/tmp/err) && r "ok remap \$dev2" || r "FAIL remap: \$(cat /tmp/err)"
+dev2=\$(nbd-cli $TLS_CLI $B map $KEY $H 2>/tmp/err) && r "ok remap \$dev2" || r "FAIL remap: \$(cat /tmp/err)"
 ok fsck e2fsck -f -n \$dev2
 ok mount-again mount -t ext4 \$dev2 /mnt
 ok checksums sh -c "cd /mnt && sha256sum -c /tmp/sums"
@@ -39,7 +52,7 @@ ok umount-again umount /mnt
 ok unmap-by-key nbd-cli $B unmap $KEY $H
 GUEST
 run_guest "$T/guest.sh"
-pass "guest ($BACKEND): map, mkfs, mount, write, unmap, remap, fsck and checksums"
+pass "guest ($BACKEND${TLS_CLI:+, TLS}): map, mkfs, mount, write, unmap, remap, fsck and checksums"
 cli --json "$B" info "$KEY" | grep -q '"status": "created"' || fail "runner state after unmap"
 cli --json "$B" info "$KEY" | grep -q '"map_time": "20' || fail "map time not recorded"
 pass "runner registry back to created, map time recorded"
