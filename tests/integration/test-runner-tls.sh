@@ -91,6 +91,13 @@ chmod 640 "$T/keys.psk"
 runner_refuses 1 "keys.psk holds a secret key but is readable by group or others" \
   --tls on --tls-psk "$T/keys.psk"
 chmod 600 "$T/keys.psk"
+# Another user's key file (they could change it), read through a symlink:
+# the file opened is what is checked.
+chown nobody "$T/pki/server/server-key.pem"
+ln -s "$T/pki/server" "$T/server-link"
+runner_refuses 1 "server-key.pem belongs to uid $(id -u nobody), neither root nor this user" \
+  --tls require --tls-certificates "$T/server-link"
+chown root "$T/pki/server/server-key.pem"
 runner_refuses 2 "--tls-psk given, but TLS is off" --tls-psk "$T/keys.psk"
 runner_refuses 2 "--tls require: needs --tls-certificates DIR or --tls-psk FILE" --tls require
 runner_refuses 2 "--tls-verify-peer: needs --tls-certificates" --tls on --tls-psk "$T/keys.psk" \
