@@ -12,6 +12,7 @@
 #include "cli/cli_output.h"
 #include "cli/command.h"
 #include "utils/names.h"
+#include "utils/printable.h"
 
 namespace nbdr::cli {
 
@@ -98,7 +99,7 @@ std::string AccessText(const std::vector<std::string>& list) {
   std::string out;
   for (const auto& id : list) {
     if (!out.empty()) out += "; ";
-    out += id;
+    out += Printable(id);
   }
   return out;
 }

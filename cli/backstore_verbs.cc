@@ -15,6 +15,7 @@
 #include "cli/mapping_state.h"
 #include "utils/names.h"
 #include "utils/size_parse.h"
+#include "utils/printable.h"
 
 namespace nbdr::cli {
 
@@ -80,7 +81,7 @@ int RunStatusCall(const Command& c, uint32_t proc, void* args) {
                            json_object_new_string(MakeExportName(c.type, c.key).c_str()));
     PrintJson(o.get(), stdout);
   } else {
-    printf("%s\n", r->message);
+    printf("%s\n", Printable(r->message).c_str());
   }
   return kExitOk;
 }
@@ -189,15 +190,16 @@ int DoList(const Command& c) {
   }
   size_t w = 6;
   for (u_int i = 0; i < list.backstores_len; i++)
-    w = std::max(w, strlen(list.backstores_val[i].key));
+    w = std::max(w, Printable(list.backstores_val[i].key).size());
   printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w), "KEY", "SIZE",
          "STATUS", "MODE", "DEVICE", "KERNEL", "CLIENT");
   for (u_int i = 0; i < list.backstores_len; i++) {
     const nbdr_backstore& b = list.backstores_val[i];
-    printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w), b.key,
-           FormatSize(b.size).c_str(), b.status, b.readonly ? "ro" : "rw",
-           *b.device ? b.device : "-", KernelView(*client, b).c_str(),
-           *b.client ? b.client : "-");
+    // Text from the runner (or a hand-edited saveconfig.json) is escaped.
+    printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w),
+           Printable(b.key).c_str(), FormatSize(b.size).c_str(), Printable(b.status).c_str(),
+           b.readonly ? "ro" : "rw", *b.device ? Printable(b.device).c_str() : "-",
+           KernelView(*client, b).c_str(), *b.client ? Printable(b.client).c_str() : "-");
   }
   return kExitOk;
 }
@@ -248,20 +250,21 @@ int DoInfo(const Command& c) {
     PrintJson(o.get(), stdout);
     return kExitOk;
   }
-  if (!state.problem.empty()) fprintf(stderr, "nbd-cli: warning: %s\n", state.problem.c_str());
+  if (!state.problem.empty())
+    fprintf(stderr, "nbd-cli: warning: %s\n", Printable(state.problem).c_str());
   if (!state.unchecked.empty())
     fprintf(stderr, "nbd-cli: warning: could not check the backing object: %s\n",
-            state.unchecked.c_str());
-  printf("export:      %s/%s\n", b.type, b.key);
+            Printable(state.unchecked).c_str());
+  printf("export:      %s/%s\n", Printable(b.type).c_str(), Printable(b.key).c_str());
   printf("size:        %s (%llu bytes)\n", FormatSize(b.size).c_str(),
          static_cast<unsigned long long>(b.size));
   printf("block size:  %u\n", b.block_size);
   printf("mode:        %s\n", b.readonly ? "read-only" : "read-write");
   printf("prealloc:    %s\n", b.prealloc ? "yes" : "no");
-  printf("status:      %s\n", b.status);
-  printf("device:      %s\n", *b.device ? b.device : "-");
+  printf("status:      %s\n", Printable(b.status).c_str());
+  printf("device:      %s\n", *b.device ? Printable(b.device).c_str() : "-");
   printf("kernel:      %s\n", kernel.c_str());
-  printf("client:      %s\n", *b.client ? b.client : "-");
+  printf("client:      %s\n", *b.client ? Printable(b.client).c_str() : "-");
   printf("mapped at:   %s\n", When(b.map_time).c_str());
   printf("created at:  %s\n", When(b.create_time).c_str());
   std::string object;
@@ -272,7 +275,7 @@ int DoInfo(const Command& c) {
     if (!object.empty()) object += ' ';
     object.append(k).append("=").append(json_object_get_string(v));
   }
-  printf("object:      %s\n", object.empty() ? "-" : object.c_str());
+  printf("object:      %s\n", object.empty() ? "-" : Printable(object).c_str());
   printf("access:      %s\n", access ? AccessText(*access).c_str() : ("? (" + access.status().message() + ")").c_str());
   printf("runner:      %s\n", client->target().c_str());
   printf("nbd uri:     %s\n", uri.c_str());
@@ -294,6 +297,10 @@ int DoVersion(const Command& c) {
   RpcResult<nbdr_version_reply> r(NBDR_VERSION);
   if (Status s = client->Call(NBDR_VERSION, nullptr, r.get()); !s.ok()) return CallFailed(s);
   r.set_filled();
+  if (r->status != 0) {
+    if (!JsonOutput()) printf("nbd-cli %s\n", NBDR_PACKAGE_VERSION);
+    return Error(kExitFailed, r->status, r->message);
+  }
   if (JsonOutput()) {
     Json o(json_object_new_object());
     json_object_object_add(o.get(), "cli_version", json_object_new_string(NBDR_PACKAGE_VERSION));

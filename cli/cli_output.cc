@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // How nbd-cli reports; see cli_output.h.
 #include "cli/cli_output.h"
+#include "utils/printable.h"
 
 #include <cerrno>
 
@@ -48,7 +49,7 @@ int Error(int exit_code, int err, const std::string& message) {
     json_object_object_add(o.get(), "error", e);
     PrintJson(o.get(), stderr);
   } else {
-    fprintf(stderr, "nbd-cli: %s\n", message.c_str());
+    fprintf(stderr, "nbd-cli: %s\n", Printable(message).c_str());
   }
   return exit_code;
 }

@@ -48,8 +48,10 @@ struct Command {
   ClientTlsCredentials tls;
 };
 
+// map and unmap record the runner they used for nbd-clid, which must
+// reach it again by address: they never use the admin socket.
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
-  return RunnerClient::Connect(c.host);
+  return ConnectCommandRunner(c.host, c.host_given, c.verb != "map" && c.verb != "unmap");
 }
 
 // Calls proc, whose reply is an nbdr_status_reply, into *r: -1 when the

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace nbdr {
@@ -31,6 +32,43 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
   clnt_control(clnt, CLSET_FD_CLOSE, nullptr);
   c.client_.reset(clnt);
   return c;
+}
+
+Expected<RunnerClient> RunnerClient::ConnectLocal(const std::string& path) {
+  RunnerClient c;
+  c.where_ = {"localhost", 0};  // the runner's NBD port is on this host
+  c.target_ = "unix:" + path;
+  auto fd = ConnectUnix(path);
+  if (!fd)
+    return Status::Error(fd.status().code(), "cannot reach nbd-runner at its admin socket " +
+                                                 path + ": " + fd.status().message());
+  sockaddr_storage ss{};
+  ss.ss_family = AF_UNIX;
+  netbuf addr{sizeof ss, sizeof ss, &ss};
+  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V2, 0, 0);
+  if (!clnt)
+    return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
+                                           clnt_spcreateerror(""));
+  (void)fd->release();
+  clnt_control(clnt, CLSET_FD_CLOSE, nullptr);
+  c.client_.reset(clnt);
+  return c;
+}
+
+std::string AdminSocketPath() {
+  const char* env = getenv("NBD_RUNNER_CONTROL_SOCKET");
+  return env && *env ? env : kDefaultAdminSocket;
+}
+
+Expected<RunnerClient> ConnectCommandRunner(const HostPort& host, bool host_given,
+                                            bool may_use_local) {
+  if (!host_given && may_use_local) {
+    auto local = RunnerClient::ConnectLocal(AdminSocketPath());
+    // No socket, or one nobody listens on any more: the control port.
+    if (local || (local.status().code() != ENOENT && local.status().code() != ECONNREFUSED))
+      return local;
+  }
+  return RunnerClient::Connect(host);
 }
 
 RunnerClient::~RunnerClient() = default;

@@ -19,11 +19,17 @@ namespace nbdr {
 
 inline constexpr uint16_t kDefaultRpcPort = 24110;
 inline constexpr int kDefaultCallTimeoutS = 120;
+inline constexpr char kDefaultAdminSocket[] = "/run/nbd-runner/control.sock";
+
+// The runner's admin socket: $NBD_RUNNER_CONTROL_SOCKET, or the default.
+std::string AdminSocketPath();
 
 class RunnerClient {
  public:
   // Connects to host:port. Errors say which runner could not be reached.
   static Expected<RunnerClient> Connect(const HostPort& where, int timeout_s = 10);
+  // Connects to a runner's admin unix socket (target "unix:PATH").
+  static Expected<RunnerClient> ConnectLocal(const std::string& path);
 
   RunnerClient(RunnerClient&&) noexcept = default;
   RunnerClient& operator=(RunnerClient&&) noexcept = default;
@@ -50,6 +56,13 @@ class RunnerClient {
   std::string target_;
   int timeout_s_ = kDefaultCallTimeoutS;
 };
+
+// The runner a command talks to: host, unless none was given, the command
+// may use the admin socket (may_use_local) and one answers at
+// AdminSocketPath() (a runner on this host: root needs no credentials).
+// A socket file nobody listens on is passed over for host.
+Expected<RunnerClient> ConnectCommandRunner(const HostPort& host, bool host_given,
+                                            bool may_use_local);
 
 // Where to reach the runner's NBD port: its advertised address, unless
 // that is a loopback or wildcard one, then the address we reached its

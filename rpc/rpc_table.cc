@@ -44,4 +44,32 @@ const RpcProcedure* FindRpcProcedure(uint32_t number) {
   return nullptr;
 }
 
+namespace {
+template <typename Reply>
+RpcReplyHead HeadOf(void* result) {
+  auto* r = static_cast<Reply*>(result);
+  return {&r->status, &r->message};
+}
+}  // namespace
+
+RpcReplyHead ReplyHeadOf(uint32_t number, void* result) {
+  switch (number) {
+    case NBDR_CREATE:
+    case NBDR_DELETE:
+    case NBDR_MAPPED:
+    case NBDR_UNMAP:
+    case NBDR_IMPORT:
+    case NBDR_CHECK:
+      return HeadOf<nbdr_status_reply>(result);
+    case NBDR_LIST: return HeadOf<nbdr_list_reply>(result);
+    case NBDR_INFO: return HeadOf<nbdr_info_reply>(result);
+    case NBDR_MAP: return HeadOf<nbdr_map_reply>(result);
+    case NBDR_VERSION: return HeadOf<nbdr_version_reply>(result);
+    case NBDR_ACCESS:
+    case NBDR_CREATE_AUTH:
+      return HeadOf<nbdr_access_reply>(result);
+    default: return {};
+  }
+}
+
 }  // namespace nbdr

@@ -30,4 +30,13 @@ struct RpcProcedure {
 // The procedure with this number, or nullptr when there is none.
 const RpcProcedure* FindRpcProcedure(uint32_t number);
 
+// The status and message every reply of the program starts with, in the
+// (decoded or to be encoded) result of procedure number; null for a
+// procedure without a result (NBDR_NULL) or an unknown one.
+struct RpcReplyHead {
+  int* status = nullptr;
+  char** message = nullptr;
+};
+RpcReplyHead ReplyHeadOf(uint32_t number, void* result);
+
 }  // namespace nbdr

@@ -7,8 +7,10 @@
 #include <cstring>
 
 #include "rpc/rpc_table.h"
+#include "runner/control_audit.h"
 #include "utils/log.h"
 #include "utils/names.h"
+#include "utils/printable.h"
 #include "utils/size_parse.h"
 
 namespace nbdr {
@@ -68,8 +70,29 @@ ControlService::ControlService(BackstoreRegistry* registry, const HandlerSet* ha
                                std::string version)
     : registry_(registry), handlers_(handlers), version_(std::move(version)) {}
 
+namespace {
+
+// Whether caller may call proc at all.
+Status Authorize(const RpcCaller& caller, uint32_t proc) {
+  if (proc == NBDR_NULL || !caller.local || caller.uid == 0) return Status();
+  return Status::Error(EACCES, std::string(ProcName(proc)) + " refused: the admin socket takes " +
+                                   "root (uid 0) only, and the caller is " +
+                                   (caller.uid < 0 ? "of unknown uid"
+                                                   : "uid " + std::to_string(caller.uid)));
+}
+
+}  // namespace
+
 void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args, void* result) {
   LOG_DEBUG("rpc", "%s from %s", ProcName(proc), caller.peer.c_str());
+  if (Status s = Authorize(caller, proc); !s.ok()) {
+    Refuse(proc, s, result);
+    if (IsAuditedCall(proc, args))
+      AuditCall(caller, proc, args, result);
+    else
+      LOG_WARN("rpc", "%s from %s: %s", ProcName(proc), caller.peer.c_str(), s.message().c_str());
+    return;
+  }
   switch (proc) {
     case NBDR_NULL: break;
     case NBDR_CREATE:
@@ -109,6 +132,29 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       Unmap(*static_cast<nbdr_unmap_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
   }
+  if (IsAuditedCall(proc, args)) AuditCall(caller, proc, args, result);
+}
+
+void ControlService::Refuse(uint32_t proc, const Status& s, void* result) const {
+  const RpcReplyHead head = ReplyHeadOf(proc, result);
+  if (head.status) SetStatus(s, head.status, head.message, "");
+  // Every string of a reply must be set for it to be encoded.
+  switch (proc) {
+    case NBDR_LIST: FillIo(&static_cast<nbdr_list_reply*>(result)->io); break;
+    case NBDR_INFO: FillIo(&static_cast<nbdr_info_reply*>(result)->io); break;
+    case NBDR_MAP: FillIo(&static_cast<nbdr_map_reply*>(result)->io); break;
+    case NBDR_VERSION: {
+      auto* r = static_cast<nbdr_version_reply*>(result);
+      r->runner_version = XdrString("");
+      r->handlers = XdrString("");
+      FillIo(&r->io);
+      break;
+    }
+    case NBDR_ACCESS:
+    case NBDR_CREATE_AUTH:
+      static_cast<nbdr_access_reply*>(result)->psk_line = XdrString("");
+      break;
+  }
 }
 
 void ControlService::FillIo(nbdr_io_address* io) const {
@@ -117,6 +163,17 @@ void ControlService::FillIo(nbdr_io_address* io) const {
 }
 
 namespace {
+
+// "/dev/nbd" and a device number: nothing else is stored as a device.
+bool IsNbdDeviceName(const std::string& device) {
+  constexpr std::string_view kPrefix = "/dev/nbd";
+  if (device.rfind(kPrefix, 0) != 0) return false;
+  const std::string_view number = std::string_view(device).substr(kPrefix.size());
+  if (number.empty() || number.size() > 7) return false;
+  for (char c : number)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
 
 // A client's host identity is shown in messages and saveconfig.json: it
 // must be one line of printable text. A map names its client (only records
@@ -294,8 +351,8 @@ void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {
 void ControlService::Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r) {
   std::string device = a.device;
   Status s = ValidateClient(a.client);
-  if (s.ok() && (device.rfind("/dev/nbd", 0) != 0 || device.size() > 32))
-    s = Status::Error(EINVAL, "device '" + device.substr(0, 64) + "' is not /dev/nbdN");
+  if (s.ok() && !IsNbdDeviceName(device))
+    s = Status::Error(EINVAL, "device " + Quoted(device.substr(0, 64)) + " is not /dev/nbdN");
   if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device, a.client, a.map_token);
   SetStatus(s, &r->status, &r->message, std::string(a.type) + "/" + a.key + " mapped on " + device);
 }

@@ -2,7 +2,9 @@
 // ControlService: what the control RPC procedures do. Decoded arguments in,
 // filled reply structures out (strings allocated with malloc, freed by
 // xdr_free). Dispatch() is the one entry point for every call: it sees
-// the caller and the procedure, which is where authorization will sit.
+// the caller and the procedure, and decides who may call what: on the
+// admin unix socket only root (uid 0); TCP callers are not authenticated
+// yet (the control port listens on loopback by default).
 //
 // Thread-safe: called from many RPC connection threads at once.
 #pragma once
@@ -17,7 +19,10 @@
 namespace nbdr {
 
 struct RpcCaller {
-  std::string peer;  // "127.0.0.1:40012"
+  std::string peer;      // "127.0.0.1:40012", or "local pid 123"
+  std::string identity;  // who the transport proved the caller is; "" when it proved nothing
+  bool local = false;    // on the admin unix socket
+  long uid = -1;         // a local caller's uid (SO_PEERCRED); -1: unknown
 };
 
 struct IoAddress {
@@ -50,6 +55,8 @@ class ControlService {
   void Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r);
   void Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r);
   void FillIo(nbdr_io_address* io) const;
+  // Answers proc with status s and nothing else (every string set).
+  void Refuse(uint32_t proc, const Status& s, void* result) const;
   // The record of a's backstore, or why there is none (handler not
   // loaded, invalid or unknown key).
   Expected<BackstoreRecord> Lookup(const nbdr_key_args& a);

@@ -33,6 +33,7 @@
 #include "runner/sighup_reload.h"
 
 #include "utils/log.h"
+#include "utils/net.h"
 #include "utils/unique_fd.h"
 
 using namespace nbdr;
@@ -50,7 +51,8 @@ Status MakeDirs(const std::string& path) {
     pos = path.find('/', pos + 1);
     cur = path.substr(0, pos);
     if (cur.empty()) continue;
-    if (mkdir(cur.c_str(), 0755) < 0 && errno != EEXIST) return PosixError("mkdir " + cur);
+    // 0750: the state (keys, saveconfig) and the logs are not for every user.
+    if (mkdir(cur.c_str(), 0750) < 0 && errno != EEXIST) return PosixError("mkdir " + cur);
   }
   return Status();
 }
@@ -230,6 +232,44 @@ std::string HelpText(const RunnerOptions& opts) {
   return RunnerUsage(opts.handler_dir, help);
 }
 
+// The admin unix socket. One configured explicitly must work; the default
+// one may be taken by another runner on this host (or /run be read-only
+// for an unprivileged test run): then this runner goes on without it,
+// and says so.
+Status StartAdminSocket(const RunnerOptions& opts, RpcServer* rpc) {
+  if (opts.control_socket.empty()) return Status();
+  const std::string dir = opts.control_socket.substr(0, opts.control_socket.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) {
+    Status s = PosixError("mkdir " + dir);
+    if (opts.all.count("control-socket")) return s.WithContext("admin socket");
+    LOG_WARN("", "no admin socket: %s", s.message().c_str());
+    return Status();
+  }
+  Status s = rpc->StartLocal(opts.control_socket);
+  if (s.ok()) {
+    LOG_INFO("", "admin socket listening on %s (root only)", opts.control_socket.c_str());
+  } else if (!opts.all.count("control-socket")) {
+    LOG_WARN("", "no admin socket: %s (set control-socket to give this runner its own)",
+             s.message().c_str());
+    return Status();
+  }
+  return s;
+}
+
+// At every start: a port that others can reach without the protection it
+// needs is named in a warning, with the risk and the fix.
+void WarnAboutExposedPorts(const RunnerOptions& opts, const std::string& nbd_address,
+                           const std::string& rpc_address) {
+  if (!IsLoopbackHost(opts.io_host) && opts.tls.mode == TlsMode::kOff)
+    LOG_WARN("", "the NBD port listens on %s without TLS: anyone who reaches it can read and "
+             "overwrite every backstore; set tls = require with tls-psk or tls-certificates, or "
+             "io-host = 127.0.0.1", nbd_address.c_str());
+  if (!IsLoopbackHost(opts.rpc_host))
+    LOG_WARN("", "the control port listens on %s without authentication: anyone who reaches it "
+             "can create, import and delete backstores and their data; keep rpc-host on "
+             "127.0.0.1 or on a management network only", rpc_address.c_str());
+}
+
 // The NBD server's settings from the runner's options.
 NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts,
                                 std::shared_ptr<const TlsCredentials> tls) {
@@ -342,8 +382,10 @@ int main(int argc, char** argv) {
   if (Status s = nbd.Start(); !s.ok()) return Fail(s);
   control.SetIoAddress({opts.io_host, nbd.port()});
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);
+  if (Status s = StartAdminSocket(opts, &rpc); !s.ok()) return Fail(s);
   LOG_INFO("", "NBD listening on %s (port %u)", nbd.address().c_str(), nbd.port());
   LOG_INFO("", "control RPC listening on %s (port %u)", rpc.address().c_str(), rpc.port());
+  WarnAboutExposedPorts(opts, nbd.address(), rpc.address());
   Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
   if (detacher) detacher->Serving();
 

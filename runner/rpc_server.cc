@@ -91,12 +91,45 @@ RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, i
 RpcServer::~RpcServer() { Stop(); }
 
 Status RpcServer::Start() {
-  Status s =
-      listener_.Start(host_, requested_port_, [this](UniqueFd fd) { Accept(std::move(fd)); });
+  Status s = listener_.Start(host_, requested_port_,
+                             [this](UniqueFd fd) { Accept(std::move(fd), false); });
   return s.WithContext("RPC port");
 }
 
-void RpcServer::Accept(UniqueFd fd) {
+Status RpcServer::StartLocal(const std::string& path) {
+  auto fd = ListenUnix(path);
+  if (!fd) return fd.status().WithContext("admin socket");
+  local_path_ = path;
+  return local_listener_.StartOnSocket(std::move(*fd), path, [this](UniqueFd f) {
+    Accept(std::move(f), true);
+  });
+}
+
+namespace {
+
+// Who is calling: a TCP peer's address, or a local caller's pid and uid.
+RpcCaller CallerOf(int fd, bool local) {
+  RpcCaller caller;
+  if (!local) {
+    caller.peer = PeerAddress(fd);
+    return caller;
+  }
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  caller.local = true;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    caller.peer = "local (credentials unknown)";
+    return caller;  // uid stays -1: refused
+  }
+  caller.uid = static_cast<long>(cred.uid);
+  caller.peer = "local pid " + std::to_string(cred.pid);
+  caller.identity = "uid:" + std::to_string(cred.uid);
+  return caller;
+}
+
+}  // namespace
+
+void RpcServer::Accept(UniqueFd fd, bool local) {
   Connection* c;
   {
     MutexLock l(&mu_);
@@ -109,6 +142,7 @@ void RpcServer::Accept(UniqueFd fd) {
     c = &connections_.emplace_back();
     c->server = this;
     c->fd = fd.get();
+    c->local = local;
     c->since = Clock::now();
   }
   std::thread([this, c, f = std::move(fd)] {
@@ -137,10 +171,10 @@ bool RpcServer::EvictIdleLocked() {
 
 void RpcServer::Serve(Connection* c) {
   int fd = c->fd;
-  c->peer = PeerAddress(fd);
-  RpcCaller caller{c->peer};
+  const RpcCaller caller = CallerOf(fd, c->local);
+  c->peer = caller.peer;
   SetSendTimeout(fd, kIdleTimeout);
-  SetNoDelay(fd);
+  if (!c->local) SetNoDelay(fd);
   XDR xdrs;
   xdrrec_create(&xdrs, kRecordBufferSize, kRecordBufferSize, c, ReadRecord, WriteRecord);
   std::unique_ptr<XDR, void (*)(XDR*)> guard(&xdrs, [](XDR* x) { XDR_DESTROY(x); });
@@ -213,6 +247,8 @@ void RpcServer::Serve(Connection* c) {
 
 void RpcServer::Stop() {
   listener_.Stop();
+  local_listener_.Stop();
+  if (!local_path_.empty()) unlink(local_path_.c_str());
   MutexLock l(&mu_);
   for (auto& c : connections_) shutdown(c.fd, SHUT_RD);  // idle callers; calls in progress finish
   l.Wait(&done_, [&] { return connections_.empty(); });

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // RpcServer: the control port. Speaks ONC RPC (RFC 5531) with record
 // marking over TCP, without rpcbind, decoding calls with the XDR routines
-// rpcgen made from rpc/nbd_rpc.x. Each connection gets its own thread, so
+// rpcgen made from rpc/nbd_rpc.x, and the same on the admin unix socket.
+// Each connection gets its own thread, so
 // a slow backend call (a gluster create) never stalls other callers.
 // Every call goes through one dispatch point, ControlService::Dispatch,
 // which sees the caller.
@@ -36,6 +37,7 @@ class RpcServer {
   struct Connection {
     RpcServer* server = nullptr;
     int fd = -1;
+    bool local = false;  // on the admin unix socket
     std::string peer;  // set by its thread
     // Guarded by server->mu_: waiting for a call's first byte (only such
     // a connection is closed to make room), and since when it has been in
@@ -46,6 +48,9 @@ class RpcServer {
   };
 
   Status Start();
+  // Also serves the program on a unix socket at path (the admin socket):
+  // its callers are known by uid (SO_PEERCRED). Stop removes the file.
+  Status StartLocal(const std::string& path);
   uint16_t port() const { return listener_.port(); }
   const std::string& address() const { return listener_.address(); }
   // Stops accepting and waits for calls in progress to finish.
@@ -53,7 +58,7 @@ class RpcServer {
 
  private:
   using Clock = std::chrono::steady_clock;
-  void Accept(UniqueFd fd);
+  void Accept(UniqueFd fd, bool local);
   // With every slot taken: closes the connection that has waited longest
   // for its next call; false when all are in calls.
   bool EvictIdleLocked() REQUIRES(mu_);
@@ -69,6 +74,8 @@ class RpcServer {
   ControlService* const service_;
   const int max_connections_;
   TcpListener listener_{"rpc"};
+  TcpListener local_listener_{"rpc-local"};
+  std::string local_path_;  // "" until StartLocal
 
   Mutex mu_;
   std::condition_variable done_;

@@ -24,7 +24,7 @@ const std::set<std::string> kRunnerKeys = {
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
     "max-connections", "mapping-timeout", "busy-poll-us",
-    "tls", "tls-certificates", "tls-psk", "tls-verify-peer"};
+    "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket"};
 // The word before an option name's first '-' ("gluster" of
 // "gluster-hosts"), the namespace handler options are named in; "" when
 // there is none.
@@ -108,6 +108,7 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   else if (key == "check-config") o->check_config = true;
   else if (key == "tls-certificates") o->tls.certificates_dir = value;
   else if (key == "tls-psk") o->tls.psk_file = value;
+  else if (key == "control-socket") o->control_socket = value;
   else if (key == "tls") {
     auto m = ParseTlsMode(value);
     if (!m) return m.status();
@@ -175,6 +176,14 @@ Status CheckTlsOptions(const RunnerOptions& o) {
   return Status();
 }
 
+// A port whose address was not given listens on loopback only, unless
+// TLS guards it: the NBD port with TLS on listens everywhere. The control
+// port has no authentication yet, so it stays on loopback by default.
+void ApplySecureDefaults(RunnerOptions* o) {
+  if (!o->all.count("rpc-host")) o->rpc_host = kLoopback;
+  if (!o->all.count("io-host")) o->io_host = o->tls.mode == TlsMode::kOff ? kLoopback : "";
+}
+
 }  // namespace
 
 std::string RunnerUsage(const std::string& handler_dir, const std::string& handler_help) {
@@ -183,10 +192,13 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "Serves backstores (files, GlusterFS, Ceph RBD) as NBD exports.\n"
       "\n"
       "  --config FILE            read options from FILE (key = value)\n"
-      "  --rpc-host ADDR          control RPC address (default: all)\n"
+      "  --rpc-host ADDR          control RPC address (default 127.0.0.1; \"\" or :: = all)\n"
       "  --rpc-port N             control RPC port (default 24110; 0 = any free port)\n"
-      "  --io-host ADDR           NBD address (default: all)\n"
+      "  --io-host ADDR           NBD address (default: all with --tls on or require,\n"
+      "                           else 127.0.0.1)\n"
       "  --io-port N              NBD port (default 24111; 0 = any free port)\n"
+      "  --control-socket PATH    the admin unix socket: the control RPC for root only\n"
+      "                           (default /run/nbd-runner/control.sock; \"\" = none)\n"
       "  --handler-dir DIR        where lib<name>_handler.so live\n"
       "                           (default <prefix>/lib/nbd-runner)\n"
       "  --state-dir DIR          holds saveconfig.json (default /etc/nbd-runner)\n"
@@ -257,6 +269,7 @@ Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {
     if (Status s = Apply(&o, it.key, it.value, "command line"); !s.ok()) return s;
   }
   if (Status s = CheckTlsOptions(o); !s.ok()) return s;
+  ApplySecureDefaults(&o);
   return o;
 }
 

@@ -18,11 +18,14 @@
 
 namespace nbdr {
 
+// Where a port listens when its host is not given (see --help).
+inline constexpr char kLoopback[] = "127.0.0.1";
+
 struct RunnerOptions {
   std::string config_file;
-  std::string rpc_host = "";
+  std::string rpc_host = kLoopback;
   uint16_t rpc_port = 24110;
-  std::string io_host = "";
+  std::string io_host = kLoopback;
   uint16_t io_port = 24111;
   std::string handler_dir;  // default: <prefix>/lib/nbd-runner
   std::string state_dir = "/etc/nbd-runner";
@@ -38,6 +41,8 @@ struct RunnerOptions {
   int busy_poll_us = 30;
   int max_connections = 256;
   int mapping_timeout = 60;
+  // The admin unix socket ("" = none).
+  std::string control_socket = "/run/nbd-runner/control.sock";
   TlsOptions tls;  // tls, tls-certificates, tls-psk, tls-verify-peer
 
   // Every key = value seen (runner and handler options), for handlers.

@@ -2,12 +2,17 @@
 // Logger implementation; see log.h.
 #include "utils/log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <strings.h>
 #include <sys/time.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+
+#include "utils/printable.h"
 
 namespace nbdr {
 
@@ -52,8 +57,15 @@ void Logger::SetLevel(LogLevel level) { level_ = level; }
 void Logger::SetStderr(bool enabled) { to_stderr_ = enabled; }
 
 Status Logger::OpenFile(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "ae");
-  if (!f) return PosixError("open log file: " + path);
+  // 0640: the log names clients, identities and keys; not for every user.
+  const int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return PosixError("open log file: " + path);
+  FILE* f = fdopen(fd, "a");
+  if (!f) {
+    Status s = PosixError("open log file: " + path);
+    close(fd);
+    return s;
+  }
   MutexLock l(&mu_);
   if (file_) fclose(file_);
   file_ = f;
@@ -98,10 +110,11 @@ void Logger::LogV(LogLevel level, std::string_view context, const char* fmt, va_
   line.append(6 - strlen(name), ' ');
   if (!context.empty()) {
     line += '[';
-    line += context;
+    line += Printable(context);
     line += "] ";
   }
-  line += msg;
+  // One event, one line: nothing from a peer inside msg can break it.
+  line += Printable(msg);
   line += '\n';
   MutexLock l(&mu_);
   if (file_) {

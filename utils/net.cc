@@ -8,7 +8,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
@@ -182,6 +184,53 @@ std::string PeerAddress(int fd) {
   return FormatSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
+namespace {
+
+Expected<sockaddr_un> UnixAddress(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof sa.sun_path)
+    return Status::Error(ENAMETOOLONG, "unix socket path '" + path + "' is empty or longer than " +
+                                           std::to_string(sizeof sa.sun_path - 1) + " bytes");
+  memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  return sa;
+}
+
+}  // namespace
+
+Expected<UniqueFd> ConnectUnix(const std::string& path) {
+  auto sa = UnixAddress(path);
+  if (!sa) return sa.status();
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return PosixError("socket");
+  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) < 0)
+    return PosixError("connect " + path);
+  return fd;
+}
+
+Expected<UniqueFd> ListenUnix(const std::string& path, int backlog) {
+  auto sa = UnixAddress(path);
+  if (!sa) return sa.status();
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return Status::Error(EEXIST, path + " exists and is not a socket; not replacing it");
+    if (ConnectUnix(path).ok())
+      return Status::Error(EADDRINUSE, "another process listens on " + path);
+    if (unlink(path.c_str()) < 0 && errno != ENOENT) return PosixError("unlink " + path);
+  }
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return PosixError("socket");
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&*sa), sizeof *sa) < 0)
+    return PosixError("bind " + path);
+  if (chmod(path.c_str(), 0666) < 0 || listen(fd.get(), backlog) < 0) {
+    Status s = PosixError("listen " + path);
+    unlink(path.c_str());
+    return s;
+  }
+  return fd;
+}
+
 uint16_t LocalPort(int fd) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
@@ -192,10 +241,20 @@ uint16_t LocalPort(int fd) {
 }
 
 bool IsWildcardOrLoopback(const std::string& host) {
-  if (host.empty() || host == "*" || host == "0.0.0.0" || host == "::" || host == "::1" ||
-      host == "localhost")
-    return true;
-  return host.rfind("127.", 0) == 0;
+  if (host.empty() || host == "*" || host == "0.0.0.0" || host == "::") return true;
+  return IsLoopbackHost(host);
+}
+
+bool IsLoopbackHost(const std::string& host) {
+  if (host == "localhost") return true;
+  in_addr v4;
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6;
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&v6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127;
+  }
+  return false;  // a name: it may resolve anywhere
 }
 
 void SetNoDelay(int fd) {

@@ -26,6 +26,13 @@ struct HostPort {
 // a port). default_port fills a missing port.
 Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port);
 
+// A unix stream socket listening at path, mode 0666 (who may do what is
+// decided per caller, from SO_PEERCRED). A socket file left by a process
+// that is gone is replaced; one where a process still listens is EADDRINUSE.
+Expected<UniqueFd> ListenUnix(const std::string& path, int backlog = 64);
+// Connects to the unix stream socket at path.
+Expected<UniqueFd> ConnectUnix(const std::string& path);
+
 // Binds and listens on host:port (port 0: the kernel picks one). Host may
 // be an address, a name, "" or "*" (all addresses, IPv6 and IPv4).
 Expected<UniqueFd> ListenTcp(const std::string& host, uint16_t port, int backlog = 128);
@@ -43,6 +50,9 @@ std::string FormatSockaddr(const struct sockaddr* sa, socklen_t len);
 // True when host is a wildcard or loopback address ("", "*", "0.0.0.0",
 // "::", "127.x", "::1", "localhost").
 bool IsWildcardOrLoopback(const std::string& host);
+// True only for a loopback address (127.0.0.0/8, ::1, ::ffff:127.x) or
+// "localhost"; a wildcard, another address or another name is not.
+bool IsLoopbackHost(const std::string& host);
 
 // TCP_NODELAY and SO_KEEPALIVE with the given idle/interval/count.
 void SetNoDelay(int fd);

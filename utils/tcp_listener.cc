@@ -18,11 +18,16 @@ namespace nbdr {
 Status TcpListener::Start(const std::string& host, uint16_t port, AcceptFn on_accept) {
   auto fd = ListenTcp(host, port);
   if (!fd) return fd.status();
-  listen_fd_ = std::move(*fd);
+  const std::string address = LocalAddress(fd->get());
+  return StartOnSocket(std::move(*fd), address, std::move(on_accept));
+}
+
+Status TcpListener::StartOnSocket(UniqueFd listening, std::string address, AcceptFn on_accept) {
+  listen_fd_ = std::move(listening);
   wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_.valid()) return PosixError("eventfd");
   port_ = LocalPort(listen_fd_.get());
-  address_ = LocalAddress(listen_fd_.get());
+  address_ = std::move(address);
   on_accept_ = std::move(on_accept);
   thread_ = std::thread([this] { Loop(); });
   return Status();

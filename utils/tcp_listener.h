@@ -2,7 +2,8 @@
 // TcpListener: a listening TCP socket and the thread that accepts on it.
 // Each accepted connection is handed to a callback (which owns the
 // descriptor from then on). Stop() wakes the accept thread through an
-// eventfd and joins it. Used by both of the runner's ports.
+// eventfd and joins it. Used by both of the runner's ports, and for the
+// admin unix socket.
 //
 // Thread-safety: Start and Stop from one thread; the callback runs on the
 // accept thread.
@@ -31,6 +32,9 @@ class TcpListener {
 
   // Binds host:port (port 0: any free port) and starts accepting.
   Status Start(const std::string& host, uint16_t port, AcceptFn on_accept);
+  // Starts accepting on a socket already listening (a unix socket: its
+  // port is 0), shown as address.
+  Status StartOnSocket(UniqueFd listening, std::string address, AcceptFn on_accept);
   // Stops accepting; returns once the accept thread has ended. Idempotent.
   void Stop();
 

@@ -157,6 +157,42 @@ inline long ParseIntOption(const char* value, long fallback, long min, long max)
   return nbdr::ParseLongInRange(value, min, max).value_or(-1);
 }
 
+// The default mode of the files a handler creates (file-mode,
+// gluster-file-mode): only the runner's user reads a disk image.
+constexpr unsigned kDefaultFileMode = 0600;
+
+// Parses a file-mode option: octal, the owner may read and write, nobody
+// may execute, no special bits (0600 to 0666). Returns fallback when
+// unset and -1 when set but not such a mode.
+inline long ParseFileModeOption(const char* value, long fallback) {
+  if (!value || !*value) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const long mode = strtol(value, &end, 8);
+  if (errno || *end || value[0] == '-' || mode < 0600 || mode > 0666 || (mode & 0111) ||
+      (mode & 0600) != 0600)
+    return -1;
+  return mode;
+}
+
+// The mode of a directory made for files of file_mode: who may read the
+// files may search the directory (0600 -> 0700, 0640 -> 0750).
+constexpr unsigned DirModeFor(unsigned file_mode) { return file_mode | ((file_mode & 0444) >> 2); }
+
+// Reads the file-mode option named key into *mode (the default when
+// unset); EINVAL with a message in err when it is not a valid mode.
+inline int LoadFileModeOption(const nbdr_services* svc, const char* key, unsigned* mode,
+                              char* err, size_t errlen) {
+  const char* text = svc->get_option(svc->ctx, key);
+  const long parsed = ParseFileModeOption(text, kDefaultFileMode);
+  if (parsed < 0) {
+    SetErr(err, errlen, "%s: '%s' is not an octal mode from 0600 to 0666", key, text);
+    return EINVAL;
+  }
+  *mode = static_cast<unsigned>(parsed);
+  return 0;
+}
+
 // Fills r->extents from r->offset with SEEK_DATA/SEEK_HOLE answers of
 // seek(pos, whence), which returns the new offset or -1 with errno set.
 // A backend that cannot tell (EINVAL, EOPNOTSUPP, ENOSYS) reports data.

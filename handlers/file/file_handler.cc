@@ -66,6 +66,7 @@ struct FileHandler {
   const nbdr_services* svc;
   std::string base_path;
   UniqueFd base;  // O_PATH directory: every lookup starts here
+  unsigned file_mode = handler_util::kDefaultFileMode;  // file-mode
   bool inline_io = true;
   // Declared in the order they start: the ring (whose fallback runs on
   // the pool) stops before the pool.
@@ -118,7 +119,8 @@ int OpenDir(FileHandler* h, const std::string& dir, std::vector<std::string>* ma
       UniqueFd pfd(parent.empty() ? OpenBeneath(h->base.get(), ".", O_PATH | O_DIRECTORY)
                             : OpenBeneath(h->base.get(), parent.c_str(), O_PATH | O_DIRECTORY));
       if (!pfd.valid()) return -1;
-      if (mkdirat(pfd.get(), name.c_str(), 0755) == 0) made->push_back(prefix);
+      if (mkdirat(pfd.get(), name.c_str(), handler_util::DirModeFor(h->file_mode)) == 0)
+        made->push_back(prefix);
       else if (errno != EEXIST) return -1;
     }
   }
@@ -253,6 +255,8 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
       return EINVAL;
     }
   }
+  if (int rc = handler_util::LoadFileModeOption(svc, "file-mode", &h->file_mode, err, errlen))
+    return rc;
   int threads = 8;
   if (const char* t = svc->get_option(svc->ctx, NBDR_OPTION_THREADS); t && *t) threads = std::max(1, atoi(t));
   // Create the base directory (and its parents) when missing.
@@ -260,7 +264,7 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
   for (size_t pos = 0; pos != std::string::npos;) {
     pos = h->base_path.find('/', pos + 1);
     cur = h->base_path.substr(0, pos);
-    if (!cur.empty()) mkdir(cur.c_str(), 0755);
+    if (!cur.empty()) mkdir(cur.c_str(), handler_util::DirModeFor(h->file_mode));
   }
   h->base = UniqueFd(open(h->base_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!h->base.valid()) {
@@ -349,7 +353,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
       }
     }
     if (!rc) {
-      fd = UniqueFd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0644));
+      fd = UniqueFd(OpenBeneath(dfd.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL, h->file_mode));
       if (!fd.valid()) {
         rc = Errno();
         if (rc == EEXIST)
@@ -517,7 +521,7 @@ int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* e
   return 0;
 }
 
-const char* const kOptions[] = {"file-dir", "file-io", nullptr};
+const char* const kOptions[] = {"file-dir", "file-io", "file-mode", nullptr};
 
 const nbdr_handler kFileHandler = {
     sizeof(nbdr_handler),
@@ -527,7 +531,9 @@ const nbdr_handler kFileHandler = {
     NBDR_PACKAGE_VERSION,
     "file-dir=DIR   base directory of the backstores (default /var/lib/nbd-runner/file)\n"
     "file-io=MODE   nowait (default: page-cache hits complete inline), threads or uring\n"
-    "               (the runner's threads option sets how many workers)\n",
+    "               (the runner's threads option sets how many workers)\n"
+    "file-mode=MODE permissions of the files create makes (default 0600; 0600 to 0666),\n"
+    "               and of the directories it makes for them (0700 for 0600)\n",
     kOptions,
     FileLoad,
     FileUnload,

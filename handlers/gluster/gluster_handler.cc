@@ -86,6 +86,7 @@ struct GlusterHandler {
   std::string hosts_text;  // as configured, for error messages
   long timeout_s = kDefaultTimeoutSeconds;
   long request_timeout_s = 0;  // gluster-request-timeout; 0: the volume's frame-timeout
+  unsigned file_mode = handler_util::kDefaultFileMode;  // gluster-file-mode
   std::string log_dir;
   int gfapi_log_level = kDefaultGlusterLogLevel;
   nbdr::Mutex mu;  // guards volumes and mounting (not held while a volume mounts)
@@ -363,13 +364,14 @@ int PathError(const char* what, const std::string& vol, const std::string& path,
   return e;
 }
 
-// Makes every missing parent directory of path.
-int MakeParents(Volume* v, const std::string& path, char* err, size_t errlen) {
+// Makes every missing parent directory of path, with dir_mode.
+int MakeParents(Volume* v, const std::string& path, unsigned dir_mode, char* err,
+                size_t errlen) {
   for (size_t slash = path.find('/'); slash != std::string::npos;
        slash = path.find('/', slash + 1)) {
     std::string dir = path.substr(0, slash);
     errno = 0;
-    if (glfs_mkdir(v->fs, dir.c_str(), 0755) < 0 && errno != EEXIST)
+    if (glfs_mkdir(v->fs, dir.c_str(), dir_mode) < 0 && errno != EEXIST)
       return PathError("make directory", v->name, dir, err, errlen);
   }
   return 0;
@@ -403,6 +405,9 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
            svc->get_option(svc->ctx, "gluster-request-timeout"), kMaxFrameTimeoutSeconds);
     return EINVAL;
   }
+  if (int rc = handler_util::LoadFileModeOption(svc, "gluster-file-mode", &h->file_mode, err,
+                                                errlen))
+    return rc;
   if (const char* d = svc->get_option(svc->ctx, NBDR_OPTION_LOG_DIR); d && *d) h->log_dir = d;
   if (const char* l = svc->get_option(svc->ctx, "gluster-log-level"); l && *l) {
     h->gfapi_log_level = -1;
@@ -459,9 +464,9 @@ int GlusterCreate(void* state, const char* key, const nbdr_create_params* p, cha
                         static_cast<unsigned long long>(p->size),
                         static_cast<unsigned long long>(avail), volname.c_str());
   }
-  if ((rc = MakeParents(v, path, err, errlen))) return rc;
+  if ((rc = MakeParents(v, path, handler_util::DirModeFor(h->file_mode), err, errlen))) return rc;
   errno = 0;
-  GlfsFd fd(glfs_creat(v->fs, path.c_str(), O_RDWR | O_EXCL, 0644));
+  GlfsFd fd(glfs_creat(v->fs, path.c_str(), O_RDWR | O_EXCL, h->file_mode));
   if (!fd) return PathError("create", volname, path, err, errlen);
   errno = 0;
   if (p->prealloc) {
@@ -662,7 +667,7 @@ void GlusterSubmit(void* export_handle, nbdr_request* r) {
 }
 
 const char* const kOptions[] = {"gluster-hosts", "gluster-timeout", "gluster-request-timeout",
-                                "gluster-log-level", nullptr};
+                                "gluster-log-level", "gluster-file-mode", nullptr};
 
 const nbdr_handler kGlusterHandler = {
     sizeof(nbdr_handler),
@@ -677,7 +682,9 @@ const nbdr_handler kGlusterHandler = {
     "gluster-request-timeout=SECONDS a request a live brick leaves unanswered fails with EIO "
     "after this long (default: the volume's frame-timeout, 1800)\n"
     "gluster-log-level=LEVEL         gfapi's own log, <log-dir>/gluster-VOLUME.log: error, "
-    "warning (default), info, debug, trace\n",
+    "warning (default), info, debug, trace\n"
+    "gluster-file-mode=MODE          permissions of the files create makes (default 0600; "
+    "0600 to 0666), and of the directories it makes for them (0700 for 0600)\n",
     kOptions,
     GlusterLoad,
     GlusterUnload,

@@ -69,6 +69,7 @@ bs_start_second_runner() {
   : >"$T/runner2.out"
   "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
     --state-dir "$T/state2" --log-dir "$T/log2" --file-dir "$T/files" \
+    --control-socket "$T/control2.sock" \
     --handler-dir "$NBDR_BUILD/lib/nbd-runner" "${BS_RUNNER_OPTS[@]}" >"$T/runner2.out" 2>&1 &
   R2=$!
   cleanup "kill -TERM $R2 2>/dev/null; wait $R2 2>/dev/null"

@@ -52,6 +52,7 @@ start_runner() {
   : > "$T/runner.out"
   "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
     --state-dir "$T/state" --log-dir "$T/log" --file-dir "$T/files" \
+    --control-socket "$T/control.sock" \
     --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" "$@" >>"$T/runner.out" 2>&1 &
   RUNNER_PID=$!
   cleanup stop_runner
@@ -80,6 +81,7 @@ runner_refuses() {
   local rc=0
   timeout 60 "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 \
     --io-port 0 --state-dir "$T/state" --log-dir "$T/log" --file-dir "$T/files" \
+    --control-socket "$T/refused.sock" \
     --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" "$@" >"$T/refused.out" 2>&1 ||
     rc=$?
   [ $rc -eq "$want" ] || { cat "$T/refused.out"; fail "nbd-runner $* exited $rc, wanted $want"; }
