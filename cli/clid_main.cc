@@ -58,8 +58,8 @@ constexpr int kConnectTimeoutS = 3;
 
 // A connection to a runner, with this daemon's call timeout, or nothing
 // when the runner does not answer.
-std::optional<RunnerClient> ConnectRunner(const HostPort& where) {
-  auto client = RunnerClient::Connect(where, kConnectTimeoutS);
+std::optional<RunnerClient> ConnectRunner(const HostPort& where, const ClientTlsCredentials& tls) {
+  auto client = RunnerClient::Connect(where, kConnectTimeoutS, &tls);
   if (!client) return std::nullopt;
   client->set_call_timeout(kCallTimeoutS);
   return std::move(*client);
@@ -149,7 +149,7 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
     if (index < 0) continue;
     auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
     if (!hp) continue;
-    auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp);
+    auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp, m.tls);
     if (!client) {
       silent.insert(m.runner);
       if (link_dead->count(index))

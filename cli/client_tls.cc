@@ -35,94 +35,6 @@ gnutls_datum_t Datum(const std::string& text) {
           static_cast<unsigned>(text.size())};
 }
 
-// One client session and the credentials it uses; freed together.
-class ClientSession {
- public:
-  ClientSession() = default;
-  ClientSession(const ClientSession&) = delete;
-  ClientSession& operator=(const ClientSession&) = delete;
-  ~ClientSession() {
-    if (session_) gnutls_deinit(session_);
-    if (psk_) gnutls_psk_free_client_credentials(psk_);
-    if (x509_) gnutls_certificate_free_credentials(x509_);
-  }
-  Status Init(const ClientTlsCredentials& creds, const std::string& server_name);
-  gnutls_session_t get() const { return session_; }
-
- private:
-  Status LoadX509(const std::string& dir);
-  gnutls_session_t session_ = nullptr;
-  gnutls_psk_client_credentials_t psk_ = nullptr;
-  gnutls_certificate_credentials_t x509_ = nullptr;
-};
-
-// ca-cert.pem must be there; client-cert.pem and client-key.pem only
-// when this client shows a certificate; ca-crl.pem when present.
-Status ClientSession::LoadX509(const std::string& dir) {
-  auto ca = ReadCredentialFile(dir + "/ca-cert.pem", FileSecrecy::kPublic);
-  if (!ca) return ca.status();
-  if (int rc = gnutls_certificate_allocate_credentials(&x509_); rc < 0)
-    return GnutlsError(rc, "allocating X.509 credentials");
-  const gnutls_datum_t ca_datum = Datum(*ca);
-  int n = gnutls_certificate_set_x509_trust_mem(x509_, &ca_datum, GNUTLS_X509_FMT_PEM);
-  if (n <= 0)
-    return n < 0 ? GnutlsError(n, dir + "/ca-cert.pem")
-                 : Status::Error(EINVAL, dir + "/ca-cert.pem: no certificate in it");
-  auto crl = ReadCredentialFile(dir + "/ca-crl.pem", FileSecrecy::kPublic);
-  if (!crl && crl.status().code() != ENOENT) return crl.status();
-  if (crl) {
-    const gnutls_datum_t crl_datum = Datum(*crl);
-    if (int rc = gnutls_certificate_set_x509_crl_mem(x509_, &crl_datum, GNUTLS_X509_FMT_PEM);
-        rc < 0)
-      return GnutlsError(rc, dir + "/ca-crl.pem");
-  }
-  auto cert = ReadCredentialFile(dir + "/client-cert.pem", FileSecrecy::kPublic);
-  if (!cert && cert.status().code() == ENOENT) return Status();  // no certificate to show
-  if (!cert) return cert.status();
-  auto key = ReadCredentialFile(dir + "/client-key.pem", FileSecrecy::kSecret);
-  if (!key) return key.status();
-  const gnutls_datum_t cert_datum = Datum(*cert), key_datum = Datum(*key);
-  if (int rc = gnutls_certificate_set_x509_key_mem(x509_, &cert_datum, &key_datum,
-                                                    GNUTLS_X509_FMT_PEM);
-      rc < 0)
-    return GnutlsError(rc, dir + "/client-cert.pem with client-key.pem");
-  return Status();
-}
-
-Status ClientSession::Init(const ClientTlsCredentials& creds, const std::string& server_name) {
-  if (int rc = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_NO_TICKETS | GNUTLS_NO_AUTO_REKEY);
-      rc < 0)
-    return GnutlsError(rc, "starting a TLS session");
-  if (int rc = gnutls_priority_set_direct(session_, kPriority, nullptr); rc < 0)
-    return GnutlsError(rc, "TLS priority");
-  if (!creds.psk_identity.empty()) {
-    if (int rc = gnutls_psk_allocate_client_credentials(&psk_); rc < 0)
-      return GnutlsError(rc, "allocating PSK credentials");
-    const gnutls_datum_t key = Datum(creds.psk_key);
-    if (int rc = gnutls_psk_set_client_credentials(psk_, creds.psk_identity.c_str(), &key,
-                                                   GNUTLS_PSK_KEY_RAW);
-        rc < 0)
-      return GnutlsError(rc, "PSK identity " + creds.psk_identity);
-    if (int rc = gnutls_credentials_set(session_, GNUTLS_CRD_PSK, psk_); rc < 0)
-      return GnutlsError(rc, "PSK credentials");
-  }
-  if (!creds.certificates_dir.empty()) {
-    if (Status s = LoadX509(creds.certificates_dir); !s.ok())
-      return s.WithContext("--tls-certificates");
-    if (int rc = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, x509_); rc < 0)
-      return GnutlsError(rc, "X.509 credentials");
-    // The server's certificate must be the CA's and name server_name (a
-    // DNS name, or an address in its IP SANs).
-    gnutls_session_set_verify_cert(session_, server_name.c_str(), 0);
-    in6_addr any;
-    const bool is_address = inet_pton(AF_INET, server_name.c_str(), &any) == 1 ||
-                            inet_pton(AF_INET6, server_name.c_str(), &any) == 1;
-    if (!is_address)
-      gnutls_server_name_set(session_, GNUTLS_NAME_DNS, server_name.data(), server_name.size());
-  }
-  return Status();
-}
-
 // Moves one direction's traffic keys into the socket. Info is the
 // kernel's crypto_info struct of the session's cipher: GnuTLS's 12-byte
 // TLS 1.3 IV is the kernel's salt followed by its iv.
@@ -209,6 +121,73 @@ std::string Credentials(const ClientTlsCredentials& creds) {
 
 }  // namespace
 
+// ca-cert.pem must be there; client-cert.pem and client-key.pem only
+// when this client shows a certificate; ca-crl.pem when present.
+Status ClientTlsSession::LoadX509(const std::string& dir) {
+  auto ca = ReadCredentialFile(dir + "/ca-cert.pem", FileSecrecy::kPublic);
+  if (!ca) return ca.status();
+  if (int rc = gnutls_certificate_allocate_credentials(&x509_); rc < 0)
+    return GnutlsError(rc, "allocating X.509 credentials");
+  const gnutls_datum_t ca_datum = Datum(*ca);
+  int n = gnutls_certificate_set_x509_trust_mem(x509_, &ca_datum, GNUTLS_X509_FMT_PEM);
+  if (n <= 0)
+    return n < 0 ? GnutlsError(n, dir + "/ca-cert.pem")
+                 : Status::Error(EINVAL, dir + "/ca-cert.pem: no certificate in it");
+  auto crl = ReadCredentialFile(dir + "/ca-crl.pem", FileSecrecy::kPublic);
+  if (!crl && crl.status().code() != ENOENT) return crl.status();
+  if (crl) {
+    const gnutls_datum_t crl_datum = Datum(*crl);
+    if (int rc = gnutls_certificate_set_x509_crl_mem(x509_, &crl_datum, GNUTLS_X509_FMT_PEM);
+        rc < 0)
+      return GnutlsError(rc, dir + "/ca-crl.pem");
+  }
+  auto cert = ReadCredentialFile(dir + "/client-cert.pem", FileSecrecy::kPublic);
+  if (!cert && cert.status().code() == ENOENT) return Status();  // no certificate to show
+  if (!cert) return cert.status();
+  auto key = ReadCredentialFile(dir + "/client-key.pem", FileSecrecy::kSecret);
+  if (!key) return key.status();
+  const gnutls_datum_t cert_datum = Datum(*cert), key_datum = Datum(*key);
+  if (int rc = gnutls_certificate_set_x509_key_mem(x509_, &cert_datum, &key_datum,
+                                                    GNUTLS_X509_FMT_PEM);
+      rc < 0)
+    return GnutlsError(rc, dir + "/client-cert.pem with client-key.pem");
+  return Status();
+}
+
+Status ClientTlsSession::Init(const ClientTlsCredentials& creds, const std::string& server_name) {
+  if (int rc = gnutls_init(&session_, GNUTLS_CLIENT | GNUTLS_NO_TICKETS | GNUTLS_NO_AUTO_REKEY);
+      rc < 0)
+    return GnutlsError(rc, "starting a TLS session");
+  if (int rc = gnutls_priority_set_direct(session_, kPriority, nullptr); rc < 0)
+    return GnutlsError(rc, "TLS priority");
+  if (!creds.psk_identity.empty()) {
+    if (int rc = gnutls_psk_allocate_client_credentials(&psk_); rc < 0)
+      return GnutlsError(rc, "allocating PSK credentials");
+    const gnutls_datum_t key = Datum(creds.psk_key);
+    if (int rc = gnutls_psk_set_client_credentials(psk_, creds.psk_identity.c_str(), &key,
+                                                   GNUTLS_PSK_KEY_RAW);
+        rc < 0)
+      return GnutlsError(rc, "PSK identity " + creds.psk_identity);
+    if (int rc = gnutls_credentials_set(session_, GNUTLS_CRD_PSK, psk_); rc < 0)
+      return GnutlsError(rc, "PSK credentials");
+  }
+  if (!creds.certificates_dir.empty()) {
+    if (Status s = LoadX509(creds.certificates_dir); !s.ok())
+      return s.WithContext("--tls-certificates");
+    if (int rc = gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, x509_); rc < 0)
+      return GnutlsError(rc, "X.509 credentials");
+    // The server's certificate must be the CA's and name server_name (a
+    // DNS name, or an address in its IP SANs).
+    gnutls_session_set_verify_cert(session_, server_name.c_str(), 0);
+    in6_addr any;
+    const bool is_address = inet_pton(AF_INET, server_name.c_str(), &any) == 1 ||
+                            inet_pton(AF_INET6, server_name.c_str(), &any) == 1;
+    if (!is_address)
+      gnutls_server_name_set(session_, GNUTLS_NAME_DNS, server_name.data(), server_name.size());
+  }
+  return Status();
+}
+
 Status RefusedAfterHandshake(const std::string& server_name, const ClientTlsCredentials& creds) {
   return Status::Error(EACCES, "TLS with " + server_name +
                                    ": the runner closed the connection, so it did not accept "
@@ -221,7 +200,7 @@ Expected<ClientTlsCredentials> ResolveClientTls(const ClientTlsOptions& options)
   creds.certificates_dir = options.certificates_dir;
   if (!creds.certificates_dir.empty()) {
     // Checked now, not at the first handshake: a command fails early.
-    ClientSession probe;
+    ClientTlsSession probe;
     if (Status s = probe.Init(creds, "localhost"); !s.ok()) return s;
   }
   if (!options.username.empty() && options.psk_file.empty())
@@ -248,25 +227,38 @@ Expected<ClientTlsCredentials> ResolveClientTls(const ClientTlsOptions& options)
   return creds;
 }
 
-Status StartKernelTls(int fd, const ClientTlsCredentials& creds, const std::string& server_name,
-                      int timeout_s) {
-  if (Status s = EnsureKernelModule("tls"); !s.ok()) return s;
-  ClientSession session;
-  if (Status s = session.Init(creds, server_name); !s.ok()) return s;
-  gnutls_transport_set_int(session.get(), fd);
-  gnutls_handshake_set_timeout(session.get(), static_cast<unsigned>(timeout_s) * 1000);
+ClientTlsSession::~ClientTlsSession() {
+  if (session_) gnutls_deinit(session_);
+  if (psk_) gnutls_psk_free_client_credentials(psk_);
+  if (x509_) gnutls_certificate_free_credentials(x509_);
+}
+
+Expected<std::unique_ptr<ClientTlsSession>> ClientTlsSession::Handshake(
+    int fd, const ClientTlsCredentials& creds, const std::string& server_name, int timeout_s) {
+  std::unique_ptr<ClientTlsSession> session(new ClientTlsSession());
+  if (Status s = session->Init(creds, server_name); !s.ok()) return s;
+  gnutls_transport_set_int(session->get(), fd);
+  gnutls_handshake_set_timeout(session->get(), static_cast<unsigned>(timeout_s) * 1000);
   int rc;
   do {
-    rc = gnutls_handshake(session.get());
+    rc = gnutls_handshake(session->get());
   } while (rc < 0 && !gnutls_error_is_fatal(rc));
   if (rc == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
     return Status::Error(EACCES, "TLS: the certificate of " + server_name +
-                                     " is not trusted: " + VerifyFailure(session.get()));
+                                     " is not trusted: " + VerifyFailure(session->get()));
   if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PUSH_ERROR ||
       rc == GNUTLS_E_PULL_ERROR)
     return RefusedAfterHandshake(server_name, creds);
   if (rc < 0) return GnutlsError(rc, "TLS handshake with " + server_name);
-  Status s = InstallKernelTls(session.get(), fd);
+  return session;
+}
+
+Status StartKernelTls(int fd, const ClientTlsCredentials& creds, const std::string& server_name,
+                      int timeout_s) {
+  if (Status s = EnsureKernelModule("tls"); !s.ok()) return s;
+  auto session = ClientTlsSession::Handshake(fd, creds, server_name, timeout_s);
+  if (!session) return session.status();
+  Status s = InstallKernelTls((*session)->get(), fd);
   if (s.code() == ECONNRESET) return RefusedAfterHandshake(server_name, creds);
   return s;
 }

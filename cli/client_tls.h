@@ -14,6 +14,9 @@
 // Functions are thread-safe.
 #pragma once
 
+#include <gnutls/gnutls.h>
+
+#include <memory>
 #include <string>
 
 #include "utils/status.h"
@@ -38,6 +41,32 @@ struct ClientTlsCredentials {
   std::string psk_key;  // raw bytes
   std::string certificates_dir;
   bool enabled() const { return !psk_identity.empty() || !certificates_dir.empty(); }
+};
+
+// One client TLS session on a socket and the credentials it uses, freed
+// together (the socket is the caller's). Used by StartKernelTls, and kept
+// by a TlsRelay for the control RPC.
+class ClientTlsSession {
+ public:
+  // Runs the client handshake on fd (TLS 1.3), verifying the server's
+  // certificate against server_name when certificates are used.
+  static Expected<std::unique_ptr<ClientTlsSession>> Handshake(int fd,
+                                                               const ClientTlsCredentials& creds,
+                                                               const std::string& server_name,
+                                                               int timeout_s);
+  ClientTlsSession() = default;
+  ~ClientTlsSession();
+  ClientTlsSession(const ClientTlsSession&) = delete;
+  ClientTlsSession& operator=(const ClientTlsSession&) = delete;
+  // Sets a session up (no handshake yet): loads and checks the credentials.
+  Status Init(const ClientTlsCredentials& creds, const std::string& server_name);
+  gnutls_session_t get() const { return session_; }
+
+ private:
+  Status LoadX509(const std::string& dir);
+  gnutls_session_t session_ = nullptr;
+  gnutls_psk_client_credentials_t psk_ = nullptr;
+  gnutls_certificate_credentials_t x509_ = nullptr;
 };
 
 // Reads the PSK file (with ReadPskFile's checks) and picks the identity:

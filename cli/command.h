@@ -51,7 +51,7 @@ struct Command {
 // map and unmap record the runner they used for nbd-clid, which must
 // reach it again by address: they never use the admin socket.
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
-  return ConnectCommandRunner(c.host, c.host_given, c.verb != "map" && c.verb != "unmap");
+  return ConnectCommandRunner(c.host, c.host_given, c.verb != "map" && c.verb != "unmap", c.tls);
 }
 
 // Calls proc, whose reply is an nbdr_status_reply, into *r: -1 when the

@@ -303,6 +303,23 @@ int UnmapByKey(RunnerClient* client, const Command& c, const std::string& host_i
 
 }  // namespace
 
+namespace {
+
+// Without TLS options, unmap speaks to the runner with the credentials
+// this host's record of the mapping keeps (the ones it was mapped with).
+void UseRecordedTls(Command* c) {
+  if (c->tls.enabled()) return;
+  auto records = LoadMappings();
+  if (!records) return;
+  for (const MappingRecord& m : *records)
+    if (m.type == c->type && m.key == c->key && m.tls.enabled()) {
+      c->tls = m.tls;
+      return;
+    }
+}
+
+}  // namespace
+
 int DoUnmap(Command c) {
   if (geteuid() != 0) return Error(kExitFailed, EPERM, "unmap needs root");
   int index = ParseNbdDevice(c.key);
@@ -323,6 +340,7 @@ int DoUnmap(Command c) {
   } else {
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
   }
+  UseRecordedTls(&c);
   auto client = ConnectOrFail(c);
   if (!client && by_device) {
     // The device is this host's to release even when its runner is gone;

@@ -4,13 +4,57 @@
 
 #include <sys/socket.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+
+#include "cli/tls_relay.h"
+#include "utils/nbd_protocol.h"
 
 namespace nbdr {
 
-Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_s) {
+namespace {
+
+// RFC 9289's probe on a fresh connection: a NULL call with the AUTH_TLS
+// credential; a runner that offers TLS answers with the verifier
+// "STARTTLS", after which the client starts the TLS handshake.
+Status ProbeStartTls(int fd, const std::string& target) {
+  constexpr uint32_t kAuthTls = 7;
+  const uint32_t xid = static_cast<uint32_t>(getpid()) ^ 0x54c5;
+  uint8_t call[44];
+  const uint32_t words[11] = {0x80000000u | 40, xid, 0 /* CALL */, 2 /* RPC version */,
+                              NBDR_PROGRAM, NBDR_V2, 0 /* NULL */, kAuthTls, 0, 0, 0};
+  for (int i = 0; i < 11; i++) nbd::Put32(call + 4 * i, words[i]);
+  if (Status s = WriteAll(fd, call, sizeof call); !s.ok()) return s;
+  uint8_t mark[4];
+  if (Status s = ReadAll(fd, mark, 4); !s.ok()) return s;
+  const uint32_t len = nbd::Get32(mark) & 0x7fffffff;
+  if (len < 24 || len > 1024) return Status::Error(EPROTO, "a malformed answer to the TLS probe");
+  std::vector<uint8_t> reply(len);
+  if (Status s = ReadAll(fd, reply.data(), len); !s.ok()) return s;
+  auto word = [&](size_t i) { return nbd::Get32(reply.data() + 4 * i); };
+  if (word(0) != xid || word(1) != 1 /* REPLY */)
+    return Status::Error(EPROTO, "a malformed answer to the TLS probe");
+  if (word(2) != 0 /* MSG_ACCEPTED */)
+    return Status::Error(EPROTO, "nbd-runner at " + target + " refused the TLS probe");
+  const uint32_t verf_len = word(4);
+  const std::string verifier(reinterpret_cast<const char*>(reply.data()) + 20,
+                             std::min<size_t>(verf_len, len - 20));
+  if (verifier != "STARTTLS")
+    return Status::Error(EPROTONOSUPPORT, "nbd-runner at " + target +
+                                              " does not offer TLS on its control port (its tls "
+                                              "is off); run without --tls-psk/--tls-certificates");
+  return Status();
+}
+
+}  // namespace
+
+Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_s,
+                                             const ClientTlsCredentials* tls) {
   RunnerClient c;
   c.where_ = where;
   c.target_ = (where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host) +
@@ -19,16 +63,25 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
   if (!fd)
     return Status::Error(fd.status().code(), "cannot reach nbd-runner at " + c.target_ + ": " +
                                                  fd.status().message());
-  sockaddr_storage ss;
+  sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   getpeername(fd->get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  if (tls && tls->enabled()) {
+    SetRecvTimeout(fd->get(), std::chrono::seconds(timeout_s));
+    if (Status s = ProbeStartTls(fd->get(), c.target_); !s.ok()) return s;
+    auto session = ClientTlsSession::Handshake(fd->get(), *tls, where.host, timeout_s);
+    if (!session) return session.status().WithContext("control port of " + c.target_);
+    auto relay = TlsRelay::Start(std::move(*fd), std::move(*session));
+    if (!relay) return relay.status();
+    c.relay_ = std::move(*relay);
+    *fd = c.relay_->TakeLocalFd();
+  }
   netbuf addr{len, len, &ss};
   CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V2, 0, 0);
   if (!clnt)
     return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
                                            clnt_spcreateerror(""));
-  int fd_num = fd->release();
-  (void)fd_num;
+  (void)fd->release();
   clnt_control(clnt, CLSET_FD_CLOSE, nullptr);
   c.client_.reset(clnt);
   return c;
@@ -61,14 +114,14 @@ std::string AdminSocketPath() {
 }
 
 Expected<RunnerClient> ConnectCommandRunner(const HostPort& host, bool host_given,
-                                            bool may_use_local) {
+                                            bool may_use_local, const ClientTlsCredentials& tls) {
   if (!host_given && may_use_local) {
     auto local = RunnerClient::ConnectLocal(AdminSocketPath());
     // No socket, or one nobody listens on any more: the control port.
     if (local || (local.status().code() != ENOENT && local.status().code() != ECONNREFUSED))
       return local;
   }
-  return RunnerClient::Connect(host);
+  return RunnerClient::Connect(host, 10, &tls);
 }
 
 RunnerClient::~RunnerClient() = default;
@@ -131,6 +184,15 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
     }
     case RPC_PROGUNAVAIL:
       return Status::Error(EPROTO, target_ + " is not an nbd-runner control port");
+    case RPC_AUTHERROR: {
+      rpc_err err{};
+      clnt_geterr(client_.get(), &err);
+      if (err.re_why == AUTH_TOOWEAK)
+        return Status::Error(EACCES, "nbd-runner at " + target_ + " requires TLS on its control "
+                                     "port: give --tls-psk FILE or --tls-certificates DIR");
+      return Status::Error(EACCES, "nbd-runner at " + target_ + " refused " + p->name +
+                                       ": authentication error " + std::to_string(err.re_why));
+    }
     default: {
       std::string why = clnt_sperror(client_.get(), "");
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
@@ -138,6 +200,10 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       // The connection closed before any reply: the runner may be at its
       // connection limit or restarting, or this is not its control port
       // (its NBD port answers an RPC call that way).
+      if ((st == RPC_CANTRECV || st == RPC_CANTSEND) && relay_ && !relay_->Failure().empty())
+        return Status::Error(EACCES, "nbd-runner at " + target_ + " ended the TLS session (" +
+                                         relay_->Failure() + "): it did not accept this "
+                                         "client's credentials; its log says why");
       if (st == RPC_CANTRECV)
         why += " (the connection closed before a reply: the runner may be busy or restarting, "
                "or " + target_ + " is not its control port, 24110 by default)";

@@ -11,6 +11,8 @@
 #include <string>
 
 #include "nbd_rpc.h"
+#include "cli/client_tls.h"
+#include "cli/tls_relay.h"
 #include "rpc/rpc_table.h"
 #include "utils/net.h"
 #include "utils/status.h"
@@ -27,7 +29,11 @@ std::string AdminSocketPath();
 class RunnerClient {
  public:
   // Connects to host:port. Errors say which runner could not be reached.
-  static Expected<RunnerClient> Connect(const HostPort& where, int timeout_s = 10);
+  // With tls enabled, the connection starts TLS first (RFC 9289: a NULL
+  // call with AUTH_TLS, the STARTTLS verifier, the handshake) and every
+  // call goes through a TlsRelay.
+  static Expected<RunnerClient> Connect(const HostPort& where, int timeout_s = 10,
+                                        const ClientTlsCredentials* tls = nullptr);
   // Connects to a runner's admin unix socket (target "unix:PATH").
   static Expected<RunnerClient> ConnectLocal(const std::string& path);
 
@@ -51,6 +57,7 @@ class RunnerClient {
   struct ClientDeleter {
     void operator()(CLIENT* c) const { clnt_destroy(c); }
   };
+  std::unique_ptr<TlsRelay> relay_;  // destroyed after client_, which closes its end
   std::unique_ptr<CLIENT, ClientDeleter> client_;
   HostPort where_;
   std::string target_;
@@ -62,7 +69,7 @@ class RunnerClient {
 // AdminSocketPath() (a runner on this host: root needs no credentials).
 // A socket file nobody listens on is passed over for host.
 Expected<RunnerClient> ConnectCommandRunner(const HostPort& host, bool host_given,
-                                            bool may_use_local);
+                                            bool may_use_local, const ClientTlsCredentials& tls);
 
 // Where to reach the runner's NBD port: its advertised address, unless
 // that is a loopback or wildcard one, then the address we reached its

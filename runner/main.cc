@@ -377,7 +377,8 @@ int main(int argc, char** argv) {
 
   NbdServer nbd(NbdOptionsFrom(opts, *tls), &registry);
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
-  RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections);
+  RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections,
+                [&nbd] { return nbd.tls(); });
 
   if (Status s = nbd.Start(); !s.ok()) return Fail(s);
   control.SetIoAddress({opts.io_host, nbd.port()});

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "rpc/rpc_table.h"
+#include "runner/tls_session.h"
 #include "utils/log.h"
 #include "utils/net.h"
 
@@ -28,12 +29,28 @@ constexpr std::chrono::seconds kIdleTimeout{60};
 constexpr std::chrono::seconds kCallReceiveTimeout{10};
 constexpr u_int kRecordBufferSize = 64 * 1024;
 
-int WriteRecord(void* handle, void* buf, int len) {
-  int fd = static_cast<RpcServer::Connection*>(handle)->fd;
-  return WriteAll(fd, buf, static_cast<size_t>(len)).ok() ? len : -1;
-}
+// RFC 9289: the client's credential flavor asking for TLS, and the
+// verifier of the server's answer that it may start.
+constexpr int32_t kAuthTls = 7;
+constexpr char kStartTlsVerifier[] = "STARTTLS";
+// How long a client has for the TLS handshake on the control port.
+constexpr std::chrono::seconds kTlsHandshakeTimeout{10};
 
 }  // namespace
+
+int RpcServer::WriteRecord(void* handle, void* buf, int len) {
+  auto* c = static_cast<Connection*>(handle);
+  if (!c->tls) return WriteAll(c->fd, buf, static_cast<size_t>(len)).ok() ? len : -1;
+  size_t done = 0;
+  while (done < static_cast<size_t>(len)) {
+    iovec iov{static_cast<char*>(buf) + done, static_cast<size_t>(len) - done};
+    ssize_t n = c->tls->Send(&iov, 1, false);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    done += static_cast<size_t>(n);
+  }
+  return len;
+}
 
 // xdrrec's read callback on a blocking socket: each wait is bounded by the
 // idle timeout between calls and by what is left of the call's deadline
@@ -56,8 +73,14 @@ int RpcServer::ReadRecord(void* handle, void* buf, int len) {
                static_cast<long long>(kCallReceiveTimeout.count()));
       return -1;
     }
-    SetRecvTimeout(c->fd, wait);
-    ssize_t n = recv(c->fd, buf, static_cast<size_t>(len), 0);
+    ssize_t n;
+    if (c->tls) {
+      c->tls->SetRecvTimeout(wait);
+      n = c->tls->Recv(buf, static_cast<size_t>(len), false);
+    } else {
+      SetRecvTimeout(c->fd, wait);
+      n = recv(c->fd, buf, static_cast<size_t>(len), 0);
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !between_calls) continue;
     if (n <= 0) return -1;
@@ -82,11 +105,13 @@ void RpcServer::AwaitCall(Connection* c) {
   c->since = Clock::now();
 }
 
-RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, int max_connections)
+RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, int max_connections,
+                     TlsSource tls_source)
     : host_(std::move(host)),
       requested_port_(port),
       service_(service),
-      max_connections_(max_connections) {}
+      max_connections_(max_connections),
+      tls_source_(std::move(tls_source)) {}
 
 RpcServer::~RpcServer() { Stop(); }
 
@@ -171,7 +196,7 @@ bool RpcServer::EvictIdleLocked() {
 
 void RpcServer::Serve(Connection* c) {
   int fd = c->fd;
-  const RpcCaller caller = CallerOf(fd, c->local);
+  RpcCaller caller = CallerOf(fd, c->local);
   c->peer = caller.peer;
   SetSendTimeout(fd, kIdleTimeout);
   if (!c->local) SetNoDelay(fd);
@@ -190,59 +215,105 @@ void RpcServer::Serve(Connection* c) {
     if (!xdr_callmsg(&xdrs, &call)) return;  // end of stream or not RPC at all
     if (!StartCall(c)) return;  // a call already buffered counts as started too
     if (call.rm_direction != CALL) return;
-
-    rpc_msg reply{};
-    reply.rm_xid = call.rm_xid;
-    reply.rm_direction = REPLY;
-    reply.rm_reply.rp_stat = MSG_ACCEPTED;
-    reply.acpted_rply.ar_verf = _null_auth;
-    reply.acpted_rply.ar_stat = SUCCESS;
-
-    const RpcProcedure* proc = nullptr;
-    std::unique_ptr<char[]> args, result;
-    bool decoded = false;
-    if (call.rm_call.cb_rpcvers != RPC_MSG_VERSION) {
-      reply.rm_reply.rp_stat = MSG_DENIED;
-      reply.rjcted_rply.rj_stat = RPC_MISMATCH;
-      reply.rjcted_rply.rj_vers.low = RPC_MSG_VERSION;
-      reply.rjcted_rply.rj_vers.high = RPC_MSG_VERSION;
-    } else if (call.rm_call.cb_prog != NBDR_PROGRAM) {
-      reply.acpted_rply.ar_stat = PROG_UNAVAIL;
-    } else if (call.rm_call.cb_vers != NBDR_V2) {
-      LOG_WARN("rpc", "%s speaks control protocol version %u, this runner %u: refused (an "
-               "nbd-cli of another release?)", caller.peer.c_str(),
-               static_cast<unsigned>(call.rm_call.cb_vers), static_cast<unsigned>(NBDR_V2));
-      reply.acpted_rply.ar_stat = PROG_MISMATCH;
-      reply.acpted_rply.ar_vers.low = NBDR_V2;
-      reply.acpted_rply.ar_vers.high = NBDR_V2;
-    } else if ((proc = FindRpcProcedure(call.rm_call.cb_proc)) == nullptr) {
-      reply.acpted_rply.ar_stat = PROC_UNAVAIL;
-    } else {
-      args.reset(new char[proc->args_size + 1]());
-      result.reset(new char[proc->result_size + 1]());
-      if (!proc->xdr_args(&xdrs, args.get())) {
-        LOG_WARN("rpc", "%s from %s: undecodable arguments", proc->name, caller.peer.c_str());
-        reply.acpted_rply.ar_stat = GARBAGE_ARGS;
-      } else {
-        decoded = true;
-        service_->Dispatch(caller, proc->number, args.get(), result.get());
-        reply.acpted_rply.ar_results.where = result.get();
-        reply.acpted_rply.ar_results.proc = proc->xdr_result;
-      }
-    }
-    // Only SUCCESS carries results (set above). The versions of a
-    // PROG_MISMATCH or RPC_MISMATCH share their union with the results:
-    // nothing may be written over them.
-    xdrs.x_op = XDR_ENCODE;
-    bool sent = xdr_replymsg(&xdrs, &reply) && xdrrec_endofrecord(&xdrs, TRUE);
-    if (proc) {
-      // Frees whatever decoding allocated, even when it failed half way.
-      xdr_free(proc->xdr_args, args.get());
-      if (decoded) xdr_free(proc->xdr_result, result.get());
-    }
-    if (!sent) return;
-    if (reply.acpted_rply.ar_stat == GARBAGE_ARGS) return;
+    if (!AnswerCall(c, &caller, &xdrs, call)) return;
   }
+}
+
+bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call) {
+  const auto creds = !c->local && tls_source_ ? tls_source_() : nullptr;
+  const TlsMode mode = creds ? creds->options().mode : TlsMode::kOff;
+  if (call.rm_call.cb_cred.oa_flavor == kAuthTls && call.rm_call.cb_proc == NBDR_NULL &&
+      mode != TlsMode::kOff && !c->tls)
+    return StartTls(c, caller, xdrs, call, creds);
+
+  rpc_msg reply{};
+  reply.rm_xid = call.rm_xid;
+  reply.rm_direction = REPLY;
+  reply.rm_reply.rp_stat = MSG_ACCEPTED;
+  reply.acpted_rply.ar_verf = _null_auth;
+  reply.acpted_rply.ar_stat = SUCCESS;
+
+  const RpcProcedure* proc = nullptr;
+  std::unique_ptr<char[]> args, result;
+  bool decoded = false;
+  if (call.rm_call.cb_rpcvers != RPC_MSG_VERSION) {
+    reply.rm_reply.rp_stat = MSG_DENIED;
+    reply.rjcted_rply.rj_stat = RPC_MISMATCH;
+    reply.rjcted_rply.rj_vers.low = RPC_MSG_VERSION;
+    reply.rjcted_rply.rj_vers.high = RPC_MSG_VERSION;
+  } else if (mode == TlsMode::kRequire && !c->tls && call.rm_call.cb_proc != NBDR_NULL) {
+    // RFC 9289: a server that requires TLS rejects calls outside it.
+    LOG_WARN("rpc", "%s: call %u refused: TLS is required on the control port first",
+             caller->peer.c_str(), static_cast<unsigned>(call.rm_call.cb_proc));
+    reply.rm_reply.rp_stat = MSG_DENIED;
+    reply.rjcted_rply.rj_stat = AUTH_ERROR;
+    reply.rjcted_rply.rj_why = AUTH_TOOWEAK;
+  } else if (call.rm_call.cb_prog != NBDR_PROGRAM) {
+    reply.acpted_rply.ar_stat = PROG_UNAVAIL;
+  } else if (call.rm_call.cb_vers != NBDR_V2) {
+    LOG_WARN("rpc", "%s speaks control protocol version %u, this runner %u: refused (an "
+             "nbd-cli of another release?)", caller->peer.c_str(),
+             static_cast<unsigned>(call.rm_call.cb_vers), static_cast<unsigned>(NBDR_V2));
+    reply.acpted_rply.ar_stat = PROG_MISMATCH;
+    reply.acpted_rply.ar_vers.low = NBDR_V2;
+    reply.acpted_rply.ar_vers.high = NBDR_V2;
+  } else if ((proc = FindRpcProcedure(call.rm_call.cb_proc)) == nullptr) {
+    reply.acpted_rply.ar_stat = PROC_UNAVAIL;
+  } else {
+    args.reset(new char[proc->args_size + 1]());
+    result.reset(new char[proc->result_size + 1]());
+    if (!proc->xdr_args(xdrs, args.get())) {
+      LOG_WARN("rpc", "%s from %s: undecodable arguments", proc->name, caller->peer.c_str());
+      reply.acpted_rply.ar_stat = GARBAGE_ARGS;
+    } else {
+      decoded = true;
+      service_->Dispatch(*caller, proc->number, args.get(), result.get());
+      reply.acpted_rply.ar_results.where = result.get();
+      reply.acpted_rply.ar_results.proc = proc->xdr_result;
+    }
+  }
+  // Only SUCCESS carries results (set above). The versions of a
+  // PROG_MISMATCH or RPC_MISMATCH share their union with the results:
+  // nothing may be written over them.
+  xdrs->x_op = XDR_ENCODE;
+  bool sent = xdr_replymsg(xdrs, &reply) && xdrrec_endofrecord(xdrs, TRUE);
+  if (proc) {
+    // Frees whatever decoding allocated, even when it failed half way.
+    xdr_free(proc->xdr_args, args.get());
+    if (decoded) xdr_free(proc->xdr_result, result.get());
+  }
+  return sent && !(reply.rm_reply.rp_stat == MSG_ACCEPTED &&
+                   reply.acpted_rply.ar_stat == GARBAGE_ARGS);
+}
+
+bool RpcServer::StartTls(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call,
+                         const std::shared_ptr<const TlsCredentials>& creds) {
+  rpc_msg reply{};
+  reply.rm_xid = call.rm_xid;
+  reply.rm_direction = REPLY;
+  reply.rm_reply.rp_stat = MSG_ACCEPTED;
+  reply.acpted_rply.ar_verf.oa_flavor = AUTH_NONE;
+  reply.acpted_rply.ar_verf.oa_base = const_cast<char*>(kStartTlsVerifier);
+  reply.acpted_rply.ar_verf.oa_length = sizeof kStartTlsVerifier - 1;
+  reply.acpted_rply.ar_stat = SUCCESS;
+  reply.acpted_rply.ar_results.where = nullptr;
+  reply.acpted_rply.ar_results.proc =
+      reinterpret_cast<xdrproc_t>(reinterpret_cast<void (*)(void)>(xdr_void));
+  xdrs->x_op = XDR_ENCODE;
+  if (!xdr_replymsg(xdrs, &reply) || !xdrrec_endofrecord(xdrs, TRUE)) return false;
+  // The client starts its handshake only after this answer, so nothing of
+  // it is in the record buffer: the session reads it from the socket.
+  auto session = TlsSession::Accept(c->fd, creds, Clock::now() + kTlsHandshakeTimeout);
+  if (!session) {
+    LOG_WARN("rpc", "%s: TLS handshake failed: %s; closing", caller->peer.c_str(),
+             session.status().message().c_str());
+    return false;
+  }
+  c->tls = std::move(*session);
+  caller->identity = c->tls->identity();
+  LOG_INFO("rpc", "%s: TLS %s, client %s", caller->peer.c_str(), c->tls->description().c_str(),
+           caller->identity.empty() ? "without an identity" : caller->identity.c_str());
+  return true;
 }
 
 void RpcServer::Stop() {

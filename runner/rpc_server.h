@@ -10,15 +10,21 @@
 // Thread-safety: Start and Stop from the main thread.
 #pragma once
 
+#include <rpc/rpc.h>
+
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <list>
+#include <memory>
 #include <condition_variable>
 #include <cstdint>
 #include <string>
 #include <thread>
 
 #include "runner/control_service.h"
+#include "runner/tls_credentials.h"
+#include "runner/tls_session.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 #include "utils/tcp_listener.h"
@@ -28,7 +34,12 @@ namespace nbdr {
 
 class RpcServer {
  public:
-  RpcServer(std::string host, uint16_t port, ControlService* service, int max_connections);
+  // tls_source: the runner's TLS credentials now (they change on SIGHUP);
+  // with TLS on or required, clients may start TLS as RFC 9289 says, and
+  // with TLS required they must before any other call.
+  using TlsSource = std::function<std::shared_ptr<const TlsCredentials>()>;
+  RpcServer(std::string host, uint16_t port, ControlService* service, int max_connections,
+            TlsSource tls_source = nullptr);
   ~RpcServer();
   RpcServer(const RpcServer&) = delete;
   RpcServer& operator=(const RpcServer&) = delete;
@@ -38,6 +49,8 @@ class RpcServer {
     RpcServer* server = nullptr;
     int fd = -1;
     bool local = false;  // on the admin unix socket
+    // Once the client asked for TLS (RFC 9289): every record goes through it.
+    std::unique_ptr<TlsSession> tls;
     std::string peer;  // set by its thread
     // Guarded by server->mu_: waiting for a call's first byte (only such
     // a connection is closed to make room), and since when it has been in
@@ -63,6 +76,14 @@ class RpcServer {
   // for its next call; false when all are in calls.
   bool EvictIdleLocked() REQUIRES(mu_);
   void Serve(Connection* c);
+  // Answers one decoded call header (its arguments are next in xdrs).
+  // False when the connection must close.
+  bool AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call);
+  // The AUTH_TLS probe (RFC 9289): answers with the STARTTLS verifier, then
+  // runs the TLS handshake; *caller gets the identity TLS proved.
+  bool StartTls(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call,
+                const std::shared_ptr<const TlsCredentials>& creds);
+  static int WriteRecord(void* handle, void* buf, int len);
   static int ReadRecord(void* handle, void* buf, int len);
   // The connection now waits for a call / has begun one; false if it was
   // closed to make room meanwhile.
@@ -73,6 +94,7 @@ class RpcServer {
   const uint16_t requested_port_;
   ControlService* const service_;
   const int max_connections_;
+  const TlsSource tls_source_;
   TcpListener listener_{"rpc"};
   TcpListener local_listener_{"rpc-local"};
   std::string local_path_;  // "" until StartLocal

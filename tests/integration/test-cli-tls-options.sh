@@ -13,10 +13,12 @@ source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/tls-credentials.sh"
 requires psktool certtool
 
-make_psk "$T/one.psk" alice
+make_psk "$T/one.psk" carol
 make_psk "$T/two.psk" alice bob
 make_pki "$T/pki"
-start_runner
+# The runner knows every key (the options reach its control port too).
+cat "$T/one.psk" "$T/two.psk" >"$T/all.psk" && chmod 600 "$T/all.psk"
+start_runner --tls on --tls-psk "$T/all.psk" --tls-certificates "$T/pki/server"
 cli file create a.img size 1M >/dev/null
 
 cli --tls-psk "$T/one.psk" file list >/dev/null || fail "a good PSK file refused"

@@ -18,6 +18,7 @@ if [ "${NBDR_MAP_TLS:-}" = 1 ]; then
   make_psk "$T/guest-files/keys.psk" client1
   VM_FILES="$T/guest-files/keys.psk"
   TLS_CLI="--tls-psk /files/keys.psk"
+  CLI_TLS_REQUIRED=(--tls-psk "$T/guest-files/keys.psk")
   bs_start_runner --tls require --tls-psk "$T/guest-files/keys.psk"
 else
   bs_start_runner
@@ -31,8 +32,8 @@ dev=\$(nbd-cli $TLS_CLI $B map $KEY $H 2>/tmp/err) && r "ok map \$dev" || r "FAI
 ok tls-as-asked sh -c "[ -z '$TLS_CLI' ] || grep -Eq 'TlsCurrRxSw[[:space:]]+1\\\$' /proc/net/tls_stat"
 ok size [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 524288 ]
 ok backend grep -q 'nbd-runner://10.0.2.2:$RPC_PORT/$B/$KEY' /sys/block/\${dev#/dev/}/backend
-ok list-mapped sh -c "nbd-cli $B list mapped $H | grep -q '$KEY.*mapped.*\$dev.*connected'"
-ok info-kernel sh -c "nbd-cli $B info $KEY $H | grep -q '^kernel: *connected\$'"
+ok list-mapped sh -c "nbd-cli $TLS_CLI $B list mapped $H | grep -q '$KEY.*mapped.*\$dev.*connected'"
+ok info-kernel sh -c "nbd-cli $TLS_CLI $B info $KEY $H | grep -q '^kernel: *connected\$'"
 ok state-recorded sh -c "grep -q '$KEY' /var/lib/nbd-cli/mappings.json && grep -q '\$dev' /var/lib/nbd-cli/mappings.json"
 ok mkfs mkfs.ext4 -q -F \$dev
 ok mount mount -t ext4 \$dev /mnt
@@ -42,7 +43,7 @@ mkdir -p /mnt/dir && dd if=/dev/urandom of=/mnt/dir/big bs=1M count=24 2>/dev/nu
 ok sync sync
 ok umount umount /mnt
 ok unmap nbd-cli $B unmap \$dev $H
-ok list-created sh -c "nbd-cli $B list created $H | grep -q '$KEY'"
+ok list-created sh -c "nbd-cli $TLS_CLI $B list created $H | grep -q '$KEY'"
 ok state-forgotten sh -c "! grep -q '$KEY' /var/lib/nbd-cli/mappings.json"
 dev2=\$(nbd-cli $TLS_CLI $B map $KEY $H 2>/tmp/err) && r "ok remap \$dev2" || r "FAIL remap: \$(cat /tmp/err)"
 ok fsck e2fsck -f -n \$dev2
