@@ -7,6 +7,7 @@
 #include <string>
 
 #include "rpc/rpc_table.h"
+#include "runner/control_policy.h"
 #include "utils/log.h"
 #include "utils/printable.h"
 
@@ -21,6 +22,7 @@ struct CallFacts {
 
 CallFacts FactsOf(uint32_t proc, const void* args) {
   CallFacts f;
+  KeyOfCall(proc, args, &f.type, &f.key);
   auto add = [&](const char* name, const std::string& value) {
     f.detail += std::string(" ") + name + " " + value;
   };
@@ -29,19 +31,12 @@ CallFacts FactsOf(uint32_t proc, const void* args) {
     case NBDR_IMPORT:
     case NBDR_CREATE_AUTH: {
       const auto* a = static_cast<const nbdr_create_args*>(args);
-      f.type = a->type, f.key = a->key;
       add("size", std::to_string(a->size));
       if (a->readonly) f.detail += " readonly";
       break;
     }
-    case NBDR_DELETE: {
-      const auto* a = static_cast<const nbdr_key_args*>(args);
-      f.type = a->type, f.key = a->key;
-      break;
-    }
     case NBDR_ACCESS: {
       const auto* a = static_cast<const nbdr_access_args*>(args);
-      f.type = a->type, f.key = a->key;
       static const char* const kOps[] = {"show", "allow", "deny", "open", "auth-enable",
                                          "auth-disable"};
       const auto op = static_cast<unsigned>(a->op);
@@ -50,22 +45,17 @@ CallFacts FactsOf(uint32_t proc, const void* args) {
         add("identity", Quoted(a->identities.identities_val[i]));
       break;
     }
-    case NBDR_MAP: {
-      const auto* a = static_cast<const nbdr_map_args*>(args);
-      f.type = a->type, f.key = a->key;
-      add("client", Quoted(a->client));
+    case NBDR_MAP:
+      add("client", Quoted(static_cast<const nbdr_map_args*>(args)->client));
       break;
-    }
     case NBDR_MAPPED: {
       const auto* a = static_cast<const nbdr_mapped_args*>(args);
-      f.type = a->type, f.key = a->key;
       add("device", Quoted(a->device));
       add("client", Quoted(a->client));
       break;
     }
     case NBDR_UNMAP: {
       const auto* a = static_cast<const nbdr_unmap_args*>(args);
-      f.type = a->type, f.key = a->key;
       if (*a->device) add("device", Quoted(a->device));
       if (*a->client) add("client", Quoted(a->client));
       if (a->map_token) f.detail += " (undoing its map)";

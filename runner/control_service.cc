@@ -8,6 +8,7 @@
 
 #include "rpc/rpc_table.h"
 #include "runner/control_audit.h"
+#include "runner/control_policy.h"
 #include "utils/log.h"
 #include "utils/names.h"
 #include "utils/printable.h"
@@ -70,22 +71,35 @@ ControlService::ControlService(BackstoreRegistry* registry, const HandlerSet* ha
                                std::string version)
     : registry_(registry), handlers_(handlers), version_(std::move(version)) {}
 
-namespace {
-
-// Whether caller may call proc at all.
-Status Authorize(const RpcCaller& caller, uint32_t proc) {
-  if (proc == NBDR_NULL || !caller.local || caller.uid == 0) return Status();
-  return Status::Error(EACCES, std::string(ProcName(proc)) + " refused: the admin socket takes " +
-                                   "root (uid 0) only, and the caller is " +
-                                   (caller.uid < 0 ? "of unknown uid"
-                                                   : "uid " + std::to_string(caller.uid)));
+Status ControlService::Authorize(const RpcCaller& caller, uint32_t proc,
+                                 const void* args) const {
+  const ControlRole role = proc == NBDR_NULL ? ControlRole::kAdmin : RoleOf(policy_, caller);
+  if (role == ControlRole::kAdmin) return Status();
+  const std::string what = ProcName(proc);
+  if (role == ControlRole::kNobody)
+    return Status::Error(EACCES, what + " refused: the admin socket takes root (uid 0) only, and "
+                                        "the caller is " +
+                                     (caller.uid < 0 ? "of unknown uid"
+                                                     : "uid " + std::to_string(caller.uid)));
+  if (!ClientMayCall(proc, args))
+    return Status::Error(EACCES, what + " refused: " + CallerName(caller) +
+                                     " is a client of this runner; only its control-admins (and "
+                                     "root on its admin socket) may " +
+                                     (proc == NBDR_UNMAP ? "unmap without a device (force)"
+                                                         : what));
+  std::string type, key;
+  if (KeyOfCall(proc, args, &type, &key)) {
+    auto record = registry_->Get(type, key);
+    if (record && !registry_->MayOpen(*record, caller.identity))
+      return Status::Error(EACCES, what + " refused: " + CallerName(caller) + " may not open " +
+                                       type + "/" + key + " (not on its access list)");
+  }
+  return Status();
 }
-
-}  // namespace
 
 void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args, void* result) {
   LOG_DEBUG("rpc", "%s from %s", ProcName(proc), caller.peer.c_str());
-  if (Status s = Authorize(caller, proc); !s.ok()) {
+  if (Status s = Authorize(caller, proc, args); !s.ok()) {
     Refuse(proc, s, result);
     if (IsAuditedCall(proc, args))
       AuditCall(caller, proc, args, result);
@@ -104,9 +118,13 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_DELETE:
       Delete(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
-    case NBDR_LIST:
-      List(*static_cast<nbdr_list_args*>(args), static_cast<nbdr_list_reply*>(result));
+    case NBDR_LIST: {
+      // A client sees only what it may open.
+      const bool all = RoleOf(policy_, caller) == ControlRole::kAdmin;
+      List(*static_cast<nbdr_list_args*>(args), all ? nullptr : &caller.identity,
+           static_cast<nbdr_list_reply*>(result));
       break;
+    }
     case NBDR_INFO:
       Info(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_info_reply*>(result));
       break;
@@ -237,7 +255,8 @@ void ControlService::Delete(const nbdr_key_args& a, nbdr_status_reply* r) {
   SetStatus(s, &r->status, &r->message, std::string("deleted ") + a.type + "/" + a.key);
 }
 
-void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
+void ControlService::List(const nbdr_list_args& a, const std::string* visible_to,
+                          nbdr_list_reply* r) {
   FillIo(&r->io);
   std::string type = a.type, filter = a.status;
   Status s;
@@ -252,6 +271,9 @@ void ControlService::List(const nbdr_list_args& a, nbdr_list_reply* r) {
     return;
   }
   auto records = registry_->List(type, status);
+  if (visible_to)
+    std::erase_if(records,
+                  [&](const BackstoreRecord& b) { return !registry_->MayOpen(b, *visible_to); });
   r->backstores.backstores_len = static_cast<u_int>(records.size());
   r->backstores.backstores_val =
       static_cast<nbdr_backstore*>(calloc(records.size() + 1, sizeof(nbdr_backstore)));

@@ -14,16 +14,11 @@
 
 #include "nbd_rpc.h"
 #include "runner/backstore_registry.h"
+#include "runner/control_policy.h"
 #include "utils/status.h"
 
 namespace nbdr {
 
-struct RpcCaller {
-  std::string peer;      // "127.0.0.1:40012", or "local pid 123"
-  std::string identity;  // who the transport proved the caller is; "" when it proved nothing
-  bool local = false;    // on the admin unix socket
-  long uid = -1;         // a local caller's uid (SO_PEERCRED); -1: unknown
-};
 
 struct IoAddress {
   std::string host;  // as configured; "" = any address
@@ -36,6 +31,8 @@ class ControlService {
 
   // Set once the NBD port is bound (before the RPC port starts serving).
   void SetIoAddress(IoAddress io) { io_ = std::move(io); }
+  // Who may call what; set before the RPC port starts serving.
+  void SetPolicy(ControlPolicy policy) { policy_ = std::move(policy); }
 
   // Runs procedure proc. args and result point to the decoded argument and
   // the (zeroed) result structure of that procedure.
@@ -45,7 +42,11 @@ class ControlService {
   void Create(const nbdr_create_args& a, nbdr_status_reply* r);
   void Import(const nbdr_create_args& a, nbdr_status_reply* r);
   void Delete(const nbdr_key_args& a, nbdr_status_reply* r);
-  void List(const nbdr_list_args& a, nbdr_list_reply* r);
+  // visible_to: the identity of a client, which sees only the backstores
+  // it may open; null for an admin.
+  void List(const nbdr_list_args& a, const std::string* visible_to, nbdr_list_reply* r);
+  // Whether caller may make this call (ControlPolicy's roles).
+  Status Authorize(const RpcCaller& caller, uint32_t proc, const void* args) const;
   void Info(const nbdr_key_args& a, nbdr_info_reply* r);
   void Check(const nbdr_key_args& a, nbdr_status_reply* r);
   void Access(const nbdr_access_args& a, nbdr_access_reply* r);
@@ -65,6 +66,7 @@ class ControlService {
   const HandlerSet* const handlers_;
   const std::string version_;
   IoAddress io_;
+  ControlPolicy policy_;
 };
 
 // Allocates a copy for an XDR string field (freed by xdr_free).

@@ -264,10 +264,10 @@ void WarnAboutExposedPorts(const RunnerOptions& opts, const std::string& nbd_add
     LOG_WARN("", "the NBD port listens on %s without TLS: anyone who reaches it can read and "
              "overwrite every backstore; set tls = require with tls-psk or tls-certificates, or "
              "io-host = 127.0.0.1", nbd_address.c_str());
-  if (!IsLoopbackHost(opts.rpc_host))
-    LOG_WARN("", "the control port listens on %s without authentication: anyone who reaches it "
-             "can create, import and delete backstores and their data; keep rpc-host on "
-             "127.0.0.1 or on a management network only", rpc_address.c_str());
+  if (!IsLoopbackHost(opts.rpc_host) && opts.tls.mode == TlsMode::kOff)
+    LOG_WARN("", "the control port listens on %s without TLS: anyone who reaches it can create, "
+             "import and delete backstores and their data; set tls = require and "
+             "control-admins, or rpc-host = 127.0.0.1", rpc_address.c_str());
 }
 
 // The NBD server's settings from the runner's options.
@@ -377,6 +377,7 @@ int main(int argc, char** argv) {
 
   NbdServer nbd(NbdOptionsFrom(opts, *tls), &registry);
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
+  control.SetPolicy({opts.tls.mode, {opts.control_admins.begin(), opts.control_admins.end()}});
   RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections,
                 [&nbd] { return nbd.tls(); });
 

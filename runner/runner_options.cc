@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "utils/config_file.h"
+#include "utils/names.h"
 #include "utils/parse_number.h"
 
 namespace nbdr {
@@ -24,7 +25,8 @@ const std::set<std::string> kRunnerKeys = {
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
     "max-connections", "mapping-timeout", "busy-poll-us",
-    "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket"};
+    "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket",
+    "control-admins"};
 // The word before an option name's first '-' ("gluster" of
 // "gluster-hosts"), the namespace handler options are named in; "" when
 // there is none.
@@ -109,6 +111,11 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   else if (key == "tls-certificates") o->tls.certificates_dir = value;
   else if (key == "tls-psk") o->tls.psk_file = value;
   else if (key == "control-socket") o->control_socket = value;
+  else if (key == "control-admins") {
+    auto ids = ParseTlsIdentityList(value);
+    if (!ids) return ids.status().WithContext("--control-admins");
+    o->control_admins = std::move(*ids);
+  }
   else if (key == "tls") {
     auto m = ParseTlsMode(value);
     if (!m) return m.status();
@@ -158,6 +165,10 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
 
 Status CheckTlsOptions(const RunnerOptions& o) {
   const TlsOptions& t = o.tls;
+  if (t.mode == TlsMode::kOff && !o.control_admins.empty())
+    return Status::Error(EINVAL, "--control-admins given, but TLS is off: without TLS no caller "
+                                 "proves an identity (and every caller of the control port is "
+                                 "admin); add --tls on or --tls require");
   if (t.mode == TlsMode::kOff) {
     // Credentials with no word on TLS: the operator believes it is on.
     if (!o.all.count("tls") && (!t.certificates_dir.empty() || !t.psk_file.empty()))
@@ -177,11 +188,11 @@ Status CheckTlsOptions(const RunnerOptions& o) {
 }
 
 // A port whose address was not given listens on loopback only, unless
-// TLS guards it: the NBD port with TLS on listens everywhere. The control
-// port has no authentication yet, so it stays on loopback by default.
+// TLS guards it (both ports with TLS on or required listen everywhere).
 void ApplySecureDefaults(RunnerOptions* o) {
-  if (!o->all.count("rpc-host")) o->rpc_host = kLoopback;
-  if (!o->all.count("io-host")) o->io_host = o->tls.mode == TlsMode::kOff ? kLoopback : "";
+  const std::string host = o->tls.mode == TlsMode::kOff ? kLoopback : "";
+  if (!o->all.count("rpc-host")) o->rpc_host = host;
+  if (!o->all.count("io-host")) o->io_host = host;
 }
 
 }  // namespace
@@ -192,7 +203,8 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "Serves backstores (files, GlusterFS, Ceph RBD) as NBD exports.\n"
       "\n"
       "  --config FILE            read options from FILE (key = value)\n"
-      "  --rpc-host ADDR          control RPC address (default 127.0.0.1; \"\" or :: = all)\n"
+      "  --rpc-host ADDR          control RPC address (default: all with --tls on or\n"
+      "                           require, else 127.0.0.1)\n"
       "  --rpc-port N             control RPC port (default 24110; 0 = any free port)\n"
       "  --io-host ADDR           NBD address (default: all with --tls on or require,\n"
       "                           else 127.0.0.1)\n"
@@ -218,6 +230,8 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "  --tls-psk FILE           pre-shared keys, IDENTITY:HEXKEY per line as psktool\n"
       "                           writes them (mode 0600)\n"
       "  --tls-verify-peer        X.509 clients must present a certificate signed by the CA\n"
+      "  --control-admins IDS     TLS identities (psk:ID, x509:DN) that may administer over\n"
+      "                           the control port; other identities are clients\n"
       "  --foreground             stay in the foreground and log to stderr too\n"
       "  --check-config           check the configuration (options, handlers and their\n"
       "                           options, saveconfig.json) and exit: 0 when a start\n"

@@ -41,6 +41,8 @@ struct RunnerOptions {
   int busy_poll_us = 30;
   int max_connections = 256;
   int mapping_timeout = 60;
+  // control-admins: TLS identities that may administer over the control port.
+  std::vector<std::string> control_admins;
   // The admin unix socket ("" = none).
   std::string control_socket = "/run/nbd-runner/control.sock";
   TlsOptions tls;  // tls, tls-certificates, tls-psk, tls-verify-peer

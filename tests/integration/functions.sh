@@ -48,10 +48,11 @@ requires() {
 # free loopback ports with its state under $T; sets RUNNER_PID, RPC_PORT,
 # IO_PORT, RPC (host:port for nbd-cli) and NBD (nbd://host:port).
 start_runner() {
-  # A runner that requires TLS takes no plain control call: nbd-cli then
-  # gets the test's CLI_TLS_REQUIRED options (its TLS credentials).
-  CLI_TLS=()
-  case " $* " in *" --tls require "*) CLI_TLS=(${CLI_TLS_REQUIRED[@]+"${CLI_TLS_REQUIRED[@]}"}) ;; esac
+  # With TLS on, a plain control caller is only a client (and with TLS
+  # required, refused): cli then works as root on the storage node does,
+  # through the admin socket.
+  CLI_VIA_SOCKET=
+  case " $* " in *" --tls require "* | *" --tls on "*) CLI_VIA_SOCKET=1 ;; esac
   mkdir -p "$T/state" "$T/log" "$T/files"
   : > "$T/runner.out"
   "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port 0 --io-host 127.0.0.1 --io-port 0 \
@@ -145,7 +146,13 @@ rpc_map_as() {
 }
 
 # cli ARGS...: nbd-cli against this test's runner.
-cli() { "$CLI" ${CLI_TLS[@]+"${CLI_TLS[@]}"} "$@" host "$RPC"; }
+cli() {
+  if [ -n "${CLI_VIA_SOCKET:-}" ]; then
+    NBD_RUNNER_CONTROL_SOCKET="$T/control.sock" "$CLI" "$@"
+  else
+    "$CLI" "$@" host "$RPC"
+  fi
+}
 
 # expect_fail EXIT_CODE PATTERN CMD...: CMD must fail with that exit status
 # and print PATTERN (grep -E) on stderr.

@@ -19,7 +19,7 @@ make_pki "$T/pki"
 # The runner knows every key (the options reach its control port too).
 cat "$T/one.psk" "$T/two.psk" >"$T/all.psk" && chmod 600 "$T/all.psk"
 start_runner --tls on --tls-psk "$T/all.psk" --tls-certificates "$T/pki/server"
-cli file create a.img size 1M >/dev/null
+cli file create a.img size 1M >/dev/null  # as root, through the admin socket
 
 cli --tls-psk "$T/one.psk" file list >/dev/null || fail "a good PSK file refused"
 cli --tls-psk="$T/two.psk" --tls-username bob file list >/dev/null ||

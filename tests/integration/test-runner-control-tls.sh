@@ -16,7 +16,8 @@ make_psk "$T/keys.psk" alice
 make_psk "$T/wrong.psk" alice
 make_pki "$T/pki"
 PSK=(--tls-psk "$T/keys.psk")
-start_runner --tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/server" --tls-verify-peer
+start_runner --tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/server" --tls-verify-peer \
+  --control-admins "psk:alice,x509:CN=client1,O=nbd-runner tests"
 
 python3 - "$RPC_PORT" <<'PY' || fail "the RFC 9289 probe or the refusal of plain calls"
 import socket, struct, sys

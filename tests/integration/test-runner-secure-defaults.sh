@@ -2,9 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Secure defaults (issue 26): both ports used to listen on every address,
 # and disk images were created 0644 in 0755 directories with a 0644 log.
-# Now a runner given no rpc-host/io-host listens on loopback only (the NBD
-# port everywhere when TLS guards it; the control port stays on loopback,
-# having no authentication yet), checked with ss; an exposed port without
+# Now a runner given no rpc-host/io-host listens on loopback only (both
+# ports everywhere when TLS guards them), checked with ss; an exposed port without
 # protection is named in a warning at start; backing files are 0600 in
 # 0700 directories (file-mode changes both), the log 0640, the state and
 # log directories 0750.
@@ -50,17 +49,17 @@ make_psk "$T/keys.psk" alice
 bare_runner --tls require --tls-psk "$T/keys.psk"
 RPC_ADDR=$(sed -n 's/.*control RPC listening on \(.*\) (port.*/\1/p' "$T/bare.out")
 NBD_ADDR=$(sed -n 's/.*NBD listening on \(.*\) (port.*/\1/p' "$T/bare.out")
-case $RPC_ADDR in 127.0.0.1:*) ;; *) fail "control port on '$RPC_ADDR' with TLS on the NBD port" ;; esac
-case $NBD_ADDR in 127.0.0.1:*) fail "NBD port still on loopback with TLS required" ;; esac
-listening "$BARE" | grep -Eq '^(\*|\[::\]|0\.0\.0\.0):' || { listening "$BARE"; fail "NBD port not on all addresses"; }
+case "$RPC_ADDR $NBD_ADDR" in *127.0.0.1:*) fail "a port still on loopback with TLS required" ;; esac
+[ "$(listening "$BARE" | grep -Ec '^(\*|\[::\]|0\.0\.0\.0):')" = 2 ] ||
+  { listening "$BARE"; fail "the ports are not on every address"; }
 grep -q 'WARN' "$T/bare.out" && { cat "$T/bare.out"; fail "a warning with TLS required"; }
 stop_bare
-pass "TLS required: the NBD port on every address, the control port on loopback, no warning"
+pass "TLS required: both ports on every address, no warning"
 
 bare_runner --io-host 0.0.0.0 --rpc-host 0.0.0.0
 grep -q "WARN.*the NBD port listens on 0.0.0.0:[0-9]* without TLS: anyone who reaches it can read and overwrite every backstore" "$T/bare.out" ||
   { cat "$T/bare.out"; fail "no warning for an exposed NBD port"; }
-grep -q "WARN.*the control port listens on 0.0.0.0:[0-9]* without authentication" "$T/bare.out" ||
+grep -q "WARN.*the control port listens on 0.0.0.0:[0-9]* without TLS: anyone who reaches it can create" "$T/bare.out" ||
   { cat "$T/bare.out"; fail "no warning for an exposed control port"; }
 stop_bare
 pass "an explicit non-loopback address without TLS starts with a warning naming the risk, for each port"

@@ -17,7 +17,6 @@ mkdir -p "$T/psk"  # each client's own key
 for who in alice bob; do grep "^$who:" "$T/keys.psk" >"$T/psk/$who.psk"; done
 make_pki "$T/pki"
 TLS=(--tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/server" --tls-verify-peer)
-CLI_TLS_REQUIRED=(--tls-certificates "$T/pki/client1")
 start_runner "${TLS[@]}"
 for k in a.img b.img c.img; do cli file create "$k" size 16M >/dev/null; done
 

@@ -16,7 +16,6 @@ requires psktool certtool nbdinfo python3
 make_pki "$T/pki"
 # X.509 only: minted keys work without a tls-psk file.
 TLS=(--tls require --tls-certificates "$T/pki/server")
-CLI_TLS_REQUIRED=(--tls-certificates "$T/pki/client1")
 start_runner "${TLS[@]}"
 psk_uri() { echo "nbds://${1%%:*}@localhost:$IO_PORT/file/$2?tls-psk-file=$3"; }
 x509_uri() { echo "nbds://localhost:$IO_PORT/file/$1?tls-certificates=$T/pki/client1"; }

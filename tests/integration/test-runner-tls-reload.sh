@@ -13,7 +13,6 @@ make_psk "$T/keys.psk" alice
 make_pki "$T/pki"
 PSK_DIR="$T/psk" && mkdir -p "$PSK_DIR"
 cp "$T/keys.psk" "$PSK_DIR/alice.psk"
-CLI_TLS_REQUIRED=(--tls-psk "$T/keys.psk")
 start_runner --tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/server" \
   --tls-verify-peer
 cli file create a.img size 16M >/dev/null

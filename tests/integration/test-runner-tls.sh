@@ -34,7 +34,6 @@ refused() {
 }
 
 # --- PSK, TLS required --------------------------------------------------
-CLI_TLS_REQUIRED=(--tls-psk "$T/keys.psk" --tls-username alice)
 start_runner --tls require --tls-psk "$T/keys.psk"
 cli file create a.img size 64M >/dev/null
 PSK_URI="nbds://alice@localhost:$IO_PORT/file/a.img?tls-psk-file=$T/keys.psk"
@@ -111,7 +110,6 @@ printf 'carol\n' >"$T/bad.psk" && chmod 600 "$T/bad.psk"
 runner_refuses 1 "bad.psk:1: not IDENTITY:HEXKEY" --tls on --tls-psk "$T/bad.psk"
 pass "credential files others can read or change, and inconsistent TLS options, are refused"
 
-CLI_TLS_REQUIRED=(--tls-certificates "$T/pki/client1")
 start_runner --tls require --tls-certificates "$T/pki/server" --tls-verify-peer --handshake-timeout 3
 X509_URI="nbds://localhost:$IO_PORT/file/a.img?tls-certificates=$T/pki/client1"
 QEMU_X509=(--object "tls-creds-x509,id=tls0,endpoint=client,dir=$T/pki/client1")

@@ -18,7 +18,6 @@ if [ "${NBDR_MAP_TLS:-}" = 1 ]; then
   make_psk "$T/guest-files/keys.psk" client1
   VM_FILES="$T/guest-files/keys.psk"
   TLS_CLI="--tls-psk /files/keys.psk"
-  CLI_TLS_REQUIRED=(--tls-psk "$T/guest-files/keys.psk")
   bs_start_runner --tls require --tls-psk "$T/guest-files/keys.psk"
 else
   bs_start_runner

@@ -29,7 +29,6 @@ VM_FILES="$G/keys.psk $G/wrong.psk $G/client1 $G/stranger $G/wrongca"
 RUNNER_TLS=(--tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/server"
   --tls-verify-peer)
 
-CLI_TLS_REQUIRED=(--tls-psk "$T/keys.psk")
 start_runner "${RUNNER_TLS[@]}"
 cli file create tls.img size 128M >/dev/null
 cli file create cert.img size 64M >/dev/null
