@@ -62,6 +62,7 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object_object_add(o, "status", json_object_new_string(b.status));
   json_object_object_add(o, "device", json_object_new_string(b.device));
   json_object_object_add(o, "client", json_object_new_string(b.client));
+  json_object_object_add(o, "owner", json_object_new_string(b.owner));
   json_object_object_add(o, "map_time", json_object_new_string(b.map_time));
   json_object_object_add(o, "create_time", json_object_new_string(b.create_time));
   json_object_object_add(o, "nbd_uri", json_object_new_string(uri.c_str()));
@@ -265,6 +266,7 @@ int DoInfo(const Command& c) {
   printf("device:      %s\n", *b.device ? Printable(b.device).c_str() : "-");
   printf("kernel:      %s\n", kernel.c_str());
   printf("client:      %s\n", *b.client ? Printable(b.client).c_str() : "-");
+  if (*b.owner) printf("owner:       %s\n", Printable(b.owner).c_str());
   printf("mapped at:   %s\n", When(b.map_time).c_str());
   printf("created at:  %s\n", When(b.create_time).c_str());
   std::string object;

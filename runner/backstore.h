@@ -21,6 +21,7 @@ struct BackstoreRecord {
   BackstoreStatus status = NBDR_STATUS_CREATED;
   std::string device;       // "/dev/nbd0" while mapped
   std::string client;       // the host that mapped it (nbd-cli's host id), while not created
+  std::string owner;        // the identity that mapped it (mapping_machine.h), while not created
   std::string map_time;     // ISO 8601 UTC, empty when never mapped
   std::string create_time;  // ISO 8601 UTC
   std::string extras_json = "{}";  // handler extras, a JSON object

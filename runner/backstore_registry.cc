@@ -404,11 +404,11 @@ Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::stri
 
 Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::string& type,
                                                                   const std::string& key,
-                                                                  const std::string& client) {
+                                                                  const MapCaller& caller) {
   if (Status s = CheckHandler(type); !s.ok()) return s;
   MapGrant out;
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    if (Status s = mapping::Begin(&e.record, &e.map, client, MonotonicSeconds(), last_map_token_ + 1);
+    if (Status s = mapping::Begin(&e.record, &e.map, caller, MonotonicSeconds(), last_map_token_ + 1);
         !s.ok())
       return s;
     last_map_token_++;
@@ -417,27 +417,28 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
     return Status();
   });
   if (!s.ok()) return s;
-  LOG_INFO(out.record.ExportName(), "mapping by %s",
-           client.empty() ? "an unnamed client" : client.c_str());
+  LOG_INFO(out.record.ExportName(), "mapping by %s (%s)",
+           caller.host.empty() ? "an unnamed client" : caller.host.c_str(),
+           caller.identity.empty() ? "no identity" : caller.identity.c_str());
   return out;
 }
 
 Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::string& key,
-                                        const std::string& device, const std::string& client,
+                                        const std::string& device, const MapCaller& caller,
                                         uint64_t token) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    return mapping::Confirm(&e.record, e.map, device, client, token, NowIso8601());
+    return mapping::Confirm(&e.record, e.map, device, caller, token, NowIso8601());
   });
   if (s.ok())
     LOG_INFO(MakeExportName(type, key), "mapped on %s of %s", device.c_str(),
-             client.empty() ? "an unnamed client" : client.c_str());
+             caller.host.empty() ? "an unnamed client" : caller.host.c_str());
   return s;
 }
 
 Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
-                               const UnmapOnly& only) {
+                               const MapCaller& caller, const UnmapOnly& only) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    return mapping::Unmap(&e.record, &e.map, only);
+    return mapping::Unmap(&e.record, &e.map, caller, only);
   });
   if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
   return s;

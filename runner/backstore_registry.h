@@ -85,7 +85,8 @@ class BackstoreRegistry {
   // Confirm, Unmap, NoteConnectionLost: ConnectionLost; a mapping not
   // confirmed within the mapping timeout, default 60 s, expires while no
   // NBD connection serves it). Each change is persisted, and undone when
-  // the write fails. client is the mapping host's identity; BeginMap's
+  // the write fails. caller names the host and the identity that asks
+  // (only the mapping's owner or an admin may act on it); BeginMap's
   // token is unique across restarts.
   void SetMappingTimeout(int seconds) { mapping_timeout_s_ = seconds; }
   struct MapGrant {
@@ -93,11 +94,11 @@ class BackstoreRegistry {
     uint64_t token = 0;
   };
   Expected<MapGrant> BeginMap(const std::string& type, const std::string& key,
-                              const std::string& client) EXCLUDES(mu_, save_mu_);
+                              const MapCaller& caller) EXCLUDES(mu_, save_mu_);
   Status ConfirmMapped(const std::string& type, const std::string& key, const std::string& device,
-                       const std::string& client, uint64_t token) EXCLUDES(mu_, save_mu_);
-  Status Unmap(const std::string& type, const std::string& key, const UnmapOnly& only)
-      EXCLUDES(mu_, save_mu_);
+                       const MapCaller& caller, uint64_t token) EXCLUDES(mu_, save_mu_);
+  Status Unmap(const std::string& type, const std::string& key, const MapCaller& caller,
+               const UnmapOnly& only) EXCLUDES(mu_, save_mu_);
   // An NBD connection to export_name ended without NBD_CMD_DISC: when no
   // other connection serves it any more, a mapped backstore becomes dead
   // (persisted); anything else is left alone.

@@ -51,6 +51,7 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->create_time = XdrString(b.create_time);
   out->extras = XdrString(b.extras_json);
   out->client = XdrString(b.client);
+  out->owner = XdrString(b.owner);
 }
 
 void FillIdentities(const std::vector<std::string>& list, nbdr_access_reply* r) {
@@ -140,15 +141,21 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_VERSION:
       Version(static_cast<nbdr_version_reply*>(result));
       break;
-    case NBDR_MAP:
-      Map(*static_cast<nbdr_map_args*>(args), static_cast<nbdr_map_reply*>(result));
+    case NBDR_MAP: {
+      auto& a = *static_cast<nbdr_map_args*>(args);
+      Map(MapCallerOf(caller, a.client), a, static_cast<nbdr_map_reply*>(result));
       break;
-    case NBDR_MAPPED:
-      Mapped(*static_cast<nbdr_mapped_args*>(args), static_cast<nbdr_status_reply*>(result));
+    }
+    case NBDR_MAPPED: {
+      auto& a = *static_cast<nbdr_mapped_args*>(args);
+      Mapped(MapCallerOf(caller, a.client), a, static_cast<nbdr_status_reply*>(result));
       break;
-    case NBDR_UNMAP:
-      Unmap(*static_cast<nbdr_unmap_args*>(args), static_cast<nbdr_status_reply*>(result));
+    }
+    case NBDR_UNMAP: {
+      auto& a = *static_cast<nbdr_unmap_args*>(args);
+      Unmap(MapCallerOf(caller, a.client), a, static_cast<nbdr_status_reply*>(result));
       break;
+    }
   }
   if (IsAuditedCall(proc, args)) AuditCall(caller, proc, args, result);
 }
@@ -354,10 +361,14 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
                           : name + ": " + std::to_string(list->size()) + " identities may open it");
 }
 
-void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {
+MapCaller ControlService::MapCallerOf(const RpcCaller& caller, const char* host) const {
+  return {host, caller.identity, RoleOf(policy_, caller) == ControlRole::kAdmin};
+}
+
+void ControlService::Map(const MapCaller& caller, const nbdr_map_args& a, nbdr_map_reply* r) {
   FillIo(&r->io);
   Status s = ValidateClient(a.client);
-  auto grant = s.ok() ? registry_->BeginMap(a.type, a.key, a.client)
+  auto grant = s.ok() ? registry_->BeginMap(a.type, a.key, caller)
                       : Expected<BackstoreRegistry::MapGrant>(s);
   if (!grant) {
     SetStatus(grant.status(), &r->status, &r->message, "");
@@ -370,17 +381,19 @@ void ControlService::Map(const nbdr_map_args& a, nbdr_map_reply* r) {
   SetStatus(Status(), &r->status, &r->message, "mapping " + grant->record.ExportName());
 }
 
-void ControlService::Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r) {
+void ControlService::Mapped(const MapCaller& caller, const nbdr_mapped_args& a,
+                            nbdr_status_reply* r) {
   std::string device = a.device;
   Status s = ValidateClient(a.client);
   if (s.ok() && !IsNbdDeviceName(device))
     s = Status::Error(EINVAL, "device " + Quoted(device.substr(0, 64)) + " is not /dev/nbdN");
-  if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device, a.client, a.map_token);
+  if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device, caller, a.map_token);
   SetStatus(s, &r->status, &r->message, std::string(a.type) + "/" + a.key + " mapped on " + device);
 }
 
-void ControlService::Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r) {
-  Status s = registry_->Unmap(a.type, a.key, {a.device, a.client, a.map_token});
+void ControlService::Unmap(const MapCaller& caller, const nbdr_unmap_args& a,
+                           nbdr_status_reply* r) {
+  Status s = registry_->Unmap(a.type, a.key, caller, {a.device, a.map_token});
   SetStatus(s, &r->status, &r->message, std::string("unmapped ") + a.type + "/" + a.key);
 }
 

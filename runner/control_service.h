@@ -52,9 +52,12 @@ class ControlService {
   void Access(const nbdr_access_args& a, nbdr_access_reply* r);
   void CreateAuth(const nbdr_create_args& a, nbdr_access_reply* r);
   void Version(nbdr_version_reply* r);
-  void Map(const nbdr_map_args& a, nbdr_map_reply* r);
-  void Mapped(const nbdr_mapped_args& a, nbdr_status_reply* r);
-  void Unmap(const nbdr_unmap_args& a, nbdr_status_reply* r);
+  // The caller as the mapping machine sees it: the host it names, the
+  // identity it proved, whether it is an admin.
+  MapCaller MapCallerOf(const RpcCaller& caller, const char* host) const;
+  void Map(const MapCaller& caller, const nbdr_map_args& a, nbdr_map_reply* r);
+  void Mapped(const MapCaller& caller, const nbdr_mapped_args& a, nbdr_status_reply* r);
+  void Unmap(const MapCaller& caller, const nbdr_unmap_args& a, nbdr_status_reply* r);
   void FillIo(nbdr_io_address* io) const;
   // Answers proc with status s and nothing else (every string set).
   void Refuse(uint32_t proc, const Status& s, void* result) const;

@@ -21,7 +21,20 @@ void Clear(BackstoreRecord* r, MapTicket* t) {
   r->status = NBDR_STATUS_CREATED;
   r->device.clear();
   r->client.clear();
+  r->owner.clear();
   t->token = 0;
+}
+
+std::string IdentityName(const std::string& identity) {
+  return identity.empty() ? "a caller without a TLS identity" : "identity " + identity;
+}
+
+// Only the identity that began a mapping, or an admin, may act on it.
+Status CheckOwner(const BackstoreRecord& r, const MapCaller& caller, const char* verb) {
+  if (caller.admin || r.owner == caller.identity) return Status();
+  return Status::Error(EACCES, "backstore " + r.ExportName() + " was mapped by " +
+                                   IdentityName(r.owner) + "; " + IdentityName(caller.identity) +
+                                   " may not " + verb + " it (only that identity or an admin)");
 }
 
 }  // namespace
@@ -32,7 +45,7 @@ std::string WhereMapped(const BackstoreRecord& r) {
   return where;
 }
 
-Status Begin(BackstoreRecord* r, MapTicket* t, const std::string& client, int64_t now,
+Status Begin(BackstoreRecord* r, MapTicket* t, const MapCaller& caller, int64_t now,
              uint64_t token) {
   const std::string name = r->ExportName();
   switch (r->status) {
@@ -46,27 +59,31 @@ Status Begin(BackstoreRecord* r, MapTicket* t, const std::string& client, int64_
       // map here would end in an unmap that drops this guard.
       return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(*r) +
                                       ": its client may still hold it and reconnect; unmap it "
-                                      "first (nbd-cli " + r->type + " unmap " + r->key + ")");
+                                      "first (nbd-cli " +
+                                      r->type + " unmap " + r->key + ")");
     case NBDR_STATUS_CREATED:
       break;
   }
   r->status = NBDR_STATUS_MAPPING;
   r->device.clear();
-  r->client = client;
+  r->client = caller.host;
+  r->owner = caller.identity;
   t->since = now;
   t->token = token;
   return Status();
 }
 
 Status Confirm(BackstoreRecord* r, const MapTicket& t, const std::string& device,
-               const std::string& client, uint64_t token, const std::string& now_iso) {
+               const MapCaller& caller, uint64_t token, const std::string& now_iso) {
   const std::string name = r->ExportName();
+  const std::string& client = caller.host;
+  if (r->status == NBDR_STATUS_MAPPING || r->status == NBDR_STATUS_DEAD)
+    if (Status s = CheckOwner(*r, caller, "confirm"); !s.ok()) return s;
   if (r->status == NBDR_STATUS_MAPPING) {
     // Only the map that began it: one whose mapping expired meanwhile
     // holds an older token.
     if (token == 0 || token != t.token)
-      return Status::Error(EBUSY, "backstore " + name + " is being mapped by " +
-                                      MappingClient(*r) +
+      return Status::Error(EBUSY, "backstore " + name + " is being mapped by " + MappingClient(*r) +
                                       " (this map's token is not the current one: it took "
                                       "longer than the mapping timeout?)");
   } else if (r->status == NBDR_STATUS_DEAD) {
@@ -79,8 +96,8 @@ Status Confirm(BackstoreRecord* r, const MapTicket& t, const std::string& device
       return Status::Error(EBUSY, "backstore " + name + " is dead on " + WhereMapped(*r) +
                                       ", not on " + device + " of " + ClientName(client));
   } else {
-    return Status::Error(EINVAL, "backstore " + name + " is " + StatusName(r->status) +
-                                     ", not being mapped");
+    return Status::Error(
+        EINVAL, "backstore " + name + " is " + StatusName(r->status) + ", not being mapped");
   }
   r->status = NBDR_STATUS_MAPPED;
   r->device = device;
@@ -91,18 +108,19 @@ Status Confirm(BackstoreRecord* r, const MapTicket& t, const std::string& device
   return Status();
 }
 
-Status Unmap(BackstoreRecord* r, MapTicket* t, const UnmapOnly& only) {
+Status Unmap(BackstoreRecord* r, MapTicket* t, const MapCaller& caller, const UnmapOnly& only) {
   const std::string name = r->ExportName();
   if (r->status == NBDR_STATUS_CREATED)
     return Status::Error(EINVAL, "backstore " + name + " is not mapped");
+  if (Status s = CheckOwner(*r, caller, "unmap"); !s.ok()) return s;
   const std::string state = StatusName(r->status);
   if (only.token != 0 && t->token != only.token)
     return Status::Error(EBUSY, "backstore " + name + " is " + state + " on " + WhereMapped(*r) +
                                     " by another map; left as it is");
   if (only.token == 0 && !only.device.empty() &&
-      (r->device != only.device || (!r->client.empty() && r->client != only.client)))
+      (r->device != only.device || (!r->client.empty() && r->client != caller.host)))
     return Status::Error(EBUSY, "backstore " + name + " is " + state + " on " + WhereMapped(*r) +
-                                    ", not on " + only.device + " of " + ClientName(only.client) +
+                                    ", not on " + only.device + " of " + ClientName(caller.host) +
                                     "; left as it is");
   Clear(r, t);
   return Status();

@@ -13,6 +13,12 @@
 // outlived its timeout cannot confirm a later client's, and Unmap may be
 // limited to one map's token or one client's device.
 //
+// A mapping belongs to the identity that began it (the record's owner,
+// proved by the transport: "psk:ID", "x509:DN", "uid:0"; "" for a caller
+// that proved nothing): only that identity or an admin may confirm,
+// revive or unmap it (EACCES). The host name a caller sends is kept for
+// messages and to tell its mappings apart, never to decide.
+//
 // The functions only decide and change the record; BackstoreRegistry
 // locks, persists and logs. Thread-compatible (plain values).
 #pragma once
@@ -31,28 +37,36 @@ struct MapTicket {
   uint64_t token = 0;  // Begin's token, until the unmap (0 after a restart)
 };
 
+// Who asks for a mapping change.
+struct MapCaller {
+  std::string host;      // the host the caller names (nbd-cli's host identity)
+  std::string identity;  // what the transport proved; "" when nothing
+  bool admin = false;    // may act on every identity's mappings
+};
+
 // What an Unmap may clear: with token, only the mapping that token began
 // (mapping, mapped or dead); else with device, only a mapping on that
-// device of that client (or of no recorded client); with neither, any.
+// device of the caller's host (or of no recorded host); with neither, any.
 struct UnmapOnly {
   std::string device;
-  std::string client;
   uint64_t token = 0;
 };
 
 namespace mapping {
 
-// created -> mapping by client, with token; EBUSY in any other state.
-Status Begin(BackstoreRecord* r, MapTicket* t, const std::string& client, int64_t now,
+// created -> mapping by caller (its host and identity recorded), with
+// token; EBUSY in any other state.
+Status Begin(BackstoreRecord* r, MapTicket* t, const MapCaller& caller, int64_t now,
              uint64_t token);
 // mapping (with its token) or dead (the same client on the same device:
-// a reconnect) -> mapped on device; EBUSY for another map's or client's,
-// EINVAL when nothing is being mapped. map_time is set to now_iso.
+// a reconnect) -> mapped on device; EACCES for another identity's (not
+// an admin), EBUSY for another map's or host's, EINVAL when nothing is
+// being mapped. map_time is set to now_iso.
 Status Confirm(BackstoreRecord* r, const MapTicket& t, const std::string& device,
-               const std::string& client, uint64_t token, const std::string& now_iso);
+               const MapCaller& caller, uint64_t token, const std::string& now_iso);
 // Any mapping state -> created, within only's limits (EBUSY beyond them);
-// EINVAL when not mapped.
-Status Unmap(BackstoreRecord* r, MapTicket* t, const UnmapOnly& only);
+// EACCES for another identity's (not an admin); EINVAL when not mapped.
+Status Unmap(BackstoreRecord* r, MapTicket* t, const MapCaller& caller, const UnmapOnly& only);
 // mapped -> dead when its last NBD connection dropped without a
 // disconnect; true when it changed.
 bool ConnectionLost(BackstoreRecord* r);

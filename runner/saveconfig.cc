@@ -150,6 +150,7 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
     r.status = *status;
     opt_string("device", &r.device);
     opt_string("client", &r.client);
+    opt_string("owner", &r.owner);
     opt_string("map_time", &r.map_time);
     opt_string("create_time", &r.create_time);
     if (GetMember(e, "extras", json_type_object, &m))
@@ -177,6 +178,7 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "status", json_object_new_string(StatusName(r.status)));
     json_object_object_add(e, "device", json_object_new_string(r.device.c_str()));
     json_object_object_add(e, "client", json_object_new_string(r.client.c_str()));
+    if (!r.owner.empty()) json_object_object_add(e, "owner", json_object_new_string(r.owner.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
     json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
     JsonPtr extras(json_tokener_parse(r.extras_json.c_str()));

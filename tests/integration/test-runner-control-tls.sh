@@ -20,9 +20,10 @@ start_runner --tls require --tls-psk "$T/keys.psk" --tls-certificates "$T/pki/se
   --control-admins "psk:alice,x509:CN=client1,O=nbd-runner tests"
 
 python3 - "$RPC_PORT" <<'PY' || fail "the RFC 9289 probe or the refusal of plain calls"
-import socket, struct, sys
+import os, socket, struct, sys
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+from onc_rpc import PROGRAM as PROG, VERSION as VERS
 port = int(sys.argv[1])
-PROG, VERS = 0x3F0A37EB, 2
 
 def call(s, xid, proc, cred_flavor):
     body = struct.pack(">IIIIIIIIII", xid, 0, 2, PROG, VERS, proc, cred_flavor, 0, 0, 0)

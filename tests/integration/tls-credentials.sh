@@ -34,8 +34,8 @@ _cert() {
 
 # make_pki DIR: a CA and, signed by it, a server certificate for localhost,
 # 127.0.0.1 and 10.0.2.2 (the host as the qemu guest sees it), client
-# certificates "client1", "expired" (out of date) and "revoked" (on the
-# CA's CRL); and "stranger", from another CA.
+# certificates "client1", "client2", "expired" (out of date) and
+# "revoked" (on the CA's CRL); and "stranger", from another CA.
 # Lays them out as the runner wants (DIR/server: ca-cert.pem,
 # server-cert.pem, server-key.pem, ca-crl.pem) and as qemu and libnbd
 # clients want (DIR/NAME: ca-cert.pem, client-cert.pem, client-key.pem).
@@ -51,6 +51,8 @@ make_pki() {
     tls_www_server encryption_key signing_key 'expiration_days = 30'
   _cert "$w" client1 ca 'cn = "client1"' 'organization = "nbd-runner tests"' tls_www_client \
     encryption_key signing_key 'expiration_days = 30'
+  _cert "$w" client2 ca 'cn = "client2"' 'organization = "nbd-runner tests"' tls_www_client \
+    encryption_key signing_key 'expiration_days = 30'
   _cert "$w" revoked ca 'cn = "revoked"' tls_www_client encryption_key signing_key \
     'expiration_days = 30'
   _cert "$w" expired ca 'cn = "expired"' tls_www_client encryption_key signing_key \
@@ -64,7 +66,7 @@ make_pki() {
 
   mkdir -p "$dir/server"
   cp "$w/ca-cert.pem" "$w/ca-crl.pem" "$w/server-cert.pem" "$w/server-key.pem" "$dir/server/"
-  for c in client1 revoked expired stranger; do
+  for c in client1 client2 revoked expired stranger; do
     mkdir -p "$dir/$c"
     cp "$w/ca-cert.pem" "$dir/$c/ca-cert.pem"
     cp "$w/$c-cert.pem" "$dir/$c/client-cert.pem"

@@ -22,6 +22,7 @@ BackstoreRecord Sample() {
   r.status = NBDR_STATUS_MAPPED;
   r.device = "/dev/nbd3";
   r.client = "host-a (machine 0123456789ab)";
+  r.owner = "x509:CN=client1,O=Example";
   r.map_time = "2026-11-22T10:00:00Z";
   r.create_time = "2026-11-21T10:00:00Z";
   r.extras_json = "{\"volfile_server\":\"h1\"}";
@@ -42,6 +43,7 @@ TEST(Saveconfig, RoundTripsEveryField) {
   EXPECT_EQ(r.status, NBDR_STATUS_MAPPED);
   EXPECT_EQ(r.device, "/dev/nbd3");
   EXPECT_EQ(r.client, "host-a (machine 0123456789ab)");
+  EXPECT_EQ(r.owner, "x509:CN=client1,O=Example");
   EXPECT_EQ(r.map_time, "2026-11-22T10:00:00Z");
   EXPECT_EQ(r.create_time, "2026-11-21T10:00:00Z");
   EXPECT_NE(r.extras_json.find("volfile_server"), std::string::npos);
