@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "cli/runner_client.h"
 #include "utils/config_file.h"
 
 namespace nbdr {
@@ -26,7 +27,22 @@ std::string CliConfigPath() {
   return env && *env ? env : kDefaultCliConfig;
 }
 
-Status ApplyCliConfig(ClientTlsOptions* tls) {
+namespace {
+
+// A runner address from where: "HOST[:PORT]".
+Status ParseRunnerHost(const std::string& text, const std::string& where,
+                       std::optional<HostPort>* out) {
+  auto hp = ParseHostPort(text, kDefaultRpcPort);
+  if (!hp) return Status::Error(EINVAL, where + ": " + hp.status().message());
+  *out = *hp;
+  return Status();
+}
+
+}  // namespace
+
+Status ApplyCliConfig(CliDefaults* d) {
+  if (const char* env = getenv("NBD_RUNNER_HOST"); env && *env && !d->host)
+    if (Status s = ParseRunnerHost(env, "NBD_RUNNER_HOST", &d->host); !s.ok()) return s;
   const std::string path = CliConfigPath();
   const bool is_default = path == kDefaultCliConfig;
   std::error_code ec;
@@ -37,17 +53,24 @@ Status ApplyCliConfig(ClientTlsOptions* tls) {
       std::filesystem::absolute(std::filesystem::path(path).parent_path(), ec);
   ClientTlsOptions file;
   for (const ConfigEntry& e : *entries) {
+    if (e.value.empty()) return Status::Error(EINVAL, e.origin + ": '" + e.key + "' is empty");
+    if (e.key == "host") {
+      std::optional<HostPort> host;  // checked even when the environment's wins
+      if (Status s = ParseRunnerHost(e.value, e.origin, &host); !s.ok()) return s;
+      if (!d->host) d->host = host;
+      continue;
+    }
     std::string* slot = e.key == "tls-psk"            ? &file.psk_file
                         : e.key == "tls-username"     ? &file.username
                         : e.key == "tls-certificates" ? &file.certificates_dir
                                                       : nullptr;
     if (!slot)
       return Status::Error(EINVAL, e.origin + ": unknown key '" + e.key +
-                                       "' (nbd-cli knows tls-psk, tls-username, "
+                                       "' (nbd-cli knows host, tls-psk, tls-username, "
                                        "tls-certificates)");
-    if (e.value.empty()) return Status::Error(EINVAL, e.origin + ": '" + e.key + "' is empty");
     *slot = e.value;
   }
+  ClientTlsOptions* tls = &d->tls;
   MakeAbsolute(&file.psk_file, base);
   MakeAbsolute(&file.certificates_dir, base);
   // The file's username goes with the file's PSK file only.

@@ -29,7 +29,8 @@ struct Command {
   uint32_t block_size = 512;
   std::string filter;
   HostPort host{"localhost", kDefaultRpcPort};
-  bool host_given = false;
+  bool host_given = false;       // on the command line
+  bool host_configured = false;  // from $NBD_RUNNER_HOST or cli.conf
   // map
   int device_index = -1;
   uint64_t timeout_s = 30;
@@ -49,9 +50,11 @@ struct Command {
 };
 
 // map and unmap record the runner they used for nbd-clid, which must
-// reach it again by address: they never use the admin socket.
+// reach it again by address: they never use the admin socket. A host from
+// the command line or the defaults is used as given.
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
-  return ConnectCommandRunner(c.host, c.host_given, c.verb != "map" && c.verb != "unmap", c.tls);
+  return ConnectCommandRunner(c.host, c.host_given || c.host_configured,
+                              c.verb != "map" && c.verb != "unmap", c.tls);
 }
 
 // Calls proc, whose reply is an nbdr_status_reply, into *r: -1 when the

@@ -57,7 +57,8 @@ const char kUsage[] =
     "  gluster  VOLUME/PATH, e.g. vol1/disks/a.img\n"
     "  rbd      POOL/IMAGE or POOL/NAMESPACE/IMAGE\n"
     "SIZE takes a unit: 1048576, 512B, 4K, 4KiB, 1M, 1G, 1.5G, 1T (binary units).\n"
-    "HOST defaults to localhost:24110. import serves a KEY that already exists\n"
+    "HOST defaults to $NBD_RUNNER_HOST, then cli.conf's host, then the runner's\n"
+    "admin socket here or localhost:24110. import serves a KEY that already exists\n"
     "(made by another tool, e.g. rbd create) without creating it; delete then\n"
     "removes it like any backstore. modify allow/deny edits who may open KEY over\n"
     "NBD: TLS identities, psk:IDENTITY or x509:DN (a client certificate's subject);\n"
@@ -68,7 +69,7 @@ const char kUsage[] =
     "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
     "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
     "make map speak NBD over TLS, in kernel TLS (tls.ko); defaults come from\n"
-    "$NBD_CLI_CONFIG or /etc/nbd-runner/cli.conf (tls-psk, tls-username,\n"
+    "$NBD_CLI_CONFIG or /etc/nbd-runner/cli.conf (host, tls-psk, tls-username,\n"
     "tls-certificates = VALUE lines).\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
@@ -123,14 +124,20 @@ int TakeOptionValue(int argc, char** argv, int* i, const std::string& arg, std::
   return -1;
 }
 
-// The TLS options, completed from cli.conf, read into c->tls: -1, or the
-// exit status when they cannot be.
-int LoadCredentials(ClientTlsOptions tls, Command* c) {
+// The TLS options, completed from cli.conf, read into c->tls, and the
+// runner's address from $NBD_RUNNER_HOST or cli.conf into c->host: -1,
+// or the exit status when they cannot be.
+int LoadDefaults(ClientTlsOptions tls, Command* c) {
   MakeTlsPathsAbsolute(&tls);
-  if (Status s = ApplyCliConfig(&tls); !s.ok()) return Usage(s.message());
-  auto creds = ResolveClientTls(tls);
+  CliDefaults d{tls, std::nullopt};
+  if (Status s = ApplyCliConfig(&d); !s.ok()) return Usage(s.message());
+  auto creds = ResolveClientTls(d.tls);
   if (!creds) return Usage(creds.status().message());
   c->tls = std::move(*creds);
+  if (d.host) {
+    c->host = *d.host;
+    c->host_configured = true;
+  }
   return -1;
 }
 
@@ -246,11 +253,11 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (args[0].starts_with("-")) return Usage("unknown option '" + args[0] + "'");
-  // Help needs no credentials; every command reads them, so a bad file or
-  // option is reported whatever the verb.
+  // Help needs no credentials; every command reads them (and the default
+  // host), so a bad file or option is reported whatever the verb.
   const bool type_help = args.size() >= 2 && args[1] == "help";
   if (!type_help)
-    if (int rc = LoadCredentials(tls, &c); rc >= 0) return rc;
+    if (int rc = LoadDefaults(tls, &c); rc >= 0) return rc;
   if (args[0] == "version") {
     c.verb = "version";
     if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;

@@ -72,10 +72,8 @@ Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port) {
       if (!port) return port.status();
       hp.port = *port;
     }
-    return hp;
-  }
-  size_t colon = text.find(':');
-  if (colon != std::string_view::npos && text.find(':', colon + 1) == std::string_view::npos) {
+  } else if (size_t colon = text.find(':'); colon != std::string_view::npos &&
+                                            text.find(':', colon + 1) == std::string_view::npos) {
     hp.host = std::string(text.substr(0, colon));
     auto port = ParsePort(text.substr(colon + 1), text);
     if (!port) return port.status();
@@ -83,6 +81,7 @@ Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port) {
   } else {
     hp.host = std::string(text);  // a name, an IPv4 address or a bare IPv6
   }
+  if (hp.host.empty()) return Status::Error(EINVAL, "address '" + std::string(text) + "': no host");
   return hp;
 }
 
