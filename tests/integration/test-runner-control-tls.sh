@@ -37,7 +37,11 @@ with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
     assert (xid, mtype, stat, vflavor, vlen) == (7, 1, 0, 0, 8), r
     assert r[20:28] == b"STARTTLS" and struct.unpack(">I", r[28:32])[0] == 0, r
 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-    r = call(s, 8, 3, 0)  # LIST, plain: MSG_DENIED, AUTH_ERROR, AUTH_TOOWEAK
+    # Every procedure but NULL, plain: MSG_DENIED, AUTH_ERROR, AUTH_TOOWEAK.
+    for proc in range(1, 14):
+        r = call(s, 100 + proc, proc, 0)
+        assert struct.unpack(">IIIII", r[:20]) == (100 + proc, 1, 1, 1, 5), (proc, r)
+    r = call(s, 8, 3, 0)  # LIST again: the connection still answers
     assert struct.unpack(">IIIII", r[:20]) == (8, 1, 1, 1, 5), r
     r = call(s, 9, 0, 0)  # a plain NULL still answers (a liveness probe)
     assert struct.unpack(">III", r[:12]) == (9, 1, 0), r
