@@ -276,18 +276,6 @@ Expected<std::vector<KernelDevice>> NbdStatus() {
   return out.devices;
 }
 
-int ParseNbdDevice(const std::string& dev) {
-  const std::string prefix = "/dev/nbd";
-  if (dev.rfind(prefix, 0) != 0 || dev.size() == prefix.size() || dev.size() > prefix.size() + 6)
-    return -1;
-  int n = 0;
-  for (size_t i = prefix.size(); i < dev.size(); i++) {
-    if (dev[i] < '0' || dev[i] > '9') return -1;
-    n = n * 10 + (dev[i] - '0');
-  }
-  return n;
-}
-
 bool NbdConnected(int index) {
   return access(("/sys/block/nbd" + std::to_string(index) + "/pid").c_str(), F_OK) == 0;
 }

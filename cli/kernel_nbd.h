@@ -62,8 +62,6 @@ struct KernelDevice {
 };
 Expected<std::vector<KernelDevice>> NbdStatus();
 
-// "/dev/nbd7" -> 7; -1 when not such a name.
-int ParseNbdDevice(const std::string& dev);
 // The backend identifier of /dev/nbdN, read from sysfs ("" if unset).
 std::string NbdBackend(int index);
 // Whether /dev/nbdN has a live connection on this host (its sysfs pid).

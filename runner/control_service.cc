@@ -189,17 +189,6 @@ void ControlService::FillIo(nbdr_io_address* io) const {
 
 namespace {
 
-// "/dev/nbd" and a device number: nothing else is stored as a device.
-bool IsNbdDeviceName(const std::string& device) {
-  constexpr std::string_view kPrefix = "/dev/nbd";
-  if (device.rfind(kPrefix, 0) != 0) return false;
-  const std::string_view number = std::string_view(device).substr(kPrefix.size());
-  if (number.empty() || number.size() > 7) return false;
-  for (char c : number)
-    if (c < '0' || c > '9') return false;
-  return true;
-}
-
 // A client's host identity is shown in messages and saveconfig.json: it
 // must be one line of printable text. A map names its client (only records
 // from before clients were recorded have none).
@@ -385,7 +374,7 @@ void ControlService::Mapped(const MapCaller& caller, const nbdr_mapped_args& a,
                             nbdr_status_reply* r) {
   std::string device = a.device;
   Status s = ValidateClient(a.client);
-  if (s.ok() && !IsNbdDeviceName(device))
+  if (s.ok() && ParseNbdDevice(device) < 0)
     s = Status::Error(EINVAL, "device " + Quoted(device.substr(0, 64)) + " is not /dev/nbdN");
   if (s.ok()) s = registry_->ConfirmMapped(a.type, a.key, device, caller, a.map_token);
   SetStatus(s, &r->status, &r->message, std::string(a.type) + "/" + a.key + " mapped on " + device);

@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 
+#include "nbd_rpc.h"
 #include "utils/atomic_file.h"
 #include "utils/json_ptr.h"
 #include "utils/log.h"
@@ -58,6 +59,127 @@ Status ReadAllowList(json_object* e, std::vector<std::string>* out) {
   return Status();
 }
 
+// "2026-11-22T16:10:20Z", as NowIso8601 writes it.
+bool IsIso8601(const std::string& t) {
+  static constexpr char kShape[] = "dddd-dd-ddTdd:dd:ddZ";
+  if (t.size() != sizeof kShape - 1) return false;
+  for (size_t i = 0; i < t.size(); i++)
+    if (kShape[i] == 'd' ? !isdigit(static_cast<unsigned char>(t[i])) : t[i] != kShape[i])
+      return false;
+  return true;
+}
+
+// A loaded record holds only what the runner itself could have stored:
+// each field within the limits the control protocol enforces, so that one
+// hand-edited record cannot make LIST or INFO unencodable for all.
+Status ValidateRecord(const BackstoreRecord& r) {
+  if (!r.device.empty() && ParseNbdDevice(r.device) < 0)
+    return Status::Error(EINVAL, "'device' is not /dev/nbdN");
+  if (!r.client.empty())
+    if (Status s = ValidateHostId(r.client); !s.ok())
+      return Status::Error(EINVAL, "'client': " + s.message());
+  if (!r.owner.empty() && r.owner != "uid:0")
+    if (Status s = ValidateTlsIdentity(r.owner); !s.ok())
+      return Status::Error(EINVAL, "'owner': " + s.message());
+  if (!r.map_time.empty() && !IsIso8601(r.map_time))
+    return Status::Error(EINVAL, "'map_time' is not a time like 2026-11-22T16:10:20Z");
+  if (!r.create_time.empty() && !IsIso8601(r.create_time))
+    return Status::Error(EINVAL, "'create_time' is not a time like 2026-11-22T16:10:20Z");
+  if (r.extras_json.size() > NBDR_MAX_MSG)
+    return Status::Error(EINVAL,
+                         "'extras' is longer than " + std::to_string(NBDR_MAX_MSG) + " bytes");
+  if (r.tls_allow.size() > NBDR_MAX_IDENTITIES)
+    return Status::Error(EINVAL, "'tls_allow' holds more than " +
+                                     std::to_string(NBDR_MAX_IDENTITIES) + " identities");
+  return Status();
+}
+
+// The members of one record's JSON object. An optional member of another
+// type is an error, not a default.
+class MemberReader {
+ public:
+  explicit MemberReader(json_object* e) : e_(e) {}
+
+  json_object* Optional(const char* name, json_type type) {
+    json_object* m = nullptr;
+    if (!json_object_object_get_ex(e_, name, &m) || m == nullptr) return nullptr;
+    if (json_object_is_type(m, type)) return m;
+    if (wrong_type_.empty()) wrong_type_ = name;
+    return nullptr;
+  }
+  void String(const char* name, std::string* dst) {
+    if (json_object* m = Optional(name, json_type_string)) *dst = json_object_get_string(m);
+  }
+  void Bool(const char* name, bool* dst) {
+    if (json_object* m = Optional(name, json_type_boolean)) *dst = json_object_get_boolean(m);
+  }
+  Status NeedString(const char* name, std::string* dst) {
+    json_object* m = nullptr;
+    if (!GetMember(e_, name, json_type_string, &m))
+      return Status::Error(EINVAL, std::string("missing string '") + name + "'");
+    *dst = json_object_get_string(m);
+    return Status();
+  }
+  Status Finish() const {
+    if (wrong_type_.empty()) return Status();
+    return Status::Error(EINVAL, "'" + wrong_type_ + "' has the wrong JSON type");
+  }
+
+ private:
+  json_object* e_;
+  std::string wrong_type_;
+};
+
+// size and block_size of a record.
+Status ReadSize(json_object* e, MemberReader* m, BackstoreRecord* r) {
+  json_object* v = nullptr;
+  if (!GetMember(e, "size", json_type_int, &v) || json_object_get_int64(v) <= 0)
+    return Status::Error(EINVAL, "missing or non-positive 'size'");
+  r->size = static_cast<uint64_t>(json_object_get_int64(v));
+  if (json_object* bs = m->Optional("block_size", json_type_int)) {
+    int64_t n = json_object_get_int64(bs);
+    if (n != 512 && n != 4096) return Status::Error(EINVAL, "block_size must be 512 or 4096");
+    r->block_size = static_cast<uint32_t>(n);
+  }
+  if (r->size % r->block_size != 0)
+    return Status::Error(EINVAL, "size " + std::to_string(r->size) +
+                                     " is not a multiple of its block size " +
+                                     std::to_string(r->block_size));
+  return Status();
+}
+
+// One entry of "backstores"; *where ("backstore #3") gains its export name
+// once known, for the caller's message.
+Expected<BackstoreRecord> ParseRecord(json_object* e, std::string* where) {
+  if (!json_object_is_type(e, json_type_object)) return Status::Error(EINVAL, "not an object");
+  MemberReader m(e);
+  BackstoreRecord r;
+  if (Status s = m.NeedString("type", &r.type); !s.ok()) return s;
+  if (Status s = m.NeedString("key", &r.key); !s.ok()) return s;
+  if (Status s = ValidateType(r.type); !s.ok()) return s;
+  if (Status s = ValidateKey(r.key); !s.ok()) return s;
+  *where += " (" + r.ExportName() + ")";
+  if (Status s = ReadSize(e, &m, &r); !s.ok()) return s;
+  m.Bool("readonly", &r.readonly);
+  m.Bool("prealloc", &r.prealloc);
+  std::string status_text = StatusName(r.status);
+  m.String("status", &status_text);
+  auto status = ParseStatus(status_text);
+  if (!status) return Status::Error(EINVAL, "unknown status '" + status_text + "'");
+  r.status = *status;
+  m.String("device", &r.device);
+  m.String("client", &r.client);
+  m.String("owner", &r.owner);
+  m.String("map_time", &r.map_time);
+  m.String("create_time", &r.create_time);
+  if (json_object* x = m.Optional("extras", json_type_object))
+    r.extras_json = json_object_to_json_string_ext(x, JSON_C_TO_STRING_PLAIN);
+  if (Status s = ReadAllowList(e, &r.tls_allow); !s.ok()) return s;
+  if (Status s = m.Finish(); !s.ok()) return s;
+  if (Status s = ValidateRecord(r); !s.ok()) return s;
+  return r;
+}
+
 }  // namespace
 
 std::string NowIso8601() {
@@ -76,8 +198,8 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
   JsonPtr root(json_tokener_parse_ex(tok.get(), text.c_str(), static_cast<int>(text.size())));
   json_tokener_error jerr = json_tokener_get_error(tok.get());
   if (root == nullptr || jerr != json_tokener_success) {
-    const char* why = jerr == json_tokener_continue ? "unexpected end of file"
-                                                    : json_tokener_error_desc(jerr);
+    const char* why =
+        jerr == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc(jerr);
     return Corrupt(origin, std::string("not valid JSON: ") + why + " at byte " +
                                std::to_string(json_tokener_get_parse_end(tok.get())));
   }
@@ -101,64 +223,11 @@ Expected<std::vector<BackstoreRecord>> ParseSaveconfig(const std::string& text,
   std::set<std::string> seen;
   size_t n = json_object_array_length(list);
   for (size_t i = 0; i < n; i++) {
-    json_object* e = json_object_array_get_idx(list, i);
     std::string where = "backstore #" + std::to_string(i + 1);
-    if (!json_object_is_type(e, json_type_object))
-      return Corrupt(origin, where + " is not an object");
-    BackstoreRecord r;
-    auto need_string = [&](const char* name, std::string* dst) -> Status {
-      json_object* m = nullptr;
-      if (!GetMember(e, name, json_type_string, &m))
-        return Corrupt(origin, where + ": missing string '" + name + "'");
-      *dst = json_object_get_string(m);
-      return Status();
-    };
-    auto opt_string = [&](const char* name, std::string* dst) {
-      json_object* m = nullptr;
-      if (GetMember(e, name, json_type_string, &m)) *dst = json_object_get_string(m);
-    };
-    auto opt_bool = [&](const char* name, bool* dst) {
-      json_object* m = nullptr;
-      if (GetMember(e, name, json_type_boolean, &m)) *dst = json_object_get_boolean(m);
-    };
-    if (Status s = need_string("type", &r.type); !s.ok()) return s;
-    if (Status s = need_string("key", &r.key); !s.ok()) return s;
-    if (Status s = ValidateType(r.type); !s.ok())
-      return Corrupt(origin, where + ": " + s.message());
-    if (Status s = ValidateKey(r.key); !s.ok()) return Corrupt(origin, where + ": " + s.message());
-    where += " (" + r.ExportName() + ")";
-    json_object* m = nullptr;
-    if (!GetMember(e, "size", json_type_int, &m) || json_object_get_int64(m) <= 0)
-      return Corrupt(origin, where + ": missing or non-positive 'size'");
-    r.size = static_cast<uint64_t>(json_object_get_int64(m));
-    if (GetMember(e, "block_size", json_type_int, &m)) {
-      int64_t bs = json_object_get_int64(m);
-      if (bs != 512 && bs != 4096)
-        return Corrupt(origin, where + ": block_size must be 512 or 4096");
-      r.block_size = static_cast<uint32_t>(bs);
-    }
-    if (r.size % r.block_size != 0)
-      return Corrupt(origin, where + ": size " + std::to_string(r.size) +
-                                 " is not a multiple of its block size " +
-                                 std::to_string(r.block_size));
-    opt_bool("readonly", &r.readonly);
-    opt_bool("prealloc", &r.prealloc);
-    std::string status_text = StatusName(r.status);
-    opt_string("status", &status_text);
-    auto status = ParseStatus(status_text);
-    if (!status) return Corrupt(origin, where + ": unknown status '" + status_text + "'");
-    r.status = *status;
-    opt_string("device", &r.device);
-    opt_string("client", &r.client);
-    opt_string("owner", &r.owner);
-    opt_string("map_time", &r.map_time);
-    opt_string("create_time", &r.create_time);
-    if (GetMember(e, "extras", json_type_object, &m))
-      r.extras_json = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
-    if (Status s = ReadAllowList(e, &r.tls_allow); !s.ok()) return Corrupt(origin, where + ": " + s.message());
-    if (!seen.insert(r.ExportName()).second)
-      return Corrupt(origin, where + ": listed twice");
-    out.push_back(std::move(r));
+    auto r = ParseRecord(json_object_array_get_idx(list, i), &where);
+    if (!r) return Corrupt(origin, where + ": " + r.status().message());
+    if (!seen.insert(r->ExportName()).second) return Corrupt(origin, where + ": listed twice");
+    out.push_back(std::move(*r));
   }
   return out;
 }
@@ -178,7 +247,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "status", json_object_new_string(StatusName(r.status)));
     json_object_object_add(e, "device", json_object_new_string(r.device.c_str()));
     json_object_object_add(e, "client", json_object_new_string(r.client.c_str()));
-    if (!r.owner.empty()) json_object_object_add(e, "owner", json_object_new_string(r.owner.c_str()));
+    if (!r.owner.empty())
+      json_object_object_add(e, "owner", json_object_new_string(r.owner.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
     json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
     JsonPtr extras(json_tokener_parse(r.extras_json.c_str()));
@@ -187,7 +257,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     json_object_object_add(e, "extras", extras.release());
     if (!r.tls_allow.empty()) {
       json_object* allow = json_object_new_array();
-      for (const auto& id : r.tls_allow) json_object_array_add(allow, json_object_new_string(id.c_str()));
+      for (const auto& id : r.tls_allow)
+        json_object_array_add(allow, json_object_new_string(id.c_str()));
       json_object_object_add(e, "tls_allow", allow);
     }
     json_object_array_add(list, e);
@@ -195,7 +266,7 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
   json_object_object_add(root.get(), "backstores", list);
   std::string out =
       json_object_to_json_string_ext(root.get(), JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                  JSON_C_TO_STRING_NOSLASHESCAPE);
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE);
   out += '\n';
   return out;
 }
@@ -229,8 +300,10 @@ Status StoreSaveconfig(const std::string& path, const std::vector<BackstoreRecor
   // reported, but is no reason to undo what the callers changed (the file
   // says what they now hold).
   if (!dir_error.empty())
-    LOG_ERROR("saveconfig", "%s written, but syncing its directory failed (%s): the change may "
-              "not survive a power loss", path.c_str(), dir_error.c_str());
+    LOG_ERROR("saveconfig",
+              "%s written, but syncing its directory failed (%s): the change may "
+              "not survive a power loss",
+              path.c_str(), dir_error.c_str());
   return Status();
 }
 

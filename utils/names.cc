@@ -160,4 +160,17 @@ Expected<std::vector<std::string>> ParseTlsIdentityList(std::string_view text) {
   return out;
 }
 
+int ParseNbdDevice(std::string_view dev) {
+  constexpr std::string_view kPrefix = "/dev/nbd";
+  if (!dev.starts_with(kPrefix)) return -1;
+  const std::string_view digits = dev.substr(kPrefix.size());
+  if (digits.empty() || digits.size() > 6) return -1;
+  int n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return -1;
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
 }  // namespace nbdr

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-# Test that a corrupt or unreadable saveconfig.json stops the runner from
-# starting, names the file and the cause, and is left untouched.
+# Test that a corrupt or unreadable saveconfig.json, or one record with a
+# field the runner could not have stored, stops the runner from starting,
+# names the file, the record and the cause, and is left untouched.
 source "$(dirname "$0")/functions.sh"
 
 mkdir -p "$T/state" "$T/log"
@@ -25,6 +26,15 @@ check_refused '{"version": 7, "backstores": []}' 'unsupported version 7'
 pass "an unknown format version: refused"
 check_refused '{"version": 1, "backstores": [{"type": "file", "key": "a", "size": -5}]}' "size"
 pass "a negative size: refused"
+# Issue 27: one over-long field in a hand-edited file made LIST and INFO
+# fail for every backstore (the reply could not be encoded).
+long_device="/dev/nbd$(printf '1%.0s' $(seq 300))"
+check_refused '{"version": 1, "backstores": [{"type": "file", "key": "good", "size": 512},
+  {"type": "file", "key": "vm/a.img", "size": 512, "status": "mapped", "device": "'"$long_device"'"}]}' \
+  "backstore #2 \(file/vm/a.img\): 'device' is not /dev/nbdN"
+check_refused '{"version": 1, "backstores": [{"type": "file", "key": "a", "size": 512, "readonly": "yes"}]}' \
+  "'readonly' has the wrong JSON type"
+pass "a field beyond the protocol's limits, or of the wrong type: refused with the key named"
 rm -f "$T/state/saveconfig.json"
 mkdir "$T/state/saveconfig.json"
 rc=0

@@ -101,5 +101,14 @@ TEST(TlsIdentity, ListsSplitOnlyWhereTheNextIdentityStarts) {
   EXPECT_FALSE(ParseTlsIdentityList("").ok());
 }
 
+TEST(Names, ParseNbdDevice) {
+  EXPECT_EQ(ParseNbdDevice("/dev/nbd0"), 0);
+  EXPECT_EQ(ParseNbdDevice("/dev/nbd15"), 15);
+  EXPECT_EQ(ParseNbdDevice("/dev/nbd999999"), 999999);
+  for (const char* bad : {"", "/dev/nbd", "/dev/nbd1234567", "/dev/nbd1p1", "/dev/nbd-1",
+                          "nbd0", "/dev/sda", "/dev/nbd0\n", " /dev/nbd0"})
+    EXPECT_EQ(ParseNbdDevice(bad), -1) << bad;
+}
+
 }  // namespace
 }  // namespace nbdr

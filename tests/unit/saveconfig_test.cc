@@ -75,6 +75,39 @@ TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
   }
 }
 
+// Every field within the limits the control protocol enforces, and of its
+// JSON type: one bad record would otherwise make LIST fail for all.
+TEST(Saveconfig, FieldsOutsideTheProtocolsLimitsAreRefused) {
+  auto record = [](const std::string& member) {
+    return "{\"version\": 1, \"backstores\": [{\"type\": \"file\", \"key\": \"x\", "
+           "\"size\": 512, " +
+           member + "}]}";
+  };
+  const std::string bad[] = {
+      record("\"device\": \"/dev/nbd" + std::string(300, '1') + "\""),
+      record("\"device\": \"/dev/sda\""),
+      record("\"client\": \"" + std::string(300, 'h') + "\""),
+      record("\"client\": \"a\\u001b[31mb\""),
+      record("\"owner\": \"root\""),
+      record("\"owner\": \"psk:" + std::string(2000, 'a') + "\""),
+      record("\"map_time\": \"" + std::string(100, '2') + "\""),
+      record("\"create_time\": \"yesterday\""),
+      record("\"extras\": {\"a\": \"" + std::string(5000, 'x') + "\"}"),
+      record("\"device\": 7"),
+      record("\"readonly\": \"yes\""),
+      record("\"block_size\": \"4096\""),
+      record("\"extras\": []"),
+  };
+  for (const std::string& text : bad) {
+    auto p = ParseSaveconfig(text, "/etc/x/saveconfig.json");
+    EXPECT_FALSE(p.ok()) << "accepted: " << text.substr(0, 200);
+    if (!p.ok()) {
+      EXPECT_NE(p.status().message().find("(file/x)"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(ParseSaveconfig(record("\"owner\": \"uid:0\", \"device\": \"/dev/nbd3\""), "t").ok());
+}
+
 TEST(Saveconfig, DuplicateEntriesAreRefused) {
   std::string text = SaveconfigToJson({Sample(), Sample()});
   EXPECT_FALSE(ParseSaveconfig(text, "t").ok());
