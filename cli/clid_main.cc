@@ -8,10 +8,12 @@
 //
 //   nbd-clid [--foreground] [--interval SECONDS]
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -22,6 +24,7 @@
 #include "cli/kernel_nbd.h"
 #include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
+#include "cli/call_signals.h"
 #include "cli/runner_client.h"
 #include "rpc/backstore_status.h"
 #include "utils/log.h"
@@ -31,8 +34,16 @@ using namespace nbdr;
 
 namespace {
 
-volatile sig_atomic_t g_stop = 0;
-void OnSignal(int) { g_stop = 1; }
+std::atomic<bool> g_stop{false};
+int g_wake_fd = -1;  // an eventfd the main loop polls: a signal ends its wait
+// On the signal thread (call_signals.h), for SIGINT or SIGTERM outside a
+// call: stop after this pass.
+void OnSignal(int) {
+  g_stop = true;
+  const uint64_t one = 1;
+  ssize_t ignored = write(g_wake_fd, &one, sizeof one);
+  (void)ignored;
+}
 
 // Asks the runner for a mapping's backstore (NBDR_INFO): *info is filled
 // when the call went through, whatever its status.
@@ -50,9 +61,10 @@ std::optional<BackstoreStatus> RunnerStatus(const RpcResult<nbdr_info_reply>& in
   return ParseStatus(info->backstore.backstore_val[0].status);
 }
 
-// How long nbd-clid waits for one runner's reply: one hung runner must not
-// hold up the devices of the others past their dead-connection timeout.
-constexpr int kCallTimeoutS = 10;
+// How long nbd-clid waits for one runner's reply (--timeout): one hung
+// runner must not hold up the devices of the others past their
+// dead-connection timeout, hence shorter than nbd-cli's.
+int g_call_timeout_s = 10;
 // ... and for its connection to be accepted.
 constexpr int kConnectTimeoutS = 3;
 
@@ -61,7 +73,7 @@ constexpr int kConnectTimeoutS = 3;
 std::optional<RunnerClient> ConnectRunner(const HostPort& where, const ClientTlsCredentials& tls) {
   auto client = RunnerClient::Connect(where, kConnectTimeoutS, &tls);
   if (!client) return std::nullopt;
-  client->set_call_timeout(kCallTimeoutS);
+  client->set_call_timeout(g_call_timeout_s);
   return std::move(*client);
 }
 
@@ -196,15 +208,23 @@ int ParseArgs(int argc, char** argv, bool* foreground, int* interval) {
         fprintf(stderr, "nbd-clid: --interval must be 1 to 3600 seconds\n");
         return 2;
       }
+    } else if (a == "--timeout" && i + 1 < argc) {
+      g_call_timeout_s = atoi(argv[++i]);
+      if (g_call_timeout_s < 1 || g_call_timeout_s > 3600) {
+        fprintf(stderr, "nbd-clid: --timeout must be 1 to 3600 seconds\n");
+        return 2;
+      }
     } else if (a == "--version") {
       printf("nbd-clid %s\n", NBDR_PACKAGE_VERSION);
       return 0;
     } else if (a == "--help") {
-      printf("Usage: nbd-clid [--foreground] [--interval SECONDS] | --version | --help\n"
+      printf("Usage: nbd-clid [--foreground] [--interval SECONDS] [--timeout SECONDS]\n"
+             "       nbd-clid --version | --help\n"
              "Reconnects the devices nbd-cli mapped on this host (records in %s)\n"
              "when their runner restarts or their connection dies.\n\n"
              "  --foreground        stay in the foreground\n"
              "  --interval SECONDS  how often to poll the runners, 1 to 3600 (default 2)\n"
+             "  --timeout SECONDS   how long a call waits for a runner, 1 to 3600 (default 10)\n"
              "  --version           print the version and exit\n"
              "  --help              print this help and exit\n",
              MappingStatePath().c_str());
@@ -227,9 +247,14 @@ int main(int argc, char** argv) {
     perror("nbd-clid: daemon");
     return 1;
   }
-  signal(SIGTERM, OnSignal);
-  signal(SIGINT, OnSignal);
   signal(SIGPIPE, SIG_IGN);
+  g_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (g_wake_fd < 0) {
+    LOG_ERROR("clid", "eventfd: %s", strerror(errno));
+    return 1;
+  }
+  // SIGINT/SIGTERM: stop; during a call to a hung runner, at once.
+  StartCallSignalWatch(0, OnSignal);
   auto listener = LinkDeadListener::Open();
   if (!listener)
     LOG_WARN("clid", "no LINK_DEAD events (%s); polling runners every %d s only",
@@ -243,9 +268,10 @@ int main(int argc, char** argv) {
            host_id->c_str());
   std::set<int> link_dead;
   while (!g_stop) {
-    pollfd pfd{listener ? listener->fd() : -1, POLLIN, 0};
-    poll(&pfd, listener ? 1 : 0, interval * 1000);
-    if (listener && (pfd.revents & POLLIN)) {
+    pollfd pfd[2] = {{g_wake_fd, POLLIN, 0}, {listener ? listener->fd() : -1, POLLIN, 0}};
+    poll(pfd, listener ? 2 : 1, interval * 1000);
+    if (g_stop) break;
+    if (listener && (pfd[1].revents & POLLIN)) {
       for (int idx : listener->Drain()) {
         LOG_WARN("clid", "/dev/nbd%d: link dead; reconnecting", idx);
         link_dead.insert(idx);

@@ -31,6 +31,7 @@ struct Command {
   HostPort host{"localhost", kDefaultRpcPort};
   bool host_given = false;       // on the command line
   bool host_configured = false;  // from $NBD_RUNNER_HOST or cli.conf
+  int call_timeout_s = kDefaultCallTimeoutS;  // --timeout: how long a call waits
   // map
   int device_index = -1;
   uint64_t timeout_s = 30;
@@ -53,8 +54,10 @@ struct Command {
 // reach it again by address: they never use the admin socket. A host from
 // the command line or the defaults is used as given.
 inline Expected<RunnerClient> ConnectOrFail(const Command& c) {
-  return ConnectCommandRunner(c.host, c.host_given || c.host_configured,
-                              c.verb != "map" && c.verb != "unmap", c.tls);
+  auto client = ConnectCommandRunner(c.host, c.host_given || c.host_configured,
+                                     c.verb != "map" && c.verb != "unmap", c.tls);
+  if (client) client->set_call_timeout(c.call_timeout_s);
+  return client;
 }
 
 // Calls proc, whose reply is an nbdr_status_reply, into *r: -1 when the

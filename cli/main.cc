@@ -19,6 +19,7 @@
 
 #include <unistd.h>
 
+#include "cli/call_signals.h"
 #include "cli/cli_config.h"
 #include "cli/cli_output.h"
 #include "cli/command.h"
@@ -71,6 +72,8 @@ const char kUsage[] =
     "make map speak NBD over TLS, in kernel TLS (tls.ko); defaults come from\n"
     "$NBD_CLI_CONFIG or /etc/nbd-runner/cli.conf (host, tls-psk, tls-username,\n"
     "tls-certificates = VALUE lines).\n"
+    "--timeout S: how long each call waits for the runner (default 30 s); Ctrl-C\n"
+    "or SIGTERM ends a waiting call at once (exit 3).\n"
     "--json prints results as JSON on stdout. Exit status: 0 success, 1 the\n"
     "operation failed, 2 bad usage, 3 the runner could not be reached.\n";
 
@@ -121,6 +124,16 @@ int TakeOptionValue(int argc, char** argv, int* i, const std::string& arg, std::
     *slot = argv[++*i];
   }
   if (slot->empty()) return Usage("'" + name + "' needs a value");
+  return -1;
+}
+
+// --timeout S: how long each call waits for the runner, 1 to 3600 s.
+int ParseCallTimeout(const std::string& text, int* out) {
+  char* end = nullptr;
+  unsigned long n = strtoul(text.c_str(), &end, 10);
+  if (text.empty() || *end || text[0] == '-' || n < 1 || n > 3600)
+    return Usage("'--timeout' must be a number of seconds from 1 to 3600");
+  *out = static_cast<int>(n);
   return -1;
 }
 
@@ -221,9 +234,12 @@ int main(int argc, char** argv) {
   // A runner that goes away mid-call is an error to report, not a silent
   // death by SIGPIPE (libtirpc writes with plain write()).
   signal(SIGPIPE, SIG_IGN);
+  // Ctrl-C or SIGTERM ends a call to a hung runner at once (exit 3).
+  StartCallSignalWatch(kExitUnreachable);
   std::vector<std::string> args;
   bool help = false;
   ClientTlsOptions tls;
+  std::string timeout_text;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--json") {
@@ -234,6 +250,8 @@ int main(int argc, char** argv) {
       args.push_back("version");
     } else if (std::string* slot = TlsOptionSlot(a, &tls)) {
       if (int rc = TakeOptionValue(argc, argv, &i, a, slot); rc >= 0) return rc;
+    } else if (a == "--timeout" || a.starts_with("--timeout=")) {
+      if (int rc = TakeOptionValue(argc, argv, &i, a, &timeout_text); rc >= 0) return rc;
     } else {
       args.push_back(a);
     }
@@ -258,6 +276,8 @@ int main(int argc, char** argv) {
   const bool type_help = args.size() >= 2 && args[1] == "help";
   if (!type_help)
     if (int rc = LoadDefaults(tls, &c); rc >= 0) return rc;
+  if (!timeout_text.empty())
+    if (int rc = ParseCallTimeout(timeout_text, &c.call_timeout_s); rc >= 0) return rc;
   if (args[0] == "version") {
     c.verb = "version";
     if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;

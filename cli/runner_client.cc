@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cli/call_signals.h"
 #include "cli/tls_relay.h"
 #include "utils/nbd_protocol.h"
 
@@ -158,8 +159,14 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
   const RpcProcedure* p = FindRpcProcedure(proc);
   if (!p) return Status::Error(EINVAL, "unknown procedure " + std::to_string(proc));
   timeval tv{timeout_s_, 0};
-  clnt_stat st = clnt_call(client_.get(), proc, p->xdr_args, static_cast<caddr_t>(args),
-                           p->xdr_result, static_cast<caddr_t>(result), tv);
+  clnt_stat st;
+  {
+    const std::string may = MayHaveHappened(proc);
+    WaitingCall waiting("nbd-runner at " + target_ + " did not answer " + p->name +
+                        (may.empty() ? "; nothing was changed" : may));
+    st = clnt_call(client_.get(), proc, p->xdr_args, static_cast<caddr_t>(args), p->xdr_result,
+                   static_cast<caddr_t>(result), tv);
+  }
   switch (st) {
     case RPC_SUCCESS:
       return Status();

@@ -20,7 +20,7 @@
 namespace nbdr {
 
 inline constexpr uint16_t kDefaultRpcPort = 24110;
-inline constexpr int kDefaultCallTimeoutS = 120;
+inline constexpr int kDefaultCallTimeoutS = 30;
 inline constexpr char kDefaultAdminSocket[] = "/run/nbd-runner/control.sock";
 
 // The runner's admin socket: $NBD_RUNNER_CONTROL_SOCKET, or the default.
