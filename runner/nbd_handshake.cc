@@ -27,6 +27,7 @@ NbdHandshake::NbdHandshake(Transport* transport, NbdServer* server, std::string*
 Status NbdHandshake::Recv(void* buf, size_t len) {
   // Every wait is bounded by what is left of the deadline, so a client
   // that sends one byte now and then is dropped on time too.
+  transport_->AckPromptly();
   return transport_->RecvExact(buf, len, deadline_);
 }
 
@@ -42,7 +43,7 @@ Status NbdHandshake::SendOptionReply(uint32_t option, uint32_t type, std::string
   uint8_t hdr[kOptionReplyHeaderSize];
   EncodeOptionReplyHeader(hdr, option, type, static_cast<uint32_t>(data.size()));
   iovec iov[2] = {{hdr, sizeof hdr}, {const_cast<char*>(data.data()), data.size()}};
-  if (Status s = transport_->SendAll(iov, data.empty() ? 1 : 2); !s.ok()) {
+  if (Status s = transport_->SendAll(iov, data.empty() ? 1 : 2, deadline_); !s.ok()) {
     LOG_WARN(*log_name_, "send reply: %s; dropping the connection", strerror(s.code()));
     send_broken_ = true;
     transport_->ShutdownBoth();
@@ -147,8 +148,14 @@ bool NbdHandshake::HandleInfoOrGo(uint32_t option, const std::string& data,
     *enter_transmission = true;
   } else {
     result_.open.reset();  // NBD_OPT_INFO: nothing stays open
+    CreditListing(req.name);
   }
   return true;
+}
+
+void NbdHandshake::CreditListing(const std::string& export_name) {
+  // Hashes, not names: a long listing must not cost kilobytes per export.
+  if (listed_.insert(std::hash<std::string>{}(export_name)).second) deadline_ += kListingCredit;
 }
 
 bool NbdHandshake::SendInfoReplies(uint32_t option, const InfoRequest& req) {
@@ -226,7 +233,7 @@ bool NbdHandshake::HandleExportName(const std::string& name) {
   NameConnection(name);
   LogExportGiven(kOptExportName, result_.base_allocation && meta_export_ == name);
   auto reply = EncodeExportNameReply(result_.size, result_.TransmissionFlags(), no_zeroes_);
-  if (!transport_->SendAll(reply.data(), reply.size()).ok()) return false;
+  if (!transport_->SendAll(reply.data(), reply.size(), deadline_).ok()) return false;
   if (result_.base_allocation && meta_export_ != name) result_.base_allocation = false;
   return true;
 }
@@ -319,21 +326,16 @@ bool NbdHandshake::ReadClientFlags() {
 std::optional<NegotiatedExport> NbdHandshake::Run() {
   deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
   open_allowance_ = std::chrono::seconds(std::max(opts_.handshake_timeout_s, kMinOpenAllowanceS));
-  transport_->SetSendTimeout(std::chrono::seconds(opts_.handshake_timeout_s));
 
   uint8_t greeting[kGreetingSize];
   EncodeGreeting(greeting, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!transport_->SendAll(greeting, sizeof greeting).ok()) return std::nullopt;
+  if (!transport_->SendAll(greeting, sizeof greeting, deadline_).ok()) return std::nullopt;
   if (!ReadClientFlags()) return std::nullopt;
 
-  for (int count = 0;; count++) {
+  for (uint64_t received = 0;;) {
     if (std::chrono::steady_clock::now() > deadline_) {
       LOG_WARN(*log_name_, "handshake not finished within %d s; closing",
                opts_.handshake_timeout_s);
-      return std::nullopt;
-    }
-    if (count >= opts_.max_options) {
-      LOG_WARN(*log_name_, "more than %d options in one handshake; closing", opts_.max_options);
       return std::nullopt;
     }
     uint8_t raw[kOptionHeaderSize];
@@ -351,6 +353,12 @@ std::optional<NegotiatedExport> NbdHandshake::Run() {
                OptionName(h.option).c_str(), h.length, kMaxOptionLength);
       if (h.option != kOptExportName)
         (void)SendOptionError(h.option, kRepErrTooBig, "option data too large");
+      return std::nullopt;
+    }
+    received += kOptionHeaderSize + h.length;
+    if (received > opts_.max_handshake_bytes) {
+      LOG_WARN(*log_name_, "options of more than %llu bytes in one handshake; closing",
+               static_cast<unsigned long long>(opts_.max_handshake_bytes));
       return std::nullopt;
     }
     std::string data(h.length, '\0');

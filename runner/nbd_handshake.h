@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <unordered_set>
 
 #include "runner/negotiated_export.h"
 #include "runner/nbd_server.h"
@@ -39,6 +40,11 @@ class NbdHandshake {
   // up to the handshake timeout, and at least this many seconds.
   static constexpr int kMinOpenAllowanceS = 60;
   static constexpr size_t kMaxOptionLength = 64 * 1024;
+  // What each export a client lists adds to the deadline (once per
+  // export, on its first successful NBD_OPT_INFO): nbdinfo --list sends
+  // NBD_OPT_INFO for every export, and libnbd 1.14 leaves each
+  // LIST_META_CONTEXT corked in the client's kernel for 200 ms.
+  static constexpr std::chrono::seconds kListingCredit{1};
 
   bool ReadClientFlags();
   // One option: false when the connection ends here; *done when the client
@@ -50,6 +56,9 @@ class NbdHandshake {
   Status SendOptionError(uint32_t option, uint32_t type, const std::string& message);
   bool HandleExportName(const std::string& name);
   bool HandleInfoOrGo(uint32_t option, const std::string& data, bool* enter_transmission);
+  // Moves the deadline by kListingCredit the first time export_name was
+  // given to NBD_OPT_INFO in this handshake.
+  void CreditListing(const std::string& export_name);
   bool SendInfoReplies(uint32_t option, const nbd::InfoRequest& req);
   bool HandleMetaContext(uint32_t option, const std::string& data);
   bool HandleList(uint32_t option, const std::string& data);
@@ -78,6 +87,9 @@ class NbdHandshake {
   // still be moved by (so that a client cannot hold a connection open
   // with option after option on a slow export).
   std::chrono::steady_clock::duration open_allowance_{};
+  // Exports (hashes of their names) that earned kListingCredit: the
+  // deadline grows at most by one credit per registered export.
+  std::unordered_set<size_t> listed_;
   bool no_zeroes_ = false;
   bool send_broken_ = false;
   std::string meta_export_;  // export named in SET_META_CONTEXT

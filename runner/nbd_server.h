@@ -37,7 +37,10 @@ struct NbdServerOptions {
   int max_connections = 256;          // more are refused at accept
   uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
   uint64_t max_inflight_bytes = 64u << 20;  // per connection
-  int max_options = 64;               // per handshake
+  // Option bytes (headers and data) one handshake may send: bounds the
+  // work a client can ask for before the deadline, not the number of
+  // options (nbdinfo --list sends LIST, then INFO per export).
+  uint64_t max_handshake_bytes = 64u << 20;
   int keepalive_idle_s = 60;
   // Threads reading each connection in turn; with handlers that complete
   // inline this is how many requests of one connection run in parallel.

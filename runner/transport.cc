@@ -2,6 +2,8 @@
 // The connection's byte stream: TCP, plain or TLS; see transport.h.
 #include "runner/transport.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -31,11 +33,15 @@ Status Transport::RecvExact(void* buf, size_t len,
   return Status();
 }
 
-Status Transport::SendAll(iovec* iov, int n) {
+Status Transport::SendAll(iovec* iov, int n, std::chrono::steady_clock::time_point deadline) {
   while (n > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status::Error(ETIMEDOUT, "handshake deadline passed");
+    SetSendTimeout(left);
     ssize_t w = Send(iov, n, Wait::kBlock);
     if (w < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK) continue;
       return PosixError("send");
     }
     size_t done = static_cast<size_t>(w);
@@ -52,9 +58,10 @@ Status Transport::SendAll(iovec* iov, int n) {
   return Status();
 }
 
-Status Transport::SendAll(const void* buf, size_t len) {
+Status Transport::SendAll(const void* buf, size_t len,
+                          std::chrono::steady_clock::time_point deadline) {
   iovec iov{const_cast<void*>(buf), len};
-  return SendAll(&iov, 1);
+  return SendAll(&iov, 1, deadline);
 }
 
 TcpTransport::TcpTransport(UniqueFd fd, int keepalive_idle_s)
@@ -85,6 +92,11 @@ void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) {
 
 void TcpTransport::SetSendTimeout(std::chrono::microseconds t) {
   nbdr::SetSendTimeout(fd_.get(), t);
+}
+
+void TcpTransport::AckPromptly() {
+  int one = 1;
+  setsockopt(fd_.get(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
 }
 
 void TcpTransport::ShutdownRead() { shutdown(fd_.get(), SHUT_RD); }

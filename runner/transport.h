@@ -49,6 +49,11 @@ class Transport {
   // Bounds each blocking Recv / Send (0: no bound).
   virtual void SetRecvTimeout(std::chrono::microseconds t) = 0;
   virtual void SetSendTimeout(std::chrono::microseconds t) = 0;
+  // Acknowledges what arrives next at once instead of delaying the ACK
+  // (TCP_QUICKACK, which the kernel drops again by itself): a client that
+  // writes an option in several small pieces under Nagle waits for that
+  // ACK between them (qemu's, 40 ms a piece without it).
+  virtual void AckPromptly() = 0;
   // Ends receiving: a Recv waiting now or later returns 0.
   virtual void ShutdownRead() = 0;
   // Breaks the connection both ways (after a failed send).
@@ -69,9 +74,11 @@ class Transport {
   // is left of it): ETIMEDOUT once it passed, ECONNRESET at the end of
   // the stream.
   Status RecvExact(void* buf, size_t len, std::chrono::steady_clock::time_point deadline);
-  // Sends all of iov[0..n), waiting as needed (iov is consumed).
-  Status SendAll(iovec* iov, int n);
-  Status SendAll(const void* buf, size_t len);
+  // Sends all of iov[0..n) before deadline (iov is consumed; each wait
+  // bounded by what is left of it, so a client that reads a few bytes now
+  // and then cannot stretch it): ETIMEDOUT once it passed.
+  Status SendAll(iovec* iov, int n, std::chrono::steady_clock::time_point deadline);
+  Status SendAll(const void* buf, size_t len, std::chrono::steady_clock::time_point deadline);
 };
 
 // TCP, plain or TLS. Sets TCP_NODELAY and keepalive (probes after
@@ -86,6 +93,7 @@ class TcpTransport final : public Transport {
   ssize_t Send(const iovec* iov, int n, Wait wait) override;
   void SetRecvTimeout(std::chrono::microseconds t) override;
   void SetSendTimeout(std::chrono::microseconds t) override;
+  void AckPromptly() override;
   void ShutdownRead() override;
   void ShutdownBoth() override;
   Status StartTls(std::shared_ptr<const TlsCredentials> creds,

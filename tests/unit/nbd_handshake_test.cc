@@ -170,7 +170,7 @@ TEST_F(NbdHandshakeTest, BadMagicUnknownFlagsAndTooManyOptionsClose) {
   EXPECT_FALSE(Finish().has_value());
 
   NbdServerOptions opts;
-  opts.max_options = 3;
+  opts.max_handshake_bytes = 3 * kOptionHeaderSize;
   Begin(opts);
   ScriptedNbdClient c3(client_.get());
   c3.Start();
@@ -178,9 +178,24 @@ TEST_F(NbdHandshakeTest, BadMagicUnknownFlagsAndTooManyOptionsClose) {
     c3.SendOption(kOptStartTls);
     EXPECT_EQ(c3.ReadOptionReply().type, kRepErrUnsup);
   }
-  // The limit ends the handshake before a fourth option is read.
+  // The byte budget ends the handshake before a fourth option is served.
+  c3.SendOption(kOptStartTls);
   EXPECT_FALSE(Finish().has_value());
   EXPECT_TRUE(NothingMoreThenEnd(&c3));
+}
+
+// The options a listing client sends (LIST, then INFO per export) are not
+// limited by their number: a thousand are served within the defaults.
+TEST_F(NbdHandshakeTest, AThousandOptionsAreServed) {
+  Begin();
+  ScriptedNbdClient c(client_.get());
+  c.Start();
+  for (int i = 0; i < 1000; i++) {
+    c.SendOption(kOptStartTls);
+    ASSERT_EQ(c.ReadOptionReply().type, kRepErrUnsup) << "option " << i;
+  }
+  c.SendOption(kOptAbort);
+  EXPECT_FALSE(Finish().has_value());
 }
 
 TEST_F(NbdHandshakeTest, SilentClientIsDroppedAtTheDeadline) {
