@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <system_error>
+#include <thread>
 
 #include "runner/nbd_connection.h"
 #include "runner/transport.h"
@@ -44,15 +46,33 @@ void NbdServer::Accept(UniqueFd fd) {
   {
     MutexLock l(&mu_);
     if (connections_.size() >= static_cast<size_t>(options_.max_connections)) {
-      LOG_WARN("nbd", "refusing %s: already %zu connections (max-connections)",
-               PeerAddress(fd.get()).c_str(), connections_.size());
+      Refuse(PeerAddress(fd.get()), "already " + std::to_string(connections_.size()) +
+                                        " connections (max-connections)");
       return;  // fd closes
     }
     conn = std::make_shared<NbdConnection>(
         std::make_unique<TcpTransport>(std::move(fd), options_.keepalive_idle_s), next_id_++, this);
     connections_.push_back(conn);
   }
-  std::thread([this, c = std::move(conn)]() mutable { RunConnection(std::move(c)); }).detach();
+  try {
+    std::thread([this, c = conn]() mutable { RunConnection(std::move(c)); }).detach();
+  } catch (const std::system_error& e) {
+    // No thread to serve it (a pids limit, TasksMax): this connection is
+    // refused, the others go on.
+    Refuse(conn->name(), std::string("cannot start its thread: ") + e.what());
+    MutexLock l(&mu_);
+    connections_.remove(conn);
+    conn.reset();  // closes its socket
+    all_done_.notify_all();
+  }
+}
+
+void NbdServer::Refuse(const std::string& who, const std::string& why) {
+  uint64_t held_back = 0;
+  if (!refusals_.Allow(&held_back)) return;
+  LOG_WARN("nbd", "refusing %s: %s%s", who.c_str(), why.c_str(),
+           held_back ? (" (and " + std::to_string(held_back) + " more since the last)").c_str()
+                     : "");
 }
 
 void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn) {

@@ -16,6 +16,7 @@
 
 #include "runner/backstore_registry.h"
 #include "runner/tls_credentials.h"
+#include "utils/log_throttle.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 #include "utils/tcp_listener.h"
@@ -82,12 +83,15 @@ class NbdServer {
  private:
   void Accept(UniqueFd fd);
   void RunConnection(std::shared_ptr<NbdConnection> conn);
+  // Logs a refused connection (at most one line a second).
+  void Refuse(const std::string& who, const std::string& why);
 
   const NbdServerOptions options_;
   BackstoreRegistry* const registry_;
   TcpListener listener_{"nbd"};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
+  LogThrottle refusals_;
 
   mutable Mutex tls_mu_;
   std::shared_ptr<const TlsCredentials> tls_ GUARDED_BY(tls_mu_);

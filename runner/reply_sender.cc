@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "utils/log.h"
 
@@ -16,7 +17,14 @@ ReplySender::ReplySender(Transport* transport, BufferPool* buffers, InflightBudg
 
 ReplySender::~ReplySender() { StopFlusher(); }
 
-void ReplySender::StartFlusher() { flusher_ = std::thread([this] { FlusherLoop(); }); }
+Status ReplySender::StartFlusher() {
+  try {
+    flusher_ = std::thread([this] { FlusherLoop(); });
+  } catch (const std::system_error& e) {
+    return Status::Error(EAGAIN, std::string("cannot start the reply thread: ") + e.what());
+  }
+  return Status();
+}
 
 void ReplySender::StopFlusher() {
   if (!flusher_.joinable()) return;

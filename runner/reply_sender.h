@@ -27,6 +27,7 @@
 #include "runner/inflight_request.h"
 #include "runner/transport.h"
 #include "utils/mutex.h"
+#include "utils/status.h"
 
 namespace nbdr {
 
@@ -58,7 +59,7 @@ class ReplySender {
   ReplySender(const ReplySender&) = delete;
   ReplySender& operator=(const ReplySender&) = delete;
 
-  void StartFlusher();
+  Status StartFlusher();
   // Ends the flusher once every reply is written (call after the budget
   // drained).
   void StopFlusher() EXCLUDES(mu_);

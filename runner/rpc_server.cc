@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <system_error>
 
 #include "rpc/rpc_table.h"
 #include "runner/tls_session.h"
@@ -170,13 +171,27 @@ void RpcServer::Accept(UniqueFd fd, bool local) {
     c->local = local;
     c->since = Clock::now();
   }
-  std::thread([this, c, f = std::move(fd)] {
-    Serve(c);
+  const std::string peer = PeerAddress(c->fd);
+  auto finish = [this, c] {
     MutexLock l(&mu_);
     if (!c->evicted) active_--;
     connections_.remove_if([c](const Connection& x) { return &x == c; });
-    done_.notify_all();  // f closes after the lock is released, with the lambda
-  }).detach();
+    done_.notify_all();
+  };
+  auto shared_fd = std::make_shared<UniqueFd>(std::move(fd));
+  try {
+    std::thread([this, c, finish, shared_fd] {
+      Serve(c);
+      finish();  // the socket closes after the lock is released, with the lambda
+    }).detach();
+  } catch (const std::system_error& e) {
+    // No thread for it (a pids limit): refuse this caller, serve the rest.
+    finish();
+    uint64_t held_back = 0;
+    if (refusals_.Allow(&held_back))
+      LOG_WARN("rpc", "refusing %s: cannot start its thread: %s%s", peer.c_str(), e.what(),
+               held_back ? (" (and " + std::to_string(held_back) + " more)").c_str() : "");
+  }
 }
 
 bool RpcServer::EvictIdleLocked() {

@@ -25,6 +25,7 @@
 #include "runner/control_service.h"
 #include "runner/tls_credentials.h"
 #include "runner/tls_session.h"
+#include "utils/log_throttle.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 #include "utils/tcp_listener.h"
@@ -101,6 +102,7 @@ class RpcServer {
 
   Mutex mu_;
   std::condition_variable done_;
+  LogThrottle refusals_;  // callers refused for want of a thread
   int active_ GUARDED_BY(mu_) = 0;  // connections not closed to make room
   std::list<Connection> connections_ GUARDED_BY(mu_);
 };

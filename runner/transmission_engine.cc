@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <system_error>
 
 #include "utils/log.h"
 
@@ -39,10 +40,21 @@ void TransmissionEngine::Run() {
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader
   // while, if more requests are waiting, another reader takes the next.
-  sender_.StartFlusher();
+  if (Status s = sender_.StartFlusher(); !s.ok()) {
+    // Out of threads (a pids limit): this connection ends, the others go on.
+    LOG_WARN(*log_name_, "%s; closing the connection", s.message().c_str());
+    return;
+  }
   std::vector<std::thread> helpers;
-  for (size_t i = 1; i < readers_.size(); i++)
-    helpers.emplace_back([this, r = readers_[i].get()] { ReaderLoop(r); });
+  for (size_t i = 1; i < readers_.size(); i++) {
+    try {
+      helpers.emplace_back([this, r = readers_[i].get()] { ReaderLoop(r); });
+    } catch (const std::system_error& e) {
+      LOG_WARN(*log_name_, "serving with %zu reader thread(s), not %zu: %s", i,
+               readers_.size(), e.what());
+      break;
+    }
+  }
   ReaderLoop(readers_[0].get());
   for (auto& t : helpers) t.join();
   budget_.WaitForDrain();

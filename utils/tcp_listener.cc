@@ -2,6 +2,7 @@
 // Accept loop; see tcp_listener.h.
 #include "utils/tcp_listener.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -9,6 +10,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <system_error>
 
 #include "utils/log.h"
 #include "utils/net.h"
@@ -29,7 +32,12 @@ Status TcpListener::StartOnSocket(UniqueFd listening, std::string address, Accep
   port_ = LocalPort(listen_fd_.get());
   address_ = std::move(address);
   on_accept_ = std::move(on_accept);
-  thread_ = std::thread([this] { Loop(); });
+  spare_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  try {
+    thread_ = std::thread([this] { Loop(); });
+  } catch (const std::system_error& e) {
+    return Status::Error(EAGAIN, std::string("cannot start the accept thread: ") + e.what());
+  }
   return Status();
 }
 
@@ -46,12 +54,33 @@ void TcpListener::Loop() {
     int cfd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
     if (cfd < 0) {
       if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE) {
+        RefuseWithoutDescriptors(errno);
+        continue;
+      }
       LOG_ERROR(name_, "accept: %s", strerror(errno));
-      if (errno == EMFILE || errno == ENFILE) poll(nullptr, 0, 100);  // let fds free up
+      poll(nullptr, 0, 100);
       continue;
     }
     on_accept_(UniqueFd(cfd));
   }
+}
+
+void TcpListener::RefuseWithoutDescriptors(int err) {
+  // The spare descriptor makes room to take the connection off the queue
+  // and close it: the client learns at once, and poll does not spin on a
+  // connection that can never be accepted.
+  spare_fd_.reset();
+  int cfd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  std::string peer = cfd >= 0 ? PeerAddress(cfd) : "a client";
+  if (cfd >= 0) close(cfd);
+  spare_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  uint64_t held_back = 0;
+  if (refusals_.Allow(&held_back))
+    LOG_WARN(name_, "refusing %s: out of file descriptors (%s)%s", peer.c_str(), strerror(err),
+             held_back ? (", and " + std::to_string(held_back) + " more since the last").c_str()
+                       : "");
+  if (!spare_fd_.valid()) poll(nullptr, 0, 100);  // none freed yet: wait a little
 }
 
 void TcpListener::Stop() {

@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "utils/log_throttle.h"
 #include "utils/status.h"
 #include "utils/unique_fd.h"
 
@@ -43,11 +44,16 @@ class TcpListener {
 
  private:
   void Loop();
+  // accept failed with EMFILE or ENFILE: takes the waiting connection
+  // with the spare descriptor, closes it, logs (throttled).
+  void RefuseWithoutDescriptors(int err);
 
   const std::string name_;
   AcceptFn on_accept_;
   UniqueFd listen_fd_;
   UniqueFd wake_fd_;
+  UniqueFd spare_fd_;  // /dev/null, given up to refuse when descriptors run out
+  LogThrottle refusals_;
   uint16_t port_ = 0;
   std::string address_;
   std::thread thread_;
