@@ -280,6 +280,7 @@ NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts,
   n.idle_timeout_s = opts.idle_timeout;
   n.busy_poll_us = opts.busy_poll_us;
   n.max_connections = opts.max_connections;
+  n.max_connections_per_peer = opts.max_connections_per_peer;
   n.tls = tls;
   return n;
 }

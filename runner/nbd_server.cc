@@ -43,6 +43,7 @@ size_t NbdServer::connection_count() const {
 
 void NbdServer::Accept(UniqueFd fd) {
   std::shared_ptr<NbdConnection> conn;
+  const std::string peer_host = PeerHost(fd.get());
   {
     MutexLock l(&mu_);
     if (connections_.size() >= static_cast<size_t>(options_.max_connections)) {
@@ -50,21 +51,36 @@ void NbdServer::Accept(UniqueFd fd) {
                                         " connections (max-connections)");
       return;  // fd closes
     }
+    int& from_peer = per_peer_[peer_host];
+    if (from_peer >= options_.max_connections_per_peer) {
+      Refuse(PeerAddress(fd.get()), "already " + std::to_string(from_peer) +
+                                        " connections from " + peer_host +
+                                        " (max-connections-per-peer)");
+      return;
+    }
+    from_peer++;
     conn = std::make_shared<NbdConnection>(
         std::make_unique<TcpTransport>(std::move(fd), options_.keepalive_idle_s), next_id_++, this);
     connections_.push_back(conn);
   }
   try {
-    std::thread([this, c = conn]() mutable { RunConnection(std::move(c)); }).detach();
+    std::thread([this, c = conn, peer_host]() mutable {
+      RunConnection(std::move(c), peer_host);
+    }).detach();
   } catch (const std::system_error& e) {
     // No thread to serve it (a pids limit, TasksMax): this connection is
     // refused, the others go on.
     Refuse(conn->name(), std::string("cannot start its thread: ") + e.what());
     MutexLock l(&mu_);
-    connections_.remove(conn);
+    Forget(conn, peer_host);
     conn.reset();  // closes its socket
     all_done_.notify_all();
   }
+}
+
+void NbdServer::Forget(const std::shared_ptr<NbdConnection>& conn, const std::string& peer_host) {
+  connections_.remove(conn);
+  if (--per_peer_[peer_host] <= 0) per_peer_.erase(peer_host);
 }
 
 void NbdServer::Refuse(const std::string& who, const std::string& why) {
@@ -75,10 +91,10 @@ void NbdServer::Refuse(const std::string& who, const std::string& why) {
                      : "");
 }
 
-void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn) {
+void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn, const std::string& peer_host) {
   conn->Run();
   MutexLock l(&mu_);
-  connections_.remove(conn);
+  Forget(conn, peer_host);
   conn.reset();  // destroyed under mu_ so Stop() never outlives it
   all_done_.notify_all();
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,6 +37,7 @@ struct NbdServerOptions {
   // always sleep, never coalesce.
   int busy_poll_us = 30;
   int max_connections = 256;          // more are refused at accept
+  int max_connections_per_peer = 64;  // from one address; more are refused
   uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
   uint64_t max_inflight_bytes = 64u << 20;  // per connection
   // Option bytes (headers and data) one handshake may send: bounds the
@@ -82,7 +84,10 @@ class NbdServer {
 
  private:
   void Accept(UniqueFd fd);
-  void RunConnection(std::shared_ptr<NbdConnection> conn);
+  void RunConnection(std::shared_ptr<NbdConnection> conn, const std::string& peer_host);
+  // The connection ends: it leaves connections_ and its peer's count.
+  void Forget(const std::shared_ptr<NbdConnection>& conn, const std::string& peer_host)
+      REQUIRES(mu_);
   // Logs a refused connection (at most one line a second).
   void Refuse(const std::string& who, const std::string& why);
 
@@ -99,6 +104,7 @@ class NbdServer {
   mutable Mutex mu_;
   std::condition_variable all_done_;
   std::list<std::shared_ptr<NbdConnection>> connections_ GUARDED_BY(mu_);
+  std::map<std::string, int> per_peer_ GUARDED_BY(mu_);  // connections by peer address
 };
 
 }  // namespace nbdr

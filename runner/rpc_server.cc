@@ -28,6 +28,13 @@ namespace {
 // client sending a byte now and then cannot hold a slot.
 constexpr std::chrono::seconds kIdleTimeout{60};
 constexpr std::chrono::seconds kCallReceiveTimeout{10};
+// nbd-cli writes a call at once: one still arriving after this may lose
+// its slot to a new caller when every slot is taken.
+constexpr std::chrono::seconds kSlowCall{2};
+// Control connections one client address may hold, and the admin
+// socket's own slots.
+constexpr int kMaxConnectionsPerPeer = 16;
+constexpr int kLocalSlots = 16;
 constexpr u_int kRecordBufferSize = 64 * 1024;
 
 // RFC 9289: the client's credential flavor asking for TLS, and the
@@ -103,6 +110,7 @@ bool RpcServer::StartCall(Connection* c) {
 void RpcServer::AwaitCall(Connection* c) {
   MutexLock l(&mu_);
   c->between_calls = true;
+  c->in_service = false;
   c->since = Clock::now();
 }
 
@@ -157,24 +165,28 @@ RpcCaller CallerOf(int fd, bool local) {
 
 void RpcServer::Accept(UniqueFd fd, bool local) {
   Connection* c;
+  const std::string peer = PeerAddress(fd.get());
+  const std::string peer_host = local ? "local" : PeerHost(fd.get());
   {
     MutexLock l(&mu_);
-    if (active_ >= max_connections_ && !EvictIdleLocked()) {
-      LOG_WARN("rpc", "refusing %s: all %d control connections are in calls",
-               PeerAddress(fd.get()).c_str(), active_);
+    if (std::string why = RefusalLocked(local, peer_host); !why.empty()) {
+      uint64_t held_back = 0;
+      if (refusals_.Allow(&held_back))
+        LOG_WARN("rpc", "refusing %s: %s%s", local ? "a local caller" : peer.c_str(), why.c_str(),
+                 held_back ? (" (and " + std::to_string(held_back) + " more)").c_str() : "");
       return;  // fd closes
     }
-    active_++;
+    (local ? active_local_ : active_)++;
     c = &connections_.emplace_back();
     c->server = this;
     c->fd = fd.get();
     c->local = local;
+    c->peer_host = peer_host;
     c->since = Clock::now();
   }
-  const std::string peer = PeerAddress(c->fd);
   auto finish = [this, c] {
     MutexLock l(&mu_);
-    if (!c->evicted) active_--;
+    if (!c->evicted) (c->local ? active_local_ : active_)--;
     connections_.remove_if([c](const Connection& x) { return &x == c; });
     done_.notify_all();
   };
@@ -194,19 +206,47 @@ void RpcServer::Accept(UniqueFd fd, bool local) {
   }
 }
 
-bool RpcServer::EvictIdleLocked() {
-  Connection* oldest = nullptr;
-  for (auto& c : connections_) {
-    if (c.between_calls && !c.evicted && (!oldest || c.since < oldest->since)) oldest = &c;
+std::string RpcServer::RefusalLocked(bool local, const std::string& peer_host) {
+  if (!local) {
+    int from_peer = 0;
+    for (const auto& c : connections_)
+      if (!c.evicted && c.peer_host == peer_host) from_peer++;
+    if (from_peer >= kMaxConnectionsPerPeer)
+      return "already " + std::to_string(from_peer) + " control connections from " + peer_host;
   }
-  if (!oldest) return false;
-  auto idle = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - oldest->since);
-  LOG_WARN("rpc", "all %d control connections taken: closing %s's, idle for %lld s",
-           max_connections_, PeerAddress(oldest->fd).c_str(), static_cast<long long>(idle.count()));
-  oldest->evicted = true;
-  active_--;
-  shutdown(oldest->fd, SHUT_RDWR);
+  const int active = local ? active_local_ : active_;
+  const int slots = local ? kLocalSlots : max_connections_;
+  if (active >= slots && !EvictLocked(local))
+    return "all " + std::to_string(slots) + " control connections are being served";
+  return "";
+}
+
+bool RpcServer::EvictLocked(bool local) {
+  const auto now = Clock::now();
+  Connection* idle = nullptr;
+  Connection* slow = nullptr;
+  for (auto& c : connections_) {
+    if (c.evicted || c.local != local) continue;
+    if (c.between_calls && (!idle || c.since < idle->since)) idle = &c;
+    if (!c.between_calls && !c.in_service && now - c.since > kSlowCall &&
+        (!slow || c.since < slow->since))
+      slow = &c;
+  }
+  Connection* victim = idle ? idle : slow;
+  if (!victim) return false;
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - victim->since);
+  LOG_WARN("rpc", "control connections all taken: closing %s's, %s for %lld s",
+           PeerAddress(victim->fd).c_str(), idle ? "idle" : "still sending its call",
+           static_cast<long long>(secs.count()));
+  victim->evicted = true;
+  (local ? active_local_ : active_)--;
+  shutdown(victim->fd, SHUT_RDWR);
   return true;
+}
+
+void RpcServer::SetInService(Connection* c) {
+  MutexLock l(&mu_);
+  c->in_service = true;
 }
 
 void RpcServer::Serve(Connection* c) {
@@ -282,6 +322,7 @@ bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rp
       reply.acpted_rply.ar_stat = GARBAGE_ARGS;
     } else {
       decoded = true;
+      SetInService(c);
       service_->Dispatch(*caller, proc->number, args.get(), result.get());
       reply.acpted_rply.ar_results.where = result.get();
       reply.acpted_rply.ar_results.proc = proc->xdr_result;

@@ -53,10 +53,14 @@ class RpcServer {
     // Once the client asked for TLS (RFC 9289): every record goes through it.
     std::unique_ptr<TlsSession> tls;
     std::string peer;  // set by its thread
-    // Guarded by server->mu_: waiting for a call's first byte (only such
-    // a connection is closed to make room), and since when it has been in
-    // that state or in its current call.
+    std::string peer_host;  // its address without the port ("local" on the admin socket)
+    // Guarded by server->mu_: waiting for a call's first byte, or in a
+    // call being served (after its arguments arrived), and since when it
+    // has been between calls or in its current call. Only a connection
+    // between calls, or one still receiving a call kSlowCall after it
+    // began (a client sending a byte now and then), is closed to make room.
     bool between_calls = true;
+    bool in_service = false;
     bool evicted = false;
     std::chrono::steady_clock::time_point since;
   };
@@ -73,9 +77,14 @@ class RpcServer {
  private:
   using Clock = std::chrono::steady_clock;
   void Accept(UniqueFd fd, bool local);
-  // With every slot taken: closes the connection that has waited longest
-  // for its next call; false when all are in calls.
-  bool EvictIdleLocked() REQUIRES(mu_);
+  // With every slot of its kind (TCP or admin socket) taken: closes the
+  // connection that has waited longest for its next call, else the one
+  // that has been receiving its call longest past kSlowCall; false when
+  // every one is being served or is quick.
+  bool EvictLocked(bool local) REQUIRES(mu_);
+  // Why a new connection may not have a slot now ("" when it may).
+  std::string RefusalLocked(bool local, const std::string& peer_host) REQUIRES(mu_);
+  void SetInService(Connection* c);
   void Serve(Connection* c);
   // Answers one decoded call header (its arguments are next in xdrs).
   // False when the connection must close.
@@ -103,7 +112,11 @@ class RpcServer {
   Mutex mu_;
   std::condition_variable done_;
   LogThrottle refusals_;  // callers refused for want of a thread
-  int active_ GUARDED_BY(mu_) = 0;  // connections not closed to make room
+  // Connections not closed to make room: on the TCP port, and on the
+  // admin socket (slots of its own: a flood of the port never locks root
+  // out).
+  int active_ GUARDED_BY(mu_) = 0;
+  int active_local_ GUARDED_BY(mu_) = 0;
   std::list<Connection> connections_ GUARDED_BY(mu_);
 };
 

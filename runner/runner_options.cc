@@ -24,7 +24,7 @@ const std::set<std::string> kRunnerKeys = {
     "handler-dir", "state-dir",       "log-dir",      "log-level",      "threads",
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
-    "max-connections", "mapping-timeout", "busy-poll-us",
+    "max-connections", "max-connections-per-peer", "mapping-timeout", "busy-poll-us",
     "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket",
     "control-admins"};
 // The word before an option name's first '-' ("gluster" of
@@ -157,6 +157,10 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
     auto v = num(1, 65536);
     if (!v) return v.status();
     o->max_connections = static_cast<int>(*v);
+  } else if (key == "max-connections-per-peer") {
+    auto v = num(1, 65536);
+    if (!v) return v.status();
+    o->max_connections_per_peer = static_cast<int>(*v);
   } else {
     o->unknown[key] = origin;
   }
@@ -222,6 +226,7 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "  --busy-poll-us N         a reader whose client answered within N microseconds\n"
       "                           last time polls that long before sleeping (30; 0 = off)\n"
       "  --max-connections N      NBD connections served at once (256)\n"
+      "  --max-connections-per-peer N  of them from one address (64)\n"
       "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
       "  --tls MODE               TLS on the NBD port: off (default), on (offered) or\n"
       "                           require (every client must use it)\n"

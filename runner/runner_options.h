@@ -40,6 +40,7 @@ struct RunnerOptions {
   int idle_timeout = 0;
   int busy_poll_us = 30;
   int max_connections = 256;
+  int max_connections_per_peer = 64;
   int mapping_timeout = 60;
   // control-admins: TLS identities that may administer over the control port.
   std::vector<std::string> control_admins;

@@ -183,6 +183,17 @@ std::string PeerAddress(int fd) {
   return FormatSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
+std::string PeerHost(int fd) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char host[NI_MAXHOST];
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) < 0 ||
+      getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0,
+                  NI_NUMERICHOST) != 0)
+    return "?";
+  return host;
+}
+
 namespace {
 
 Expected<sockaddr_un> UnixAddress(const std::string& path) {

@@ -44,6 +44,9 @@ Expected<UniqueFd> ConnectTcp(const std::string& host, uint16_t port, int timeou
 // "127.0.0.1:24111" / "[::1]:24111" for a socket's local or peer address.
 std::string LocalAddress(int fd);
 std::string PeerAddress(int fd);
+// The peer's address without its port ("127.0.0.1", "::1"): who a
+// per-peer limit counts.
+std::string PeerHost(int fd);
 uint16_t LocalPort(int fd);
 // Formats a sockaddr as above.
 std::string FormatSockaddr(const struct sockaddr* sa, socklen_t len);

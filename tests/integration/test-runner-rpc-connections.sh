@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 # Test that clients holding control connections cannot lock operators out:
-# with all 64 slots taken by connections that send nothing, nbd-cli is still
+# with all 64 slots taken by connections that send nothing (16 from each of
+# four addresses, the most one address may hold), nbd-cli is still
 # answered (the longest idle one is closed to make room), and a client that
 # sends a call one byte at a time is dropped when the call has not arrived
 # whole within 10 s.
@@ -15,7 +16,14 @@ python3 - "$RPC_PORT" "$CLI" "$RPC" <<'PY' >"$T/out" 2>&1 || { cat "$T/out"; fai
 import select, socket, subprocess, sys, time
 port, cli, rpc = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 
-idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+# 16 from each of four addresses: one address may hold 16.
+idle = []
+for source in ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"):
+    for _ in range(16):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.connect(("127.0.0.1", port))
+        idle.append(s)
 time.sleep(0.5)
 t = time.monotonic()
 r = subprocess.run([cli, "file", "list", "host", rpc], capture_output=True, text=True, timeout=60)
@@ -57,7 +65,7 @@ if dropped is None or dropped > 14:
     sys.exit(1)
 PY
 cat "$T/out"
-grep -q "closing 127.0.0.1:[0-9]*'s, idle for" "$T/log/nbd-runner.log" || fail "no log line for the closed idle connection"
+grep -q "control connections all taken: closing 127.0.0.[2-5]:[0-9]*'s, idle for" "$T/log/nbd-runner.log" || fail "no log line for the closed idle connection"
 grep -q "call not received within 10 s; closing" "$T/log/nbd-runner.log" || fail "no log line for the dribbled call"
 pass "64 idle control connections do not lock nbd-cli out; a dribbled call is dropped after 10 s"
 cli file info a.img >/dev/null || fail "the control port stopped answering"
