@@ -27,9 +27,7 @@ uint8_t* BufferPool::Get(size_t len, size_t* capacity) {
   size_t size = size_t{4096} << c;
   if (size < len) {  // beyond the largest class: not pooled
     *capacity = len;
-    void* p = aligned_alloc(4096, (len + 4095) & ~size_t{4095});
-    if (!p) abort();
-    return static_cast<uint8_t*>(p);
+    return static_cast<uint8_t*>(aligned_alloc(4096, (len + 4095) & ~size_t{4095}));
   }
   *capacity = size;
   {
@@ -42,8 +40,21 @@ uint8_t* BufferPool::Get(size_t len, size_t* capacity) {
     }
   }
   void* p = aligned_alloc(4096, size);
-  if (!p) abort();
+  if (!p) {
+    // Out of memory: what the pool keeps idle goes back first.
+    Trim();
+    p = aligned_alloc(4096, size);
+  }
   return static_cast<uint8_t*>(p);
+}
+
+void BufferPool::Trim() {
+  MutexLock l(&mu_);
+  for (auto& list : free_) {
+    for (uint8_t* b : list) free(b);
+    list.clear();
+  }
+  cached_ = 0;
 }
 
 void BufferPool::Put(uint8_t* buf, size_t capacity) {

@@ -3,38 +3,47 @@
 // and in bytes, from the moment a request is read until its reply is
 // written, so a client that floods requests or never reads replies is
 // slowed down, not served from unbounded memory. Every request, refusals
-// included, holds a slot. Thread-safe.
+// included, holds a slot. The bytes are also taken from the runner's
+// MemoryBudget (when given), after the connection's own room. Thread-safe.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 
+#include "runner/memory_budget.h"
 #include "utils/mutex.h"
 
 namespace nbdr {
 
 class InflightBudget {
  public:
-  InflightBudget(uint64_t max_bytes, uint64_t max_requests)
-      : max_bytes_(max_bytes), max_requests_(max_requests) {}
+  InflightBudget(uint64_t max_bytes, uint64_t max_requests, MemoryBudget* memory = nullptr)
+      : max_bytes_(max_bytes), max_requests_(max_requests), memory_(memory) {}
   InflightBudget(const InflightBudget&) = delete;
   InflightBudget& operator=(const InflightBudget&) = delete;
 
   // Whether a request of bytes would get a slot now without waiting.
   bool HasRoom(uint64_t bytes) EXCLUDES(mu_) {
-    MutexLock l(&mu_);
-    return HasRoomLocked(bytes);
+    {
+      MutexLock l(&mu_);
+      if (!HasRoomLocked(bytes)) return false;
+    }
+    return !memory_ || memory_->HasRoom(bytes);
   }
   // Takes a slot for a request of bytes, waiting for room. With nothing in
   // flight a request always fits, however large.
   void Take(uint64_t bytes) EXCLUDES(mu_) {
-    MutexLock l(&mu_);
-    l.Wait(&cv_, [&]() REQUIRES(mu_) { return HasRoomLocked(bytes); });
-    count_++;
-    bytes_ += bytes;
+    {
+      MutexLock l(&mu_);
+      l.Wait(&cv_, [&]() REQUIRES(mu_) { return HasRoomLocked(bytes); });
+      count_++;
+      bytes_ += bytes;
+    }
+    if (memory_) memory_->Take(bytes);
   }
   // Gives back count slots holding bytes in all.
   void Release(uint64_t count, uint64_t bytes) EXCLUDES(mu_) {
+    if (memory_) memory_->Release(bytes);
     MutexLock l(&mu_);
     count_ -= count;
     bytes_ -= bytes;
@@ -58,6 +67,7 @@ class InflightBudget {
 
   const uint64_t max_bytes_;
   const uint64_t max_requests_;
+  MemoryBudget* const memory_;  // the runner's, or null
   Mutex mu_;
   std::condition_variable cv_;
   uint64_t count_ GUARDED_BY(mu_) = 0;

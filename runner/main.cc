@@ -281,6 +281,8 @@ NbdServerOptions NbdOptionsFrom(const RunnerOptions& opts,
   n.busy_poll_us = opts.busy_poll_us;
   n.max_connections = opts.max_connections;
   n.max_connections_per_peer = opts.max_connections_per_peer;
+  n.send_timeout_s = opts.send_timeout;
+  n.max_buffer_memory = opts.max_buffer_memory;
   n.tls = tls;
   return n;
 }

@@ -29,7 +29,7 @@ void NbdConnection::Run() {
   const std::string export_name = negotiated->open->record().ExportName();
   bool client_disconnected;
   {
-    TransmissionEngine engine(transport_.get(), std::move(*negotiated), server_->options(), &name_);
+    TransmissionEngine engine(transport_.get(), std::move(*negotiated), server_, &name_);
     engine.Run();
     client_disconnected = engine.client_disconnected();
   }  // the export closes here, before NoteConnectionLost looks for other users

@@ -16,6 +16,8 @@
 #include <thread>
 
 #include "runner/backstore_registry.h"
+#include "runner/buffer_pool.h"
+#include "runner/memory_budget.h"
 #include "runner/tls_credentials.h"
 #include "utils/log_throttle.h"
 #include "utils/mutex.h"
@@ -30,6 +32,7 @@ struct NbdServerOptions {
   uint16_t port = 24111;
   int handshake_timeout_s = 10;       // whole handshake must finish by then
   int idle_timeout_s = 0;             // transmission: 0 = no limit
+  int send_timeout_s = 60;            // a client must take each reply within this
   // A reader that finds no request waiting polls the socket this long
   // before it sleeps, if its client's last request came within that time:
   // a sleeping reader costs a wake-up per request. Also bounds each wait
@@ -38,8 +41,11 @@ struct NbdServerOptions {
   int busy_poll_us = 30;
   int max_connections = 256;          // more are refused at accept
   int max_connections_per_peer = 64;  // from one address; more are refused
-  uint32_t max_payload = 32u << 20;   // READ/WRITE length limit
+  uint32_t max_payload = 64u << 20;   // READ/WRITE length limit (nbdkit's)
   uint64_t max_inflight_bytes = 64u << 20;  // per connection
+  // Payload bytes in flight in all connections together
+  // (max-buffer-memory; see DefaultBufferMemory).
+  uint64_t max_buffer_memory = 256u << 20;
   // Option bytes (headers and data) one handshake may send: bounds the
   // work a client can ask for before the deadline, not the number of
   // options (nbdinfo --list sends LIST, then INFO per export).
@@ -71,6 +77,11 @@ class NbdServer {
   void Stop();
 
   const NbdServerOptions& options() const { return options_; }
+  // Shared by every connection: payload buffers (at most kCachedBuffers
+  // kept idle in all) and the budget of payload bytes in flight.
+  BufferPool* buffers() { return &buffers_; }
+  MemoryBudget* memory() { return &memory_; }
+  static constexpr uint64_t kCachedBuffers = 64u << 20;
   // The TLS credentials a handshake starting now uses: options().tls until
   // SetTls replaces them.
   std::shared_ptr<const TlsCredentials> tls() const EXCLUDES(tls_mu_);
@@ -93,6 +104,8 @@ class NbdServer {
 
   const NbdServerOptions options_;
   BackstoreRegistry* const registry_;
+  BufferPool buffers_{kCachedBuffers};
+  MemoryBudget memory_{options_.max_buffer_memory};
   TcpListener listener_{"nbd"};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};

@@ -12,8 +12,12 @@
 namespace nbdr {
 
 ReplySender::ReplySender(Transport* transport, BufferPool* buffers, InflightBudget* budget,
-                         const std::string* log_name)
-    : transport_(transport), buffers_(buffers), budget_(budget), log_name_(log_name) {}
+                         int send_timeout_s, const std::string* log_name)
+    : transport_(transport),
+      buffers_(buffers),
+      budget_(budget),
+      send_timeout_s_(send_timeout_s),
+      log_name_(log_name) {}
 
 ReplySender::~ReplySender() { StopFlusher(); }
 
@@ -118,6 +122,21 @@ void ReplySender::FlusherLoop() {
   }
 }
 
+bool ReplySender::LeaveSendTime() {
+  const auto now = std::chrono::steady_clock::now();
+  if (reply_started_ == std::chrono::steady_clock::time_point{}) reply_started_ = now;
+  const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
+      reply_started_ + std::chrono::seconds(send_timeout_s_) - now);
+  if (left.count() <= 0) return false;
+  transport_->SetSendTimeout(left);
+  return true;
+}
+
+void ReplySender::BreakConnection() {
+  send_broken_ = true;
+  transport_->ShutdownBoth();
+}
+
 bool ReplySender::WriteUnsent(bool may_block, size_t* written) {
   constexpr size_t kMaxIov = 1024;  // IOV_MAX on Linux
   const auto wait = may_block ? Transport::Wait::kBlock : Transport::Wait::kNoWait;
@@ -147,22 +166,29 @@ bool ReplySender::WriteUnsent(bool may_block, size_t* written) {
         skip = 0;
       }
     }
+    if (may_block && !LeaveSendTime()) {
+      LOG_WARN(*log_name_, "the client did not take a reply within %d s (send-timeout); "
+               "dropping the connection", send_timeout_s_);
+      BreakConnection();
+      continue;
+    }
     ssize_t w = transport_->Send(iov.data(), static_cast<int>(iov.size()), wait);
     if (w < 0) {
       if (errno == EINTR) continue;
-      if (!may_block && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (may_block) continue;  // the send timeout: LeaveSendTime decides
         all_written = false;
         break;
       }
       LOG_WARN(*log_name_, "send reply: %s; dropping the connection", strerror(errno));
-      send_broken_ = true;
-      transport_->ShutdownBoth();
+      BreakConnection();
       continue;
     }
     size_t advance = unsent_offset_ + static_cast<size_t>(w);
     while (first < end && advance >= unsent_[first]->reply_length()) {
       advance -= unsent_[first]->reply_length();
       first++;
+      reply_started_ = {};  // the next reply's time starts when it is first sent
     }
     unsent_offset_ = advance;
   }

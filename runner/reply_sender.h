@@ -17,6 +17,7 @@
 // touches unsent_, unsent_offset_ and send_broken_.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <string>
 #include <thread>
@@ -53,8 +54,10 @@ class ReplySender {
 
   // Everything passed must outlive the sender. Written replies give their
   // buffer back to buffers and their slot to budget.
+  // send_timeout_s: how long the client may take to receive one reply
+  // (send-timeout) before the connection is dropped and its buffers freed.
   ReplySender(Transport* transport, BufferPool* buffers, InflightBudget* budget,
-              const std::string* log_name);
+              int send_timeout_s, const std::string* log_name);
   ~ReplySender();
   ReplySender(const ReplySender&) = delete;
   ReplySender& operator=(const ReplySender&) = delete;
@@ -82,11 +85,16 @@ class ReplySender {
   // written (or dropped, once the connection broke). False when
   // !may_block and the socket took no more.
   bool WriteUnsent(bool may_block, size_t* written);
+  // Before a blocking send: bounds it by what is left of the send timeout
+  // of the reply at the head; false once that passed.
+  bool LeaveSendTime();
+  void BreakConnection();
   void FlusherLoop() EXCLUDES(mu_);
 
   Transport* const transport_;
   BufferPool* const buffers_;
   InflightBudget* const budget_;
+  const int send_timeout_s_;
   const std::string* const log_name_;
 
   Mutex mu_;
@@ -103,6 +111,8 @@ class ReplySender {
   std::vector<InflightRequest*> unsent_;  // taken from queue_, in order
   size_t unsent_offset_ = 0;  // bytes of unsent_.front()'s reply already written
   bool send_broken_ = false;
+  // When the reply at the head of unsent_ was first sent; zero: not yet.
+  std::chrono::steady_clock::time_point reply_started_{};
 };
 
 }  // namespace nbdr

@@ -12,8 +12,15 @@
 #include "utils/config_file.h"
 #include "utils/names.h"
 #include "utils/parse_number.h"
+#include "utils/size_parse.h"
 
 namespace nbdr {
+
+uint64_t DefaultBufferMemory() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const uint64_t ram = pages > 0 && page > 0 ? uint64_t(pages) * uint64_t(page) : 0;
+  return std::clamp<uint64_t>(ram / 8, uint64_t{64} << 20, uint64_t{4} << 30);
+}
 
 namespace {
 
@@ -25,6 +32,7 @@ const std::set<std::string> kRunnerKeys = {
     "foreground", "version",          "help",         "handshake-timeout", "idle-timeout",
     "check-config",
     "max-connections", "max-connections-per-peer", "mapping-timeout", "busy-poll-us",
+    "send-timeout", "max-buffer-memory",
     "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket",
     "control-admins"};
 // The word before an option name's first '-' ("gluster" of
@@ -157,6 +165,16 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
     auto v = num(1, 65536);
     if (!v) return v.status();
     o->max_connections = static_cast<int>(*v);
+  } else if (key == "send-timeout") {
+    auto v = num(1, 86400);
+    if (!v) return v.status();
+    o->send_timeout = static_cast<int>(*v);
+  } else if (key == "max-buffer-memory") {
+    auto v = ParseSize(value);
+    if (!v || *v < (16u << 20))
+      return Status::Error(EINVAL, origin + ": max-buffer-memory: '" + value +
+                                       "' is not a size of at least 16M (e.g. 256M, 2G)");
+    o->max_buffer_memory = *v;
   } else if (key == "max-connections-per-peer") {
     auto v = num(1, 65536);
     if (!v) return v.status();
@@ -227,6 +245,9 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "                           last time polls that long before sleeping (30; 0 = off)\n"
       "  --max-connections N      NBD connections served at once (256)\n"
       "  --max-connections-per-peer N  of them from one address (64)\n"
+      "  --send-timeout S         drop a client that takes no reply within S seconds (60)\n"
+      "  --max-buffer-memory SIZE request data in flight in all connections together\n"
+      "                           (default: 1/8 of RAM, 64M to 4G)\n"
       "  --mapping-timeout S      a map not confirmed by its client this long is undone (60)\n"
       "  --tls MODE               TLS on the NBD port: off (default), on (offered) or\n"
       "                           require (every client must use it)\n"

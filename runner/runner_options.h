@@ -21,6 +21,10 @@ namespace nbdr {
 // Where a port listens when its host is not given (see --help).
 inline constexpr char kLoopback[] = "127.0.0.1";
 
+// The default max-buffer-memory: an eighth of the machine's RAM, at least
+// 64 MiB and at most 4 GiB.
+uint64_t DefaultBufferMemory();
+
 struct RunnerOptions {
   std::string config_file;
   std::string rpc_host = kLoopback;
@@ -41,6 +45,9 @@ struct RunnerOptions {
   int busy_poll_us = 30;
   int max_connections = 256;
   int max_connections_per_peer = 64;
+  int send_timeout = 60;
+  // Request data in flight in all connections (see DefaultBufferMemory).
+  uint64_t max_buffer_memory = DefaultBufferMemory();
   int mapping_timeout = 60;
   // control-admins: TLS identities that may administer over the control port.
   std::vector<std::string> control_admins;

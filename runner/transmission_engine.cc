@@ -16,16 +16,16 @@ namespace nbdr {
 using namespace nbd;
 
 TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport negotiated,
-                                       const NbdServerOptions& opts, const std::string* log_name)
+                                       NbdServer* server, const std::string* log_name)
     : transport_(transport),
       exp_(std::move(negotiated)),
-      opts_(opts),
+      opts_(server->options()),
       log_name_(log_name),
-      buffers_(std::min<uint64_t>(opts.max_inflight_bytes, kMaxCachedBuffers)),
-      budget_(opts.max_inflight_bytes, kMaxInflightRequests),
-      sender_(transport, &buffers_, &budget_, log_name),
+      buffers_(server->buffers()),
+      budget_(opts_.max_inflight_bytes, kMaxInflightRequests, server->memory()),
+      sender_(transport, buffers_, &budget_, opts_.send_timeout_s, log_name),
       rbuf_(new uint8_t[kReadBufferSize]) {
-  for (int i = 0; i < std::max(1, opts.readers_per_connection); i++)
+  for (int i = 0; i < std::max(1, opts_.readers_per_connection); i++)
     readers_.push_back(std::make_unique<Reader>());
 }
 
@@ -35,7 +35,7 @@ void TransmissionEngine::Run() {
   LOG_INFO(*log_name_, "serving (%s%s%s)", exp_.structured ? "structured replies" : "simple replies",
            exp_.base_allocation ? ", base:allocation" : "", exp_.readonly ? ", read-only" : "");
   transport_->SetRecvTimeout(std::chrono::seconds(opts_.idle_timeout_s));
-  transport_->SetSendTimeout(std::chrono::seconds(std::max(opts_.idle_timeout_s, 60)));
+  transport_->SetSendTimeout(std::chrono::seconds(opts_.send_timeout_s));
   busy_poll_ = opts_.busy_poll_us > 0;
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader
@@ -238,20 +238,29 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
   }
   *err = ValidateRequest(h, exp_, why);
   if (h.type == kCmdWrite) {
-    if (h.length > exp_.max_payload) {
-      LOG_WARN(*log_name_, "write of %u bytes exceeds the %u byte maximum payload; closing",
+    if (h.length > kMaxDiscardedWrite) {
+      LOG_WARN(*log_name_, "write of %u bytes is far beyond the %u byte maximum payload; closing",
                h.length, exp_.max_payload);
       return Action::kStop;
     }
     if (*err) {
+      // Refused (too large, out of range, ...): its payload is read and
+      // dropped, so the connection stays in step and usable.
       if (!Discard(h.length).ok()) return Action::kStop;
       WaitForRoom(reader, 0);  // a refusal holds a slot too, until it is sent
       return Action::kReplyError;
     }
     WaitForRoom(reader, h.length);
-    *payload = buffers_.Get(h.length, capacity);
+    *payload = buffers_->Get(h.length, capacity);
+    if (!*payload) {
+      budget_.Release(0, h.length);  // the slot stays, for the refusal
+      if (!Discard(h.length).ok()) return Action::kStop;
+      *err = ENOMEM;
+      *why = "out of memory for its payload";
+      return Action::kReplyError;
+    }
     if (Status s = ReadExact(*payload, h.length, /*own_slots=*/1); !s.ok()) {
-      buffers_.Put(*payload, *capacity);
+      buffers_->Put(*payload, *capacity);
       LOG_WARN(*log_name_, "write payload: %s", s.message().c_str());
       budget_.Release(1, h.length);  // room was reserved: give it back
       return Action::kStop;
@@ -373,8 +382,12 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
   if (h.flags & kCmdFlagFastZero) ir->flags |= NBDR_REQ_FLAG_FAST_ZERO;
   switch (h.type) {
     case kCmdRead:
-      ir->data = buffers_.Get(h.length, &ir->data_capacity);
+      ir->data = buffers_->Get(h.length, &ir->data_capacity);
       ir->buf = ir->data;
+      if (!ir->data) {  // out of memory: this request fails, not the runner
+        Finish(ir, ENOMEM);
+        return;
+      }
       break;
     case kCmdWrite:
       ir->data = payload;

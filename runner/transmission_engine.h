@@ -41,9 +41,10 @@ namespace nbdr {
 
 class TransmissionEngine {
  public:
-  // transport, opts and log_name must outlive the engine.
-  TransmissionEngine(Transport* transport, NegotiatedExport negotiated,
-                     const NbdServerOptions& opts, const std::string* log_name);
+  // transport, server and log_name must outlive the engine; its options,
+  // payload buffers and memory budget are the server's.
+  TransmissionEngine(Transport* transport, NegotiatedExport negotiated, NbdServer* server,
+                     const std::string* log_name);
   ~TransmissionEngine();
   TransmissionEngine(const TransmissionEngine&) = delete;
   TransmissionEngine& operator=(const TransmissionEngine&) = delete;
@@ -54,6 +55,11 @@ class TransmissionEngine {
   void Run();
   // Whether the client ended with NBD_CMD_DISC (valid after Run).
   bool client_disconnected() const { return client_disconnected_; }
+
+  // A WRITE over the maximum payload is read, dropped and refused with
+  // EINVAL up to this length; beyond it the connection is closed (the
+  // client is not speaking NBD sensibly).
+  static constexpr uint32_t kMaxDiscardedWrite = 256u << 20;
 
  private:
   // What a reader does with a request once it released read_mu_.
@@ -81,9 +87,6 @@ class TransmissionEngine {
   // Beyond this, executing a request inline (a page-cache read or write)
   // takes long enough to read the next one meanwhile.
   static constexpr uint32_t kLargeRequest = 256 * 1024;
-  // The buffer pool keeps at most this much idle (and at most the
-  // in-flight byte limit).
-  static constexpr uint64_t kMaxCachedBuffers = 32u << 20;
 
   void ReaderLoop(Reader* reader) EXCLUDES(read_mu_);
   // The calling thread's Reader, or null on any other thread.
@@ -130,7 +133,7 @@ class TransmissionEngine {
   const std::string* const log_name_;
   std::vector<std::unique_ptr<Reader>> readers_;
 
-  BufferPool buffers_;  // payload buffers, recycled between requests
+  BufferPool* const buffers_;  // the server's: payload buffers, recycled
   InflightBudget budget_;
   ReplySender sender_;
 

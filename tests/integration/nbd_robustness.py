@@ -353,12 +353,23 @@ def _():
     c = rw()
     c.request(CMD_READ, 0, 0, cookie=1)
     assert c.read_reply()[1] == EINVAL
-    c.request(CMD_READ, 0, 64 << 20, cookie=2)
+    c.request(CMD_READ, 0, (64 << 20) + 4096, cookie=2)
     assert c.read_reply()[1] == EINVAL
     c.close()
 
 
-@check("write above the maximum payload: connection dropped, runner fine")
+@check("write of 65 MiB (over the 64 MiB maximum payload): EINVAL, payload consumed, connection stays")
+def _():
+    c = rw()
+    c.request(CMD_WRITE, 0, 65 << 20, cookie=1, payload=b"\x5a" * (65 << 20))
+    assert c.read_reply()[:2] == (1, EINVAL)
+    c.request(CMD_READ, 0, 512, cookie=2)
+    cookie, err, data = c.read_reply(512)
+    assert (cookie, err) == (2, 0) and data != b"\x5a" * 512, "the refused write was applied"
+    c.close()
+
+
+@check("write far above the maximum payload (4 GiB): connection dropped, runner fine")
 def _():
     c = rw()
     c.request(CMD_WRITE, 0, 0xFFFFFFFF, cookie=1)

@@ -37,8 +37,8 @@ class TransmissionEngineTest : public FileExportFixture {
     e.min_block = 512;
     e.max_payload = opts.max_payload;
     e.structured = structured;
-    engine_ = std::make_unique<TransmissionEngine>(transport_.get(), std::move(e),
-                                                   server_->options(), &log_name_);
+    engine_ = std::make_unique<TransmissionEngine>(transport_.get(), std::move(e), server_.get(),
+                                                   &log_name_);
     thread_ = std::thread([this] { engine_->Run(); });
   }
   // Waits for Run() to return; whether the client sent NBD_CMD_DISC.
@@ -176,8 +176,28 @@ TEST_F(TransmissionEngineTest, BadMagicOrOversizedWriteEndsTheConnection) {
   opts.max_payload = 64 * 1024;
   Begin(/*structured=*/false, opts);
   ScriptedNbdClient c2(client_.get());
-  c2.SendRequest(kCmdWrite, 1, 0, 1u << 20);  // more than the maximum payload
+  // Far more than the maximum payload: no sane client sends that.
+  c2.SendRequest(kCmdWrite, 1, 0, TransmissionEngine::kMaxDiscardedWrite + 1);
   EXPECT_FALSE(Finish());
+}
+
+TEST_F(TransmissionEngineTest, WriteOverTheMaximumPayloadIsRefusedAndConsumed) {
+  NbdServerOptions opts;
+  opts.max_payload = 64 * 1024;
+  Begin(/*structured=*/false, opts);
+  ScriptedNbdClient c(client_.get());
+  const std::string payload(128 * 1024, '\x5a');
+  c.SendRequest(kCmdWrite, 1, 0, static_cast<uint32_t>(payload.size()), 0, payload);
+  uint64_t cookie = 0;
+  EXPECT_EQ(c.ReadSimpleReply(&cookie), static_cast<uint32_t>(EINVAL));
+  EXPECT_EQ(cookie, 1u);
+  c.SendRequest(kCmdRead, 2, 0, 4096);  // the connection stays in step
+  std::string data;
+  EXPECT_EQ(c.ReadSimpleReply(&cookie, &data, 4096), 0u);
+  EXPECT_EQ(cookie, 2u);
+  EXPECT_NE(data, payload.substr(0, 4096));  // the refused write was not applied
+  c.SendRequest(kCmdDisc, 3, 0, 0);
+  EXPECT_TRUE(Finish());
 }
 
 }  // namespace
