@@ -128,7 +128,13 @@ bool ReplySender::LeaveSendTime() {
   const auto left = std::chrono::duration_cast<std::chrono::microseconds>(
       reply_started_ + std::chrono::seconds(send_timeout_s_) - now);
   if (left.count() <= 0) return false;
-  transport_->SetSendTimeout(left);
+  // The socket's send timeout is send-timeout from the start: narrowed
+  // only once a reply has been on its way for a second (a slow reader),
+  // not with a system call on every send.
+  if (now - reply_started_ >= std::chrono::seconds(1)) {
+    transport_->SetSendTimeout(left);
+    send_timeout_narrowed_ = true;
+  }
   return true;
 }
 
@@ -189,6 +195,10 @@ bool ReplySender::WriteUnsent(bool may_block, size_t* written) {
       advance -= unsent_[first]->reply_length();
       first++;
       reply_started_ = {};  // the next reply's time starts when it is first sent
+      if (send_timeout_narrowed_) {
+        transport_->SetSendTimeout(std::chrono::seconds(send_timeout_s_));
+        send_timeout_narrowed_ = false;
+      }
     }
     unsent_offset_ = advance;
   }

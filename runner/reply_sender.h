@@ -113,6 +113,7 @@ class ReplySender {
   bool send_broken_ = false;
   // When the reply at the head of unsent_ was first sent; zero: not yet.
   std::chrono::steady_clock::time_point reply_started_{};
+  bool send_timeout_narrowed_ = false;  // the socket's, for that reply
 };
 
 }  // namespace nbdr
