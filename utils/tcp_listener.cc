@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,8 +63,32 @@ void TcpListener::Loop() {
       poll(nullptr, 0, 100);
       continue;
     }
+    if (NearDescriptorLimit(cfd)) {
+      RefuseNearLimit(cfd);
+      continue;
+    }
     on_accept_(UniqueFd(cfd));
   }
+}
+
+bool TcpListener::NearDescriptorLimit(int fd) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return false;
+  return static_cast<rlim_t>(fd) + kReservedDescriptors >= rl.rlim_cur;
+}
+
+void TcpListener::RefuseNearLimit(int fd) {
+  std::string peer = PeerAddress(fd);
+  close(fd);
+  rlimit rl{};
+  getrlimit(RLIMIT_NOFILE, &rl);
+  uint64_t held_back = 0;
+  if (refusals_.Allow(&held_back))
+    LOG_WARN(name_, "refusing %s: out of file descriptors (descriptor %d of %llu; the last %d "
+             "are kept for serving)%s", peer.c_str(), fd,
+             static_cast<unsigned long long>(rl.rlim_cur), kReservedDescriptors,
+             held_back ? (", and " + std::to_string(held_back) + " more since the last").c_str()
+                       : "");
 }
 
 void TcpListener::RefuseWithoutDescriptors(int err) {

@@ -47,6 +47,12 @@ class TcpListener {
   // accept failed with EMFILE or ENFILE: takes the waiting connection
   // with the spare descriptor, closes it, logs (throttled).
   void RefuseWithoutDescriptors(int err);
+  // A connection is refused while fewer than kReservedDescriptors would
+  // be left below RLIMIT_NOFILE: opening exports, saving state, logging
+  // (and a sanitizer's checks) still find descriptors during a flood.
+  static constexpr int kReservedDescriptors = 16;
+  static bool NearDescriptorLimit(int fd);
+  void RefuseNearLimit(int fd);
 
   const std::string name_;
   AcceptFn on_accept_;
