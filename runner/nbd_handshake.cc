@@ -110,6 +110,7 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
   e.caps = info.caps;
   e.readonly = rec.readonly;
   e.min_block = info.min_block ? info.min_block : rec.block_size;
+  e.handler_min_block = info.min_block ? info.min_block : 1;
   e.preferred_block =
       std::max<uint32_t>(e.min_block, info.preferred_block ? info.preferred_block : 4096);
   e.max_payload = opts_.max_payload;
@@ -174,7 +175,8 @@ bool NbdHandshake::SendInfoReplies(uint32_t option, const InfoRequest& req) {
     if (!SendOptionReply(option, kRepInfo, EncodeInfoText(kInfoDescription, text)).ok())
       return false;
   }
-  std::string bs = EncodeInfoBlockSize(e.min_block, e.preferred_block, e.max_payload);
+  // A client that did not ask is told the alignment it really needs.
+  std::string bs = EncodeInfoBlockSize(RequiredAlignment(e), e.preferred_block, e.max_payload);
   if (!SendOptionReply(option, kRepInfo, bs).ok()) return false;
   return SendOptionReply(option, kRepAck).ok();
 }

@@ -76,6 +76,10 @@ CommandRules RulesFor(uint16_t type, const NegotiatedExport& e) {
 
 }  // namespace
 
+uint32_t RequiredAlignment(const NegotiatedExport& e) {
+  return e.client_knows_block_size ? e.min_block : std::max<uint32_t>(e.handler_min_block, 1);
+}
+
 int ValidateRequest(const RequestHeader& h, const NegotiatedExport& e, const char** why) {
   const CommandRules r = RulesFor(h.type, e);
   if (!r.known) {
@@ -111,7 +115,7 @@ int ValidateRequest(const RequestHeader& h, const NegotiatedExport& e, const cha
     *why = "range beyond the end of the export";
     return (h.type == kCmdWrite || h.type == kCmdWriteZeroes) ? ENOSPC : EINVAL;
   }
-  uint32_t align = e.client_knows_block_size ? e.min_block : std::min<uint32_t>(e.min_block, 512);
+  const uint32_t align = RequiredAlignment(e);
   if ((h.offset % align) || (h.length % align)) {
     *why = "offset or length not aligned to the minimum block size";
     return EINVAL;

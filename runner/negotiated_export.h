@@ -20,7 +20,8 @@ struct NegotiatedExport {
   uint64_t size = 0;
   uint32_t caps = 0;  // NBDR_CAP_* of the handler's export
   bool readonly = false;
-  uint32_t min_block = 1;
+  uint32_t min_block = 1;         // advertised to a client that asks for block sizes
+  uint32_t handler_min_block = 1; // the alignment the handler needs (1: any byte)
   uint32_t preferred_block = 4096;
   uint32_t max_payload = 32u << 20;
   bool structured = false;                // NBD_OPT_STRUCTURED_REPLY
@@ -30,6 +31,12 @@ struct NegotiatedExport {
   // The NBD_FLAG_* sent to the client.
   uint16_t TransmissionFlags() const;
 };
+
+// The alignment requests must keep: the advertised minimum for a client
+// that asked for block sizes (it promised to honour it), else whatever the
+// handler needs (1 for a byte-granular handler), as the NBD spec asks of a
+// server whose client negotiated nothing.
+uint32_t RequiredAlignment(const NegotiatedExport& e);
 
 // Checks request h against what was negotiated: 0 when it may run, else
 // the errno for its reply and *why says what was wrong. Does not look at

@@ -101,7 +101,9 @@ struct nbdr_export_info {
   uint32_t struct_size;
   uint32_t caps;           /* NBDR_CAP_* */
   uint64_t size;           /* bytes */
-  uint32_t min_block;      /* 0: the backstore's block size */
+  /* 0: the handler takes any offset and length (clients that ask are
+   * told the backstore's block size); else the alignment it needs. */
+  uint32_t min_block;
   uint32_t preferred_block;/* 0: 4096 */
   uint32_t max_payload;    /* 0: the runner's limit (32 MiB) */
   uint32_t reserved;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <utility>
 
 namespace nbdr {
 namespace {
@@ -94,14 +95,31 @@ TEST(NegotiatedExport, BlockStatusNeedsBaseAllocation) {
   EXPECT_EQ(ValidateRequest(h, e, &why), 0) << why;
 }
 
-TEST(NegotiatedExport, ClientUnawareOfBlockSizeNeedsOnly512Alignment) {
+TEST(NegotiatedExport, ClientUnawareOfBlockSizeGetsByteGranularity) {
+  // The NBD spec: a client that negotiated no block sizes may send any
+  // offset and length; the runner accepts them when the handler can.
   NegotiatedExport e = Export(0);
   e.client_knows_block_size = false;
-  RequestHeader h{kRequestMagic, 0, kCmdRead, 1, 512, 512};
   const char* why = "";
-  EXPECT_EQ(ValidateRequest(h, e, &why), 0) << why;
-  h.offset = 100;
+  for (auto [offset, length] : {std::pair<uint64_t, uint32_t>{1, 512}, {100, 1}, {4095, 3}}) {
+    RequestHeader h{kRequestMagic, 0, kCmdRead, 1, offset, length};
+    EXPECT_EQ(ValidateRequest(h, e, &why), 0) << offset << "+" << length << ": " << why;
+  }
+  EXPECT_EQ(RequiredAlignment(e), 1u);
+  // A client that asked keeps the advertised minimum.
+  e.client_knows_block_size = true;
+  RequestHeader h{kRequestMagic, 0, kCmdRead, 1, 100, 1};
   EXPECT_EQ(ValidateRequest(h, e, &why), EINVAL);
+  EXPECT_EQ(RequiredAlignment(e), 4096u);
+}
+
+TEST(NegotiatedExport, HandlerAlignmentHoldsForAClientThatDidNotAsk) {
+  NegotiatedExport e = Export(0);
+  e.client_knows_block_size = false;
+  e.handler_min_block = 512;
+  EXPECT_EQ(RequiredAlignment(e), 512u);
+  e.handler_min_block = 0;  // treated as "any"
+  EXPECT_EQ(RequiredAlignment(e), 1u);
 }
 
 }  // namespace
