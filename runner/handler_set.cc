@@ -139,6 +139,28 @@ Expected<std::string> LoadedHandler::Identify(const std::string& key) const {
   return std::string(buf);
 }
 
+namespace {
+
+bool PowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
+
+// What is wrong with the block sizes a handler's open reported, or "".
+std::string ImpossibleBlockSizes(const nbdr_export_info& info) {
+  if (info.min_block && (!PowerOfTwo(info.min_block) || info.min_block > 65536))
+    return "minimum block size " + std::to_string(info.min_block) +
+           " (it must be a power of two up to 64 KiB)";
+  if (info.preferred_block &&
+      (!PowerOfTwo(info.preferred_block) || info.preferred_block < info.min_block))
+    return "preferred block size " + std::to_string(info.preferred_block) +
+           " (it must be a power of two, at least the minimum)";
+  // Room for a realigned request (realigned_io.h): two blocks more.
+  if (info.max_payload && info.max_payload < std::max<uint32_t>(info.min_block, 1) * 4)
+    return "maximum payload " + std::to_string(info.max_payload) +
+           " (it must be at least four minimum blocks)";
+  return "";
+}
+
+}  // namespace
+
 Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_info* info,
                            void** export_handle) const {
   char err[kErrLen] = "";
@@ -146,6 +168,11 @@ Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_in
   info->struct_size = sizeof *info;
   int rc = desc_->open(state_, key.c_str(), readonly ? 1 : 0, info, export_handle, err, sizeof err);
   if (rc != 0) return HandlerError(rc, err, "open " + key);
+  if (std::string why = ImpossibleBlockSizes(*info); !why.empty()) {
+    desc_->close(*export_handle);
+    *export_handle = nullptr;
+    return Status::Error(EPROTO, "handler " + name() + " opened " + key + " with " + why);
+  }
   return Status();
 }
 

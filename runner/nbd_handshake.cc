@@ -115,6 +115,8 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
       std::max<uint32_t>(e.min_block, info.preferred_block ? info.preferred_block : 4096);
   e.max_payload = opts_.max_payload;
   if (info.max_payload && info.max_payload < e.max_payload) e.max_payload = info.max_payload;
+  // A realigned request (realigned_io.h) grows by up to two blocks.
+  if (e.handler_min_block > 1) e.max_payload -= 2 * e.handler_min_block;
   return true;
 }
 

@@ -77,7 +77,7 @@ CommandRules RulesFor(uint16_t type, const NegotiatedExport& e) {
 }  // namespace
 
 uint32_t RequiredAlignment(const NegotiatedExport& e) {
-  return e.client_knows_block_size ? e.min_block : std::max<uint32_t>(e.handler_min_block, 1);
+  return e.client_knows_block_size ? e.min_block : 1;
 }
 
 int ValidateRequest(const RequestHeader& h, const NegotiatedExport& e, const char** why) {

@@ -33,9 +33,9 @@ struct NegotiatedExport {
 };
 
 // The alignment requests must keep: the advertised minimum for a client
-// that asked for block sizes (it promised to honour it), else whatever the
-// handler needs (1 for a byte-granular handler), as the NBD spec asks of a
-// server whose client negotiated nothing.
+// that asked for block sizes (it promised to honour it), else 1, as the
+// NBD spec asks of a server whose client negotiated nothing (a handler
+// that needs alignment gets it from realigned_io.h).
 uint32_t RequiredAlignment(const NegotiatedExport& e);
 
 // Checks request h against what was negotiated: 0 when it may run, else

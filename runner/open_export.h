@@ -15,6 +15,7 @@
 
 #include "runner/backstore.h"
 #include "runner/handler_set.h"
+#include "runner/write_gate.h"
 
 namespace nbdr {
 
@@ -33,12 +34,16 @@ class OpenExport {
   const nbdr_export_info& info() const { return info_; }
   const LoadedHandler& handler() const { return *handler_; }
   void* handle() const { return handle_; }
+  // Serialises read-modify-writes against the export's other writes
+  // (used only when the handler needs aligned requests).
+  WriteGate* write_gate() const { return &write_gate_; }
 
  private:
   const BackstoreRecord record_;  // as it was when opened
   const LoadedHandler* const handler_;
   nbdr_export_info info_{};
   void* handle_ = nullptr;
+  mutable WriteGate write_gate_;
 };
 
 class ExportSharing {

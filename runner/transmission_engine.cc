@@ -9,6 +9,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "runner/realigned_io.h"
 #include "utils/log.h"
 
 namespace nbdr {
@@ -404,6 +405,17 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
       ir->max_extents = static_cast<uint32_t>(ir->extent_buf.size());
       break;
   }
+  if (exp_.handler_min_block > 1) {
+    if (NeedsRealigning(*ir, exp_.handler_min_block, exp_.size)) {
+      Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.size, buffers_,
+                              exp_.open->write_gate(), ir));
+      return;
+    }
+    if (IsWriteType(*ir)) {
+      ir->write_gate = exp_.open->write_gate();
+      ir->write_gate->EnterShared();
+    }
+  }
   exp_.open->handler().desc().submit(exp_.open->handle(), ir);
 }
 
@@ -413,6 +425,10 @@ void TransmissionEngine::OnComplete(nbdr_request* req, int error) {
 }
 
 void TransmissionEngine::Finish(InflightRequest* ir, int error) {
+  if (ir->write_gate) {
+    ir->write_gate->LeaveShared();
+    ir->write_gate = nullptr;
+  }
   if (error < 0) error = -error;  // tolerate handlers that pass -errno
   if (error) {
     LOG_DEBUG(*log_name_, "%s at %llu+%llu failed: %s", CommandName(ir->command),

@@ -9,6 +9,12 @@
  * Key: any name the runner accepts (e.g. "scratch1"). Capabilities: flush
  * (nothing to do), trim and write zeroes (both zero the range), multi-conn
  * (one buffer behind every connection).
+ *
+ * Option mem-min-block=N (a power of two, default 0: any alignment) makes
+ * it behave like a backend that needs aligned I/O (a device with 4K
+ * sectors, O_DIRECT): it declares that minimum at open and fails any
+ * request that does not keep it. The runner then serves clients sending
+ * any offset and length by read-modify-write, so none ever fails.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -25,10 +31,12 @@ struct mem_disk {
   unsigned char *data;
   uint64_t size;
   int open_count;
+  uint32_t min_block;
 };
 
 struct mem_state {
   const struct nbdr_services *svc;
+  uint32_t min_block; /* mem-min-block, 0: any */
   pthread_mutex_t lock; /* guards disks and open_count */
   struct mem_disk *disks;
 };
@@ -53,6 +61,17 @@ static int mem_load(const struct nbdr_services *svc, void **state, char *err, si
     return ENOMEM;
   }
   st->svc = svc;
+  const char *mb = svc->get_option(svc->ctx, "mem-min-block");
+  if (mb && *mb) {
+    char *end;
+    unsigned long v = strtoul(mb, &end, 10);
+    if (*end || v == 0 || v > 65536 || (v & (v - 1))) {
+      set_err(err, errlen, "mem-min-block=%s: not a power of two up to 65536", mb);
+      free(st);
+      return EINVAL;
+    }
+    st->min_block = (uint32_t)v;
+  }
   pthread_mutex_init(&st->lock, NULL);
   svc->log(svc->ctx, NBDR_LOG_INFO, NULL, "memory backstores ready");
   *state = st;
@@ -136,6 +155,8 @@ static int mem_open(void *state, const char *key, int readonly, struct nbdr_expo
     return ENOENT;
   }
   info->size = d->size;
+  info->min_block = st->min_block;
+  d->min_block = st->min_block;
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES | NBDR_CAP_MULTI_CONN;
   *export_handle = d;
   return 0;
@@ -151,7 +172,14 @@ static void mem_close(void *export_handle) {
 static void mem_submit(void *export_handle, struct nbdr_request *req) {
   struct mem_disk *d = export_handle;
   /* The runner checked the range, the type against our capabilities and
-   * read-only exports; what is left is the work. */
+   * read-only exports, and keeps the alignment we declared; what is left
+   * is the work. The check below only proves the last promise. */
+  uint64_t end = req->offset + req->length;
+  if (d->min_block && req->type != NBDR_REQ_FLUSH &&
+      (req->offset % d->min_block || (end % d->min_block && end != d->size))) {
+    req->complete(req, EINVAL);
+    return;
+  }
   switch (req->type) {
     case NBDR_REQ_READ:
       memcpy(req->buf, d->data + req->offset, req->length);
@@ -172,7 +200,7 @@ static void mem_submit(void *export_handle, struct nbdr_request *req) {
   req->complete(req, 0);
 }
 
-static const char *const mem_options[] = {NULL};
+static const char *const mem_options[] = {"mem-min-block", NULL};
 
 static const struct nbdr_handler mem_handler = {
     .struct_size = sizeof(struct nbdr_handler),
@@ -180,7 +208,7 @@ static const struct nbdr_handler mem_handler = {
     .name = "mem",
     .description = "backstores in the runner's memory (example handler)",
     .version = "1.0",
-    .config_help = "",
+    .config_help = "mem-min-block=N  declare and check this I/O alignment (power of two; default any)",
     .options = mem_options,
     .load = mem_load,
     .unload = mem_unload,
