@@ -165,6 +165,7 @@ int ParseNbdDevice(std::string_view dev) {
   if (!dev.starts_with(kPrefix)) return -1;
   const std::string_view digits = dev.substr(kPrefix.size());
   if (digits.empty() || digits.size() > 6) return -1;
+  if (digits.size() > 1 && digits[0] == '0') return -1;  // the kernel's names have none
   int n = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return -1;

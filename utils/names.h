@@ -68,7 +68,8 @@ Status ValidateTlsIdentity(std::string_view id);
 // (a DN has commas of its own). Each is validated.
 Expected<std::vector<std::string>> ParseTlsIdentityList(std::string_view text);
 
-// "/dev/nbd7" -> 7: "/dev/nbd" and 1 to 6 digits; -1 for anything else.
+// "/dev/nbd7" -> 7: "/dev/nbd" and 1 to 6 digits without a leading zero;
+// -1 for anything else.
 // Nothing else is a device the runner records or nbd-cli maps.
 int ParseNbdDevice(std::string_view dev);
 

@@ -106,7 +106,8 @@ TEST(Names, ParseNbdDevice) {
   EXPECT_EQ(ParseNbdDevice("/dev/nbd15"), 15);
   EXPECT_EQ(ParseNbdDevice("/dev/nbd999999"), 999999);
   for (const char* bad : {"", "/dev/nbd", "/dev/nbd1234567", "/dev/nbd1p1", "/dev/nbd-1",
-                          "nbd0", "/dev/sda", "/dev/nbd0\n", " /dev/nbd0"})
+                          "nbd0", "/dev/sda", "/dev/nbd0\n", " /dev/nbd0",
+                          "/dev/nbd0164", "/dev/nbd00"})  // found by fuzz_parsers
     EXPECT_EQ(ParseNbdDevice(bad), -1) << bad;
 }
 
