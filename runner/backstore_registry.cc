@@ -412,6 +412,7 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
         !s.ok())
       return s;
     last_map_token_++;
+    e.mapper_address = caller.address;
     out.record = e.record;
     out.token = e.map.token;
     return Status();
@@ -427,7 +428,9 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         const std::string& device, const MapCaller& caller,
                                         uint64_t token) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    return mapping::Confirm(&e.record, e.map, device, caller, token, NowIso8601());
+    Status s = mapping::Confirm(&e.record, e.map, device, caller, token, NowIso8601());
+    if (s.ok()) e.mapper_address = caller.address;
+    return s;
   });
   if (s.ok())
     LOG_INFO(MakeExportName(type, key), "mapped on %s of %s", device.c_str(),

@@ -103,6 +103,15 @@ class BackstoreRegistry {
   // other connection serves it any more, a mapped backstore becomes dead
   // (persisted); anything else is left alone.
   void NoteConnectionLost(const std::string& export_name) EXCLUDES(mu_, save_mu_);
+  // Whether an NBD connection from peer_host to export_name is one of its
+  // kernel mapping's: the backstore is mapping, mapped or dead, and
+  // peer_host is the address the map (or its confirmation, or a revive)
+  // was called from over TCP, or a loopback address when that call came
+  // through the admin socket. Such a connection is never dropped as idle:
+  // the kernel keeps it open between requests on purpose. Keyed on what
+  // the runner saw, never on a name the peer sends.
+  bool IsMappingPeer(const std::string& export_name, const std::string& peer_host) const
+      EXCLUDES(mu_);
 
   // Opens (or shares the already open) export for an NBD client whose TLS
   // identity is tls_identity ("" without one): EACCES when the
@@ -192,6 +201,10 @@ class BackstoreRegistry {
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
     ExportSharing sharing;  // open for NBD clients: Delete and re-import refuse
+    // Where the mapping's map or confirm call came from ("" for the admin
+    // socket); not saved: until a revive after a restart sets it again,
+    // no connection counts as the mapping's.
+    std::optional<std::string> mapper_address;
   };
   // Writes saveconfig.json: every entry but those Register has not saved
   // yet, except the one named also (the create or import being saved).

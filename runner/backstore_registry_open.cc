@@ -9,6 +9,7 @@
 #include "runner/backstore_registry.h"
 #include "utils/log.h"
 #include "utils/names.h"
+#include "utils/net.h"
 
 namespace nbdr {
 
@@ -77,6 +78,17 @@ size_t BackstoreRegistry::OpenCount() const {
   for (const auto& [name, e] : entries_)
     if (e.sharing.IsOpen()) n++;
   return n;
+}
+
+bool BackstoreRegistry::IsMappingPeer(const std::string& export_name,
+                                      const std::string& peer_host) const {
+  MutexLock l(&mu_);
+  auto it = entries_.find(export_name);
+  if (it == entries_.end() || it->second.record.status == NBDR_STATUS_CREATED ||
+      !it->second.mapper_address)
+    return false;
+  const std::string& mapper = *it->second.mapper_address;
+  return mapper.empty() ? IsLoopbackHost(peer_host) : mapper == peer_host;
 }
 
 }  // namespace nbdr

@@ -26,6 +26,7 @@ namespace nbdr {
 // Who is calling, as the transport knows it.
 struct RpcCaller {
   std::string peer;      // "127.0.0.1:40012", or "local pid 123"
+  std::string host;      // a TCP peer's address without its port; "" when local
   std::string identity;  // who the transport proved the caller is; "" when it proved nothing
   bool local = false;    // on the admin unix socket
   long uid = -1;         // a local caller's uid (SO_PEERCRED); -1: unknown

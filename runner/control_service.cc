@@ -351,7 +351,7 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
 }
 
 MapCaller ControlService::MapCallerOf(const RpcCaller& caller, const char* host) const {
-  return {host, caller.identity, RoleOf(policy_, caller) == ControlRole::kAdmin};
+  return {host, caller.identity, RoleOf(policy_, caller) == ControlRole::kAdmin, caller.host};
 }
 
 void ControlService::Map(const MapCaller& caller, const nbdr_map_args& a, nbdr_map_reply* r) {

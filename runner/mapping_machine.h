@@ -42,6 +42,9 @@ struct MapCaller {
   std::string host;      // the host the caller names (nbd-cli's host identity)
   std::string identity;  // what the transport proved; "" when nothing
   bool admin = false;    // may act on every identity's mappings
+  // The address the call came from ("" on the admin socket): where the
+  // mapping's kernel connections come from (BackstoreRegistry::IsMappingPeer).
+  std::string address;
 };
 
 // What an Unmap may clear: with token, only the mapping that token began

@@ -146,6 +146,7 @@ RpcCaller CallerOf(int fd, bool local) {
   RpcCaller caller;
   if (!local) {
     caller.peer = PeerAddress(fd);
+    caller.host = PeerHost(fd);
     return caller;
   }
   ucred cred{};

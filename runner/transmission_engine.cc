@@ -11,10 +11,22 @@
 
 #include "runner/realigned_io.h"
 #include "utils/log.h"
+#include "utils/net.h"
 
 namespace nbdr {
 
 using namespace nbd;
+
+namespace {
+
+// "192.0.2.1" of "192.0.2.1:4000" ("::1" of "[::1]:4000"); "" when the
+// peer is no TCP address (a socketpair in tests).
+std::string PeerHostOf(const std::string& peer) {
+  auto hp = ParseHostPort(peer, 0);
+  return hp.ok() && hp->port != 0 ? hp->host : "";
+}
+
+}  // namespace
 
 TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport negotiated,
                                        NbdServer* server, const std::string* log_name)
@@ -22,6 +34,8 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
       exp_(std::move(negotiated)),
       opts_(server->options()),
       log_name_(log_name),
+      registry_(server->registry()),
+      peer_host_(PeerHostOf(transport->peer())),
       buffers_(server->buffers()),
       budget_(opts_.max_inflight_bytes, kMaxInflightRequests, server->memory()),
       sender_(transport, buffers_, &budget_, opts_.send_timeout_s, log_name),
@@ -305,7 +319,9 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots) 
       if (errno == EINTR) continue;
       // The idle timeout counts only while nothing is in flight: a client
       // waiting for a slow request's reply is not idle.
-      if ((errno == EAGAIN || errno == EWOULDBLOCK) && budget_.InFlightBesides(own_slots)) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+          (budget_.InFlightBesides(own_slots) || IsKernelMappingConnection()))
+        continue;
       return PosixError("recv");
     }
     if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
@@ -318,6 +334,14 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots) 
     }
   }
   return Status();
+}
+
+bool TransmissionEngine::IsKernelMappingConnection() {
+  if (kernel_mapping_) return true;
+  kernel_mapping_ = !peer_host_.empty() && registry_->IsMappingPeer(exp_.name, peer_host_);
+  if (kernel_mapping_)
+    LOG_INFO(*log_name_, "a kernel mapping's connection: never closed as idle");
+  return kernel_mapping_;
 }
 
 ssize_t TransmissionEngine::Receive(void* dst, size_t cap) {

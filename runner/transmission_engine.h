@@ -118,6 +118,10 @@ class TransmissionEngine {
   // polls first when busy polling pays (see busy_poll_).
   ssize_t Receive(void* dst, size_t cap) REQUIRES(read_mu_);
   Status Discard(uint64_t len) REQUIRES(read_mu_);
+  // Whether this is one of a kernel mapping's connections (see
+  // BackstoreRegistry::IsMappingPeer), which idle-timeout never closes:
+  // asked when the idle timeout expires, remembered once true.
+  bool IsKernelMappingConnection() REQUIRES(read_mu_);
 
   // payload: a buffer from buffers_ holding the WRITE data (else null).
   void SubmitRequest(const nbd::RequestHeader& h, uint8_t* payload, size_t capacity);
@@ -131,6 +135,8 @@ class TransmissionEngine {
   const NegotiatedExport exp_;
   const NbdServerOptions& opts_;
   const std::string* const log_name_;
+  BackstoreRegistry* const registry_;
+  const std::string peer_host_;  // the client's address without its port
   std::vector<std::unique_ptr<Reader>> readers_;
 
   BufferPool* const buffers_;  // the server's: payload buffers, recycled
@@ -153,6 +159,7 @@ class TransmissionEngine {
   // so the next large payload is received straight into its own buffer
   // instead of partly into rbuf_ and copied from there.
   bool read_exactly_ = false;
+  bool kernel_mapping_ GUARDED_BY(read_mu_) = false;
   // Busy polling (busy_poll_us): whether the last wait for the client
   // ended within the poll budget, which is when polling before sleeping
   // pays.

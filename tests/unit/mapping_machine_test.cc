@@ -26,9 +26,9 @@ BackstoreRecord Record(BackstoreStatus status, const std::string& device = "",
 
 // Host h with identity psk:a (the owner of Record's records), another
 // identity on the same host, and an admin.
-MapCaller Owner(const std::string& host = "h") { return {host, "psk:a", false}; }
-MapCaller Stranger(const std::string& host = "h") { return {host, "psk:b", false}; }
-MapCaller Admin(const std::string& host = "h") { return {host, "psk:admin", true}; }
+MapCaller Owner(const std::string& host = "h") { return {host, "psk:a", false, ""}; }
+MapCaller Stranger(const std::string& host = "h") { return {host, "psk:b", false, ""}; }
+MapCaller Admin(const std::string& host = "h") { return {host, "psk:admin", true, ""}; }
 
 const BackstoreStatus kAll[] = {NBDR_STATUS_CREATED, NBDR_STATUS_MAPPING, NBDR_STATUS_MAPPED,
                                 NBDR_STATUS_DEAD};
@@ -176,7 +176,7 @@ TEST(MappingMachine, UnmapTable) {
       {"a caller without identity, an unowned mapping",
        Record(NBDR_STATUS_MAPPED, "/dev/nbd0", "h", ""),
        0,
-       {"h", "", false},
+       {"h", "", false, ""},
        {"/dev/nbd0", 0},
        0},
   };
