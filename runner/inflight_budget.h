@@ -24,22 +24,26 @@ class InflightBudget {
 
   // Whether a request of bytes would get a slot now without waiting.
   bool HasRoom(uint64_t bytes) EXCLUDES(mu_) {
+    uint64_t held;
     {
       MutexLock l(&mu_);
       if (!HasRoomLocked(bytes)) return false;
+      held = bytes_;
     }
-    return !memory_ || memory_->HasRoom(bytes);
+    return !memory_ || memory_->HasRoom(bytes, held);
   }
   // Takes a slot for a request of bytes, waiting for room. With nothing in
   // flight a request always fits, however large.
   void Take(uint64_t bytes) EXCLUDES(mu_) {
+    uint64_t held;  // this connection's bytes before this request
     {
       MutexLock l(&mu_);
       l.Wait(&cv_, [&]() REQUIRES(mu_) { return HasRoomLocked(bytes); });
+      held = bytes_;
       count_++;
       bytes_ += bytes;
     }
-    if (memory_) memory_->Take(bytes);
+    if (memory_) memory_->Take(bytes, held);
   }
   // Gives back count slots holding bytes in all.
   void Release(uint64_t count, uint64_t bytes) EXCLUDES(mu_) {
