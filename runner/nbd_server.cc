@@ -87,8 +87,7 @@ void NbdServer::Refuse(const std::string& who, const std::string& why) {
   uint64_t held_back = 0;
   if (!refusals_.Allow(&held_back)) return;
   LOG_WARN("nbd", "refusing %s: %s%s", who.c_str(), why.c_str(),
-           held_back ? (" (and " + std::to_string(held_back) + " more since the last)").c_str()
-                     : "");
+           LogThrottle::HeldBackNote(held_back).c_str());
 }
 
 void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn, const std::string& peer_host) {

@@ -174,7 +174,7 @@ void RpcServer::Accept(UniqueFd fd, bool local) {
       uint64_t held_back = 0;
       if (refusals_.Allow(&held_back))
         LOG_WARN("rpc", "refusing %s: %s%s", local ? "a local caller" : peer.c_str(), why.c_str(),
-                 held_back ? (" (and " + std::to_string(held_back) + " more)").c_str() : "");
+                 LogThrottle::HeldBackNote(held_back).c_str());
       return;  // fd closes
     }
     (local ? active_local_ : active_)++;
@@ -203,7 +203,7 @@ void RpcServer::Accept(UniqueFd fd, bool local) {
     uint64_t held_back = 0;
     if (refusals_.Allow(&held_back))
       LOG_WARN("rpc", "refusing %s: cannot start its thread: %s%s", peer.c_str(), e.what(),
-               held_back ? (" (and " + std::to_string(held_back) + " more)").c_str() : "");
+               LogThrottle::HeldBackNote(held_back).c_str());
   }
 }
 

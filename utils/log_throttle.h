@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <string>
 
 namespace nbdr {
 
@@ -31,6 +32,12 @@ class LogThrottle {
     *held_back = held_back_;
     held_back_ = 0;
     return true;
+  }
+
+  // What to append to the line Allow let through: "" or
+  // " (and N more since the last)".
+  static std::string HeldBackNote(uint64_t held_back) {
+    return held_back ? " (and " + std::to_string(held_back) + " more since the last)" : "";
   }
 
  private:

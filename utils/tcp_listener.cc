@@ -87,8 +87,7 @@ void TcpListener::RefuseNearLimit(int fd) {
     LOG_WARN(name_, "refusing %s: out of file descriptors (descriptor %d of %llu; the last %d "
              "are kept for serving)%s", peer.c_str(), fd,
              static_cast<unsigned long long>(rl.rlim_cur), kReservedDescriptors,
-             held_back ? (", and " + std::to_string(held_back) + " more since the last").c_str()
-                       : "");
+             LogThrottle::HeldBackNote(held_back).c_str());
 }
 
 void TcpListener::RefuseWithoutDescriptors(int err) {
@@ -103,8 +102,7 @@ void TcpListener::RefuseWithoutDescriptors(int err) {
   uint64_t held_back = 0;
   if (refusals_.Allow(&held_back))
     LOG_WARN(name_, "refusing %s: out of file descriptors (%s)%s", peer.c_str(), strerror(err),
-             held_back ? (", and " + std::to_string(held_back) + " more since the last").c_str()
-                       : "");
+             LogThrottle::HeldBackNote(held_back).c_str());
   if (!spare_fd_.valid()) poll(nullptr, 0, 100);  // none freed yet: wait a little
 }
 
