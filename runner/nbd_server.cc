@@ -31,6 +31,7 @@ void NbdServer::SetTls(std::shared_ptr<const TlsCredentials> tls) {
 NbdServer::~NbdServer() { Stop(); }
 
 Status NbdServer::Start() {
+  if (Status s = loop_.Start(); !s.ok()) return s.WithContext("NBD port");
   Status s = listener_.Start(options_.host, options_.port,
                              [this](UniqueFd fd) { Accept(std::move(fd)); });
   return s.WithContext("NBD port");
@@ -107,6 +108,8 @@ void NbdServer::Stop() {
     LOG_INFO("nbd", "waiting for %zu connection(s) to finish in-flight requests",
              connections_.size());
   l.Wait(&all_done_, [&] { return connections_.empty(); });
+  l.Unlock();
+  loop_.Stop();
 }
 
 }  // namespace nbdr

@@ -106,7 +106,10 @@ class NbdServer {
   BackstoreRegistry* const registry_;
   BufferPool buffers_{kCachedBuffers};
   MemoryBudget memory_{options_.max_buffer_memory};
-  TcpListener listener_{"nbd"};
+  // Accepts connections, and holds those parked between handshake options
+  // or between requests until their client sends more.
+  EventLoop loop_{"nbd-loop"};
+  TcpListener listener_{"nbd", &loop_};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
   LogThrottle refusals_;

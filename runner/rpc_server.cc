@@ -125,6 +125,7 @@ RpcServer::RpcServer(std::string host, uint16_t port, ControlService* service, i
 RpcServer::~RpcServer() { Stop(); }
 
 Status RpcServer::Start() {
+  if (Status s = loop_.Start(); !s.ok()) return s.WithContext("RPC port");
   Status s = listener_.Start(host_, requested_port_,
                              [this](UniqueFd fd) { Accept(std::move(fd), false); });
   return s.WithContext("RPC port");
@@ -133,6 +134,7 @@ Status RpcServer::Start() {
 Status RpcServer::StartLocal(const std::string& path) {
   auto fd = ListenUnix(path);
   if (!fd) return fd.status().WithContext("admin socket");
+  if (Status s = loop_.Start(); !s.ok()) return s.WithContext("admin socket");
   local_path_ = path;
   return local_listener_.StartOnSocket(std::move(*fd), path, [this](UniqueFd f) {
     Accept(std::move(f), true);
@@ -380,6 +382,8 @@ void RpcServer::Stop() {
   MutexLock l(&mu_);
   for (auto& c : connections_) shutdown(c.fd, SHUT_RD);  // idle callers; calls in progress finish
   l.Wait(&done_, [&] { return connections_.empty(); });
+  l.Unlock();
+  loop_.Stop();
 }
 
 }  // namespace nbdr

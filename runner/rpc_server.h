@@ -105,8 +105,9 @@ class RpcServer {
   ControlService* const service_;
   const int max_connections_;
   const TlsSource tls_source_;
-  TcpListener listener_{"rpc"};
-  TcpListener local_listener_{"rpc-local"};
+  EventLoop loop_{"rpc-loop"};  // accepts on both listeners
+  TcpListener listener_{"rpc", &loop_};
+  TcpListener local_listener_{"rpc-local", &loop_};
   std::string local_path_;  // "" until StartLocal
 
   Mutex mu_;

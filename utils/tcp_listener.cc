@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,7 +11,6 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
-#include <system_error>
 
 #include "utils/log.h"
 #include "utils/net.h"
@@ -28,47 +26,38 @@ Status TcpListener::Start(const std::string& host, uint16_t port, AcceptFn on_ac
 
 Status TcpListener::StartOnSocket(UniqueFd listening, std::string address, AcceptFn on_accept) {
   listen_fd_ = std::move(listening);
-  wake_fd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!wake_fd_.valid()) return PosixError("eventfd");
+  // Nonblocking: a connection the client reset between the wake-up and
+  // accept must not stall the loop.
+  int fl = fcntl(listen_fd_.get(), F_GETFL);
+  if (fl < 0 || fcntl(listen_fd_.get(), F_SETFL, fl | O_NONBLOCK) < 0) return PosixError("fcntl");
   port_ = LocalPort(listen_fd_.get());
   address_ = std::move(address);
   on_accept_ = std::move(on_accept);
   spare_fd_.reset(open("/dev/null", O_RDONLY | O_CLOEXEC));
-  try {
-    thread_ = std::thread([this] { Loop(); });
-  } catch (const std::system_error& e) {
-    return Status::Error(EAGAIN, std::string("cannot start the accept thread: ") + e.what());
-  }
+  auto watch = loop_->WatchReadable(listen_fd_.get(), [this] { AcceptOne(); });
+  if (!watch) return watch.status();
+  watch_ = std::move(*watch);
   return Status();
 }
 
-void TcpListener::Loop() {
-  for (;;) {
-    pollfd pfds[2] = {{listen_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
-    if (poll(pfds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      LOG_ERROR(name_, "poll: %s", strerror(errno));
+void TcpListener::AcceptOne() {
+  // accept4 does not inherit O_NONBLOCK: the connection's threads block.
+  int cfd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (cfd < 0) {
+    if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) return;
+    if (errno == EMFILE || errno == ENFILE) {
+      RefuseWithoutDescriptors(errno);
       return;
     }
-    if (pfds[1].revents || stopping_) return;
-    if (!(pfds[0].revents & POLLIN)) continue;
-    int cfd = accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (cfd < 0) {
-      if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
-      if (errno == EMFILE || errno == ENFILE) {
-        RefuseWithoutDescriptors(errno);
-        continue;
-      }
-      LOG_ERROR(name_, "accept: %s", strerror(errno));
-      poll(nullptr, 0, 100);
-      continue;
-    }
-    if (NearDescriptorLimit(cfd)) {
-      RefuseNearLimit(cfd);
-      continue;
-    }
-    on_accept_(UniqueFd(cfd));
+    LOG_ERROR(name_, "accept: %s", strerror(errno));
+    poll(nullptr, 0, 100);  // ENOBUFS and the like: do not spin
+    return;
   }
+  if (NearDescriptorLimit(cfd)) {
+    RefuseNearLimit(cfd);
+    return;
+  }
+  on_accept_(UniqueFd(cfd));
 }
 
 bool TcpListener::NearDescriptorLimit(int fd) {
@@ -107,12 +96,7 @@ void TcpListener::RefuseWithoutDescriptors(int err) {
 }
 
 void TcpListener::Stop() {
-  if (!thread_.joinable()) return;
-  stopping_ = true;
-  uint64_t one = 1;
-  // An eventfd write only fails on overflow; the flag alone stops the loop then.
-  (void)!write(wake_fd_.get(), &one, sizeof one);
-  thread_.join();
+  watch_.reset();
   listen_fd_.reset();
 }
 

@@ -1,20 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// TcpListener: a listening TCP socket and the thread that accepts on it.
-// Each accepted connection is handed to a callback (which owns the
-// descriptor from then on). Stop() wakes the accept thread through an
-// eventfd and joins it. Used by both of the runner's ports, and for the
-// admin unix socket.
+// TcpListener: a listening TCP socket, watched on an EventLoop, which
+// accepts each connection that arrives and hands it to a callback (which
+// owns the descriptor from then on). Used by both of the runner's ports,
+// and for the admin unix socket.
 //
 // Thread-safety: Start and Stop from one thread; the callback runs on the
-// accept thread.
+// loop's thread and must not block.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
-#include <thread>
 
+#include "utils/event_loop.h"
 #include "utils/log_throttle.h"
 #include "utils/status.h"
 #include "utils/unique_fd.h"
@@ -25,8 +24,9 @@ class TcpListener {
  public:
   using AcceptFn = std::function<void(UniqueFd)>;
 
-  // name is used in log lines ("nbd", "rpc").
-  explicit TcpListener(std::string name) : name_(std::move(name)) {}
+  // name is used in log lines ("nbd", "rpc"); loop must outlive the
+  // listener's Stop.
+  TcpListener(std::string name, EventLoop* loop) : name_(std::move(name)), loop_(loop) {}
   ~TcpListener() { Stop(); }
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
@@ -36,14 +36,16 @@ class TcpListener {
   // Starts accepting on a socket already listening (a unix socket: its
   // port is 0), shown as address.
   Status StartOnSocket(UniqueFd listening, std::string address, AcceptFn on_accept);
-  // Stops accepting; returns once the accept thread has ended. Idempotent.
+  // Stops accepting; returns once a callback running meanwhile has
+  // returned. Idempotent.
   void Stop();
 
   uint16_t port() const { return port_; }
   const std::string& address() const { return address_; }
 
  private:
-  void Loop();
+  // The listening socket is readable: accepts one connection.
+  void AcceptOne();
   // accept failed with EMFILE or ENFILE: takes the waiting connection
   // with the spare descriptor, closes it, logs (throttled).
   void RefuseWithoutDescriptors(int err);
@@ -55,15 +57,14 @@ class TcpListener {
   void RefuseNearLimit(int fd);
 
   const std::string name_;
+  EventLoop* const loop_;
   AcceptFn on_accept_;
   UniqueFd listen_fd_;
-  UniqueFd wake_fd_;
+  std::unique_ptr<EventLoop::Watch> watch_;
   UniqueFd spare_fd_;  // /dev/null, given up to refuse when descriptors run out
   LogThrottle refusals_;
   uint16_t port_ = 0;
   std::string address_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace nbdr
