@@ -327,54 +327,83 @@ bool NbdHandshake::ReadClientFlags() {
   return true;
 }
 
-std::optional<NegotiatedExport> NbdHandshake::Run() {
-  deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
-  open_allowance_ = std::chrono::seconds(std::max(opts_.handshake_timeout_s, kMinOpenAllowanceS));
+bool NbdHandshake::ClientSpeaks() {
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= deadline_) return true;
+  auto wait = std::chrono::milliseconds(opts_.handshake_park_ms);
+  wait = std::min(wait, std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now));
+  return transport_->WaitReadable(wait);
+}
 
-  uint8_t greeting[kGreetingSize];
-  EncodeGreeting(greeting, kFlagFixedNewstyle | kFlagNoZeroes);
-  if (!transport_->SendAll(greeting, sizeof greeting, deadline_).ok()) return std::nullopt;
-  if (!ReadClientFlags()) return std::nullopt;
-
-  for (uint64_t received = 0;;) {
+NbdHandshake::Progress NbdHandshake::Continue() {
+  if (!greeted_) {
+    deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(opts_.handshake_timeout_s);
+    open_allowance_ = std::chrono::seconds(std::max(opts_.handshake_timeout_s, kMinOpenAllowanceS));
+    uint8_t greeting[kGreetingSize];
+    EncodeGreeting(greeting, kFlagFixedNewstyle | kFlagNoZeroes);
+    if (!transport_->SendAll(greeting, sizeof greeting, deadline_).ok()) return Progress::kEnded;
+    greeted_ = true;
+  }
+  if (!have_flags_) {
+    if (!ClientSpeaks()) return Progress::kParked;
+    if (!ReadClientFlags()) return Progress::kEnded;
+    have_flags_ = true;
+  }
+  for (;;) {
     if (std::chrono::steady_clock::now() > deadline_) {
       LOG_WARN(*log_name_, "handshake not finished within %d s; closing",
                opts_.handshake_timeout_s);
-      return std::nullopt;
+      return Progress::kEnded;
     }
+    if (!ClientSpeaks()) return Progress::kParked;
     uint8_t raw[kOptionHeaderSize];
     if (Status s = Recv(raw, sizeof raw); !s.ok()) {
       LogRecvFailure(s);
-      return std::nullopt;
+      return Progress::kEnded;
     }
     const OptionHeader h = DecodeOptionHeader(raw);
     if (h.magic != kIHaveOpt) {
       LOG_WARN(*log_name_, "bad option magic; closing");
-      return std::nullopt;
+      return Progress::kEnded;
     }
     if (h.length > kMaxOptionLength) {
       LOG_WARN(*log_name_, "%s with %u bytes of data exceeds the %zu byte limit; closing",
                OptionName(h.option).c_str(), h.length, kMaxOptionLength);
       if (h.option != kOptExportName)
         (void)SendOptionError(h.option, kRepErrTooBig, "option data too large");
-      return std::nullopt;
+      return Progress::kEnded;
     }
-    received += kOptionHeaderSize + h.length;
-    if (received > opts_.max_handshake_bytes) {
+    received_ += kOptionHeaderSize + h.length;
+    if (received_ > opts_.max_handshake_bytes) {
       LOG_WARN(*log_name_, "options of more than %llu bytes in one handshake; closing",
                static_cast<unsigned long long>(opts_.max_handshake_bytes));
-      return std::nullopt;
+      return Progress::kEnded;
     }
     std::string data(h.length, '\0');
     if (h.length) {
       if (Status s = Recv(data.data(), h.length); !s.ok()) {
         LogRecvFailure(s);
-        return std::nullopt;
+        return Progress::kEnded;
       }
     }
     bool done = false;
-    if (!HandleOption(h.option, data, &done)) return std::nullopt;
-    if (done) return std::move(result_);
+    if (!HandleOption(h.option, data, &done)) return Progress::kEnded;
+    if (done) return Progress::kTransmission;
+  }
+}
+
+std::optional<NegotiatedExport> NbdHandshake::Run() {
+  for (;;) {
+    switch (Continue()) {
+      case Progress::kParked: {
+        const auto left = deadline_ - std::chrono::steady_clock::now();
+        transport_->WaitReadable(std::max(std::chrono::milliseconds(0),
+                                          std::chrono::ceil<std::chrono::milliseconds>(left)));
+        break;
+      }
+      case Progress::kEnded: return std::nullopt;
+      case Progress::kTransmission: return TakeResult();
+    }
   }
 }
 

@@ -3,9 +3,13 @@
 // (option negotiation) on one connection, through its Transport. Returns
 // a plain value: the export to serve and what was agreed for it.
 //
-// Single-threaded: runs on the connection's thread, before transmission.
-// The whole handshake must finish within handshake-timeout; the backend's
-// time to open exports is not counted against it (up to an allowance).
+// Single-threaded: runs on one thread at a time, before transmission. A
+// client that sends nothing for a while between options parks the
+// handshake (Continue returns kParked) and the connection waits on the
+// server's event loop without a thread; Continue then goes on where it
+// stopped. The whole handshake must finish within handshake-timeout; the
+// backend's time to open exports is not counted against it (up to an
+// allowance).
 #pragma once
 
 #include <chrono>
@@ -29,10 +33,23 @@ class NbdHandshake {
   NbdHandshake(const NbdHandshake&) = delete;
   NbdHandshake& operator=(const NbdHandshake&) = delete;
 
+  enum class Progress {
+    kParked,        // nothing from the client for a while: call again once it sends
+    kEnded,         // the connection ends here (logged)
+    kTransmission,  // the client entered transmission: TakeResult()
+  };
   // Negotiates until the client enters transmission (NBD_OPT_GO or
-  // NBD_OPT_EXPORT_NAME): the export, open. nullopt when the client left,
-  // aborted, broke the protocol, ran out of time or was refused an
-  // EXPORT_NAME (each logged).
+  // NBD_OPT_EXPORT_NAME), stops (left, aborted, broke the protocol, ran
+  // out of time, was refused an EXPORT_NAME), or is silent for
+  // handshake_park_ms between options.
+  Progress Continue();
+  // After kTransmission: the export, open, and what was agreed for it.
+  NegotiatedExport TakeResult() { return std::move(result_); }
+  // When the handshake's time runs out.
+  std::chrono::steady_clock::time_point deadline() const { return deadline_; }
+
+  // Continue until the end on the calling thread, waiting instead of
+  // parking (tests, fuzzing): the export, or nullopt.
   std::optional<NegotiatedExport> Run();
 
  private:
@@ -47,6 +64,9 @@ class NbdHandshake {
   static constexpr std::chrono::seconds kListingCredit{1};
 
   bool ReadClientFlags();
+  // Whether the client sent something within handshake_park_ms (or the
+  // deadline passed, which the next receive reports): else park.
+  bool ClientSpeaks();
   // One option: false when the connection ends here; *done when the client
   // enters transmission.
   bool HandleOption(uint32_t option, const std::string& data, bool* done);
@@ -90,6 +110,9 @@ class NbdHandshake {
   // Exports (hashes of their names) that earned kListingCredit: the
   // deadline grows at most by one credit per registered export.
   std::unordered_set<size_t> listed_;
+  bool greeted_ = false;     // the greeting went out
+  bool have_flags_ = false;  // the client's flags came in
+  uint64_t received_ = 0;    // option bytes (headers and data) so far
   bool no_zeroes_ = false;
   bool send_broken_ = false;
   std::string meta_export_;  // export named in SET_META_CONTEXT

@@ -3,7 +3,9 @@
 #include "runner/nbd_server.h"
 
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <system_error>
 #include <thread>
@@ -44,7 +46,7 @@ size_t NbdServer::connection_count() const {
 
 void NbdServer::Accept(UniqueFd fd) {
   std::shared_ptr<NbdConnection> conn;
-  const std::string peer_host = PeerHost(fd.get());
+  std::string peer_host = PeerHost(fd.get());
   {
     MutexLock l(&mu_);
     if (connections_.size() >= static_cast<size_t>(options_.max_connections)) {
@@ -61,27 +63,57 @@ void NbdServer::Accept(UniqueFd fd) {
     }
     from_peer++;
     conn = std::make_shared<NbdConnection>(
-        std::make_unique<TcpTransport>(std::move(fd), options_.keepalive_idle_s), next_id_++, this);
+        std::make_unique<TcpTransport>(std::move(fd), options_.keepalive_idle_s), next_id_++, this,
+        std::move(peer_host));
     connections_.push_back(conn);
   }
-  try {
-    std::thread([this, c = conn, peer_host]() mutable {
-      RunConnection(std::move(c), peer_host);
-    }).detach();
-  } catch (const std::system_error& e) {
-    // No thread to serve it (a pids limit, TasksMax): this connection is
-    // refused, the others go on.
-    Refuse(conn->name(), std::string("cannot start its thread: ") + e.what());
-    MutexLock l(&mu_);
-    Forget(conn, peer_host);
-    conn.reset();  // closes its socket
-    all_done_.notify_all();
-  }
+  Dispatch(std::move(conn));
 }
 
-void NbdServer::Forget(const std::shared_ptr<NbdConnection>& conn, const std::string& peer_host) {
+void NbdServer::Dispatch(std::shared_ptr<NbdConnection> conn) {
+  try {
+    std::thread([this, c = conn]() mutable { RunConnection(std::move(c)); }).detach();
+    return;
+  } catch (const std::system_error& e) {
+    // No thread to serve it (a pids limit, TasksMax): a new connection is
+    // refused, the others go on; a parked one waits a little and tries
+    // again (its client, a kernel mapping perhaps, did nothing wrong).
+    if (conn->started() && !stopping_) {
+      Refuse(conn->name(), std::string("cannot resume it now: ") + e.what() + "; retrying");
+      if (loop_.After(kRetryDispatch, [this, conn] { Dispatch(conn); }).ok()) return;
+    } else {
+      Refuse(conn->name(), std::string("cannot start its thread: ") + e.what());
+    }
+  }
+  End(std::move(conn));  // closes its socket
+}
+
+void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn) {
+  if (conn->Serve() == NbdConnection::Outcome::kParked && Park(conn)) return;
+  End(std::move(conn));
+}
+
+bool NbdServer::Park(const std::shared_ptr<NbdConnection>& conn) {
+  using namespace std::chrono;
+  const auto deadline = conn->park_deadline();
+  milliseconds timeout(0);  // none
+  if (deadline != steady_clock::time_point::max())
+    timeout = std::max(milliseconds(1), ceil<milliseconds>(deadline - steady_clock::now()));
+  Status s = loop_.WhenReadable(conn->event_fd(), timeout, [this, conn](bool) { Dispatch(conn); });
+  if (!s.ok()) LOG_WARN(conn->name(), "cannot wait for the client: %s; closing", s.message().c_str());
+  return s.ok();
+}
+
+void NbdServer::End(std::shared_ptr<NbdConnection> conn) {
+  MutexLock l(&mu_);
+  Forget(conn);
+  conn.reset();  // destroyed under mu_ so Stop() never outlives it
+  all_done_.notify_all();
+}
+
+void NbdServer::Forget(const std::shared_ptr<NbdConnection>& conn) {
   connections_.remove(conn);
-  if (--per_peer_[peer_host] <= 0) per_peer_.erase(peer_host);
+  if (--per_peer_[conn->peer_host()] <= 0) per_peer_.erase(conn->peer_host());
 }
 
 void NbdServer::Refuse(const std::string& who, const std::string& why) {
@@ -89,14 +121,6 @@ void NbdServer::Refuse(const std::string& who, const std::string& why) {
   if (!refusals_.Allow(&held_back)) return;
   LOG_WARN("nbd", "refusing %s: %s%s", who.c_str(), why.c_str(),
            LogThrottle::HeldBackNote(held_back).c_str());
-}
-
-void NbdServer::RunConnection(std::shared_ptr<NbdConnection> conn, const std::string& peer_host) {
-  conn->Run();
-  MutexLock l(&mu_);
-  Forget(conn, peer_host);
-  conn.reset();  // destroyed under mu_ so Stop() never outlives it
-  all_done_.notify_all();
 }
 
 void NbdServer::Stop() {

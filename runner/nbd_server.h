@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// NbdServer: the NBD data port. Accepts TCP connections, runs the fixed
-// newstyle handshake and the transmission phase for each on its own
-// thread, and hands I/O to the export's handler asynchronously.
+// NbdServer: the NBD data port. Accepts TCP connections on its event
+// loop, runs the fixed newstyle handshake and the transmission phase for
+// each on threads of its own while its client is busy, parks it on the
+// loop (no thread) while its client is silent, and hands I/O to the
+// export's handler asynchronously.
 //
 // Thread-safety: Start and Stop are called from the main thread; the
 // server's own threads do the rest.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <map>
@@ -51,6 +54,12 @@ struct NbdServerOptions {
   // options (nbdinfo --list sends LIST, then INFO per export).
   uint64_t max_handshake_bytes = 64u << 20;
   int keepalive_idle_s = 60;
+  // A handshake whose client sends nothing for this long between options,
+  // and a transmission connection with nothing in flight whose client
+  // sends no request for idle_park_ms, parks: its threads end and it waits
+  // on the event loop until the client sends more (or its deadline).
+  int handshake_park_ms = 100;
+  int idle_park_ms = 1000;
   // Threads reading each connection in turn; with handlers that complete
   // inline this is how many requests of one connection run in parallel.
   int readers_per_connection = 2;
@@ -82,6 +91,8 @@ class NbdServer {
   BufferPool* buffers() { return &buffers_; }
   MemoryBudget* memory() { return &memory_; }
   static constexpr uint64_t kCachedBuffers = 64u << 20;
+  // A parked connection that could not get a thread tries again after this.
+  static constexpr std::chrono::milliseconds kRetryDispatch{100};
   // The TLS credentials a handshake starting now uses: options().tls until
   // SetTls replaces them.
   std::shared_ptr<const TlsCredentials> tls() const EXCLUDES(tls_mu_);
@@ -95,10 +106,17 @@ class NbdServer {
 
  private:
   void Accept(UniqueFd fd);
-  void RunConnection(std::shared_ptr<NbdConnection> conn, const std::string& peer_host);
+  // Gives conn a thread to run on (a new connection, or a parked one
+  // whose client sent more or whose deadline came). Without a thread, a
+  // new connection is refused and a parked one tried again shortly.
+  void Dispatch(std::shared_ptr<NbdConnection> conn);
+  void RunConnection(std::shared_ptr<NbdConnection> conn);
+  // Waits on the event loop for conn's client (or its park deadline);
+  // false when it cannot (the connection then ends).
+  bool Park(const std::shared_ptr<NbdConnection>& conn);
   // The connection ends: it leaves connections_ and its peer's count.
-  void Forget(const std::shared_ptr<NbdConnection>& conn, const std::string& peer_host)
-      REQUIRES(mu_);
+  void Forget(const std::shared_ptr<NbdConnection>& conn) REQUIRES(mu_);
+  void End(std::shared_ptr<NbdConnection> conn) EXCLUDES(mu_);
   // Logs a refused connection (at most one line a second).
   void Refuse(const std::string& who, const std::string& why);
 

@@ -22,6 +22,10 @@ ReplySender::ReplySender(Transport* transport, BufferPool* buffers, InflightBudg
 ReplySender::~ReplySender() { StopFlusher(); }
 
 Status ReplySender::StartFlusher() {
+  {
+    MutexLock l(&mu_);
+    flusher_stop_ = false;  // started again after a park
+  }
   try {
     flusher_ = std::thread([this] { FlusherLoop(); });
   } catch (const std::system_error& e) {

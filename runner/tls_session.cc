@@ -127,6 +127,11 @@ int TlsSession::WaitFor(short events, int64_t timeout_us) const {
   return poll(&p, 1, timeout_ms);
 }
 
+bool TlsSession::Pending() {
+  MutexLock l(&mu_);
+  return gnutls_record_check_pending(session_) > 0;
+}
+
 ssize_t TlsSession::Recv(void* dst, size_t cap, bool nowait) {
   for (;;) {
     ssize_t n;

@@ -52,6 +52,9 @@ class TlsSession {
 
   ssize_t Recv(void* dst, size_t cap, bool nowait) EXCLUDES(mu_);
   ssize_t Send(const iovec* iov, int n, bool nowait) EXCLUDES(mu_);
+  // Whether decrypted data is waiting to be received (none is on a
+  // Recv that returned EAGAIN).
+  bool Pending() EXCLUDES(mu_);
   // Bounds each wait of a blocking Recv (0: none), as the socket's
   // SO_RCVTIMEO bounds plain TCP's (a blocking Send waits in send(), under
   // the socket's SO_SNDTIMEO).

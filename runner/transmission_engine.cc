@@ -46,12 +46,63 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
 
 TransmissionEngine::~TransmissionEngine() = default;
 
+TransmissionEngine::Outcome TransmissionEngine::Serve() {
+  if (!started_) {
+    started_ = true;
+    LOG_INFO(*log_name_, "serving (%s%s%s)",
+             exp_.structured ? "structured replies" : "simple replies",
+             exp_.base_allocation ? ", base:allocation" : "", exp_.readonly ? ", read-only" : "");
+    // Parking on: each wait for a request ends after idle_park_ms, to park
+    // or to count towards the idle timeout (see ReadExact).
+    if (opts_.idle_park_ms > 0)
+      transport_->SetRecvTimeout(std::chrono::milliseconds(opts_.idle_park_ms));
+    else
+      transport_->SetRecvTimeout(std::chrono::seconds(opts_.idle_timeout_s));
+    transport_->SetSendTimeout(std::chrono::seconds(opts_.send_timeout_s));
+    busy_poll_ = opts_.busy_poll_us > 0;
+  } else if (parked_) {
+    parked_ = false;
+    if (IdledOut()) return Outcome::kEnded;
+  }
+  {
+    MutexLock rl(&read_mu_);
+    stop_reading_ = reading_turn_taken_ = false;
+  }
+  RunReaders();
+  if (!parked_) return Outcome::kEnded;
+  {
+    MutexLock rl(&read_mu_);
+    idle_deadline_ = std::chrono::steady_clock::time_point::max();
+    if (opts_.idle_timeout_s > 0 && !kernel_mapping_) {
+      // The reader already waited idle_park_ms of the idle timeout.
+      idle_deadline_ = std::chrono::steady_clock::now() +
+                       std::chrono::seconds(opts_.idle_timeout_s) -
+                       std::chrono::milliseconds(opts_.idle_park_ms);
+    }
+  }
+  return Outcome::kParked;
+}
+
+bool TransmissionEngine::IdledOut() {
+  if (std::chrono::steady_clock::now() < idle_deadline_) return false;
+  if (transport_->WaitReadable(std::chrono::milliseconds(0))) return false;
+  MutexLock rl(&read_mu_);
+  if (IsKernelMappingConnection()) return false;
+  LOG_WARN(*log_name_, "idle for %d s; closing", opts_.idle_timeout_s);
+  return true;
+}
+
 void TransmissionEngine::Run() {
-  LOG_INFO(*log_name_, "serving (%s%s%s)", exp_.structured ? "structured replies" : "simple replies",
-           exp_.base_allocation ? ", base:allocation" : "", exp_.readonly ? ", read-only" : "");
-  transport_->SetRecvTimeout(std::chrono::seconds(opts_.idle_timeout_s));
-  transport_->SetSendTimeout(std::chrono::seconds(opts_.send_timeout_s));
-  busy_poll_ = opts_.busy_poll_us > 0;
+  while (Serve() == Outcome::kParked) {
+    const auto left = idle_deadline_ - std::chrono::steady_clock::now();
+    transport_->WaitReadable(idle_deadline_ == std::chrono::steady_clock::time_point::max()
+                                 ? std::chrono::hours(24)
+                                 : std::max(std::chrono::milliseconds(0),
+                                            std::chrono::ceil<std::chrono::milliseconds>(left)));
+  }
+}
+
+void TransmissionEngine::RunReaders() {
   // Leader/follower: the reader threads take turns reading; a request
   // whose handler completes inline is executed and answered by its reader
   // while, if more requests are waiting, another reader takes the next.
@@ -121,7 +172,8 @@ void TransmissionEngine::ReaderLoop(Reader* reader) {
         reading_turn_taken_ = my_turn = true;
       }
       action = ReadRequest(reader, &h, &payload, &capacity, &err, &why);
-      if (action == Action::kStop) {
+      if (action == Action::kPark) parked_ = true;
+      if (action == Action::kStop || action == Action::kPark) {
         stop_reading_ = true;
         read_turn_cv_.notify_all();
       } else {
@@ -141,7 +193,8 @@ void TransmissionEngine::ReaderLoop(Reader* reader) {
       case Action::kSubmit: SubmitRequest(h, payload, capacity); break;
       case Action::kReplyError: ReplyError(h, err, why); break;
       case Action::kReplyExtents: ReplyExtentsWithoutHandler(h); break;
-      case Action::kStop: break;
+      case Action::kStop:
+      case Action::kPark: break;
     }
     held.may_hold = false;
     if (action == Action::kSubmit && IsSmallIo(h)) small_inline = held.answered_inline;
@@ -153,7 +206,7 @@ void TransmissionEngine::ReaderLoop(Reader* reader) {
     }
     held.batch_full = false;
     if (held.holding && !keep_holding) sender_.SendHeld(&held);
-    if (action == Action::kStop) break;
+    if (action == Action::kStop || action == Action::kPark) break;
   }
   // From here on, this thread's replies are a backend's.
   reader->thread.store(std::thread::id(), std::memory_order_relaxed);
@@ -231,8 +284,9 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
                                                            int* err, const char** why) {
   RequestHeader& h = *hp;
   uint8_t raw[kRequestHeaderSize];
-  if (Status s = ReadExact(raw, sizeof raw); !s.ok()) {
-    if (s.code() == EAGAIN || s.code() == EWOULDBLOCK)
+  if (Status s = ReadExact(raw, sizeof raw, 0, /*may_park=*/opts_.idle_park_ms > 0); !s.ok()) {
+    if (s.code() == EAGAIN) return Action::kPark;
+    if (s.code() == ETIMEDOUT)
       LOG_WARN(*log_name_, "idle for %d s; closing", opts_.idle_timeout_s);
     else if (s.code() != ECONNRESET)
       LOG_WARN(*log_name_, "%s", s.message().c_str());
@@ -298,8 +352,12 @@ void TransmissionEngine::WaitForRoom(Reader* reader, uint64_t bytes) {
   budget_.Take(bytes);
 }
 
-Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots) {
+Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots, bool may_park) {
+  using Clock = std::chrono::steady_clock;
   auto* out = static_cast<uint8_t*>(buf);
+  const uint8_t* const start = out;
+  // Since when nothing has come while nothing was in flight ({}: not idle).
+  Clock::time_point idle_since{};
   while (len > 0) {
     if (rpos_ < rlen_) {
       size_t n = std::min(len, rlen_ - rpos_);
@@ -317,13 +375,27 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots) 
     ssize_t n = Receive(dst, cap);
     if (n < 0) {
       if (errno == EINTR) continue;
-      // The idle timeout counts only while nothing is in flight: a client
-      // waiting for a slow request's reply is not idle.
-      if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-          (budget_.InFlightBesides(own_slots) || IsKernelMappingConnection()))
+      if (errno != EAGAIN && errno != EWOULDBLOCK) return PosixError("recv");
+      // The receive timeout (idle_park_ms, or idle-timeout without
+      // parking). The idle timeout counts only while nothing is in
+      // flight: a client waiting for a slow request's reply is not idle.
+      if (budget_.InFlightBesides(own_slots)) {
+        idle_since = {};
         continue;
-      return PosixError("recv");
+      }
+      if (may_park && out == start && rpos_ == rlen_)
+        return Status::Error(EAGAIN, "nothing to do: parking");
+      if (IsKernelMappingConnection()) continue;
+      const auto now = Clock::now();
+      const auto waited = opts_.idle_park_ms > 0
+                              ? std::chrono::milliseconds(opts_.idle_park_ms)
+                              : std::chrono::milliseconds(opts_.idle_timeout_s * 1000LL);
+      if (idle_since == Clock::time_point{}) idle_since = now - waited;
+      if (opts_.idle_timeout_s > 0 && now - idle_since >= std::chrono::seconds(opts_.idle_timeout_s))
+        return Status::Error(ETIMEDOUT, "idle");
+      continue;
     }
+    idle_since = {};
     if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
     if (dst == out) {
       out += n;

@@ -15,7 +15,12 @@
 // Small replies answered inline may wait for the next request's, to go
 // out together (reply coalescing, see ReaderLoop).
 //
-// Thread-safety: Run() on the connection's thread; the handler's
+// A connection with nothing in flight whose client sends no request for
+// idle_park_ms parks: Serve returns kParked once its readers and reply
+// thread have ended, and the connection waits on the server's event loop
+// without a thread until the client sends again; Serve then goes on.
+//
+// Thread-safety: Serve() on one thread at a time; the handler's
 // completion callback on any thread. Lock order: read_mu_, then the
 // budget's or the sender's lock; those two are never held together.
 #pragma once
@@ -49,12 +54,24 @@ class TransmissionEngine {
   TransmissionEngine(const TransmissionEngine&) = delete;
   TransmissionEngine& operator=(const TransmissionEngine&) = delete;
 
+  enum class Outcome { kParked, kEnded };
   // Serves requests until the client leaves, breaks the protocol, idles
-  // out, or the transport's read side is shut down; returns once every
-  // request has been answered (or dropped with a broken connection).
+  // out, or the transport's read side is shut down (kEnded), or until
+  // the connection parks (kParked); returns once every request has been
+  // answered (or dropped with a broken connection) and every thread it
+  // started has ended.
+  Outcome Serve();
+  // After kParked: when the connection is closed as idle if the client
+  // stays silent (idle-timeout, and never for a kernel mapping's
+  // connection); time_point::max() for never.
+  std::chrono::steady_clock::time_point idle_deadline() const { return idle_deadline_; }
+  // Serve until the end on the calling thread, waiting instead of parking
+  // (tests, fuzzing).
   void Run();
   // Whether the client ended with NBD_CMD_DISC (valid after Run).
   bool client_disconnected() const { return client_disconnected_; }
+  // The backstore's export name ("file/disk.img").
+  std::string export_name() const { return exp_.open->record().ExportName(); }
 
   // A WRITE over the maximum payload is read, dropped and refused with
   // EINVAL up to this length; beyond it the connection is closed (the
@@ -63,7 +80,7 @@ class TransmissionEngine {
 
  private:
   // What a reader does with a request once it released read_mu_.
-  enum class Action { kSubmit, kReplyError, kReplyExtents, kStop };
+  enum class Action { kSubmit, kReplyError, kReplyExtents, kStop, kPark };
   // One reader thread. thread: who it is, so that a reply queued on that
   // thread (answered inline) is known as the reader's.
   struct Reader {
@@ -113,7 +130,15 @@ class TransmissionEngine {
   void WaitForRoom(Reader* reader, uint64_t bytes);
   // own_slots: in-flight slots the caller holds for the request it is
   // reading (its payload), which do not keep an idle connection open.
-  Status ReadExact(void* buf, size_t len, uint64_t own_slots = 0) REQUIRES(read_mu_);
+  // may_park: buf is a request header; when nothing of it has come and
+  // nothing is in flight after idle_park_ms, fails with EAGAIN (park).
+  Status ReadExact(void* buf, size_t len, uint64_t own_slots = 0, bool may_park = false)
+      REQUIRES(read_mu_);
+  // Runs the readers and the reply thread until they stop or park.
+  void RunReaders();
+  // On waking from a park: whether the idle deadline passed with nothing
+  // from the client (logged); the connection then ends.
+  bool IdledOut() EXCLUDES(read_mu_);
   // One receive of at most cap bytes into dst, waiting for at least one;
   // polls first when busy polling pays (see busy_poll_).
   ssize_t Receive(void* dst, size_t cap) REQUIRES(read_mu_);
@@ -152,6 +177,11 @@ class TransmissionEngine {
   bool reading_turn_taken_ GUARDED_BY(read_mu_) = false;
   bool stop_reading_ GUARDED_BY(read_mu_) = false;
   bool client_disconnected_ = false;  // NBD_CMD_DISC seen; read after the readers end
+  // Set by the reader that parks the connection; read after the readers
+  // end. started_: Serve ran before (the "serving" line is logged once).
+  bool parked_ = false;
+  bool started_ = false;
+  std::chrono::steady_clock::time_point idle_deadline_ = std::chrono::steady_clock::time_point::max();
   std::unique_ptr<uint8_t[]> rbuf_;
   size_t rpos_ = 0, rlen_ = 0;
   // The last request was a large write: the reader then takes no more

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -83,6 +84,15 @@ ssize_t TcpTransport::Send(const iovec* iov, int n, Wait wait) {
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = static_cast<size_t>(n);
   return sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | (wait == Wait::kNoWait ? MSG_DONTWAIT : 0));
+}
+
+bool TcpTransport::WaitReadable(std::chrono::milliseconds t) {
+  if (tls_ && tls_->Pending()) return true;
+  pollfd p{fd_.get(), POLLIN, 0};
+  int r;
+  do r = poll(&p, 1, static_cast<int>(t.count()));
+  while (r < 0 && errno == EINTR);
+  return r != 0;  // an error: the next Recv reports it
 }
 
 void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) {

@@ -46,6 +46,13 @@ class Transport {
   // the peer takes nothing more now. Never raises SIGPIPE.
   virtual ssize_t Send(const iovec* iov, int n, Wait wait) = 0;
 
+  // Whether Recv would find something (data, or the end of the stream)
+  // within t: what a connection asks before it parks on an event loop.
+  virtual bool WaitReadable(std::chrono::milliseconds t) = 0;
+  // The descriptor an event loop waits on for a parked connection: it is
+  // readable when Recv has something (once WaitReadable said no).
+  virtual int event_fd() const = 0;
+
   // Bounds each blocking Recv / Send (0: no bound).
   virtual void SetRecvTimeout(std::chrono::microseconds t) = 0;
   virtual void SetSendTimeout(std::chrono::microseconds t) = 0;
@@ -91,6 +98,8 @@ class TcpTransport final : public Transport {
   const std::string& peer() const override { return peer_; }
   ssize_t Recv(void* dst, size_t cap, Wait wait) override;
   ssize_t Send(const iovec* iov, int n, Wait wait) override;
+  bool WaitReadable(std::chrono::milliseconds t) override;
+  int event_fd() const override { return fd_.get(); }
   void SetRecvTimeout(std::chrono::microseconds t) override;
   void SetSendTimeout(std::chrono::microseconds t) override;
   void AckPromptly() override;

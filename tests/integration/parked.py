@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+# Driver of test-runner-parked.sh: opens connections that go quiet, in
+# transmission and in the handshake (optionally over TLS), reports the
+# runner's thread count while they wait, then has every one of them
+# finish its handshake and write and read back a pattern of its own.
+#   parked.py PORT RUNNER_PID N_IDLE N_HANDSHAKE QUIET_S [PKI_CLIENT_DIR]
+import os, ssl, struct, sys, time
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nbd_wire as w
+
+port, pid, n_idle, n_hs, quiet = (int(sys.argv[1]), sys.argv[2], int(sys.argv[3]),
+                                  int(sys.argv[4]), float(sys.argv[5]))
+pki = sys.argv[6] if len(sys.argv) > 6 else None
+ctx = None
+if pki:
+    ctx = ssl.create_default_context(cafile=pki + "/ca-cert.pem")
+    ctx.load_cert_chain(pki + "/client-cert.pem", pki + "/client-key.pem")
+
+
+def threads():
+    with open("/proc/%s/status" % pid) as f:
+        return int(next(l for l in f if l.startswith("Threads:")).split()[1])
+
+
+def start_tls(c):
+    if ctx:
+        assert c.starttls(ctx) == w.REP_ACK, "STARTTLS refused"
+
+
+def pattern(i):
+    return struct.pack(">I", i) * 128  # 512 bytes
+
+
+print("threads-before", threads())
+idle, hs = [], []
+for i in range(n_idle):
+    c = w.Client(port, timeout=30)
+    c.greeting()
+    start_tls(c)
+    c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
+    assert c.replies_until_final()[-1][0] == w.REP_ACK, "GO refused"
+    idle.append(c)
+for i in range(n_hs):
+    c = w.Client(port, timeout=30)
+    if ctx:  # quiet after TLS: parked with a TLS session
+        c.greeting()
+        start_tls(c)
+    else:  # quiet before even sending its flags
+        c.recv(18)
+    hs.append(c)
+time.sleep(quiet)
+print("threads-parked", threads())
+
+def write(c, block, cookie):
+    c.request(w.CMD_WRITE, block * 512, 512, cookie=cookie, payload=pattern(block))
+    assert c.read_reply()[:2] == (cookie, 0), "write failed"
+
+
+def check(c, block, cookie):
+    c.request(w.CMD_READ, block * 512, 512, cookie=cookie)
+    assert c.read_reply(512) == (cookie, 0, pattern(block)), "block %d read back wrong" % block
+
+
+served = 0
+for i, c in enumerate(idle):
+    write(c, i, cookie=i)
+    served += 1
+for i, c in enumerate(hs):
+    if not ctx:
+        c.send(struct.pack(">I", 3))
+    c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
+    assert c.replies_until_final()[-1][0] == w.REP_ACK, "GO refused"
+    write(c, n_idle + i, cookie=7)
+    if n_idle:
+        check(c, i % n_idle, cookie=8)  # what a parked client wrote
+    served += 1
+for i, c in enumerate(idle):
+    if n_hs:
+        check(c, n_idle + i % n_hs, cookie=9)
+for c in idle + hs:
+    c.request(w.CMD_DISC)
+    c.close()
+print("served", served)

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+# Connections that are waiting hold no thread (issue 27): a client that
+# goes quiet in transmission with nothing in flight, or between handshake
+# options, is parked on the NBD server's event loop, and its threads end.
+# 150 idle connections and 100 handshakes in progress cost the runner a
+# handful of threads instead of one to three each (on 3465c58: 550 more),
+# and every one of them is served at once when its client speaks again:
+# handshakes finish, writes land, and each reads what another parked
+# client wrote. The same over TLS (X.509), where the TLS session crosses
+# from one thread to the next. The handshake deadline still holds for a
+# parked handshake.
+source "$(dirname "$0")/functions.sh"
+source "$(dirname "$0")/tls-credentials.sh"
+requires python3 certtool
+
+parked() { python3 "$NBDR_SRC/tests/integration/parked.py" "$IO_PORT" "$RUNNER_PID" "$@"; }
+
+# Threads beyond those with no connection at all: the loop threads and a
+# margin for a connection still on its way to parking.
+MARGIN=12
+
+check_run() {  # what OUT
+  local what=$1 out=$2 before parked_now
+  before=$(sed -n 's/^threads-before //p' <<<"$out")
+  parked_now=$(sed -n 's/^threads-parked //p' <<<"$out")
+  [ -n "$before" ] && [ -n "$parked_now" ] || fail "$what: no thread counts: $out"
+  echo "$what: $before threads before, $parked_now with the connections parked"
+  [ "$parked_now" -le $((before + MARGIN)) ] ||
+    fail "$what: $parked_now threads with the connections parked (before: $before)"
+}
+
+start_runner --max-connections 400 --max-connections-per-peer 400 --handshake-timeout 20
+cli file create a.img size 1M >/dev/null
+out=$(parked 150 100 3) || fail "plain: a parked connection was not served: $out"
+check_run plain "$out"
+grep -q "^served 250$" <<<"$out" || fail "plain: not every connection was served: $out"
+pass "150 idle connections and 100 quiet handshakes hold no thread each, and all are served"
+
+# A parked handshake is still closed at its deadline.
+stop_runner
+start_runner --handshake-timeout 2
+python3 - "$IO_PORT" <<'PY' || fail "a quiet handshake outlived its deadline"
+import os, sys, time
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+import nbd_wire as w
+c = w.Client(int(sys.argv[1]), timeout=30)
+c.recv(18)
+start = time.monotonic()
+assert c.closed_by_server(within=15), "still open after 15 s"
+print("closed after %.1f s" % (time.monotonic() - start))
+PY
+pass "a parked handshake is closed at the handshake deadline"
+
+stop_runner
+make_pki "$T/pki"
+start_runner --tls require --tls-certificates "$T/pki/server" --max-connections 400 \
+  --max-connections-per-peer 400 --handshake-timeout 20
+out=$(parked 40 20 3 "$T/pki/client1") || fail "TLS: a parked connection was not served: $out"
+check_run TLS "$out"
+grep -q "^served 60$" <<<"$out" || fail "TLS: not every connection was served: $out"
+pass "over TLS, parked connections and handshakes resume with their TLS sessions"
