@@ -22,12 +22,6 @@ namespace nbdr {
 
 namespace {
 
-// A connection waiting for its next call is closed after kIdleTimeout, or
-// sooner when every slot is taken and a new client needs one. A call, once
-// its first byte is in, must arrive whole within kCallReceiveTimeout, so a
-// client sending a byte now and then cannot hold a slot.
-constexpr std::chrono::seconds kIdleTimeout{60};
-constexpr std::chrono::seconds kCallReceiveTimeout{10};
 // nbd-cli writes a call at once: one still arriving after this may lose
 // its slot to a new caller when every slot is taken.
 constexpr std::chrono::seconds kSlowCall{2};
@@ -35,7 +29,6 @@ constexpr std::chrono::seconds kSlowCall{2};
 // socket's own slots.
 constexpr int kMaxConnectionsPerPeer = 16;
 constexpr int kLocalSlots = 16;
-constexpr u_int kRecordBufferSize = 64 * 1024;
 
 // RFC 9289: the client's credential flavor asking for TLS, and the
 // verifier of the server's answer that it may start.
@@ -45,57 +38,6 @@ constexpr char kStartTlsVerifier[] = "STARTTLS";
 constexpr std::chrono::seconds kTlsHandshakeTimeout{10};
 
 }  // namespace
-
-int RpcServer::WriteRecord(void* handle, void* buf, int len) {
-  auto* c = static_cast<Connection*>(handle);
-  if (!c->tls) return WriteAll(c->fd, buf, static_cast<size_t>(len)).ok() ? len : -1;
-  size_t done = 0;
-  while (done < static_cast<size_t>(len)) {
-    iovec iov{static_cast<char*>(buf) + done, static_cast<size_t>(len) - done};
-    ssize_t n = c->tls->Send(&iov, 1, false);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return -1;
-    done += static_cast<size_t>(n);
-  }
-  return len;
-}
-
-// xdrrec's read callback on a blocking socket: each wait is bounded by the
-// idle timeout between calls and by what is left of the call's deadline
-// within one.
-int RpcServer::ReadRecord(void* handle, void* buf, int len) {
-  auto* c = static_cast<Connection*>(handle);
-  for (;;) {
-    bool between_calls;
-    Clock::time_point since;
-    {
-      MutexLock l(&c->server->mu_);
-      between_calls = c->between_calls;
-      since = c->since;
-    }
-    auto wait = std::chrono::duration_cast<std::chrono::microseconds>(
-        between_calls ? std::chrono::microseconds(kIdleTimeout)
-                      : since + kCallReceiveTimeout - Clock::now());
-    if (wait.count() <= 0) {
-      LOG_WARN("rpc", "%s: call not received within %lld s; closing", c->peer.c_str(),
-               static_cast<long long>(kCallReceiveTimeout.count()));
-      return -1;
-    }
-    ssize_t n;
-    if (c->tls) {
-      c->tls->SetRecvTimeout(wait);
-      n = c->tls->Recv(buf, static_cast<size_t>(len), false);
-    } else {
-      SetRecvTimeout(c->fd, wait);
-      n = recv(c->fd, buf, static_cast<size_t>(len), 0);
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !between_calls) continue;
-    if (n <= 0) return -1;
-    if (between_calls && !c->server->StartCall(c)) return -1;
-    return static_cast<int>(n);
-  }
-}
 
 bool RpcServer::StartCall(Connection* c) {
   MutexLock l(&mu_);
@@ -168,45 +110,77 @@ RpcCaller CallerOf(int fd, bool local) {
 
 void RpcServer::Accept(UniqueFd fd, bool local) {
   Connection* c;
-  const std::string peer = PeerAddress(fd.get());
   const std::string peer_host = local ? "local" : PeerHost(fd.get());
   {
     MutexLock l(&mu_);
     if (std::string why = RefusalLocked(local, peer_host); !why.empty()) {
       uint64_t held_back = 0;
       if (refusals_.Allow(&held_back))
-        LOG_WARN("rpc", "refusing %s: %s%s", local ? "a local caller" : peer.c_str(), why.c_str(),
-                 LogThrottle::HeldBackNote(held_back).c_str());
+        LOG_WARN("rpc", "refusing %s: %s%s", local ? "a local caller" : PeerAddress(fd.get()).c_str(),
+                 why.c_str(), LogThrottle::HeldBackNote(held_back).c_str());
       return;  // fd closes
     }
     (local ? active_local_ : active_)++;
     c = &connections_.emplace_back();
     c->server = this;
     c->fd = fd.get();
+    c->socket = std::move(fd);
     c->local = local;
     c->peer_host = peer_host;
     c->since = Clock::now();
   }
-  auto finish = [this, c] {
-    MutexLock l(&mu_);
-    if (!c->evicted) (c->local ? active_local_ : active_)--;
-    connections_.remove_if([c](const Connection& x) { return &x == c; });
-    done_.notify_all();
-  };
-  auto shared_fd = std::make_shared<UniqueFd>(std::move(fd));
+  Dispatch(c);
+}
+
+void RpcServer::Dispatch(Connection* c) {
   try {
-    std::thread([this, c, finish, shared_fd] {
-      Serve(c);
-      finish();  // the socket closes after the lock is released, with the lambda
-    }).detach();
+    std::thread([this, c] { Run(c); }).detach();
+    return;
   } catch (const std::system_error& e) {
-    // No thread for it (a pids limit): refuse this caller, serve the rest.
-    finish();
+    // No thread for it (a pids limit): a new caller is refused, the rest
+    // served; a parked one tries again shortly.
     uint64_t held_back = 0;
+    const bool retry = c->started && loop_.After(kRetryDispatch, [this, c] { Dispatch(c); }).ok();
     if (refusals_.Allow(&held_back))
-      LOG_WARN("rpc", "refusing %s: cannot start its thread: %s%s", peer.c_str(), e.what(),
-               LogThrottle::HeldBackNote(held_back).c_str());
+      LOG_WARN("rpc", "%s %s: cannot start its thread: %s%s", retry ? "delaying" : "refusing",
+               PeerAddress(c->fd).c_str(), e.what(), LogThrottle::HeldBackNote(held_back).c_str());
+    if (retry) return;
   }
+  Finish(c);
+}
+
+void RpcServer::Run(Connection* c) {
+  if (Serve(c) == Outcome::kParked && Park(c)) return;
+  Finish(c);
+}
+
+bool RpcServer::Park(Connection* c) {
+  Clock::time_point since;
+  {
+    MutexLock l(&mu_);
+    since = c->since;
+  }
+  const auto timeout = std::max(std::chrono::milliseconds(1),
+                                std::chrono::ceil<std::chrono::milliseconds>(
+                                    since + kIdleTimeout - Clock::now()));
+  Status s = loop_.WhenReadable(c->fd, timeout, [this, c](bool) { Dispatch(c); });
+  if (!s.ok()) LOG_WARN("rpc", "%s: cannot wait for its next call: %s; closing", c->peer.c_str(),
+                        s.message().c_str());
+  return s.ok();
+}
+
+void RpcServer::Finish(Connection* c) {
+  std::list<Connection> gone;  // destroyed (its socket closed) after the lock
+  MutexLock l(&mu_);
+  if (!c->evicted) (c->local ? active_local_ : active_)--;
+  for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+    if (&*it == c) {
+      gone.splice(gone.begin(), connections_, it);
+      break;
+    }
+  }
+  done_.notify_all();
+  l.Unlock();
 }
 
 std::string RpcServer::RefusalLocked(bool local, const std::string& peer_host) {
@@ -252,37 +226,40 @@ void RpcServer::SetInService(Connection* c) {
   c->in_service = true;
 }
 
-void RpcServer::Serve(Connection* c) {
-  int fd = c->fd;
-  RpcCaller caller = CallerOf(fd, c->local);
-  c->peer = caller.peer;
-  SetSendTimeout(fd, kIdleTimeout);
-  if (!c->local) SetNoDelay(fd);
-  XDR xdrs;
-  xdrrec_create(&xdrs, kRecordBufferSize, kRecordBufferSize, c, ReadRecord, WriteRecord);
-  std::unique_ptr<XDR, void (*)(XDR*)> guard(&xdrs, [](XDR* x) { XDR_DESTROY(x); });
-
+RpcServer::Outcome RpcServer::Serve(Connection* c) {
+  if (!c->started) {
+    c->started = true;
+    c->caller = CallerOf(c->fd, c->local);
+    c->peer = c->caller.peer;
+    SetSendTimeout(c->fd, kIdleTimeout);
+    if (!c->local) SetNoDelay(c->fd);
+    OpenReplyStream(c);
+  }
+  std::vector<char> record;
   for (;;) {
-    AwaitCall(c);
-    xdrs.x_op = XDR_DECODE;
-    if (!xdrrec_skiprecord(&xdrs)) return;
+    if (!CallBegun(c)) return Outcome::kParked;
+    if (!ReadCall(c, &record)) return Outcome::kEnded;
+    XDR in;
+    xdrmem_create(&in, record.data(), static_cast<u_int>(record.size()), XDR_DECODE);
+    std::unique_ptr<XDR, void (*)(XDR*)> guard(&in, [](XDR* x) { XDR_DESTROY(x); });
     rpc_msg call{};
     char cred[2 * MAX_AUTH_BYTES];
     call.rm_call.cb_cred.oa_base = cred;
     call.rm_call.cb_verf.oa_base = cred + MAX_AUTH_BYTES;
-    if (!xdr_callmsg(&xdrs, &call)) return;  // end of stream or not RPC at all
-    if (!StartCall(c)) return;  // a call already buffered counts as started too
-    if (call.rm_direction != CALL) return;
-    if (!AnswerCall(c, &caller, &xdrs, call)) return;
+    if (!xdr_callmsg(&in, &call)) return Outcome::kEnded;  // not RPC at all
+    if (call.rm_direction != CALL) return Outcome::kEnded;
+    if (!AnswerCall(c, &in, &c->out->xdrs, call)) return Outcome::kEnded;
+    AwaitCall(c);
   }
 }
 
-bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call) {
+bool RpcServer::AnswerCall(Connection* c, XDR* in, XDR* out, const rpc_msg& call) {
+  RpcCaller* caller = &c->caller;
   const auto creds = !c->local && tls_source_ ? tls_source_() : nullptr;
   const TlsMode mode = creds ? creds->options().mode : TlsMode::kOff;
   if (call.rm_call.cb_cred.oa_flavor == kAuthTls && call.rm_call.cb_proc == NBDR_NULL &&
       mode != TlsMode::kOff && !c->tls)
-    return StartTls(c, caller, xdrs, call, creds);
+    return StartTls(c, out, call, creds);
 
   rpc_msg reply{};
   reply.rm_xid = call.rm_xid;
@@ -320,7 +297,7 @@ bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rp
   } else {
     args.reset(new char[proc->args_size + 1]());
     result.reset(new char[proc->result_size + 1]());
-    if (!proc->xdr_args(xdrs, args.get())) {
+    if (!proc->xdr_args(in, args.get())) {
       LOG_WARN("rpc", "%s from %s: undecodable arguments", proc->name, caller->peer.c_str());
       reply.acpted_rply.ar_stat = GARBAGE_ARGS;
     } else {
@@ -334,8 +311,7 @@ bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rp
   // Only SUCCESS carries results (set above). The versions of a
   // PROG_MISMATCH or RPC_MISMATCH share their union with the results:
   // nothing may be written over them.
-  xdrs->x_op = XDR_ENCODE;
-  bool sent = xdr_replymsg(xdrs, &reply) && xdrrec_endofrecord(xdrs, TRUE);
+  bool sent = xdr_replymsg(out, &reply) && xdrrec_endofrecord(out, TRUE);
   if (proc) {
     // Frees whatever decoding allocated, even when it failed half way.
     xdr_free(proc->xdr_args, args.get());
@@ -345,8 +321,9 @@ bool RpcServer::AnswerCall(Connection* c, RpcCaller* caller, XDR* xdrs, const rp
                    reply.acpted_rply.ar_stat == GARBAGE_ARGS);
 }
 
-bool RpcServer::StartTls(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_msg& call,
+bool RpcServer::StartTls(Connection* c, XDR* out, const rpc_msg& call,
                          const std::shared_ptr<const TlsCredentials>& creds) {
+  RpcCaller* caller = &c->caller;
   rpc_msg reply{};
   reply.rm_xid = call.rm_xid;
   reply.rm_direction = REPLY;
@@ -358,10 +335,9 @@ bool RpcServer::StartTls(Connection* c, RpcCaller* caller, XDR* xdrs, const rpc_
   reply.acpted_rply.ar_results.where = nullptr;
   reply.acpted_rply.ar_results.proc =
       reinterpret_cast<xdrproc_t>(reinterpret_cast<void (*)(void)>(xdr_void));
-  xdrs->x_op = XDR_ENCODE;
-  if (!xdr_replymsg(xdrs, &reply) || !xdrrec_endofrecord(xdrs, TRUE)) return false;
-  // The client starts its handshake only after this answer, so nothing of
-  // it is in the record buffer: the session reads it from the socket.
+  if (!xdr_replymsg(out, &reply) || !xdrrec_endofrecord(out, TRUE)) return false;
+  // The client starts its handshake only after this answer, and calls are
+  // read exactly: the session reads all of it from the socket.
   auto session = TlsSession::Accept(c->fd, creds, Clock::now() + kTlsHandshakeTimeout);
   if (!session) {
     LOG_WARN("rpc", "%s: TLS handshake failed: %s; closing", caller->peer.c_str(),

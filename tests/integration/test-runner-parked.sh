@@ -60,3 +60,17 @@ out=$(parked 40 20 3 "$T/pki/client1") || fail "TLS: a parked connection was not
 check_run TLS "$out"
 grep -q "^served 60$" <<<"$out" || fail "TLS: not every connection was served: $out"
 pass "over TLS, parked connections and handshakes resume with their TLS sessions"
+
+# The control port: connections between calls park too.
+rpc_parked() { python3 "$NBDR_SRC/tests/integration/rpc_parked.py" "$RPC_PORT" "$RUNNER_PID" "$@"; }
+stop_runner
+start_runner
+out=$(rpc_parked 16 2) || fail "control port: a parked connection was not served: $out"
+check_run "control port" "$out"
+grep -q "^served 48$" <<<"$out" || fail "control port: not every connection was served: $out"
+stop_runner
+start_runner --tls on --tls-certificates "$T/pki/server"
+out=$(rpc_parked 10 2 "$T/pki/client1") || fail "control TLS: a parked connection was not served: $out"
+check_run "control port over TLS" "$out"
+grep -q "^served 10$" <<<"$out" || fail "control TLS: not every connection was served: $out"
+pass "48 control connections between calls (10 over TLS) hold no thread each, and all are answered"

@@ -5,7 +5,9 @@
 # connections carry a parallel load that verifies, a missing key and an
 # already mapped key fail clearly, unmap of a mounted device is refused
 # (the file system goes on) and with 'force' disconnects cleanly instead
-# of hanging, and a null field in this host's records is no crash. Unmap by key touches this host's
+# of hanging, a mapped device idle past the runner's --idle-timeout keeps
+# its connection (issue 27: a kernel mapping is never closed as idle; its
+# connection parks on the runner's event loop), and a null field in this host's records is no crash. Unmap by key touches this host's
 # device only when it holds that backstore: a record from another host (or
 # a stale one) naming a device that holds something else here is refused,
 # and so is one whose device is not connected here, until 'force' clears
@@ -19,7 +21,7 @@ requires qemu-io
 # /dev/nbd5 (it was mapped when the runner stopped), live.img mapped on
 # /dev/nbd6 (confirmed below over RPC, as that host's nbd-cli does).
 seed_saveconfig stale.img /dev/nbd5 live.img
-start_runner
+start_runner --idle-timeout 2
 rpc_map_as other-host file live.img /dev/nbd6
 cli file create ro.img size 16M >/dev/null
 cli file create multi.img size 64M >/dev/null
@@ -87,6 +89,9 @@ ok mount mount -t ext4 \$dev /mnt
 if nbd-cli file unmap \$dev $H 2>/tmp/err; then r "FAIL unmap-mounted: disconnected"; else grep -q "not disconnecting \$dev: \$dev is mounted on /mnt; stop that use first, or add 'force'" /tmp/err && r "ok unmap-mounted-refused" || r "FAIL unmap-mounted: \$(cat /tmp/err)"; fi
 ok still-connected sh -c "nbd-cli file list mapped $H | grep -q 'busy.img.*connected'"
 ok write-after-refusal sh -c "echo kept >/mnt/after && sync && grep -q kept /mnt/after"
+sleep 5  # more than twice the runner's --idle-timeout, no I/O
+ok read-after-idle dd if=\$dev of=/dev/null bs=4k count=1 skip=3000 iflag=direct
+ok write-after-idle sh -c "echo idle >/mnt/idle && sync && grep -q idle /mnt/idle"
 # a hand-edited null in this host's records reads as unset, not a crash
 sed -i 's/"host_id": *"[^"]*"/"host_id": null/' /var/lib/nbd-cli/mappings.json
 ok null-field-list sh -c "grep -q '\"host_id\": *null' /var/lib/nbd-cli/mappings.json && nbd-cli file list $H >/dev/null"
@@ -100,6 +105,11 @@ pass "guest: read-only map, 4 connections with verified parallel writes, clear r
 n=$(grep -c 'file/multi.img\] serving' "$T/log/nbd-runner.log")
 [ "$n" -ge 4 ] || fail "the 4-connection map opened $n NBD connections"
 pass "the 4-connection map really used 4 NBD connections"
+grep -q "file/busy.img\] a kernel mapping's connection: never closed as idle" "$T/log/nbd-runner.log" ||
+  fail "the mapped device's connection was not recognised as a kernel mapping's"
+grep -q "file/busy.img\] idle for 2 s; closing" "$T/log/nbd-runner.log" &&
+  fail "the mapped device's connection was closed as idle"
+pass "a mapped device idle past --idle-timeout keeps its connection"
 cli --json file info stale.img | grep -q '"status": "created"' || fail "the stale record was not cleared"
 cli --json file info live.img | grep -q '"status": "created"' || fail "unmap force did not clear live.img"
 pass "runner: the stale record cleared, the other host's mapping kept until 'force'"
