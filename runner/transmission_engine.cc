@@ -9,7 +9,6 @@
 #include <cstring>
 #include <system_error>
 
-#include "runner/realigned_io.h"
 #include "utils/log.h"
 #include "utils/net.h"
 
@@ -446,120 +445,5 @@ Status TransmissionEngine::Discard(uint64_t len) {
   return Status();
 }
 
-namespace {
-
-uint32_t HandlerRequestType(uint16_t command) {
-  switch (command) {
-    case kCmdRead: return NBDR_REQ_READ;
-    case kCmdWrite: return NBDR_REQ_WRITE;
-    case kCmdFlush: return NBDR_REQ_FLUSH;
-    case kCmdTrim: return NBDR_REQ_TRIM;
-    case kCmdWriteZeroes: return NBDR_REQ_WRITE_ZEROES;
-    case kCmdCache: return NBDR_REQ_CACHE;
-    default: return NBDR_REQ_EXTENTS;  // kCmdBlockStatus: validated before
-  }
-}
-
-}  // namespace
-
-void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload, size_t capacity) {
-  auto* ir = new InflightRequest();
-  ir->engine = this;
-  ir->cookie = h.cookie;
-  ir->command = h.type;
-  ir->requested_length = h.length;
-  ir->accounted_bytes = (h.type == kCmdRead || h.type == kCmdWrite) ? h.length : 0;
-  ir->type = HandlerRequestType(h.type);
-  ir->offset = h.offset;
-  ir->length = h.length;
-  ir->complete = &TransmissionEngine::OnComplete;
-  ir->flags = 0;
-  if (h.flags & kCmdFlagFua) ir->flags |= NBDR_REQ_FLAG_FUA;
-  if (h.flags & kCmdFlagNoHole) ir->flags |= NBDR_REQ_FLAG_NO_HOLE;
-  if (h.flags & kCmdFlagFastZero) ir->flags |= NBDR_REQ_FLAG_FAST_ZERO;
-  switch (h.type) {
-    case kCmdRead:
-      ir->data = buffers_->Get(h.length, &ir->data_capacity);
-      ir->buf = ir->data;
-      if (!ir->data) {  // out of memory: this request fails, not the runner
-        Finish(ir, ENOMEM);
-        return;
-      }
-      break;
-    case kCmdWrite:
-      ir->data = payload;
-      ir->data_capacity = capacity;
-      ir->buf = ir->data;
-      break;
-    case kCmdFlush:
-      ir->offset = 0;
-      ir->length = 0;
-      break;
-    case kCmdBlockStatus:
-      ir->extent_buf.resize((h.flags & kCmdFlagReqOne) ? 1 : kMaxExtentsPerReply);
-      ir->extents = ir->extent_buf.data();
-      ir->max_extents = static_cast<uint32_t>(ir->extent_buf.size());
-      break;
-  }
-  if (exp_.handler_min_block > 1) {
-    if (NeedsRealigning(*ir, exp_.handler_min_block, exp_.size)) {
-      Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.size, buffers_,
-                              exp_.open->write_gate(), ir));
-      return;
-    }
-    if (IsWriteType(*ir)) {
-      ir->write_gate = exp_.open->write_gate();
-      ir->write_gate->EnterShared();
-    }
-  }
-  exp_.open->handler().desc().submit(exp_.open->handle(), ir);
-}
-
-void TransmissionEngine::OnComplete(nbdr_request* req, int error) {
-  auto* ir = static_cast<InflightRequest*>(req);
-  ir->engine->Finish(ir, error);
-}
-
-void TransmissionEngine::Finish(InflightRequest* ir, int error) {
-  if (ir->write_gate) {
-    ir->write_gate->LeaveShared();
-    ir->write_gate = nullptr;
-  }
-  if (error < 0) error = -error;  // tolerate handlers that pass -errno
-  if (error) {
-    LOG_DEBUG(*log_name_, "%s at %llu+%llu failed: %s", CommandName(ir->command),
-              static_cast<unsigned long long>(ir->offset),
-              static_cast<unsigned long long>(ir->requested_length), strerror(error));
-  }
-  BuildReply(ir, error, exp_);
-  Reader* reader = CurrentReader();
-  sender_.Queue(ir, reader ? &reader->held : nullptr);
-}
-
-void TransmissionEngine::ReplyError(const RequestHeader& h, int err, const char* why) {
-  LOG_DEBUG(*log_name_, "%s (0x%x) at %llu+%u refused: %s", CommandName(h.type), h.flags,
-            static_cast<unsigned long long>(h.offset), h.length, why);
-  auto* ir = new InflightRequest();
-  ir->cookie = h.cookie;
-  ir->command = h.type;
-  ir->offset = h.offset;
-  BuildReply(ir, err, exp_);
-  Reader* reader = CurrentReader();
-  sender_.Queue(ir, reader ? &reader->held : nullptr);
-}
-
-void TransmissionEngine::ReplyExtentsWithoutHandler(const RequestHeader& h) {
-  auto* ir = new InflightRequest();
-  ir->cookie = h.cookie;
-  ir->command = kCmdBlockStatus;
-  ir->offset = h.offset;
-  ir->requested_length = h.length;
-  ir->extent_buf.push_back(nbdr_extent{h.length, 0, 0});
-  ir->extents = ir->extent_buf.data();
-  ir->nr_extents = ir->max_extents = 1;
-  BuildReply(ir, 0, exp_);
-  Reader* reader = CurrentReader();
-  sender_.Queue(ir, reader ? &reader->held : nullptr);
-}
-
 }  // namespace nbdr
+
