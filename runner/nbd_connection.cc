@@ -44,7 +44,7 @@ NbdConnection::Outcome NbdConnection::Serve() {
     NegotiatedExport negotiated = handshake_->TakeResult();
     handshake_.reset();
     engine_ = std::make_unique<TransmissionEngine>(transport_.get(), std::move(negotiated),
-                                                   server_, &name_);
+                                                   server_, &name_, peer_host_);
   }
   if (engine_->Serve() == TransmissionEngine::Outcome::kParked) return Outcome::kParked;
   EndTransmission();

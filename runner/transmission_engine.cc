@@ -10,31 +10,20 @@
 #include <system_error>
 
 #include "utils/log.h"
-#include "utils/net.h"
 
 namespace nbdr {
 
 using namespace nbd;
 
-namespace {
-
-// "192.0.2.1" of "192.0.2.1:4000" ("::1" of "[::1]:4000"); "" when the
-// peer is no TCP address (a socketpair in tests).
-std::string PeerHostOf(const std::string& peer) {
-  auto hp = ParseHostPort(peer, 0);
-  return hp.ok() && hp->port != 0 ? hp->host : "";
-}
-
-}  // namespace
-
 TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport negotiated,
-                                       NbdServer* server, const std::string* log_name)
+                                       NbdServer* server, const std::string* log_name,
+                                       std::string peer_host)
     : transport_(transport),
       exp_(std::move(negotiated)),
       opts_(server->options()),
       log_name_(log_name),
       registry_(server->registry()),
-      peer_host_(PeerHostOf(transport->peer())),
+      peer_host_(std::move(peer_host)),
       buffers_(server->buffers()),
       budget_(opts_.max_inflight_bytes, kMaxInflightRequests, server->memory()),
       sender_(transport, buffers_, &budget_, opts_.send_timeout_s, log_name),

@@ -47,9 +47,11 @@ namespace nbdr {
 class TransmissionEngine {
  public:
   // transport, server and log_name must outlive the engine; its options,
-  // payload buffers and memory budget are the server's.
+  // payload buffers and memory budget are the server's. peer_host: the
+  // client's address without its port, as accepted ("" for none, as on a
+  // socketpair: then never a kernel mapping's connection).
   TransmissionEngine(Transport* transport, NegotiatedExport negotiated, NbdServer* server,
-                     const std::string* log_name);
+                     const std::string* log_name, std::string peer_host = {});
   ~TransmissionEngine();
   TransmissionEngine(const TransmissionEngine&) = delete;
   TransmissionEngine& operator=(const TransmissionEngine&) = delete;
