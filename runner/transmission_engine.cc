@@ -271,8 +271,7 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
                                                            uint8_t** payload, size_t* capacity,
                                                            int* err, const char** why) {
   RequestHeader& h = *hp;
-  uint8_t raw[kRequestHeaderSize];
-  if (Status s = ReadExact(raw, sizeof raw, 0, /*may_park=*/opts_.idle_park_ms > 0); !s.ok()) {
+  if (Status s = FillHeader(); !s.ok()) {
     if (s.code() == EAGAIN) return Action::kPark;
     if (s.code() == ETIMEDOUT)
       LOG_WARN(*log_name_, "idle for %d s; closing", opts_.idle_timeout_s);
@@ -282,7 +281,8 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
       LOG_DEBUG(*log_name_, "client closed the connection");
     return Action::kStop;
   }
-  h = DecodeRequestHeader(raw);
+  h = DecodeRequestHeader(rbuf_.get() + rpos_);
+  rpos_ += kRequestHeaderSize;
   read_exactly_ = h.type == kCmdWrite && h.length >= kDirectReceiveMin;
   if (h.magic != kRequestMagic) {
     LOG_WARN(*log_name_, "bad request magic 0x%08x; closing", h.magic);
@@ -303,7 +303,7 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
     if (*err) {
       // Refused (too large, out of range, ...): its payload is read and
       // dropped, so the connection stays in step and usable.
-      if (!Discard(h.length).ok()) return Action::kStop;
+      if (!Discard(h.length, PayloadDeadline()).ok()) return Action::kStop;
       WaitForRoom(reader, 0);  // a refusal holds a slot too, until it is sent
       return Action::kReplyError;
     }
@@ -311,12 +311,12 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
     *payload = buffers_->Get(h.length, capacity);
     if (!*payload) {
       budget_.Release(0, h.length);  // the slot stays, for the refusal
-      if (!Discard(h.length).ok()) return Action::kStop;
+      if (!Discard(h.length, PayloadDeadline()).ok()) return Action::kStop;
       *err = ENOMEM;
       *why = "out of memory for its payload";
       return Action::kReplyError;
     }
-    if (Status s = ReadExact(*payload, h.length, /*own_slots=*/1); !s.ok()) {
+    if (Status s = ReadExact(*payload, h.length, /*own_slots=*/1, PayloadDeadline()); !s.ok()) {
       buffers_->Put(*payload, *capacity);
       LOG_WARN(*log_name_, "write payload: %s", s.message().c_str());
       budget_.Release(1, h.length);  // room was reserved: give it back
@@ -340,12 +340,62 @@ void TransmissionEngine::WaitForRoom(Reader* reader, uint64_t bytes) {
   budget_.Take(bytes);
 }
 
-Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots, bool may_park) {
+std::chrono::steady_clock::time_point TransmissionEngine::PayloadDeadline() const {
+  return std::chrono::steady_clock::now() + std::chrono::seconds(opts_.send_timeout_s);
+}
+
+Status TransmissionEngine::OnQuiet(uint64_t own_slots, bool may_park,
+                                   std::chrono::steady_clock::time_point* idle_since) {
   using Clock = std::chrono::steady_clock;
-  auto* out = static_cast<uint8_t*>(buf);
-  const uint8_t* const start = out;
+  // The idle timeout counts only while nothing is in flight: a client
+  // waiting for a slow request's reply is not idle.
+  if (budget_.InFlightBesides(own_slots)) {
+    *idle_since = {};
+    return Status();
+  }
+  if (may_park) return Status::Error(EAGAIN, "nothing to do: parking");
+  if (IsKernelMappingConnection()) return Status();
+  const auto now = Clock::now();
+  const auto waited = opts_.idle_park_ms > 0
+                          ? std::chrono::milliseconds(opts_.idle_park_ms)
+                          : std::chrono::milliseconds(opts_.idle_timeout_s * 1000LL);
+  if (*idle_since == Clock::time_point{}) *idle_since = now - waited;
+  if (opts_.idle_timeout_s > 0 && now - *idle_since >= std::chrono::seconds(opts_.idle_timeout_s))
+    return Status::Error(ETIMEDOUT, "idle");
+  return Status();
+}
+
+Status TransmissionEngine::FillHeader() {
   // Since when nothing has come while nothing was in flight ({}: not idle).
-  Clock::time_point idle_since{};
+  std::chrono::steady_clock::time_point idle_since{};
+  while (rlen_ - rpos_ < kRequestHeaderSize) {
+    const size_t have = rlen_ - rpos_;
+    if (rpos_ > 0) {
+      memmove(rbuf_.get(), rbuf_.get() + rpos_, have);
+      rpos_ = 0;
+      rlen_ = have;
+    }
+    // After a large write, no more than the header (see read_exactly_).
+    const size_t cap = read_exactly_ ? kRequestHeaderSize - have : kReadBufferSize - have;
+    ssize_t n = Receive(rbuf_.get() + rlen_, cap);
+    if (n > 0) {
+      rlen_ += static_cast<size_t>(n);
+      idle_since = {};
+      continue;
+    }
+    if (n == 0) return Status::Error(ECONNRESET, "connection closed by client");
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return PosixError("recv");
+    // The receive timeout: idle_park_ms (or idle-timeout without parking).
+    if (Status s = OnQuiet(0, opts_.idle_park_ms > 0, &idle_since); !s.ok()) return s;
+  }
+  return Status();
+}
+
+Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots,
+                                     std::chrono::steady_clock::time_point deadline) {
+  auto* out = static_cast<uint8_t*>(buf);
+  std::chrono::steady_clock::time_point idle_since{};
   while (len > 0) {
     if (rpos_ < rlen_) {
       size_t n = std::min(len, rlen_ - rpos_);
@@ -355,6 +405,9 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots, 
       len -= n;
       continue;
     }
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Status::Error(ETIMEDOUT, "not received within send-timeout (" +
+                                          std::to_string(opts_.send_timeout_s) + " s)");
     // Large payloads go straight to their destination; after a large
     // write, so does the next request's header (see read_exactly_).
     const bool direct = len >= kDirectReceiveMin;
@@ -364,23 +417,7 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots, 
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) return PosixError("recv");
-      // The receive timeout (idle_park_ms, or idle-timeout without
-      // parking). The idle timeout counts only while nothing is in
-      // flight: a client waiting for a slow request's reply is not idle.
-      if (budget_.InFlightBesides(own_slots)) {
-        idle_since = {};
-        continue;
-      }
-      if (may_park && out == start && rpos_ == rlen_)
-        return Status::Error(EAGAIN, "nothing to do: parking");
-      if (IsKernelMappingConnection()) continue;
-      const auto now = Clock::now();
-      const auto waited = opts_.idle_park_ms > 0
-                              ? std::chrono::milliseconds(opts_.idle_park_ms)
-                              : std::chrono::milliseconds(opts_.idle_timeout_s * 1000LL);
-      if (idle_since == Clock::time_point{}) idle_since = now - waited;
-      if (opts_.idle_timeout_s > 0 && now - idle_since >= std::chrono::seconds(opts_.idle_timeout_s))
-        return Status::Error(ETIMEDOUT, "idle");
+      if (Status s = OnQuiet(own_slots, /*may_park=*/false, &idle_since); !s.ok()) return s;
       continue;
     }
     idle_since = {};
@@ -424,11 +461,11 @@ ssize_t TransmissionEngine::Receive(void* dst, size_t cap) {
   return n;
 }
 
-Status TransmissionEngine::Discard(uint64_t len) {
+Status TransmissionEngine::Discard(uint64_t len, std::chrono::steady_clock::time_point deadline) {
   uint8_t scratch[65536];
   while (len > 0) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(len, sizeof scratch));
-    if (Status s = ReadExact(scratch, n); !s.ok()) return s;
+    if (Status s = ReadExact(scratch, n, 0, deadline); !s.ok()) return s;
     len -= n;
   }
   return Status();

@@ -130,12 +130,22 @@ class TransmissionEngine {
   // Takes an in-flight slot for a request of bytes, waiting for room;
   // first sends the replies reader holds if there is none.
   void WaitForRoom(Reader* reader, uint64_t bytes);
-  // own_slots: in-flight slots the caller holds for the request it is
-  // reading (its payload), which do not keep an idle connection open.
-  // may_park: buf is a request header; when nothing of it has come and
-  // nothing is in flight after idle_park_ms, fails with EAGAIN (park).
-  Status ReadExact(void* buf, size_t len, uint64_t own_slots = 0, bool may_park = false)
-      REQUIRES(read_mu_);
+  // Receives until a whole request header is in rbuf_. With nothing in
+  // flight after idle_park_ms, fails with EAGAIN to park the connection:
+  // what came of the header stays in rbuf_, so one byte sent and then
+  // nothing parks as well as silence does.
+  Status FillHeader() REQUIRES(read_mu_);
+  // A request's payload: own_slots are the in-flight slots the caller
+  // holds for it, which do not keep an idle connection open; it must all
+  // have come by deadline (PayloadDeadline: a client that stops half way
+  // through a payload holds a thread and the payload's memory).
+  Status ReadExact(void* buf, size_t len, uint64_t own_slots,
+                   std::chrono::steady_clock::time_point deadline) REQUIRES(read_mu_);
+  std::chrono::steady_clock::time_point PayloadDeadline() const;
+  // The receive timeout went by with nothing from the client: OK to wait
+  // on, EAGAIN to park (may_park), ETIMEDOUT when idle for idle-timeout.
+  Status OnQuiet(uint64_t own_slots, bool may_park,
+                 std::chrono::steady_clock::time_point* idle_since) REQUIRES(read_mu_);
   // Runs the readers and the reply thread until they stop or park.
   void RunReaders();
   // On waking from a park: whether the idle deadline passed with nothing
@@ -144,7 +154,8 @@ class TransmissionEngine {
   // One receive of at most cap bytes into dst, waiting for at least one;
   // polls first when busy polling pays (see busy_poll_).
   ssize_t Receive(void* dst, size_t cap) REQUIRES(read_mu_);
-  Status Discard(uint64_t len) REQUIRES(read_mu_);
+  Status Discard(uint64_t len, std::chrono::steady_clock::time_point deadline)
+      REQUIRES(read_mu_);
   // Whether this is one of a kernel mapping's connections (see
   // BackstoreRegistry::IsMappingPeer), which idle-timeout never closes:
   // asked when the idle timeout expires, remembered once true.

@@ -2,7 +2,8 @@
 # Driver of test-runner-parked.sh: opens connections that go quiet, in
 # transmission and in the handshake (optionally over TLS), reports the
 # runner's thread count while they wait, then has every one of them
-# finish its handshake and write and read back a pattern of its own.
+# finish its handshake and write and read back a pattern of its own. Every
+# other idle client goes quiet after the first 10 bytes of a request.
 #   parked.py PORT RUNNER_PID N_IDLE N_HANDSHAKE QUIET_S [PKI_CLIENT_DIR]
 import os, ssl, struct, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,6 +40,10 @@ for i in range(n_idle):
     start_tls(c)
     c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
     assert c.replies_until_final()[-1][0] == w.REP_ACK, "GO refused"
+    if i % 2:
+        req = struct.pack(">IHHQQI", w.REQUEST_MAGIC, 0, w.CMD_WRITE, i, i * 512, 512) + pattern(i)
+        c.send(req[:10])
+        c.pending = req[10:]
     idle.append(c)
 for i in range(n_hs):
     c = w.Client(port, timeout=30)
@@ -63,7 +68,11 @@ def check(c, block, cookie):
 
 served = 0
 for i, c in enumerate(idle):
-    write(c, i, cookie=i)
+    if i % 2:  # the rest of the request whose first 10 bytes it sent
+        c.send(c.pending)
+        assert c.read_reply()[:2] == (i, 0), "write failed"
+    else:
+        write(c, i, cookie=i)
     served += 1
 for i, c in enumerate(hs):
     if not ctx:

@@ -3,8 +3,9 @@
 # Connections that are waiting hold no thread (issue 27): a client that
 # goes quiet in transmission with nothing in flight, or between handshake
 # options, is parked on the NBD server's event loop, and its threads end.
-# 150 idle connections and 100 handshakes in progress cost the runner a
-# handful of threads instead of one to three each (on 3465c58: 550 more),
+# 150 idle connections (half of them quiet after the first 10 bytes of a
+# request) and 100 handshakes in progress cost the runner a handful of
+# threads instead of one to three each (on 3465c58: 550 more),
 # and every one of them is served at once when its client speaks again:
 # handshakes finish, writes land, and each reads what another parked
 # client wrote. The same over TLS (X.509), where the TLS session crosses
@@ -51,6 +52,26 @@ assert c.closed_by_server(within=15), "still open after 15 s"
 print("closed after %.1f s" % (time.monotonic() - start))
 PY
 pass "a parked handshake is closed at the handshake deadline"
+
+# A client that stops half way through a write's payload holds a thread
+# and the payload's memory: it has send-timeout to finish, idle-timeout
+# or not (here 0, never).
+stop_runner
+start_runner --send-timeout 3
+python3 - "$IO_PORT" <<'PY' || fail "a half-sent payload held its connection"
+import os, struct, sys, time
+sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
+import nbd_wire as w
+c = w.Client(int(sys.argv[1]), timeout=30)
+c.negotiate("file/a.img")
+c.send(struct.pack(">IHHQQI", w.REQUEST_MAGIC, 0, w.CMD_WRITE, 1, 0, 65536) + b"x" * 1000)
+start = time.monotonic()
+assert c.closed_by_server(within=20), "still open after 20 s"
+print("closed after %.1f s" % (time.monotonic() - start))
+PY
+grep -q "write payload: not received within send-timeout (3 s)" "$T/runner.out" ||
+  fail "the half-sent payload's closing is not logged"
+pass "a write whose payload stops half way is dropped at send-timeout"
 
 stop_runner
 make_pki "$T/pki"
