@@ -24,18 +24,33 @@ NbdHandshake::NbdHandshake(Transport* transport, NbdServer* server, std::string*
   result_.max_payload = opts_.max_payload;
 }
 
-Status NbdHandshake::Recv(void* buf, size_t len) {
-  // Every wait is bounded by what is left of the deadline, so a client
-  // that sends one byte now and then is dropped on time too.
-  transport_->AckPromptly();
-  return transport_->RecvExact(buf, len, deadline_);
-}
-
-void NbdHandshake::LogRecvFailure(const Status& s) const {
-  if (s.code() == ETIMEDOUT)
-    LOG_WARN(*log_name_, "handshake not finished within %d s; closing", opts_.handshake_timeout_s);
-  else
-    LOG_DEBUG(*log_name_, "client left during handshake: %s", s.message().c_str());
+std::optional<NbdHandshake::Progress> NbdHandshake::Gather(size_t need) {
+  // Only what is needed is received: nothing of the next option (or of a
+  // TLS handshake after STARTTLS) is taken early.
+  while (in_.size() < need) {
+    if (std::chrono::steady_clock::now() > deadline_) {
+      LOG_WARN(*log_name_, "handshake not finished within %d s; closing",
+               opts_.handshake_timeout_s);
+      return Progress::kEnded;
+    }
+    if (!ClientSpeaks()) return Progress::kParked;
+    // A client that writes an option in pieces under Nagle waits for our
+    // ACK between them (qemu's, 40 ms a piece without it).
+    transport_->AckPromptly();
+    const size_t have = in_.size();
+    in_.resize(need);
+    ssize_t n = transport_->Recv(in_.data() + have, need - have, Transport::Wait::kNoWait);
+    in_.resize(have + static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    if (n == 0) {
+      LOG_DEBUG(*log_name_, "client left during handshake");
+      return Progress::kEnded;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      LOG_DEBUG(*log_name_, "client left during handshake: %s", strerror(errno));
+      return Progress::kEnded;
+    }
+  }
+  return std::nullopt;
 }
 
 Status NbdHandshake::SendOptionReply(uint32_t option, uint32_t type, std::string_view data) {
@@ -307,13 +322,9 @@ bool NbdHandshake::HandleOption(uint32_t option, const std::string& data, bool* 
   }
 }
 
-bool NbdHandshake::ReadClientFlags() {
-  uint8_t buf[4];
-  if (!Recv(buf, sizeof buf).ok()) {
-    LOG_DEBUG(*log_name_, "no client flags; closing");
-    return false;
-  }
-  uint32_t cflags = Get32(buf);
+bool NbdHandshake::TakeClientFlags() {
+  const uint32_t cflags = Get32(reinterpret_cast<const uint8_t*>(in_.data()));
+  in_.clear();
   if (cflags & ~(kClientFlagFixedNewstyle | kClientFlagNoZeroes)) {
     LOG_WARN(*log_name_, "unknown client flags 0x%x; closing", cflags);
     return false;
@@ -345,51 +356,47 @@ NbdHandshake::Progress NbdHandshake::Continue() {
     greeted_ = true;
   }
   if (!have_flags_) {
-    if (!ClientSpeaks()) return Progress::kParked;
-    if (!ReadClientFlags()) return Progress::kEnded;
+    if (auto p = Gather(4)) return *p;
+    if (!TakeClientFlags()) return Progress::kEnded;
     have_flags_ = true;
   }
   for (;;) {
-    if (std::chrono::steady_clock::now() > deadline_) {
-      LOG_WARN(*log_name_, "handshake not finished within %d s; closing",
-               opts_.handshake_timeout_s);
-      return Progress::kEnded;
+    if (!option_) {
+      if (auto p = Gather(kOptionHeaderSize)) return *p;
+      option_ = DecodeOptionHeader(reinterpret_cast<const uint8_t*>(in_.data()));
+      in_.clear();
+      if (!AcceptOptionHeader(*option_)) return Progress::kEnded;
     }
-    if (!ClientSpeaks()) return Progress::kParked;
-    uint8_t raw[kOptionHeaderSize];
-    if (Status s = Recv(raw, sizeof raw); !s.ok()) {
-      LogRecvFailure(s);
-      return Progress::kEnded;
-    }
-    const OptionHeader h = DecodeOptionHeader(raw);
-    if (h.magic != kIHaveOpt) {
-      LOG_WARN(*log_name_, "bad option magic; closing");
-      return Progress::kEnded;
-    }
-    if (h.length > kMaxOptionLength) {
-      LOG_WARN(*log_name_, "%s with %u bytes of data exceeds the %zu byte limit; closing",
-               OptionName(h.option).c_str(), h.length, kMaxOptionLength);
-      if (h.option != kOptExportName)
-        (void)SendOptionError(h.option, kRepErrTooBig, "option data too large");
-      return Progress::kEnded;
-    }
-    received_ += kOptionHeaderSize + h.length;
-    if (received_ > opts_.max_handshake_bytes) {
-      LOG_WARN(*log_name_, "options of more than %llu bytes in one handshake; closing",
-               static_cast<unsigned long long>(opts_.max_handshake_bytes));
-      return Progress::kEnded;
-    }
-    std::string data(h.length, '\0');
-    if (h.length) {
-      if (Status s = Recv(data.data(), h.length); !s.ok()) {
-        LogRecvFailure(s);
-        return Progress::kEnded;
-      }
-    }
+    if (auto p = Gather(option_->length)) return *p;
+    const uint32_t option = option_->option;
+    const std::string data = std::move(in_);
+    in_.clear();
+    option_.reset();
     bool done = false;
-    if (!HandleOption(h.option, data, &done)) return Progress::kEnded;
+    if (!HandleOption(option, data, &done)) return Progress::kEnded;
     if (done) return Progress::kTransmission;
   }
+}
+
+bool NbdHandshake::AcceptOptionHeader(const OptionHeader& h) {
+  if (h.magic != kIHaveOpt) {
+    LOG_WARN(*log_name_, "bad option magic; closing");
+    return false;
+  }
+  if (h.length > kMaxOptionLength) {
+    LOG_WARN(*log_name_, "%s with %u bytes of data exceeds the %zu byte limit; closing",
+             OptionName(h.option).c_str(), h.length, kMaxOptionLength);
+    if (h.option != kOptExportName)
+      (void)SendOptionError(h.option, kRepErrTooBig, "option data too large");
+    return false;
+  }
+  received_ += kOptionHeaderSize + h.length;
+  if (received_ > opts_.max_handshake_bytes) {
+    LOG_WARN(*log_name_, "options of more than %llu bytes in one handshake; closing",
+             static_cast<unsigned long long>(opts_.max_handshake_bytes));
+    return false;
+  }
+  return true;
 }
 
 std::optional<NegotiatedExport> NbdHandshake::Run() {

@@ -63,15 +63,20 @@ class NbdHandshake {
   // LIST_META_CONTEXT corked in the client's kernel for 200 ms.
   static constexpr std::chrono::seconds kListingCredit{1};
 
-  bool ReadClientFlags();
+  // The client's flags, in in_: false when the connection ends.
+  bool TakeClientFlags();
+  // Receives into in_ until it holds need bytes (then nullopt): kParked
+  // when the client is quiet (what came stays in in_), kEnded when it left
+  // or the deadline passed (logged).
+  std::optional<Progress> Gather(size_t need);
+  // The limits on an option's header; false when the connection ends.
+  bool AcceptOptionHeader(const nbd::OptionHeader& h);
   // Whether the client sent something within handshake_park_ms (or the
   // deadline passed, which the next receive reports): else park.
   bool ClientSpeaks();
   // One option: false when the connection ends here; *done when the client
   // enters transmission.
   bool HandleOption(uint32_t option, const std::string& data, bool* done);
-  Status Recv(void* buf, size_t len);
-  void LogRecvFailure(const Status& s) const;
   Status SendOptionReply(uint32_t option, uint32_t type, std::string_view data = {});
   Status SendOptionError(uint32_t option, uint32_t type, const std::string& message);
   bool HandleExportName(const std::string& name);
@@ -113,6 +118,10 @@ class NbdHandshake {
   bool greeted_ = false;     // the greeting went out
   bool have_flags_ = false;  // the client's flags came in
   uint64_t received_ = 0;    // option bytes (headers and data) so far
+  // What came of the client's flags, or of the option in hand: its header
+  // until option_ is set, then its data.
+  std::string in_;
+  std::optional<nbd::OptionHeader> option_;
   bool no_zeroes_ = false;
   bool send_broken_ = false;
   std::string meta_export_;  // export named in SET_META_CONTEXT

@@ -3,7 +3,8 @@
 # transmission and in the handshake (optionally over TLS), reports the
 # runner's thread count while they wait, then has every one of them
 # finish its handshake and write and read back a pattern of its own. Every
-# other idle client goes quiet after the first 10 bytes of a request.
+# other idle client goes quiet after the first 10 bytes of a request, and
+# (without TLS) every other handshake after the first 7 of an option.
 #   parked.py PORT RUNNER_PID N_IDLE N_HANDSHAKE QUIET_S [PKI_CLIENT_DIR]
 import os, ssl, struct, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -50,8 +51,14 @@ for i in range(n_hs):
     if ctx:  # quiet after TLS: parked with a TLS session
         c.greeting()
         start_tls(c)
-    else:  # quiet before even sending its flags
+    else:  # quiet before even sending its flags, or inside an option
         c.recv(18)
+        go = struct.pack(">QII", w.IHAVEOPT, w.OPT_GO, len(w.Client.go_data("file/a.img")))
+        go += w.Client.go_data("file/a.img")
+        c.pending = struct.pack(">I", 3) + go
+        if i % 2:
+            c.send(c.pending[:11])
+            c.pending = c.pending[11:]
     hs.append(c)
 time.sleep(quiet)
 print("threads-parked", threads())
@@ -75,9 +82,10 @@ for i, c in enumerate(idle):
         write(c, i, cookie=i)
     served += 1
 for i, c in enumerate(hs):
-    if not ctx:
-        c.send(struct.pack(">I", 3))
-    c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
+    if ctx:
+        c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
+    else:
+        c.send(c.pending)
     assert c.replies_until_final()[-1][0] == w.REP_ACK, "GO refused"
     write(c, n_idle + i, cookie=7)
     if n_idle:

@@ -4,7 +4,8 @@
 # goes quiet in transmission with nothing in flight, or between handshake
 # options, is parked on the NBD server's event loop, and its threads end.
 # 150 idle connections (half of them quiet after the first 10 bytes of a
-# request) and 100 handshakes in progress cost the runner a handful of
+# request) and 100 handshakes in progress (half of them quiet inside an
+# option) cost the runner a handful of
 # threads instead of one to three each (on 3465c58: 550 more),
 # and every one of them is served at once when its client speaks again:
 # handshakes finish, writes land, and each reads what another parked
