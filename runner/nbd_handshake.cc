@@ -264,9 +264,21 @@ bool NbdHandshake::HandleStartTls(uint32_t option, const std::string& data) {
   if (transport_->tls())
     return SendOptionError(option, kRepErrInvalid, "TLS is already negotiated").ok();
   if (!SendOptionReply(option, kRepAck).ok()) return false;
-  if (Status s = transport_->StartTls(server_->tls(), deadline_); !s.ok()) {
+  tls_handshake_ = TlsHandshake::kToStart;
+  return true;
+}
+
+std::optional<NbdHandshake::Progress> NbdHandshake::RunTlsHandshake() {
+  const auto park = std::chrono::milliseconds(opts_.handshake_park_ms);
+  Status s = tls_handshake_ == TlsHandshake::kToStart
+                 ? transport_->StartTls(server_->tls(), deadline_, park)
+                 : transport_->ContinueTls(deadline_, park);
+  tls_handshake_ = TlsHandshake::kRunning;
+  if (s.code() == EAGAIN) return Progress::kParked;
+  tls_handshake_ = TlsHandshake::kNone;
+  if (!s.ok()) {
     LOG_WARN(*log_name_, "%s; closing", s.message().c_str());
-    return false;
+    return Progress::kEnded;
   }
   const std::string identity = transport_->tls_identity();
   LOG_INFO(*log_name_, "TLS %s, client %s", transport_->tls_description().c_str(),
@@ -275,7 +287,7 @@ bool NbdHandshake::HandleStartTls(uint32_t option, const std::string& data) {
   result_.structured = false;
   result_.base_allocation = false;
   meta_export_.clear();
-  return true;
+  return std::nullopt;
 }
 
 bool NbdHandshake::RefuseBeforeTls(uint32_t option) {
@@ -361,6 +373,9 @@ NbdHandshake::Progress NbdHandshake::Continue() {
     have_flags_ = true;
   }
   for (;;) {
+    if (tls_handshake_ != TlsHandshake::kNone) {
+      if (auto p = RunTlsHandshake()) return *p;
+    }
     if (!option_) {
       if (auto p = Gather(kOptionHeaderSize)) return *p;
       option_ = DecodeOptionHeader(reinterpret_cast<const uint8_t*>(in_.data()));

@@ -88,9 +88,12 @@ class NbdHandshake {
   bool HandleMetaContext(uint32_t option, const std::string& data);
   bool HandleList(uint32_t option, const std::string& data);
   bool HandleStructuredReply(uint32_t option, const std::string& data);
-  // NBD_OPT_STARTTLS: answers, then runs the TLS handshake; false when the
-  // connection ends (the TLS handshake failed).
+  // NBD_OPT_STARTTLS: answers; Continue then runs the TLS handshake
+  // (RunTlsHandshake). false when the connection ends.
   bool HandleStartTls(uint32_t option, const std::string& data);
+  // The TLS handshake after STARTTLS, started or continued: nullopt once
+  // done, kParked while the client is quiet, kEnded when it failed.
+  std::optional<Progress> RunTlsHandshake();
   // With tls = require, an option before TLS: refused (EXPORT_NAME, which
   // cannot be refused, closes the connection). false when it closes.
   bool RefuseBeforeTls(uint32_t option);
@@ -115,6 +118,8 @@ class NbdHandshake {
   // Exports (hashes of their names) that earned kListingCredit: the
   // deadline grows at most by one credit per registered export.
   std::unordered_set<size_t> listed_;
+  enum class TlsHandshake { kNone, kToStart, kRunning };
+  TlsHandshake tls_handshake_ = TlsHandshake::kNone;
   bool greeted_ = false;     // the greeting went out
   bool have_flags_ = false;  // the client's flags came in
   uint64_t received_ = 0;    // option bytes (headers and data) so far

@@ -53,6 +53,17 @@ TlsSession::~TlsSession() {
 Expected<std::unique_ptr<TlsSession>> TlsSession::Accept(
     int fd, std::shared_ptr<const TlsCredentials> creds,
     std::chrono::steady_clock::time_point deadline) {
+  auto s = Begin(fd, std::move(creds));
+  if (!s) return s.status();
+  for (;;) {
+    Status st = (*s)->ContinueHandshake(deadline, std::chrono::hours(24));
+    if (st.ok()) return s;
+    if (st.code() != EAGAIN) return st;
+  }
+}
+
+Expected<std::unique_ptr<TlsSession>> TlsSession::Begin(
+    int fd, std::shared_ptr<const TlsCredentials> creds) {
   std::unique_ptr<TlsSession> s(new TlsSession(fd, std::move(creds)));
   // No session tickets and no KeyUpdate of our own: nothing to resume, and
   // no post-handshake message a client must expect. A kernel TLS client
@@ -68,22 +79,30 @@ Expected<std::unique_ptr<TlsSession>> TlsSession::Accept(
   gnutls_transport_set_pull_timeout_function(s->session_, PullTimeout);
   gnutls_transport_set_vec_push_function(s->session_, Push);
   gnutls_handshake_set_timeout(s->session_, 0);  // our deadline bounds it
-  if (Status st = s->Handshake(deadline); !st.ok()) return st;
-  s->handshaken_ = true;
-  s->LearnPeer();
   return s;
 }
 
-Status TlsSession::Handshake(std::chrono::steady_clock::time_point deadline) {
+Status TlsSession::ContinueHandshake(std::chrono::steady_clock::time_point deadline,
+                                     std::chrono::milliseconds park_wait) {
+  using std::chrono::microseconds;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::microseconds>(
-        deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<microseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Status::Error(ETIMEDOUT, "TLS handshake not finished in time");
-    nbdr::SetRecvTimeout(fd_, left);
-    nbdr::SetSendTimeout(fd_, left);
-    int rc = gnutls_handshake(session_);
-    if (rc == GNUTLS_E_SUCCESS) return Status();
-    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) continue;
+    nbdr::SetSendTimeout(fd_, left);  // the handshake's few writes block, within the deadline
+    int rc = gnutls_handshake(session_);  // Pull never waits
+    if (rc == GNUTLS_E_SUCCESS) {
+      handshaken_ = true;
+      LearnPeer();
+      return Status();
+    }
+    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+      const bool wait_for_room = gnutls_record_get_direction(session_) == 1;
+      const auto wait = std::min(left, std::chrono::duration_cast<microseconds>(park_wait));
+      if (WaitFor(wait_for_room ? POLLOUT : POLLIN, wait.count()) == 0 && wait < left &&
+          !wait_for_room)
+        return Status::Error(EAGAIN, "waiting for the client");
+      continue;
+    }
     if (!gnutls_error_is_fatal(rc)) continue;  // a warning alert
     std::string why = Sentence(gnutls_strerror(rc));
     if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED)
@@ -291,7 +310,7 @@ bool TlsSession::WriteQueued(bool nowait, size_t* acked, MutexLock* lock) {
 
 ssize_t TlsSession::Pull(gnutls_transport_ptr_t self, void* buf, size_t len) {
   auto* s = static_cast<TlsSession*>(self);
-  ssize_t n = recv(s->fd_, buf, len, s->handshaken_ ? MSG_DONTWAIT : 0);
+  ssize_t n = recv(s->fd_, buf, len, MSG_DONTWAIT);
   if (n < 0) gnutls_transport_set_errno(s->session_, errno == EWOULDBLOCK ? EAGAIN : errno);
   return n;
 }

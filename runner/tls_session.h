@@ -46,6 +46,15 @@ class TlsSession {
   static Expected<std::unique_ptr<TlsSession>> Accept(
       int fd, std::shared_ptr<const TlsCredentials> creds,
       std::chrono::steady_clock::time_point deadline);
+  // The same in steps, so that a connection can park while its client is
+  // quiet: Begin sets the session up on fd; ContinueHandshake runs the
+  // handshake until it completes (OK), fails (why), passes deadline
+  // (ETIMEDOUT), or has waited park_wait for the client (EAGAIN: call it
+  // again once fd is readable).
+  static Expected<std::unique_ptr<TlsSession>> Begin(int fd,
+                                                     std::shared_ptr<const TlsCredentials> creds);
+  Status ContinueHandshake(std::chrono::steady_clock::time_point deadline,
+                           std::chrono::milliseconds park_wait);
   ~TlsSession();
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
@@ -80,7 +89,6 @@ class TlsSession {
   };
 
   TlsSession(int fd, std::shared_ptr<const TlsCredentials> creds);
-  Status Handshake(std::chrono::steady_clock::time_point deadline);
   void LearnPeer();
   // Writes the queue to the socket in order; plaintext of the records now
   // fully written is added to *acked. kBlock writes with the lock released

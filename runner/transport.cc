@@ -114,12 +114,23 @@ void TcpTransport::ShutdownRead() { shutdown(fd_.get(), SHUT_RD); }
 void TcpTransport::ShutdownBoth() { shutdown(fd_.get(), SHUT_RDWR); }
 
 Status TcpTransport::StartTls(std::shared_ptr<const TlsCredentials> creds,
-                              std::chrono::steady_clock::time_point deadline) {
-  if (tls_) return Status::Error(EPROTO, "TLS already started");
-  auto session = TlsSession::Accept(fd_.get(), std::move(creds), deadline);
+                              std::chrono::steady_clock::time_point deadline,
+                              std::chrono::milliseconds park_wait) {
+  if (tls_ || handshaking_) return Status::Error(EPROTO, "TLS already started");
+  auto session = TlsSession::Begin(fd_.get(), std::move(creds));
   if (!session) return session.status();
-  tls_ = std::move(*session);
-  return Status();
+  handshaking_ = std::move(*session);
+  return ContinueTls(deadline, park_wait);
+}
+
+Status TcpTransport::ContinueTls(std::chrono::steady_clock::time_point deadline,
+                                 std::chrono::milliseconds park_wait) {
+  if (!handshaking_) return Status::Error(EPROTO, "no TLS handshake in progress");
+  Status s = handshaking_->ContinueHandshake(deadline, park_wait);
+  if (s.code() == EAGAIN) return s;
+  if (s.ok()) tls_ = std::move(handshaking_);
+  handshaking_.reset();
+  return s;
 }
 
 std::string TcpTransport::tls_identity() const { return tls_ ? tls_->identity() : ""; }

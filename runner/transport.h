@@ -66,11 +66,17 @@ class Transport {
   // Breaks the connection both ways (after a failed send).
   virtual void ShutdownBoth() = 0;
 
-  // Runs the TLS server handshake (after NBD_OPT_STARTTLS was answered),
-  // which must finish before deadline; from then on Recv and Send carry
-  // TLS. Receiving and sending thread: the handshake's.
+  // Starts the TLS server handshake (after NBD_OPT_STARTTLS was
+  // answered) and runs it: OK once it completed (from then on Recv and
+  // Send carry TLS), EAGAIN when the client was quiet for park_wait (call
+  // ContinueTls once event_fd is readable), another error when it failed
+  // or did not finish before deadline. Receiving and sending thread: the
+  // handshake's.
   virtual Status StartTls(std::shared_ptr<const TlsCredentials> creds,
-                          std::chrono::steady_clock::time_point deadline) = 0;
+                          std::chrono::steady_clock::time_point deadline,
+                          std::chrono::milliseconds park_wait) = 0;
+  virtual Status ContinueTls(std::chrono::steady_clock::time_point deadline,
+                             std::chrono::milliseconds park_wait) = 0;
   virtual bool tls() const = 0;
   // The client's TLS identity ("psk:ID", "x509:DN"), "" when it has none.
   virtual std::string tls_identity() const = 0;
@@ -106,7 +112,10 @@ class TcpTransport final : public Transport {
   void ShutdownRead() override;
   void ShutdownBoth() override;
   Status StartTls(std::shared_ptr<const TlsCredentials> creds,
-                  std::chrono::steady_clock::time_point deadline) override;
+                  std::chrono::steady_clock::time_point deadline,
+                  std::chrono::milliseconds park_wait) override;
+  Status ContinueTls(std::chrono::steady_clock::time_point deadline,
+                     std::chrono::milliseconds park_wait) override;
   bool tls() const override { return tls_ != nullptr; }
   std::string tls_identity() const override;
   std::string tls_description() const override;
@@ -119,6 +128,7 @@ class TcpTransport final : public Transport {
 
   const UniqueFd fd_;
   const std::string peer_;
+  std::unique_ptr<TlsSession> handshaking_;  // TLS started, its handshake not done
   std::unique_ptr<TlsSession> tls_;  // set once, by the handshake, before transmission
 };
 

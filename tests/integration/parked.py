@@ -4,7 +4,8 @@
 # runner's thread count while they wait, then has every one of them
 # finish its handshake and write and read back a pattern of its own. Every
 # other idle client goes quiet after the first 10 bytes of a request, and
-# (without TLS) every other handshake after the first 7 of an option.
+# every other handshake after the first 7 bytes of an option (without
+# TLS) or inside the TLS handshake, after STARTTLS was answered (with).
 #   parked.py PORT RUNNER_PID N_IDLE N_HANDSHAKE QUIET_S [PKI_CLIENT_DIR]
 import os, ssl, struct, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,9 +49,14 @@ for i in range(n_idle):
     idle.append(c)
 for i in range(n_hs):
     c = w.Client(port, timeout=30)
-    if ctx:  # quiet after TLS: parked with a TLS session
+    if ctx:  # quiet after TLS (parked with a TLS session), or inside its handshake
         c.greeting()
-        start_tls(c)
+        if i % 2:
+            c.option(w.OPT_STARTTLS)
+            assert c.reply()[1] == w.REP_ACK, "STARTTLS refused"
+            c.in_tls_handshake = True
+        else:
+            start_tls(c)
     else:  # quiet before even sending its flags, or inside an option
         c.recv(18)
         go = struct.pack(">QII", w.IHAVEOPT, w.OPT_GO, len(w.Client.go_data("file/a.img")))
@@ -83,6 +89,8 @@ for i, c in enumerate(idle):
     served += 1
 for i, c in enumerate(hs):
     if ctx:
+        if getattr(c, "in_tls_handshake", False):
+            c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
         c.option(w.OPT_GO, w.Client.go_data("file/a.img"))
     else:
         c.send(c.pending)

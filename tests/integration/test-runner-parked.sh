@@ -10,8 +10,9 @@
 # and every one of them is served at once when its client speaks again:
 # handshakes finish, writes land, and each reads what another parked
 # client wrote. The same over TLS (X.509), where the TLS session crosses
-# from one thread to the next. The handshake deadline still holds for a
-# parked handshake.
+# from one thread to the next, and a client quiet inside the TLS
+# handshake parks too. The handshake deadline still holds for a parked
+# handshake.
 source "$(dirname "$0")/functions.sh"
 source "$(dirname "$0")/tls-credentials.sh"
 requires python3 certtool
