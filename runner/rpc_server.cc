@@ -155,14 +155,15 @@ void RpcServer::Run(Connection* c) {
 }
 
 bool RpcServer::Park(Connection* c) {
-  Clock::time_point since;
+  Clock::time_point deadline;
   {
     MutexLock l(&mu_);
-    since = c->since;
+    deadline = c->since + kIdleTimeout;
   }
+  if (c->tls_handshake) deadline = std::min(deadline, c->tls_deadline);
   const auto timeout = std::max(std::chrono::milliseconds(1),
                                 std::chrono::ceil<std::chrono::milliseconds>(
-                                    since + kIdleTimeout - Clock::now()));
+                                    deadline - Clock::now()));
   Status s = loop_.WhenReadable(c->fd, timeout, [this, c](bool) { Dispatch(c); });
   if (!s.ok()) LOG_WARN("rpc", "%s: cannot wait for its next call: %s; closing", c->peer.c_str(),
                         s.message().c_str());
@@ -237,6 +238,9 @@ RpcServer::Outcome RpcServer::Serve(Connection* c) {
   }
   std::vector<char> record;
   for (;;) {
+    if (c->tls_handshake) {
+      if (auto outcome = RunTlsHandshake(c)) return *outcome;
+    }
     if (!CallBegun(c)) return Outcome::kParked;
     if (!ReadCall(c, &record)) return Outcome::kEnded;
     XDR in;
@@ -338,17 +342,29 @@ bool RpcServer::StartTls(Connection* c, XDR* out, const rpc_msg& call,
   if (!xdr_replymsg(out, &reply) || !xdrrec_endofrecord(out, TRUE)) return false;
   // The client starts its handshake only after this answer, and calls are
   // read exactly: the session reads all of it from the socket.
-  auto session = TlsSession::Accept(c->fd, creds, Clock::now() + kTlsHandshakeTimeout);
+  auto session = TlsSession::Begin(c->fd, creds);
   if (!session) {
-    LOG_WARN("rpc", "%s: TLS handshake failed: %s; closing", caller->peer.c_str(),
+    LOG_WARN("rpc", "%s: cannot start TLS: %s; closing", caller->peer.c_str(),
              session.status().message().c_str());
     return false;
   }
-  c->tls = std::move(*session);
-  caller->identity = c->tls->identity();
-  LOG_INFO("rpc", "%s: TLS %s, client %s", caller->peer.c_str(), c->tls->description().c_str(),
-           caller->identity.empty() ? "without an identity" : caller->identity.c_str());
+  c->tls_handshake = std::move(*session);  // Serve runs it next
+  c->tls_deadline = Clock::now() + kTlsHandshakeTimeout;
   return true;
+}
+
+std::optional<RpcServer::Outcome> RpcServer::RunTlsHandshake(Connection* c) {
+  Status s = c->tls_handshake->ContinueHandshake(c->tls_deadline, kParkAfter);
+  if (s.code() == EAGAIN) return Outcome::kParked;
+  if (!s.ok()) {
+    LOG_WARN("rpc", "%s: %s; closing", c->peer.c_str(), s.message().c_str());
+    return Outcome::kEnded;
+  }
+  c->tls = std::move(c->tls_handshake);
+  c->caller.identity = c->tls->identity();
+  LOG_INFO("rpc", "%s: TLS %s, client %s", c->peer.c_str(), c->tls->description().c_str(),
+           c->caller.identity.empty() ? "without an identity" : c->caller.identity.c_str());
+  return std::nullopt;
 }
 
 void RpcServer::Stop() {

@@ -19,6 +19,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <condition_variable>
 #include <cstdint>
 #include <string>
@@ -63,7 +64,10 @@ class RpcServer {
     UniqueFd socket;
     int fd = -1;  // socket's
     bool local = false;  // on the admin unix socket
-    // Once the client asked for TLS (RFC 9289): every record goes through it.
+    // Once the client asked for TLS (RFC 9289): its handshake, to finish by
+    // tls_deadline; then the session every record goes through.
+    std::unique_ptr<TlsSession> tls_handshake;
+    std::chrono::steady_clock::time_point tls_deadline;
     std::unique_ptr<TlsSession> tls;
     std::string peer;  // set by its thread
     std::string peer_host;  // its address without the port ("local" on the admin socket)
@@ -132,10 +136,12 @@ class RpcServer {
   // Answers one decoded call header (its arguments are next in in).
   // False when the connection must close.
   bool AnswerCall(Connection* c, XDR* in, XDR* out, const rpc_msg& call);
-  // The AUTH_TLS probe (RFC 9289): answers with the STARTTLS verifier, then
-  // runs the TLS handshake; c->caller gets the identity TLS proved.
+  // The AUTH_TLS probe (RFC 9289): answers with the STARTTLS verifier and
+  // starts the TLS handshake, which Serve runs (RunTlsHandshake: nullopt
+  // once done, c->caller then has the identity TLS proved).
   bool StartTls(Connection* c, XDR* out, const rpc_msg& call,
                 const std::shared_ptr<const TlsCredentials>& creds);
+  std::optional<Outcome> RunTlsHandshake(Connection* c);
 
   // rpc_server_io.cc. Whether a call has begun (or the connection
   // ended, or its idle deadline passed): waits up to kParkAfter.
