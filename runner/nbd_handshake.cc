@@ -102,12 +102,16 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
     return false;
   }
   // The backend's time to open (a slow cluster) is not the client's: the
-  // deadline moves by it, up to the allowance.
+  // deadline moves by it, up to the allowance, and once per export (an
+  // INFO closes what it opened: INFO after INFO of one export must not
+  // stretch the deadline open by open).
   auto open_started = std::chrono::steady_clock::now();
   auto exp = server_->registry()->OpenForServing(name, transport_->tls_identity());
-  auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
-  deadline_ += credit;
-  open_allowance_ -= credit;
+  if (opened_.insert(std::hash<std::string>{}(name)).second) {
+    auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
+    deadline_ += credit;
+    open_allowance_ -= credit;
+  }
   if (!exp) {
     err->message = exp.status().message();
     // Registered but refused (its object was replaced, or this client is

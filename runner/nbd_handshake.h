@@ -118,6 +118,8 @@ class NbdHandshake {
   // Exports (hashes of their names) that earned kListingCredit: the
   // deadline grows at most by one credit per registered export.
   std::unordered_set<size_t> listed_;
+  // Exports (hashes of their names) whose open time moved the deadline.
+  std::unordered_set<size_t> opened_;
   enum class TlsHandshake { kNone, kToStart, kRunning };
   TlsHandshake tls_handshake_ = TlsHandshake::kNone;
   bool greeted_ = false;     // the greeting went out
