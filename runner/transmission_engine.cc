@@ -61,7 +61,9 @@ TransmissionEngine::Outcome TransmissionEngine::Serve() {
   {
     MutexLock rl(&read_mu_);
     idle_deadline_ = std::chrono::steady_clock::time_point::max();
-    if (opts_.idle_timeout_s > 0 && !kernel_mapping_) {
+    // A kernel mapping's connection is recognised here, at its first
+    // quiet second, so its park has no deadline at all.
+    if (opts_.idle_timeout_s > 0 && !IsKernelMappingConnection()) {
       // The reader already waited idle_park_ms of the idle timeout.
       idle_deadline_ = std::chrono::steady_clock::now() +
                        std::chrono::seconds(opts_.idle_timeout_s) -
