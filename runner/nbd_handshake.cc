@@ -111,6 +111,9 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
     auto credit = std::min(open_allowance_, std::chrono::steady_clock::now() - open_started);
     deadline_ += credit;
     open_allowance_ -= credit;
+    if (credit >= std::chrono::seconds(1))
+      LOG_INFO(*log_name_, "opening %s took %.1f s: the handshake deadline moves by that",
+               name.c_str(), std::chrono::duration<double>(credit).count());
   }
   if (!exp) {
     err->message = exp.status().message();

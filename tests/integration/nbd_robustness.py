@@ -252,12 +252,14 @@ def _():
     s.connect(("127.0.0.1", PORT))
     s.recv(18, socket.MSG_WAITALL)
     s.sendall(struct.pack(">I", 3))
-    # INFO of one export, asking for its name and description: far more
-    # reply than the client's window and the server's send buffer hold.
-    info = Client.go_data(RW, (INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE))
-    options = struct.pack(">QII", IHAVEOPT, OPT_INFO, len(info)) + info
+    # LIST after LIST: far more reply than the client's window and the
+    # server's send buffer hold. (Not INFO: the time an INFO's export
+    # takes to open is credited to the deadline, up to a minute, and on
+    # a loaded machine that credit, not the sends, decided when the
+    # connection ended.)
+    options = struct.pack(">QII", IHAVEOPT, OPT_LIST, 0)
     s.setblocking(False)
-    pending, t0 = options * 20000, time.time()
+    pending, t0 = options * 200000, time.time()
     closed = False
     while time.time() - t0 < 12 and not closed:
         try:
@@ -283,7 +285,7 @@ def _():
     took = time.time() - t0
     s.close()
     assert closed, "still open after %.1f s" % took
-    assert took < 6, "closed only after %.1f s (handshake-timeout 2, one listing credit)" % took
+    assert took < 6, "closed only after %.1f s (handshake-timeout 2)" % took
     runner_alive()
 
 
