@@ -13,6 +13,7 @@
 #include "cli/command.h"
 #include "cli/kernel_nbd.h"
 #include "cli/mapping_state.h"
+#include "cli/runner_set.h"
 #include "utils/names.h"
 #include "utils/size_parse.h"
 #include "utils/printable.h"
@@ -67,7 +68,22 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   json_object_object_add(o, "create_time", json_object_new_string(b.create_time));
   json_object_object_add(o, "nbd_uri", json_object_new_string(uri.c_str()));
   json_object_object_add(o, "object", ExtrasJson(b));
+  json_object* runners = json_object_new_array();
+  for (const auto& r : RunnersOf(b)) json_object_array_add(runners, json_object_new_string(r.c_str()));
+  json_object_object_add(o, "runners", runners);
   return o;
+}
+
+int ReportStatus(const Command& c, const char* message);
+
+// The runners of set that answer now, as a JSON array.
+json_object* AnsweringJson(const std::vector<std::string>& set,
+                           const std::map<std::string, RunnerProbe>& probes) {
+  json_object* list = json_object_new_array();
+  for (const auto& r : set)
+    if (auto it = probes.find(r); it != probes.end() && it->second.answers)
+      json_object_array_add(list, json_object_new_string(r.c_str()));
+  return list;
 }
 
 int RunStatusCall(const Command& c, uint32_t proc, void* args) {
@@ -75,14 +91,19 @@ int RunStatusCall(const Command& c, uint32_t proc, void* args) {
   if (!client) return CallFailed(client.status());
   RpcResult<nbdr_status_reply> r(proc);
   if (int rc = CallStatus(&*client, proc, args, &r); rc >= 0) return rc;
+  return ReportStatus(c, r->message);
+}
+
+// A status call's success: its message (with the export, in JSON).
+int ReportStatus(const Command& c, const char* message) {
   if (JsonOutput()) {
     Json o(json_object_new_object());
-    json_object_object_add(o.get(), "result", json_object_new_string(r->message));
+    json_object_object_add(o.get(), "result", json_object_new_string(message));
     json_object_object_add(o.get(), "export",
                            json_object_new_string(MakeExportName(c.type, c.key).c_str()));
     PrintJson(o.get(), stdout);
   } else {
-    printf("%s\n", Printable(r->message).c_str());
+    printf("%s\n", Printable(message).c_str());
   }
   return kExitOk;
 }
@@ -138,6 +159,7 @@ int DoCreate(const Command& c) {
   a.readonly = c.readonly;
   a.prealloc = c.prealloc;
   if (c.auth) return CreateWithAuth(c, &a);
+  if (c.hosts.size() > 1) return CreateOnRunnerSet(c, a);
   return RunStatusCall(c, NBDR_CREATE, &a);
 }
 
@@ -152,12 +174,25 @@ int DoImport(const Command& c) {
   a.key = const_cast<char*>(c.key.c_str());
   a.block_size = c.block_size;
   a.readonly = c.readonly;
+  if (c.hosts.size() > 1) return ImportOnRunnerSet(c, a);
   return RunStatusCall(c, NBDR_IMPORT, &a);
 }
 
 int DoDelete(const Command& c) {
+  auto client = ConnectOrFail(c);
+  if (!client) return CallFailed(client.status());
+  // A backstore with a runner set goes from every runner of it.
   nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
-  return RunStatusCall(c, NBDR_DELETE, &a);
+  RpcResult<nbdr_info_reply> info(NBDR_INFO);
+  if (Status s = client->Call(NBDR_INFO, &a, info.get()); !s.ok()) return CallFailed(s);
+  info.set_filled();
+  // (Any other answer: the delete itself says what is wrong.)
+  if (info->status == 0 && info->backstore.backstore_len == 1 &&
+      info->backstore.backstore_val[0].runners.runners_len > 0)
+    return DeleteOnRunnerSet(c, &*client, info->backstore.backstore_val[0]);
+  RpcResult<nbdr_status_reply> r(NBDR_DELETE);
+  if (int rc = CallStatus(&*client, NBDR_DELETE, &a, &r); rc >= 0) return rc;
+  return ReportStatus(c, r->message);
 }
 
 int DoList(const Command& c) {
@@ -233,8 +268,10 @@ int DoInfo(const Command& c) {
   ObjectState state = AskObjectState(&*client, c);
   std::string kernel = KernelView(*client, b);
   auto access = AskAccess(&*client, c);
+  const auto probes = ProbeSets(&b, 1, c);
   if (JsonOutput()) {
     Json o(BackstoreJson(b, uri));
+    json_object_object_add(o.get(), "runners_answering", AnsweringJson(RunnersOf(b), probes));
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
     json_object_object_add(o.get(), "kernel", json_object_new_string(kernel.c_str()));
     auto text_or_null = [](const std::string& t) {
@@ -280,6 +317,11 @@ int DoInfo(const Command& c) {
   printf("object:      %s\n", object.empty() ? "-" : Printable(object).c_str());
   printf("access:      %s\n", access ? AccessText(*access).c_str() : ("? (" + access.status().message() + ")").c_str());
   printf("runner:      %s\n", client->target().c_str());
+  if (b.runners.runners_len > 0) {
+    auto here_id = AskRunnerId(&*client);
+    printf("runner set:  %s\n",
+           Printable(RunnerSetText(RunnersOf(b), probes, here_id ? *here_id : "")).c_str());
+  }
   printf("nbd uri:     %s\n", uri.c_str());
   return kExitOk;
 }

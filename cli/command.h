@@ -29,6 +29,11 @@ struct Command {
   uint32_t block_size = 512;
   std::string filter;
   HostPort host{"localhost", kDefaultRpcPort};
+  // host H1,H2,...: every runner given (host is the first); more than one
+  // only for create and import, which register the backstore on each
+  // (runner_set.h)
+  std::vector<HostPort> hosts;
+  int ha = 0;                    // ha N: 0 when not given
   bool host_given = false;       // on the command line
   bool host_configured = false;  // from $NBD_RUNNER_HOST or cli.conf
   int call_timeout_s = kDefaultCallTimeoutS;  // --timeout: how long a call waits
@@ -38,7 +43,8 @@ struct Command {
   uint64_t dead_timeout_s = 0;
   int connections = 1;
   // unmap ... force: disconnect a device even while it is in use; by KEY,
-  // also clear the runner's record even when it looks live
+  // also clear the runner's record even when it looks live. delete ...
+  // force: delete although runners of its set do not answer
   bool force = false;
   // create ... auth: mint a PSK key for the new backstore, only it opens it
   bool auth = false;
@@ -69,6 +75,11 @@ int CallStatus(RunnerClient* client, uint32_t proc, void* args, RpcResult<nbdr_s
 int CallInfo(RunnerClient* client, const Command& c, RpcResult<nbdr_info_reply>* r);
 
 int DoCreate(const Command& c);
+// create, import and delete of a backstore with a runner set (ha_verbs.cc)
+int CreateOnRunnerSet(const Command& c, const nbdr_create_args& args);
+int ImportOnRunnerSet(const Command& c, const nbdr_create_args& args);
+// here: the runner c names, which answered INFO with b.
+int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore& b);
 int DoImport(const Command& c);
 int DoDelete(const Command& c);
 int DoList(const Command& c);

@@ -23,6 +23,7 @@
 #include "cli/cli_config.h"
 #include "cli/cli_output.h"
 #include "cli/command.h"
+#include "cli/runner_set.h"
 #include "cli/kernel_nbd.h"
 #include "rpc/backstore_status.h"
 #include "utils/names.h"
@@ -38,9 +39,10 @@ const char kUsage[] =
     "               COMMAND\n"
     "\n"
     "  nbd-cli TYPE create KEY [prealloc] size SIZE [readonly] [block-size 512|4096]\n"
-    "                          [auth] [host HOST[:PORT]]\n"
-    "  nbd-cli TYPE import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
-    "  nbd-cli TYPE delete KEY [host HOST[:PORT]]\n"
+    "                          [auth] [ha N] [host HOST[:PORT][,HOST[:PORT]...]]\n"
+    "  nbd-cli TYPE import KEY [size SIZE] [readonly] [block-size 512|4096] [ha N]\n"
+    "                          [host HOST[:PORT][,HOST[:PORT]...]]\n"
+    "  nbd-cli TYPE delete KEY [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
@@ -66,6 +68,10 @@ const char kUsage[] =
     "modify open empties the list, and a backstore without one is open to all.\n"
     "auth (create, modify auth enable) mints a TLS-PSK key that only the new\n"
     "identity holds, shown once; modify auth disable forgets it.\n"
+    "High availability: create and import with several runners in host (ha N:\n"
+    "as many) make the object once, through the first, and register it on each\n"
+    "with the whole runner set, all or nothing; delete removes it from every\n"
+    "runner of its set, refused while one does not answer unless 'force'.\n"
     "\n"
     "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
     "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
@@ -90,10 +96,10 @@ std::string TypeHelp(const std::string& type) {
   std::string key = KeyHelp(type);
   return "Usage: nbd-cli " + type +
          " create KEY [prealloc] size SIZE [readonly] [block-size 512|4096] [auth]"
-         " [host HOST[:PORT]]\n"
+         " [ha N] [host HOST[:PORT][,...]]\n"
          "       nbd-cli " + type +
-         " import KEY [size SIZE] [readonly] [block-size 512|4096] [host HOST[:PORT]]\n"
-         "       nbd-cli " + type + " delete KEY [host HOST[:PORT]]\n"
+         " import KEY [size SIZE] [readonly] [block-size 512|4096] [ha N] [host HOST[:PORT][,...]]\n"
+         "       nbd-cli " + type + " delete KEY [force] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
@@ -178,10 +184,13 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
     };
     if (w == "host") {
       if (!value(&v)) return Usage("'host' needs HOST[:PORT]");
-      auto hp = ParseHostPort(v, kDefaultRpcPort);
-      if (!hp) return Usage(hp.status().message());
-      c->host = *hp;
-      c->host_given = true;
+      if (int rc = ParseHosts(v, c); rc >= 0) return rc;
+    } else if ((c->verb == "create" || c->verb == "import") && w == "ha") {
+      uint64_t n = 0;
+      if (int rc = number("ha", 1, NBDR_MAX_RUNNERS, &n); rc >= 0) return rc;
+      c->ha = static_cast<int>(n);
+    } else if (c->verb == "delete" && w == "force") {
+      c->force = true;
     } else if (c->verb == "map" && ParseNbdDevice(w) >= 0 && c->device_index < 0) {
       c->device_index = ParseNbdDevice(w);
     } else if (c->verb == "map" && w == "readonly") {
@@ -225,7 +234,7 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       return Usage("unexpected '" + w + "' for " + c->verb);
     }
   }
-  return -1;
+  return CheckRunnerSet(*c);
 }
 
 }  // namespace

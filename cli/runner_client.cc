@@ -28,7 +28,7 @@ Status ProbeStartTls(int fd, const std::string& target) {
   const uint32_t xid = static_cast<uint32_t>(getpid()) ^ 0x54c5;
   uint8_t call[44];
   const uint32_t words[11] = {0x80000000u | 40, xid, 0 /* CALL */, 2 /* RPC version */,
-                              NBDR_PROGRAM, NBDR_V3, 0 /* NULL */, kAuthTls, 0, 0, 0};
+                              NBDR_PROGRAM, NBDR_V4, 0 /* NULL */, kAuthTls, 0, 0, 0};
   for (int i = 0; i < 11; i++) nbd::Put32(call + 4 * i, words[i]);
   if (Status s = WriteAll(fd, call, sizeof call); !s.ok()) return s;
   uint8_t mark[4];
@@ -58,8 +58,7 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
                                              const ClientTlsCredentials* tls) {
   RunnerClient c;
   c.where_ = where;
-  c.target_ = (where.host.find(':') != std::string::npos ? "[" + where.host + "]" : where.host) +
-              ":" + std::to_string(where.port);
+  c.target_ = FormatHostPort(where);
   auto fd = ConnectTcp(where.host, where.port, timeout_s * 1000);
   if (!fd)
     return Status::Error(fd.status().code(), "cannot reach nbd-runner at " + c.target_ + ": " +
@@ -78,7 +77,7 @@ Expected<RunnerClient> RunnerClient::Connect(const HostPort& where, int timeout_
     *fd = c.relay_->TakeLocalFd();
   }
   netbuf addr{len, len, &ss};
-  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V3, 0, 0);
+  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V4, 0, 0);
   if (!clnt)
     return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
                                            clnt_spcreateerror(""));
@@ -99,7 +98,7 @@ Expected<RunnerClient> RunnerClient::ConnectLocal(const std::string& path) {
   sockaddr_storage ss{};
   ss.ss_family = AF_UNIX;
   netbuf addr{sizeof ss, sizeof ss, &ss};
-  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V3, 0, 0);
+  CLIENT* clnt = clnt_vc_create(fd->get(), &addr, NBDR_PROGRAM, NBDR_V4, 0, 0);
   if (!clnt)
     return Status::Error(ECONNREFUSED, "cannot talk RPC to nbd-runner at " + c.target_ + ": " +
                                            clnt_spcreateerror(""));
@@ -181,12 +180,12 @@ Status RunnerClient::Call(uint32_t proc, void* args, void* result) {
       rpc_err err{};
       clnt_geterr(client_.get(), &err);
       // Runners before version 2 sent 0-0 here.
-      std::string theirs = err.re_vers.high > 0 && err.re_vers.high != NBDR_V3
+      std::string theirs = err.re_vers.high > 0 && err.re_vers.high != NBDR_V4
                                ? "version " + std::to_string(err.re_vers.high)
                                : "another version";
       return Status::Error(EOPNOTSUPP, "nbd-runner at " + target_ +
                                            " speaks control protocol " + theirs +
-                                           ", this nbd-cli version " + std::to_string(NBDR_V3) +
+                                           ", this nbd-cli version " + std::to_string(NBDR_V4) +
                                            ": use the nbd-cli of the runner's release");
     }
     case RPC_PROGUNAVAIL:

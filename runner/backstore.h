@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "rpc/backstore_status.h"
+#include "utils/status.h"
 
 namespace nbdr {
 
@@ -28,9 +29,17 @@ struct BackstoreRecord {
   // TLS identities that may open it over NBD ("psk:ID", "x509:DN"); empty:
   // any client (that passed TLS, where the runner requires it).
   std::vector<std::string> tls_allow;
+  // High availability: the runners that serve it ("HOST:PORT" each, as
+  // the nbd-cli that registered it named them; this runner among them),
+  // the same on each of them. Empty: this runner only.
+  std::vector<std::string> runners;
 
   std::string ExportName() const { return type + "/" + key; }
 };
+
+// A runner set as it may be stored: at most NBDR_MAX_RUNNERS runners, each
+// a valid "HOST:PORT", none twice.
+Status ValidateRunnerSet(const std::vector<std::string>& runners);
 
 // The current time as ISO 8601 UTC ("2026-11-22T16:10:20Z").
 std::string NowIso8601();

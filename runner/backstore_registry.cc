@@ -100,6 +100,7 @@ Status CheckGeometry(uint64_t size, uint32_t block_size) {
 Status BackstoreRegistry::Create(const CreateParams& p) {
   if (Status s = CheckHandler(p.type); !s.ok()) return s;
   if (Status s = ValidateNewKey(p.type, p.key); !s.ok()) return s;
+  if (Status s = ValidateRunnerSet(p.runners); !s.ok()) return s;
   if (Status s = CheckGeometry(p.size, p.block_size); !s.ok()) return s;
   const LoadedHandler* h = handlers_->Find(p.type);
   nbdr_create_params cp{};
@@ -122,6 +123,7 @@ Status BackstoreRegistry::Create(const CreateParams& p) {
 Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
   if (Status s = CheckHandler(p.type); !s.ok()) return s;
   if (Status s = ValidateNewKey(p.type, p.key); !s.ok()) return s;
+  if (Status s = ValidateRunnerSet(p.runners); !s.ok()) return s;
   const LoadedHandler* h = handlers_->Find(p.type);
   std::string name = MakeExportName(p.type, p.key);
   auto inspect = [&]() -> Expected<uint64_t> {
@@ -166,6 +168,7 @@ Expected<uint64_t> BackstoreRegistry::Readopt(const CreateParams& p,
     e.record.size = *size;
     e.record.block_size = p.block_size;
     e.record.readonly = p.readonly;
+    e.record.runners = p.runners;
     e.record.extras_json = now;
     return Status();
   });
@@ -197,6 +200,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
     e.record.readonly = p.readonly;
     e.record.prealloc = p.prealloc;
     e.record.tls_allow = p.tls_allow;
+    e.record.runners = p.runners;
   }
   auto size = make();
   std::string identity = size ? CurrentIdentity(h, p.key) : "";
@@ -243,6 +247,15 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
 }
 
 Status BackstoreRegistry::Delete(const std::string& type, const std::string& key) {
+  return Unregister(type, key, /*remove_object=*/true);
+}
+
+Status BackstoreRegistry::Forget(const std::string& type, const std::string& key) {
+  return Unregister(type, key, /*remove_object=*/false);
+}
+
+Status BackstoreRegistry::Unregister(const std::string& type, const std::string& key,
+                                     bool remove_object) {
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateKey(key); !s.ok()) return s;
   std::string name = MakeExportName(type, key);
@@ -263,6 +276,7 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
     e.busy = true;
     saved = e.record;
   }
+  if (!remove_object) return ForgetEntry(name);
   Status s = CheckHandler(type);
   if (ObjectCheck c = s.ok() ? CheckObject(saved) : ObjectCheck();
       c.state == ObjectCheck::kReplaced) {
@@ -299,6 +313,26 @@ Status BackstoreRegistry::Delete(const std::string& type, const std::string& key
                          "write: " + ps.message());
   }
   LOG_INFO(name, "deleted");
+  ForgetMintedKeys(name);
+  return Status();
+}
+
+Status BackstoreRegistry::ForgetEntry(const std::string& name) {
+  MutexLock save(&save_mu_);
+  Entry kept;
+  {
+    MutexLock l(&mu_);
+    kept = std::move(entries_[name]);
+    entries_.erase(name);
+  }
+  if (Status ps = SaveLocked(); !ps.ok()) {
+    MutexLock l(&mu_);
+    kept.busy = false;
+    entries_[name] = std::move(kept);
+    return Status::Error(ps.code(), "backstore " + name + " is still registered: saveconfig.json "
+                                    "could not be written: " + ps.message());
+  }
+  LOG_INFO(name, "forgotten (its backing object left in place)");
   ForgetMintedKeys(name);
   return Status();
 }

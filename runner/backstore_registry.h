@@ -39,6 +39,7 @@ struct CreateParams {
   bool readonly = false;
   bool prealloc = false;
   std::vector<std::string> tls_allow;  // the access list it is born with
+  std::vector<std::string> runners;    // its runner set (BackstoreRecord::runners)
 };
 
 class BackstoreRegistry {
@@ -64,6 +65,9 @@ class BackstoreRegistry {
   // one's place (that object is not this backstore's to remove). A missing
   // object only drops the entry.
   Status Delete(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  // Removes the entry and leaves its backing object alone (another runner
+  // of its set serves it, or deletes it): refused when Delete would be.
+  Status Forget(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   // Whether record's backing object is still the one registered, asked of
   // its handler now (by its identity, for handlers that keep one).
   struct ObjectCheck {
@@ -167,6 +171,11 @@ class BackstoreRegistry {
   Expected<uint64_t> Readopt(const CreateParams& p, const BackstoreRecord& existing,
                              const std::function<Expected<uint64_t>()>& inspect)
       EXCLUDES(mu_, save_mu_);
+  Status Unregister(const std::string& type, const std::string& key, bool remove_object)
+      EXCLUDES(mu_, save_mu_);
+  // Forget's part once the entry is marked busy: drops it and saves, or
+  // puts it back when saveconfig.json cannot be written.
+  Status ForgetEntry(const std::string& name) EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
   // The registered backstores of type, other than except, whose record
   // has this identity: by export name.

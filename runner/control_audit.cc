@@ -33,6 +33,8 @@ CallFacts FactsOf(uint32_t proc, const void* args) {
       const auto* a = static_cast<const nbdr_create_args*>(args);
       add("size", std::to_string(a->size));
       if (a->readonly) f.detail += " readonly";
+      for (u_int i = 0; i < a->runners.runners_len; i++)
+        add("runner", Quoted(a->runners.runners_val[i]));
       break;
     }
     case NBDR_ACCESS: {
@@ -72,6 +74,7 @@ bool IsAuditedCall(uint32_t proc, const void* args) {
     case NBDR_CREATE:
     case NBDR_IMPORT:
     case NBDR_DELETE:
+    case NBDR_FORGET:
     case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:

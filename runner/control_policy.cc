@@ -37,6 +37,7 @@ bool KeyOfCall(uint32_t proc, const void* args, std::string* type, std::string* 
     case NBDR_IMPORT:
     case NBDR_CREATE_AUTH: return TypeAndKey<nbdr_create_args>(args, type, key);
     case NBDR_DELETE:
+    case NBDR_FORGET:
     case NBDR_INFO:
     case NBDR_CHECK: return TypeAndKey<nbdr_key_args>(args, type, key);
     case NBDR_ACCESS: return TypeAndKey<nbdr_access_args>(args, type, key);

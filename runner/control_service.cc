@@ -52,6 +52,10 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->extras = XdrString(b.extras_json);
   out->client = XdrString(b.client);
   out->owner = XdrString(b.owner);
+  out->runners.runners_len = static_cast<u_int>(b.runners.size());
+  out->runners.runners_val =
+      static_cast<nbdr_runner*>(calloc(b.runners.size() + 1, sizeof(nbdr_runner)));
+  for (size_t i = 0; i < b.runners.size(); i++) out->runners.runners_val[i] = XdrString(b.runners[i]);
 }
 
 void FillIdentities(const std::vector<std::string>& list, nbdr_access_reply* r) {
@@ -119,6 +123,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_DELETE:
       Delete(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
+    case NBDR_FORGET:
+      Forget(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
     case NBDR_LIST: {
       // A client sees only what it may open.
       const bool all = RoleOf(policy_, caller) == ControlRole::kAdmin;
@@ -172,6 +179,7 @@ void ControlService::Refuse(uint32_t proc, const Status& s, void* result) const 
       auto* r = static_cast<nbdr_version_reply*>(result);
       r->runner_version = XdrString("");
       r->handlers = XdrString("");
+      r->runner_id = XdrString("");
       FillIo(&r->io);
       break;
     }
@@ -206,6 +214,7 @@ CreateParams ToCreateParams(const nbdr_create_args& a) {
   p.block_size = a.block_size ? a.block_size : 512;
   p.readonly = a.readonly;
   p.prealloc = a.prealloc;
+  for (u_int i = 0; i < a.runners.runners_len; i++) p.runners.push_back(a.runners.runners_val[i]);
   return p;
 }
 
@@ -249,6 +258,13 @@ void ControlService::Delete(const nbdr_key_args& a, nbdr_status_reply* r) {
   Status s = registry_->Delete(a.type, a.key);
   if (!s.ok()) LOG_INFO("rpc", "delete %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message, std::string("deleted ") + a.type + "/" + a.key);
+}
+
+void ControlService::Forget(const nbdr_key_args& a, nbdr_status_reply* r) {
+  Status s = registry_->Forget(a.type, a.key);
+  if (!s.ok()) LOG_INFO("rpc", "forget %s/%s failed: %s", a.type, a.key, s.message().c_str());
+  SetStatus(s, &r->status, &r->message,
+            std::string("forgot ") + a.type + "/" + a.key + " (its backing object left in place)");
 }
 
 void ControlService::List(const nbdr_list_args& a, const std::string* visible_to,
@@ -392,6 +408,7 @@ void ControlService::Version(nbdr_version_reply* r) {
   for (const auto& t : handlers_->Types()) handlers += (handlers.empty() ? "" : ",") + t;
   r->runner_version = XdrString(version_);
   r->handlers = XdrString(handlers);
+  r->runner_id = XdrString(runner_id_);
   SetStatus(Status(), &r->status, &r->message, "nbd-runner " + version_);
 }
 

@@ -33,6 +33,9 @@ class ControlService {
   void SetIoAddress(IoAddress io) { io_ = std::move(io); }
   // Who may call what; set before the RPC port starts serving.
   void SetPolicy(ControlPolicy policy) { policy_ = std::move(policy); }
+  // The runner's id (runner_id.h), answered by NBDR_VERSION. Set before
+  // serving.
+  void SetRunnerId(std::string id) { runner_id_ = std::move(id); }
 
   // Runs procedure proc. args and result point to the decoded argument and
   // the (zeroed) result structure of that procedure.
@@ -42,6 +45,7 @@ class ControlService {
   void Create(const nbdr_create_args& a, nbdr_status_reply* r);
   void Import(const nbdr_create_args& a, nbdr_status_reply* r);
   void Delete(const nbdr_key_args& a, nbdr_status_reply* r);
+  void Forget(const nbdr_key_args& a, nbdr_status_reply* r);
   // visible_to: the identity of a client, which sees only the backstores
   // it may open; null for an admin.
   void List(const nbdr_list_args& a, const std::string* visible_to, nbdr_list_reply* r);
@@ -69,6 +73,7 @@ class ControlService {
   const HandlerSet* const handlers_;
   const std::string version_;
   IoAddress io_;
+  std::string runner_id_;
   ControlPolicy policy_;
 };
 

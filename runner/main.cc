@@ -29,6 +29,7 @@
 #include "runner/nbd_server.h"
 #include "runner/rpc_server.h"
 #include "runner/runner_options.h"
+#include "runner/runner_id.h"
 #include "runner/saveconfig.h"
 #include "runner/sighup_reload.h"
 
@@ -379,7 +380,10 @@ int main(int argc, char** argv) {
     return Fail(s.WithContext("refusing to start; saveconfig.json left untouched"));
 
   NbdServer nbd(NbdOptionsFrom(opts, *tls), &registry);
+  auto runner_id = LoadOrMakeRunnerId(opts.state_dir);
+  if (!runner_id) return Fail(runner_id.status().WithContext("refusing to start"));
   ControlService control(&registry, &handlers, NBDR_PACKAGE_VERSION);
+  control.SetRunnerId(*runner_id);
   control.SetPolicy({opts.tls.mode, {opts.control_admins.begin(), opts.control_admins.end()}});
   RpcServer rpc(opts.rpc_host, opts.rpc_port, &control, kMaxRpcConnections,
                 [&nbd] { return nbd.tls(); });

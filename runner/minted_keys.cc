@@ -3,7 +3,6 @@
 #include "runner/minted_keys.h"
 
 #include <json-c/json.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -13,6 +12,7 @@
 #include "utils/atomic_file.h"
 #include "utils/hex.h"
 #include "utils/json_ptr.h"
+#include "utils/random.h"
 
 namespace nbdr {
 
@@ -21,20 +21,6 @@ namespace {
 constexpr size_t kKeyBytes = 32;
 constexpr size_t kIdentityBytes = 16;
 constexpr char kIdentityPrefix[] = "nbdr-";
-
-Expected<std::string> RandomBytes(size_t n) {
-  std::string out(n, '\0');
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = getrandom(out.data() + got, n - got, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return PosixError("getrandom");
-    }
-    got += static_cast<size_t>(r);
-  }
-  return out;
-}
 
 }  // namespace
 

@@ -289,13 +289,13 @@ bool RpcServer::AnswerCall(Connection* c, XDR* in, XDR* out, const rpc_msg& call
     reply.rjcted_rply.rj_why = AUTH_TOOWEAK;
   } else if (call.rm_call.cb_prog != NBDR_PROGRAM) {
     reply.acpted_rply.ar_stat = PROG_UNAVAIL;
-  } else if (call.rm_call.cb_vers != NBDR_V3) {
+  } else if (call.rm_call.cb_vers != NBDR_V4) {
     LOG_WARN("rpc", "%s speaks control protocol version %u, this runner %u: refused (an "
              "nbd-cli of another release?)", caller->peer.c_str(),
-             static_cast<unsigned>(call.rm_call.cb_vers), static_cast<unsigned>(NBDR_V3));
+             static_cast<unsigned>(call.rm_call.cb_vers), static_cast<unsigned>(NBDR_V4));
     reply.acpted_rply.ar_stat = PROG_MISMATCH;
-    reply.acpted_rply.ar_vers.low = NBDR_V3;
-    reply.acpted_rply.ar_vers.high = NBDR_V3;
+    reply.acpted_rply.ar_vers.low = NBDR_V4;
+    reply.acpted_rply.ar_vers.high = NBDR_V4;
   } else if ((proc = FindRpcProcedure(call.rm_call.cb_proc)) == nullptr) {
     reply.acpted_rply.ar_stat = PROC_UNAVAIL;
   } else {

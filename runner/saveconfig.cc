@@ -18,6 +18,7 @@
 #include "utils/json_ptr.h"
 #include "utils/log.h"
 #include "utils/names.h"
+#include "utils/net.h"
 #include "utils/unique_fd.h"
 
 namespace nbdr {
@@ -40,23 +41,32 @@ bool GetMember(json_object* obj, const char* name, json_type type, json_object**
   return true;
 }
 
-// "tls_allow": the TLS identities that may open the backstore (optional:
-// none means any client).
-Status ReadAllowList(json_object* e, std::vector<std::string>* out) {
-  json_object* allow = nullptr;
-  if (!json_object_object_get_ex(e, "tls_allow", &allow)) return Status();
-  if (!json_object_is_type(allow, json_type_array))
-    return Status::Error(EINVAL, "'tls_allow' is not an array");
-  for (size_t i = 0; i < json_object_array_length(allow); i++) {
-    json_object* id = json_object_array_get_idx(allow, i);
-    if (!json_object_is_type(id, json_type_string))
-      return Status::Error(EINVAL, "'tls_allow' holds something other than a string");
-    std::string text = json_object_get_string(id);
-    if (Status s = ValidateTlsIdentity(text); !s.ok())
-      return Status::Error(EINVAL, "'tls_allow': " + s.message());
+// An optional array of strings, each checked by validate: "tls_allow"
+// (the TLS identities that may open the backstore; none: any client) and
+// "runners" (its runner set; none: this runner only).
+Status ReadStringList(json_object* e, const char* name, Status (*validate)(std::string_view),
+                      std::vector<std::string>* out) {
+  json_object* list = nullptr;
+  if (!json_object_object_get_ex(e, name, &list)) return Status();
+  const std::string quoted = std::string("'") + name + "'";
+  if (!json_object_is_type(list, json_type_array))
+    return Status::Error(EINVAL, quoted + " is not an array");
+  for (size_t i = 0; i < json_object_array_length(list); i++) {
+    json_object* item = json_object_array_get_idx(list, i);
+    if (!json_object_is_type(item, json_type_string))
+      return Status::Error(EINVAL, quoted + " holds something other than a string");
+    std::string text = json_object_get_string(item);
+    if (Status s = validate(text); !s.ok()) return Status::Error(EINVAL, quoted + ": " + s.message());
     out->push_back(std::move(text));
   }
   return Status();
+}
+
+void AddStringList(json_object* e, const char* name, const std::vector<std::string>& list) {
+  if (list.empty()) return;
+  json_object* array = json_object_new_array();
+  for (const auto& item : list) json_object_array_add(array, json_object_new_string(item.c_str()));
+  json_object_object_add(e, name, array);
 }
 
 // "2026-11-22T16:10:20Z", as NowIso8601 writes it.
@@ -91,6 +101,8 @@ Status ValidateRecord(const BackstoreRecord& r) {
   if (r.tls_allow.size() > NBDR_MAX_IDENTITIES)
     return Status::Error(EINVAL, "'tls_allow' holds more than " +
                                      std::to_string(NBDR_MAX_IDENTITIES) + " identities");
+  if (Status s = ValidateRunnerSet(r.runners); !s.ok())
+    return Status::Error(EINVAL, "'runners': " + s.message());
   return Status();
 }
 
@@ -174,13 +186,27 @@ Expected<BackstoreRecord> ParseRecord(json_object* e, std::string* where) {
   m.String("create_time", &r.create_time);
   if (json_object* x = m.Optional("extras", json_type_object))
     r.extras_json = json_object_to_json_string_ext(x, JSON_C_TO_STRING_PLAIN);
-  if (Status s = ReadAllowList(e, &r.tls_allow); !s.ok()) return s;
+  if (Status s = ReadStringList(e, "tls_allow", ValidateTlsIdentity, &r.tls_allow); !s.ok())
+    return s;
+  if (Status s = ReadStringList(e, "runners", ValidateRunnerAddress, &r.runners); !s.ok())
+    return s;
   if (Status s = m.Finish(); !s.ok()) return s;
   if (Status s = ValidateRecord(r); !s.ok()) return s;
   return r;
 }
 
 }  // namespace
+
+Status ValidateRunnerSet(const std::vector<std::string>& runners) {
+  if (runners.size() > NBDR_MAX_RUNNERS)
+    return Status::Error(EINVAL, "a runner set holds at most " + std::to_string(NBDR_MAX_RUNNERS) +
+                                     " runners, not " + std::to_string(runners.size()));
+  for (const auto& r : runners)
+    if (Status s = ValidateRunnerAddress(r); !s.ok()) return s;
+  if (std::set<std::string>(runners.begin(), runners.end()).size() != runners.size())
+    return Status::Error(EINVAL, "a runner set names one runner twice");
+  return Status();
+}
 
 std::string NowIso8601() {
   time_t t = time(nullptr);
@@ -255,12 +281,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     if (!extras || !json_object_is_type(extras.get(), json_type_object))
       extras.reset(json_object_new_object());
     json_object_object_add(e, "extras", extras.release());
-    if (!r.tls_allow.empty()) {
-      json_object* allow = json_object_new_array();
-      for (const auto& id : r.tls_allow)
-        json_object_array_add(allow, json_object_new_string(id.c_str()));
-      json_object_object_add(e, "tls_allow", allow);
-    }
+    AddStringList(e, "tls_allow", r.tls_allow);
+    AddStringList(e, "runners", r.runners);
     json_object_array_add(list, e);
   }
   json_object_object_add(root.get(), "backstores", list);

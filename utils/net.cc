@@ -85,6 +85,24 @@ Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port) {
   return hp;
 }
 
+std::string FormatHostPort(const HostPort& hp) {
+  const bool v6 = hp.host.find(':') != std::string::npos;
+  return (v6 ? "[" + hp.host + "]" : hp.host) + ":" + std::to_string(hp.port);
+}
+
+Status ValidateRunnerAddress(std::string_view text) {
+  const std::string shown(text.substr(0, 64));
+  if (text.size() > 255) return Status::Error(EINVAL, "runner address '" + shown + "...' is too long");
+  for (unsigned char c : text)
+    if (c <= ' ' || c >= 0x7f)
+      return Status::Error(EINVAL, "runner address holds a space or a control character");
+  auto hp = ParseHostPort(text, 0);
+  if (!hp) return hp.status();
+  if (hp->port == 0 || FormatHostPort(*hp) != text)
+    return Status::Error(EINVAL, "runner address '" + shown + "' is not HOST:PORT");
+  return Status();
+}
+
 Expected<UniqueFd> ListenTcp(const std::string& host, uint16_t port, int backlog) {
   std::string h = (host == "*") ? "" : host;
   auto ai = Resolve(h, port, true);

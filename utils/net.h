@@ -26,6 +26,13 @@ struct HostPort {
 // a port). default_port fills a missing port.
 Expected<HostPort> ParseHostPort(std::string_view text, uint16_t default_port);
 
+// "host:port", with brackets around an IPv6 address ("[::1]:24110").
+std::string FormatHostPort(const HostPort& hp);
+
+// A runner of a backstore's runner set as it travels and is stored:
+// "HOST:PORT" in FormatHostPort's form, printable, at most 255 bytes.
+Status ValidateRunnerAddress(std::string_view text);
+
 // A unix stream socket listening at path, mode 0666 (who may do what is
 // decided per caller, from SO_PEERCRED). A socket file left by a process
 // that is gone is replaced; one where a process still listens is EADDRINUSE.

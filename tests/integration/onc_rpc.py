@@ -11,7 +11,7 @@ import socket
 import ssl
 import struct
 
-PROGRAM, VERSION = 0x3F0A37EB, 3
+PROGRAM, VERSION = 0x3F0A37EB, 4
 
 
 def xdr_string(s):
@@ -107,6 +107,8 @@ def map_token(data):
     for _ in range(r.u32()):  # nbdr_backstore
         r.string(), r.string(), r.u64(), r.u32(), r.u32(), r.u32()
         for _field in range(7):  # status, device, map_time, create_time, extras, client, owner
+            r.string()
+        for _runner in range(r.u32()):  # runners
             r.string()
     r.string(), r.u32()  # io address
     return r.u64()

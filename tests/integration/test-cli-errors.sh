@@ -116,7 +116,7 @@ expect_fail 3 "or 127.0.0.1:$IO_PORT is not its control port, 24110 by default\)
   "$CLI" file list host "127.0.0.1:$IO_PORT"
 # A change that got no answer may have happened: the message says so.
 expect_fail 3 "is not its control port, 24110 by default\); it may have been carried out all the same: check with info before retrying" \
-  "$CLI" file delete x.img host "127.0.0.1:$IO_PORT"
+  "$CLI" file create x.img size 1M host "127.0.0.1:$IO_PORT"
 pass "nbd-cli pointed at the NBD port says so; for a change, that it may have happened"
 
 # Unreachable runner: exit 3.

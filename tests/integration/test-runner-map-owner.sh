@@ -103,8 +103,8 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10) as s:
 xid, mtype, stat, _flavor, vlen = struct.unpack(">IIIII", data[:20])
 accept, low, high = struct.unpack(">III", data[20 + vlen:32 + vlen])
 print("version 1 call: accept status %d, versions %d-%d" % (accept, low, high))
-sys.exit(0 if (xid, mtype, stat, accept, low, high) == (7, 1, 0, 2, 3, 3) else 1)
+sys.exit(0 if (xid, mtype, stat, accept, low, high) == (7, 1, 0, 2, 4, 4) else 1)
 PY
-grep -q "speaks control protocol version 1, this runner 3: refused" "$T/log/nbd-runner.log" ||
+grep -q "speaks control protocol version 1, this runner 4: refused" "$T/log/nbd-runner.log" ||
   fail "no log line for the version 1 caller"
-pass "a version 1 caller is told the runner speaks version 3, and it is logged"
+pass "a version 1 caller is told the runner speaks version 4, and it is logged"

@@ -34,5 +34,17 @@ TEST(ParseHostPort, Refuses) {
   }
 }
 
+// A runner of a runner set is stored in one canonical form, so that one
+// runner is never listed twice under two spellings of one address.
+TEST(RunnerAddress, CanonicalHostPortOnly) {
+  for (const char* text : {"node1:24110", "10.0.0.1:7000", "[fd00::1]:24110"})
+    EXPECT_TRUE(ValidateRunnerAddress(text).ok()) << text;
+  for (const char* text : {"node1", "node1:0", "fd00::1", "[fd00::1]", "node1:024110",
+                           "[node1]:24110", "node 1:24110", "node1:24110\n", ""})
+    EXPECT_FALSE(ValidateRunnerAddress(text).ok()) << "'" << text << "' was taken";
+  EXPECT_EQ(FormatHostPort({"fd00::1", 24}), "[fd00::1]:24");
+  EXPECT_EQ(FormatHostPort({"node1", 24110}), "node1:24110");
+}
+
 }  // namespace
 }  // namespace nbdr

@@ -26,6 +26,7 @@ BackstoreRecord Sample() {
   r.map_time = "2026-11-22T10:00:00Z";
   r.create_time = "2026-11-21T10:00:00Z";
   r.extras_json = "{\"volfile_server\":\"h1\"}";
+  r.runners = {"node1:24110", "10.0.0.2:7000", "[fd00::3]:24110"};
   return r;
 }
 
@@ -47,6 +48,7 @@ TEST(Saveconfig, RoundTripsEveryField) {
   EXPECT_EQ(r.map_time, "2026-11-22T10:00:00Z");
   EXPECT_EQ(r.create_time, "2026-11-21T10:00:00Z");
   EXPECT_NE(r.extras_json.find("volfile_server"), std::string::npos);
+  EXPECT_EQ(r.runners, Sample().runners);
 }
 
 TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
@@ -75,6 +77,13 @@ TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
   }
 }
 
+// One runner more than a runner set may hold.
+std::string SeventeenRunners() {
+  std::string list;
+  for (int i = 0; i < 17; i++) list += (i ? ", \"n" : "\"n") + std::to_string(i) + ":24110\"";
+  return list;
+}
+
 // Every field within the limits the control protocol enforces, and of its
 // JSON type: one bad record would otherwise make LIST fail for all.
 TEST(Saveconfig, FieldsOutsideTheProtocolsLimitsAreRefused) {
@@ -97,6 +106,13 @@ TEST(Saveconfig, FieldsOutsideTheProtocolsLimitsAreRefused) {
       record("\"readonly\": \"yes\""),
       record("\"block_size\": \"4096\""),
       record("\"extras\": []"),
+      record("\"runners\": \"node1:24110\""),
+      record("\"runners\": [\"node1\"]"),
+      record("\"runners\": [\"node1:24110\", \"node1:24110\"]"),
+      record("\"runners\": [\"fd00::1:24110\"]"),
+      record("\"runners\": [\"node 1:24110\"]"),
+      record("\"runners\": [7]"),
+      record("\"runners\": [" + SeventeenRunners() + "]"),
   };
   for (const std::string& text : bad) {
     auto p = ParseSaveconfig(text, "/etc/x/saveconfig.json");

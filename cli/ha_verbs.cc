@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// create, import and delete of a backstore served by a runner set (high
+// availability): the backing object is created once, through the first
+// runner, and registered on every runner of the set with the whole set;
+// all or nothing, so a failure on one runner is rolled back on those the
+// command got to. delete unregisters it everywhere (NBDR_FORGET) and
+// deletes the object through the runner it was asked of. See command.h.
+#include <json-c/json.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "cli/cli_output.h"
+#include "cli/command.h"
+#include "cli/runner_set.h"
+#include "utils/names.h"
+#include "utils/printable.h"
+#include "utils/size_parse.h"
+
+namespace nbdr::cli {
+
+namespace {
+
+// One runner of the set, connected.
+struct SetMember {
+  std::string address;
+  RunnerClient client;
+};
+
+// Connects to every runner of set: all of them, or an error naming the
+// first that does not answer, or two addresses that reach one runner.
+Expected<std::vector<SetMember>> ConnectAll(const std::vector<std::string>& set, const Command& c) {
+  std::vector<SetMember> members;
+  std::vector<std::string> ids;
+  for (const auto& address : set) {
+    auto client = ConnectToRunner(address, c);
+    auto id = client ? AskRunnerId(&*client) : Expected<std::string>(client.status());
+    if (!id) return Status::Error(id.status().code(), "runner " + address + ": " + id.status().message());
+    for (size_t i = 0; i < ids.size(); i++)
+      if (!id->empty() && ids[i] == *id)
+        return Status::Error(EINVAL, set[i] + " and " + address + " are the same runner (id " +
+                                         *id + "); a runner set names each runner once");
+    ids.push_back(*id);
+    members.push_back({address, std::move(*client)});
+  }
+  return members;
+}
+
+// Calls proc (its reply an nbdr_status_reply) on m: OK, or the error with
+// the runner named.
+Status StatusCall(SetMember* m, uint32_t proc, void* args) {
+  RpcResult<nbdr_status_reply> r(proc);
+  if (Status s = m->client.Call(proc, args, r.get()); !s.ok())
+    return Status::Error(s.code(), "runner " + m->address + ": " + s.message());
+  r.set_filled();
+  if (r->status != 0) return Status::Error(r->status, "runner " + m->address + ": " + r->message);
+  return Status();
+}
+
+// Undoes a registration that got to members[0, registered): forgets it on
+// each (deletes it on the first when this command created the object).
+// What it did, as a sentence.
+std::string RollBack(std::vector<SetMember>* members, size_t registered, bool created,
+                     const Command& c) {
+  nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  std::string done, failed;
+  for (size_t i = registered; i-- > 0;) {
+    const bool remove = created && i == 0;
+    Status s = StatusCall(&(*members)[i], remove ? NBDR_DELETE : NBDR_FORGET, &a);
+    std::string& list = s.ok() ? done : failed;
+    list += (list.empty() ? "" : ", ") + (*members)[i].address;
+    if (!s.ok()) failed += " (" + s.message() + ")";
+  }
+  std::string text = done.empty() ? "" : "rolled back on " + done;
+  if (!failed.empty())
+    text += (text.empty() ? "" : "; ") + std::string("could not roll back on ") + failed +
+            ": remove it there by hand";
+  return text.empty() ? "nothing to roll back" : text;
+}
+
+int ReportOnSet(const Command& c, const std::string& done, const std::vector<std::string>& set) {
+  const std::string name = MakeExportName(c.type, c.key);
+  std::string runners;
+  for (const auto& r : set) runners += (runners.empty() ? "" : ", ") + r;
+  if (JsonOutput()) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "result", json_object_new_string(done.c_str()));
+    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
+    json_object* list = json_object_new_array();
+    for (const auto& r : set) json_object_array_add(list, json_object_new_string(r.c_str()));
+    json_object_object_add(o.get(), "runners", list);
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s on %zu runners: %s\n", Printable(done).c_str(), set.size(), runners.c_str());
+  }
+  return kExitOk;
+}
+
+// Registers args on members[first, end) with NBDR_IMPORT; on a failure,
+// rolls back everything (created: members[0] made the object) and reports.
+int RegisterOnRest(std::vector<SetMember>* members, size_t first, nbdr_create_args args,
+                   bool created, const Command& c) {
+  args.prealloc = false;
+  for (size_t i = first; i < members->size(); i++) {
+    if (Status s = StatusCall(&(*members)[i], NBDR_IMPORT, &args); !s.ok()) {
+      const std::string undo = RollBack(members, i, created, c);
+      return CallFailed(Status::Error(s.code(), std::string(created ? "create" : "import") +
+                                                    " of " + MakeExportName(c.type, c.key) +
+                                                    " refused: " + s.message() + "; " + undo));
+    }
+  }
+  return -1;
+}
+
+// The create args that register b again (a delete's rollback).
+struct Registration {
+  explicit Registration(const nbdr_backstore& b) {
+    for (u_int i = 0; i < b.runners.runners_len; i++) set.push_back(b.runners.runners_val[i]);
+    for (auto& r : set) runners.push_back(r.data());
+    args.type = b.type;
+    args.key = b.key;
+    args.size = b.size;
+    args.block_size = b.block_size;
+    args.readonly = b.readonly;
+    args.runners = {static_cast<u_int>(runners.size()), runners.data()};
+  }
+  std::vector<std::string> set;
+  std::vector<nbdr_runner> runners;
+  nbdr_create_args args{};
+};
+
+int RegisterOnSet(const Command& c, nbdr_create_args a, bool create) {
+  const std::vector<std::string> set = RunnerSetOf(c);
+  const std::string name = MakeExportName(c.type, c.key);
+  auto members = ConnectAll(set, c);
+  if (!members)
+    return CallFailed(members.status().WithContext(std::string("not ") +
+                                                   (create ? "creating " : "importing ") + name +
+                                                   " (nothing changed)"));
+  std::vector<nbdr_runner> runners;
+  for (const auto& r : set) runners.push_back(const_cast<char*>(r.c_str()));
+  a.runners = {static_cast<u_int>(runners.size()), runners.data()};
+  if (create)
+    if (Status s = StatusCall(&(*members)[0], NBDR_CREATE, &a); !s.ok()) return CallFailed(s);
+  if (int rc = RegisterOnRest(&*members, create ? 1 : 0, a, create, c); rc >= 0) return rc;
+  return ReportOnSet(c, create ? "created " + name + " (" + FormatSize(a.size) + ")"
+                               : "imported " + name,
+                     set);
+}
+
+// The runners of probes that do not answer, with why, as a sentence part.
+std::string Silent(const std::vector<RunnerProbe>& probes) {
+  std::string text;
+  for (const auto& p : probes)
+    if (!p.answers) text += (text.empty() ? "" : ", ") + p.address + " (" + p.problem + ")";
+  return text;
+}
+
+}  // namespace
+
+int CreateOnRunnerSet(const Command& c, const nbdr_create_args& args) {
+  return RegisterOnSet(c, args, /*create=*/true);
+}
+
+int ImportOnRunnerSet(const Command& c, const nbdr_create_args& args) {
+  return RegisterOnSet(c, args, /*create=*/false);
+}
+
+int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore& b) {
+  const std::string name = MakeExportName(c.type, c.key);
+  Registration reg(b);
+  auto here_id = AskRunnerId(here);
+  if (!here_id) return CallFailed(here_id.status());
+  const std::vector<RunnerProbe> probes = ProbeRunners(reg.set, c, std::min(5, c.call_timeout_s));
+  if (const std::string silent = Silent(probes); !silent.empty() && !c.force)
+    return Error(kExitFailed, EHOSTUNREACH,
+                 "not deleting " + name + ": runners of its set do not answer: " + silent +
+                     "; their records would outlive the object. Bring them back, or add "
+                     "'force' (a runner that comes back then refuses to serve the record, its "
+                     "object being gone, until it is deleted there too)");
+  // Everywhere else first, so that a refusal (mapped or served there)
+  // leaves the object and this runner's record as they were.
+  nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  std::vector<SetMember> forgotten;
+  Status failed;
+  for (const auto& p : probes) {
+    if (!p.answers || p.id == *here_id) continue;
+    auto client = ConnectToRunner(p.address, c);
+    if (!client) {
+      failed = client.status();
+      break;
+    }
+    SetMember m{p.address, std::move(*client)};
+    failed = StatusCall(&m, NBDR_FORGET, &key);
+    if (failed.code() == ENOENT) failed = Status();  // already gone there
+    if (!failed.ok()) break;
+    forgotten.push_back(std::move(m));
+  }
+  SetMember self{here->target(), std::move(*here)};
+  if (failed.ok()) failed = StatusCall(&self, NBDR_DELETE, &key);
+  if (!failed.ok()) {
+    std::string undo;
+    for (auto& m : forgotten)
+      if (Status s = StatusCall(&m, NBDR_IMPORT, &reg.args); !s.ok())
+        undo += "; could not register it again on " + m.address + ": " + s.message();
+    return CallFailed(failed.WithContext("not deleting " + name + undo));
+  }
+  std::vector<std::string> done{self.address};
+  for (const auto& m : forgotten) done.push_back(m.address);
+  return ReportOnSet(c, "deleted " + name, done);
+}
+
+}  // namespace nbdr::cli

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// Runner sets on nbd-cli's side; see runner_set.h.
+#include "cli/runner_set.h"
+
+#include <algorithm>
+#include <cerrno>
+
+#include "cli/cli_output.h"
+
+namespace nbdr::cli {
+
+int ParseHosts(const std::string& text, Command* c) {
+  c->hosts.clear();
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string part = text.substr(start, comma - start);
+    if (part.empty()) return Usage("'host' has an empty runner in '" + text + "'");
+    auto hp = ParseHostPort(part, kDefaultRpcPort);
+    if (!hp) return Usage(hp.status().message());
+    c->hosts.push_back(*hp);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (c->hosts.size() > NBDR_MAX_RUNNERS)
+    return Usage("'host' names more than " + std::to_string(NBDR_MAX_RUNNERS) + " runners");
+  c->host = c->hosts.front();
+  c->host_given = true;
+  return -1;
+}
+
+int CheckRunnerSet(const Command& c) {
+  const size_t n = c.hosts.size();
+  const bool registers = c.verb == "create" || c.verb == "import";
+  if (n > 1 && !registers)
+    return Usage("'host' takes one runner for " + c.verb +
+                 "; a list of runners is for create and import (with ha)");
+  if (c.ha > 1 && n != static_cast<size_t>(c.ha))
+    return Usage("ha " + std::to_string(c.ha) + " needs " + std::to_string(c.ha) +
+                 " runners in 'host H1,H2,...'; " + std::to_string(n) + " given");
+  if (c.ha == 1 && n > 1)
+    return Usage("ha 1 takes one runner; " + std::to_string(n) + " given in 'host'");
+  const std::vector<std::string> set = RunnerSetOf(c);
+  for (size_t i = 0; i < set.size(); i++)
+    for (size_t j = i + 1; j < set.size(); j++)
+      if (set[i] == set[j]) return Usage("'host' names " + set[i] + " twice");
+  if (c.auth && n > 1)
+    return Usage("create ... auth with several runners is not supported yet: its key is minted "
+                 "by one runner; create with ha, then 'modify KEY allow' the same identity on each");
+  return -1;
+}
+
+std::vector<std::string> RunnerSetOf(const Command& c) {
+  std::vector<std::string> set;
+  if (c.hosts.size() < 2) return set;
+  for (const auto& hp : c.hosts) set.push_back(FormatHostPort(hp));
+  return set;
+}
+
+Expected<RunnerClient> ConnectToRunner(const std::string& address, const Command& c) {
+  auto hp = ParseHostPort(address, kDefaultRpcPort);
+  if (!hp) return hp.status();
+  auto client = RunnerClient::Connect(*hp, std::min(10, c.call_timeout_s), &c.tls);
+  if (client) client->set_call_timeout(c.call_timeout_s);
+  return client;
+}
+
+Expected<std::string> AskRunnerId(RunnerClient* client) {
+  RpcResult<nbdr_version_reply> r(NBDR_VERSION);
+  if (Status s = client->Call(NBDR_VERSION, nullptr, r.get()); !s.ok()) return s;
+  r.set_filled();
+  if (r->status != 0) return Status::Error(r->status, r->message);
+  return std::string(r->runner_id);
+}
+
+std::vector<RunnerProbe> ProbeRunners(const std::vector<std::string>& set, const Command& c,
+                                      int timeout_s) {
+  std::vector<RunnerProbe> out;
+  for (const auto& address : set) {
+    RunnerProbe p;
+    p.address = address;
+    Command quick = c;
+    quick.call_timeout_s = timeout_s;
+    auto client = ConnectToRunner(address, quick);
+    auto id = client ? AskRunnerId(&*client) : Expected<std::string>(client.status());
+    if (id) {
+      p.answers = true;
+      p.id = *id;
+    } else {
+      p.problem = id.status().message();
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<std::string> RunnersOf(const nbdr_backstore& b) {
+  return {b.runners.runners_val, b.runners.runners_val + b.runners.runners_len};
+}
+
+std::map<std::string, RunnerProbe> ProbeSets(const nbdr_backstore* list, size_t n,
+                                             const Command& c) {
+  std::vector<std::string> all;
+  for (size_t i = 0; i < n; i++)
+    for (const auto& r : RunnersOf(list[i]))
+      if (std::find(all.begin(), all.end(), r) == all.end()) all.push_back(r);
+  std::map<std::string, RunnerProbe> out;
+  for (auto& p : ProbeRunners(all, c, std::min(5, c.call_timeout_s))) out[p.address] = p;
+  return out;
+}
+
+std::string RunnerSetText(const std::vector<std::string>& set,
+                          const std::map<std::string, RunnerProbe>& probes,
+                          const std::string& here_id) {
+  std::string text;
+  for (const auto& r : set) {
+    auto it = probes.find(r);
+    std::string state = "not asked";
+    if (it != probes.end())
+      state = !it->second.answers                          ? "does not answer: " + it->second.problem
+              : !here_id.empty() && it->second.id == here_id ? "this one"
+                                                             : "answers";
+    text += (text.empty() ? "" : ", ") + r + " (" + state + ")";
+  }
+  return text;
+}
+
+}  // namespace nbdr::cli
