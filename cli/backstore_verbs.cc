@@ -80,9 +80,8 @@ int ReportStatus(const Command& c, const char* message);
 json_object* AnsweringJson(const std::vector<std::string>& set,
                            const std::map<std::string, RunnerProbe>& probes) {
   json_object* list = json_object_new_array();
-  for (const auto& r : set)
-    if (auto it = probes.find(r); it != probes.end() && it->second.answers)
-      json_object_array_add(list, json_object_new_string(r.c_str()));
+  for (const auto& r : Answering(set, probes))
+    json_object_array_add(list, json_object_new_string(r.c_str()));
   return list;
 }
 
@@ -204,6 +203,8 @@ int DoList(const Command& c) {
   r.set_filled();
   if (r->status != 0) return Error(kExitFailed, r->status, r->message);
   const auto& list = r->backstores;
+  // Each runner of the listed backstores' sets is asked once.
+  const auto probes = ProbeSets(list.backstores_val, list.backstores_len, c);
   if (JsonOutput()) {
     Json o(json_object_new_object());
     json_object* arr = json_object_new_array();
@@ -212,6 +213,7 @@ int DoList(const Command& c) {
       json_object* o = BackstoreJson(b, NbdUri(client->connected_host(), r->io,
                                                MakeExportName(b.type, b.key)));
       json_object_object_add(o, "kernel", json_object_new_string(KernelView(*client, b).c_str()));
+      json_object_object_add(o, "runners_answering", AnsweringJson(RunnersOf(b), probes));
       json_object_array_add(arr, o);
     }
     json_object_object_add(o.get(), "runner", json_object_new_string(client->target().c_str()));
@@ -227,15 +229,22 @@ int DoList(const Command& c) {
   size_t w = 6;
   for (u_int i = 0; i < list.backstores_len; i++)
     w = std::max(w, Printable(list.backstores_val[i].key).size());
-  printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w), "KEY", "SIZE",
-         "STATUS", "MODE", "DEVICE", "KERNEL", "CLIENT");
+  printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %-7s  %s\n", static_cast<int>(w), "KEY", "SIZE",
+         "STATUS", "MODE", "DEVICE", "KERNEL", "RUNNERS", "CLIENT");
   for (u_int i = 0; i < list.backstores_len; i++) {
     const nbdr_backstore& b = list.backstores_val[i];
+    // RUNNERS: of its runner set, how many answer ("2/3"); "-" without one.
+    std::string runners = "-";
+    if (b.runners.runners_len > 0) {
+      runners = std::to_string(Answering(RunnersOf(b), probes).size()) + "/" +
+                std::to_string(b.runners.runners_len);
+    }
     // Text from the runner (or a hand-edited saveconfig.json) is escaped.
-    printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %s\n", static_cast<int>(w),
+    printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %-7s  %s\n", static_cast<int>(w),
            Printable(b.key).c_str(), FormatSize(b.size).c_str(), Printable(b.status).c_str(),
            b.readonly ? "ro" : "rw", *b.device ? Printable(b.device).c_str() : "-",
-           KernelView(*client, b).c_str(), *b.client ? Printable(b.client).c_str() : "-");
+           KernelView(*client, b).c_str(), runners.c_str(),
+           *b.client ? Printable(b.client).c_str() : "-");
   }
   return kExitOk;
 }

@@ -109,6 +109,14 @@ std::map<std::string, RunnerProbe> ProbeSets(const nbdr_backstore* list, size_t 
   return out;
 }
 
+std::vector<std::string> Answering(const std::vector<std::string>& set,
+                                   const std::map<std::string, RunnerProbe>& probes) {
+  std::vector<std::string> out;
+  for (const auto& r : set)
+    if (auto it = probes.find(r); it != probes.end() && it->second.answers) out.push_back(r);
+  return out;
+}
+
 std::string RunnerSetText(const std::vector<std::string>& set,
                           const std::map<std::string, RunnerProbe>& probes,
                           const std::string& here_id) {

@@ -37,6 +37,9 @@ std::vector<std::string> RunnersOf(const nbdr_backstore& b);
 // address -> probe.
 std::map<std::string, RunnerProbe> ProbeSets(const nbdr_backstore* list, size_t n,
                                              const Command& c);
+// The runners of set that answered in probes.
+std::vector<std::string> Answering(const std::vector<std::string>& set,
+                                   const std::map<std::string, RunnerProbe>& probes);
 // "a:1 (this one), b:2 (answers), c:3 (does not answer: why)"; here_id is
 // the id of the runner asked ("" when unknown).
 std::string RunnerSetText(const std::vector<std::string>& set,

@@ -85,10 +85,16 @@ import json, sys
 o = json.load(sys.stdin)
 assert o["runners"] == sys.argv[1].split(","), o["runners"]
 assert o["runners_answering"] == o["runners"], o["runners_answering"]' "$A,$B,$C"
+"$CLI" file list host "$B" | grep -Eq "^d.img +8 MiB +created +rw +- +- +3/3 " || fail "list: $("$CLI" file list host "$B")"
 stop_member C
 out=$("$CLI" file info d.img host "$A")
 grep -q "^runner set:  $A (this one), $B (answers), $C (does not answer: " <<<"$out" || fail "info, C down: $out"
-pass "info (and --json) shows the runner set and which runners answer"
+"$CLI" file list host "$A" | grep -Eq "^d.img +8 MiB +created +rw +- +- +2/3 " || fail "list, C down: $("$CLI" file list host "$A")"
+"$CLI" --json file list host "$A" | python3 -c '
+import json, sys
+b = [b for b in json.load(sys.stdin)["backstores"] if b["key"] == "d.img"][0]
+assert b["runners_answering"] == sys.argv[1].split(","), b' "$A,$B"
+pass "info and list (and --json) show the runner set and which runners answer"
 
 # create with a runner down: refused, nothing anywhere
 expect_fail 3 "not creating file/e.img \(nothing changed\).*runner $C" \
