@@ -194,6 +194,11 @@ int DoDelete(const Command& c) {
   return ReportStatus(c, r->message);
 }
 
+int DoForget(const Command& c) {
+  nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  return RunStatusCall(c, NBDR_FORGET, &a);
+}
+
 int DoList(const Command& c) {
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());

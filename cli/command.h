@@ -52,6 +52,8 @@ struct Command {
   // and the identities of allow and deny ("psk:a,x509:CN=b")
   std::string access_op;
   std::string access_ids;
+  // replace KEY OLD NEW
+  HostPort replace_old, replace_new;
   // from --tls-psk, --tls-username, --tls-certificates (or cli.conf's)
   ClientTlsCredentials tls;
 };
@@ -88,6 +90,8 @@ int DoVersion(const Command& c);
 int DoMap(const Command& c);
 int DoUnmap(Command c);
 int DoModify(const Command& c);
+int DoReplace(const Command& c);  // replace_verb.cc
+int DoForget(const Command& c);
 // create ... auth: creates the backstore with its minted key in one step
 // (NBDR_CREATE_AUTH), so it is never open to other clients.
 int CreateWithAuth(const Command& c, nbdr_create_args* args);

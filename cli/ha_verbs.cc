@@ -23,12 +23,6 @@ namespace nbdr::cli {
 
 namespace {
 
-// One runner of the set, connected.
-struct SetMember {
-  std::string address;
-  RunnerClient client;
-};
-
 // Connects to every runner of set: all of them, or an error naming the
 // first that does not answer, or two addresses that reach one runner.
 Expected<std::vector<SetMember>> ConnectAll(const std::vector<std::string>& set, const Command& c) {
@@ -46,17 +40,6 @@ Expected<std::vector<SetMember>> ConnectAll(const std::vector<std::string>& set,
     members.push_back({address, std::move(*client)});
   }
   return members;
-}
-
-// Calls proc (its reply an nbdr_status_reply) on m: OK, or the error with
-// the runner named.
-Status StatusCall(SetMember* m, uint32_t proc, void* args) {
-  RpcResult<nbdr_status_reply> r(proc);
-  if (Status s = m->client.Call(proc, args, r.get()); !s.ok())
-    return Status::Error(s.code(), "runner " + m->address + ": " + s.message());
-  r.set_filled();
-  if (r->status != 0) return Status::Error(r->status, "runner " + m->address + ": " + r->message);
-  return Status();
 }
 
 // Undoes a registration that got to members[0, registered): forgets it on
@@ -80,22 +63,11 @@ std::string RollBack(std::vector<SetMember>* members, size_t registered, bool cr
   return text.empty() ? "nothing to roll back" : text;
 }
 
-int ReportOnSet(const Command& c, const std::string& done, const std::vector<std::string>& set) {
-  const std::string name = MakeExportName(c.type, c.key);
+// "DONE on N runners: A, B, C"
+std::string OnRunners(const std::string& done, const std::vector<std::string>& set) {
   std::string runners;
   for (const auto& r : set) runners += (runners.empty() ? "" : ", ") + r;
-  if (JsonOutput()) {
-    Json o(json_object_new_object());
-    json_object_object_add(o.get(), "result", json_object_new_string(done.c_str()));
-    json_object_object_add(o.get(), "export", json_object_new_string(name.c_str()));
-    json_object* list = json_object_new_array();
-    for (const auto& r : set) json_object_array_add(list, json_object_new_string(r.c_str()));
-    json_object_object_add(o.get(), "runners", list);
-    PrintJson(o.get(), stdout);
-  } else {
-    printf("%s on %zu runners: %s\n", Printable(done).c_str(), set.size(), runners.c_str());
-  }
-  return kExitOk;
+  return done + " on " + std::to_string(set.size()) + " runners: " + runners;
 }
 
 // Registers args on members[first, end) with NBDR_IMPORT; on a failure,
@@ -114,23 +86,6 @@ int RegisterOnRest(std::vector<SetMember>* members, size_t first, nbdr_create_ar
   return -1;
 }
 
-// The create args that register b again (a delete's rollback).
-struct Registration {
-  explicit Registration(const nbdr_backstore& b) {
-    for (u_int i = 0; i < b.runners.runners_len; i++) set.push_back(b.runners.runners_val[i]);
-    for (auto& r : set) runners.push_back(r.data());
-    args.type = b.type;
-    args.key = b.key;
-    args.size = b.size;
-    args.block_size = b.block_size;
-    args.readonly = b.readonly;
-    args.runners = {static_cast<u_int>(runners.size()), runners.data()};
-  }
-  std::vector<std::string> set;
-  std::vector<nbdr_runner> runners;
-  nbdr_create_args args{};
-};
-
 int RegisterOnSet(const Command& c, nbdr_create_args a, bool create) {
   const std::vector<std::string> set = RunnerSetOf(c);
   const std::string name = MakeExportName(c.type, c.key);
@@ -145,9 +100,9 @@ int RegisterOnSet(const Command& c, nbdr_create_args a, bool create) {
   if (create)
     if (Status s = StatusCall(&(*members)[0], NBDR_CREATE, &a); !s.ok()) return CallFailed(s);
   if (int rc = RegisterOnRest(&*members, create ? 1 : 0, a, create, c); rc >= 0) return rc;
-  return ReportOnSet(c, create ? "created " + name + " (" + FormatSize(a.size) + ")"
-                               : "imported " + name,
-                     set);
+  const std::string done =
+      create ? "created " + name + " (" + FormatSize(a.size) + ")" : "imported " + name;
+  return ReportRunnerSet(c, done, set, OnRunners(done, set));
 }
 
 // The runners of probes that do not answer, with why, as a sentence part.
@@ -173,13 +128,15 @@ int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore
   Registration reg(b);
   auto here_id = AskRunnerId(here);
   if (!here_id) return CallFailed(here_id.status());
-  const std::vector<RunnerProbe> probes = ProbeRunners(reg.set, c, std::min(5, c.call_timeout_s));
+  const std::vector<RunnerProbe> probes = ProbeRunners(reg.set(), c, std::min(5, c.call_timeout_s));
   if (const std::string silent = Silent(probes); !silent.empty() && !c.force)
     return Error(kExitFailed, EHOSTUNREACH,
                  "not deleting " + name + ": runners of its set do not answer: " + silent +
                      "; their records would outlive the object. Bring them back, or add "
                      "'force' (a runner that comes back then refuses to serve the record, its "
                      "object being gone, until it is deleted there too)");
+  if (Status s = CheckSetsAgree(probes, *here_id, reg.set(), c); !s.ok())
+    return CallFailed(s.WithContext("not deleting " + name));
   // Everywhere else first, so that a refusal (mapped or served there)
   // leaves the object and this runner's record as they were.
   nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
@@ -203,13 +160,13 @@ int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore
   if (!failed.ok()) {
     std::string undo;
     for (auto& m : forgotten)
-      if (Status s = StatusCall(&m, NBDR_IMPORT, &reg.args); !s.ok())
+      if (Status s = StatusCall(&m, NBDR_IMPORT, reg.args()); !s.ok())
         undo += "; could not register it again on " + m.address + ": " + s.message();
     return CallFailed(failed.WithContext("not deleting " + name + undo));
   }
   std::vector<std::string> done{self.address};
   for (const auto& m : forgotten) done.push_back(m.address);
-  return ReportOnSet(c, "deleted " + name, done);
+  return ReportRunnerSet(c, "deleted " + name, done, OnRunners("deleted " + name, done));
 }
 
 }  // namespace nbdr::cli

@@ -43,6 +43,8 @@ const char kUsage[] =
     "  nbd-cli TYPE import KEY [size SIZE] [readonly] [block-size 512|4096] [ha N]\n"
     "                          [host HOST[:PORT][,HOST[:PORT]...]]\n"
     "  nbd-cli TYPE delete KEY [force] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE forget KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
@@ -71,7 +73,9 @@ const char kUsage[] =
     "High availability: create and import with several runners in host (ha N:\n"
     "as many) make the object once, through the first, and register it on each\n"
     "with the whole runner set, all or nothing; delete removes it from every\n"
-    "runner of its set, refused while one does not answer unless 'force'.\n"
+    "runner of its set, refused while one does not answer unless 'force'. replace\n"
+    "swaps one runner of the set for another (the old one may be dead); forget\n"
+    "unregisters KEY on one runner, leaving its object alone.\n"
     "\n"
     "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
     "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
@@ -100,6 +104,8 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type +
          " import KEY [size SIZE] [readonly] [block-size 512|4096] [ha N] [host HOST[:PORT][,...]]\n"
          "       nbd-cli " + type + " delete KEY [force] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " forget KEY [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
@@ -305,8 +311,18 @@ int main(int argc, char** argv) {
     if (args.size() < 3) return Usage("unmap needs /dev/nbdX or a KEY");
     c.key = args[2];
     next = 3;
+  } else if (c.verb == "replace") {
+    if (args.size() < 5) return Usage("replace needs KEY OLD_HOST[:PORT] NEW_HOST[:PORT]");
+    c.key = args[2];
+    if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
+    auto old_hp = ParseHostPort(args[3], kDefaultRpcPort);
+    auto new_hp = ParseHostPort(args[4], kDefaultRpcPort);
+    if (!old_hp || !new_hp) return Usage((old_hp ? new_hp.status() : old_hp.status()).message());
+    c.replace_old = *old_hp;
+    c.replace_new = *new_hp;
+    next = 5;
   } else if (c.verb == "create" || c.verb == "import" || c.verb == "delete" || c.verb == "info" ||
-             c.verb == "map" || c.verb == "modify") {
+             c.verb == "map" || c.verb == "modify" || c.verb == "forget") {
     if (args.size() < 3) return Usage(c.verb + " needs a KEY");
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
@@ -322,5 +338,7 @@ int main(int argc, char** argv) {
   if (c.verb == "map") return DoMap(c);
   if (c.verb == "unmap") return DoUnmap(c);
   if (c.verb == "modify") return DoModify(c);
+  if (c.verb == "replace") return DoReplace(c);
+  if (c.verb == "forget") return DoForget(c);
   return DoList(c);
 }

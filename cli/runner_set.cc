@@ -6,6 +6,8 @@
 #include <cerrno>
 
 #include "cli/cli_output.h"
+#include "utils/names.h"
+#include "utils/printable.h"
 
 namespace nbdr::cli {
 
@@ -131,6 +133,67 @@ std::string RunnerSetText(const std::vector<std::string>& set,
     text += (text.empty() ? "" : ", ") + r + " (" + state + ")";
   }
   return text;
+}
+
+int ReportRunnerSet(const Command& c, const std::string& done, const std::vector<std::string>& set,
+                    const std::string& text) {
+  if (!JsonOutput()) {
+    printf("%s\n", Printable(text).c_str());
+    return kExitOk;
+  }
+  Json o(json_object_new_object());
+  json_object_object_add(o.get(), "result", json_object_new_string(done.c_str()));
+  json_object_object_add(o.get(), "export",
+                         json_object_new_string(MakeExportName(c.type, c.key).c_str()));
+  json_object* list = json_object_new_array();
+  for (const auto& r : set) json_object_array_add(list, json_object_new_string(r.c_str()));
+  json_object_object_add(o.get(), "runners", list);
+  PrintJson(o.get(), stdout);
+  return kExitOk;
+}
+
+Status StatusCall(SetMember* m, uint32_t proc, void* args) {
+  RpcResult<nbdr_status_reply> r(proc);
+  if (Status s = m->client.Call(proc, args, r.get()); !s.ok())
+    return Status::Error(s.code(), "runner " + m->address + ": " + s.message());
+  r.set_filled();
+  if (r->status != 0) return Status::Error(r->status, "runner " + m->address + ": " + r->message);
+  return Status();
+}
+
+Registration::Registration(const nbdr_backstore& b, std::vector<std::string> set)
+    : type_(b.type), key_(b.key), set_(std::move(set)) {
+  for (auto& r : set_) runners_.push_back(r.data());
+  args_.type = type_.data();
+  args_.key = key_.data();
+  args_.size = b.size;
+  args_.block_size = b.block_size;
+  args_.readonly = b.readonly;
+  args_.runners = {static_cast<u_int>(runners_.size()), runners_.data()};
+}
+
+Status CheckSetsAgree(const std::vector<RunnerProbe>& probes, const std::string& here_id,
+                      const std::vector<std::string>& set, const Command& c) {
+  for (const auto& p : probes) {
+    if (!p.answers || p.id == here_id) continue;
+    auto client = ConnectToRunner(p.address, c);
+    if (!client) return client.status();
+    RpcResult<nbdr_info_reply> info(NBDR_INFO);
+    nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+    if (Status s = client->Call(NBDR_INFO, &key, info.get()); !s.ok()) return s;
+    info.set_filled();
+    if (info->status != 0 || info->backstore.backstore_len != 1) continue;  // not there: agrees
+    const std::vector<std::string> theirs = RunnersOf(info->backstore.backstore_val[0]);
+    if (theirs != set) {
+      std::string text;
+      for (const auto& r : theirs) text += (text.empty() ? "" : ", ") + r;
+      return Status::Error(ESTALE, "runner " + p.address + " records another runner set for it (" +
+                                       text + "): the record asked is out of date (its runner "
+                                       "was replaced while it was down); clear it there with "
+                                       "'nbd-cli " + c.type + " forget " + c.key + "'");
+    }
+  }
+  return Status();
 }
 
 }  // namespace nbdr::cli

@@ -50,4 +50,43 @@ Expected<RunnerClient> ConnectToRunner(const std::string& address, const Command
 // The runner id of the runner client is connected to ("" if it does not say).
 Expected<std::string> AskRunnerId(RunnerClient* client);
 
+// OK when every runner of probes that answers (other than here_id) holds
+// the backstore c names with this set, or not at all; ESTALE naming the
+// first that records another set (the record asked is out of date).
+Status CheckSetsAgree(const std::vector<RunnerProbe>& probes, const std::string& here_id,
+                      const std::vector<std::string>& set, const Command& c);
+
+// Reports a change to a backstore with a runner set: text as it is, or
+// in JSON {"result": done, "export", "runners": set}.
+int ReportRunnerSet(const Command& c, const std::string& done, const std::vector<std::string>& set,
+                    const std::string& text);
+
+// One runner of a set, connected.
+struct SetMember {
+  std::string address;
+  RunnerClient client;
+};
+// Calls proc (its reply an nbdr_status_reply) on m: OK, or the error with
+// the runner named.
+Status StatusCall(SetMember* m, uint32_t proc, void* args);
+
+// The create args that register backstore b (with set, or b's own set):
+// a rollback's import, or replace's on the new runner.
+class Registration {
+ public:
+  explicit Registration(const nbdr_backstore& b) : Registration(b, RunnersOf(b)) {}
+  Registration(const nbdr_backstore& b, std::vector<std::string> set);
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+
+  const std::vector<std::string>& set() const { return set_; }
+  nbdr_create_args* args() { return &args_; }
+
+ private:
+  std::string type_, key_;
+  std::vector<std::string> set_;
+  std::vector<nbdr_runner> runners_;  // point into set_
+  nbdr_create_args args_{};
+};
+
 }  // namespace nbdr::cli

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "runner/backstore_registry.h"
+#include "runner/backstore_registry_update.h"
 #include "utils/log.h"
 #include "utils/names.h"
 
@@ -89,6 +90,36 @@ void BackstoreRegistry::ForgetMintedKeys(const std::string& export_name) {
   if (Status s = minted_->Forget(minted_->IdentitiesOf(export_name)); !s.ok())
     LOG_ERROR(export_name, "its minted keys stay in the key file (no access list names them): %s",
               s.message().c_str());
+}
+
+Expected<std::vector<std::string>> BackstoreRegistry::EditAccessList(
+    const std::string& type, const std::string& key, AccessChange change,
+    const std::vector<std::string>& identities) {
+  std::vector<std::string> after;
+  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) -> Status {
+    std::vector<std::string> allow = e.record.tls_allow;  // changed only when all is well
+    if (change == AccessChange::kOpen) allow.clear();
+    for (const auto& id : identities) {
+      auto at = std::find(allow.begin(), allow.end(), id);
+      if (change == AccessChange::kAllow && at == allow.end()) allow.push_back(id);
+      if ((change == AccessChange::kDeny || change == AccessChange::kAuthDisable) &&
+          at != allow.end())
+        allow.erase(at);
+    }
+    // Only an explicit open (or turning auth off) may leave the list empty.
+    if (change == AccessChange::kDeny && !e.record.tls_allow.empty() && allow.empty())
+      return Status::Error(EPERM, std::string("denying every identity on its list would open ") +
+                                      MakeExportName(type, key) +
+                                      " to every client; 'modify KEY open' does that on purpose");
+    e.record.tls_allow = allow;
+    after = allow;
+    return Status();
+  });
+  if (!s.ok()) return s;
+  std::string list;
+  for (const auto& id : after) list += (list.empty() ? "" : ", ") + id;
+  LOG_INFO(MakeExportName(type, key), "access: %s", after.empty() ? "any client" : list.c_str());
+  return after;
 }
 
 }  // namespace nbdr

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// Backstore registry: the record table, create, import and delete, the
-// save with rollback, and the mapping calls (their state machine is in
-// mapping_machine.cc, identities in backstore_identity.cc, opening for
-// NBD clients in backstore_registry_open.cc, sharing an open export in
-// open_export.cc); see backstore_registry.h.
+// Backstore registry: the record table, create, import, delete and
+// forget, runner sets, and the save with rollback (the mapping calls are
+// in backstore_registry_mapping.cc, access lists in backstore_access.cc,
+// identities in backstore_identity.cc, opening for NBD clients in
+// backstore_registry_open.cc, sharing an open export in open_export.cc);
+// see backstore_registry.h.
 #include "runner/backstore_registry.h"
 
 #include <time.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 
 #include "runner/backstore_identity.h"
+#include "runner/backstore_registry_update.h"
 #include "runner/saveconfig.h"
 #include "utils/log.h"
 #include "utils/names.h"
@@ -364,165 +366,24 @@ std::vector<BackstoreRecord> BackstoreRegistry::List(const std::string& type,
   return out;
 }
 
-namespace {
-int64_t MonotonicSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec;
-}
-}  // namespace
-
-bool BackstoreRegistry::ExpireMappingsLocked() {
-  int64_t now = MonotonicSeconds();
-  bool changed = false;
-  const int timeout = mapping_timeout_s_;
-  for (auto& [name, e] : entries_) {
-    // A client that connected its device and then died before NBDR_MAPPED
-    // leaves a live device: while it has NBD connections the map stays
-    // (no second client may map it), and expires once they are gone.
-    if (!e.sharing.InUse() && mapping::Expire(&e.record, &e.map, now, timeout)) {
-      LOG_WARN(name, "mapping not confirmed within %d s; back to created", timeout);
-      changed = true;
-    }
-  }
-  return changed;
-}
-
-void BackstoreRegistry::ExpireMappings() {
-  if (!save_mu_.TryLock()) return;
-  bool changed;
-  {
-    MutexLock l(&mu_);
-    changed = ExpireMappingsLocked();
-  }
-  if (changed) {
-    if (Status s = SaveLocked(); !s.ok())
-      LOG_ERROR("registry", "expired mappings not persisted: %s", s.message().c_str());
-  }
-  save_mu_.Unlock();
-}
-
-template <typename Fn>
-Status BackstoreRegistry::UpdateAndSave(const std::string& type, const std::string& key,
-                                        Fn change) {
-  if (Status s = ValidateType(type); !s.ok()) return s;
-  if (Status s = ValidateKey(key); !s.ok()) return s;
-  std::string name = MakeExportName(type, key);
-  MutexLock save(&save_mu_);
-  BackstoreRecord before;
-  MapTicket map_before;
-  {
-    MutexLock l(&mu_);
-    ExpireMappingsLocked();
-    auto it = entries_.find(name);
-    if (it == entries_.end() || it->second.creating)
-      return Status::Error(ENOENT, "backstore " + name + " does not exist");
-    if (it->second.busy)
-      return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-    before = it->second.record;
-    map_before = it->second.map;
-    if (Status s = change(it->second); !s.ok()) return s;
-  }
-  Status s = SaveLocked();
-  if (!s.ok()) {
-    MutexLock l(&mu_);
-    auto it = entries_.find(name);
-    if (it != entries_.end()) {
-      it->second.record = before;
-      it->second.map = map_before;
-    }
-    return s.WithContext(name);
-  }
-  return Status();
-}
-
-Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::string& type,
-                                                                  const std::string& key,
-                                                                  const MapCaller& caller) {
+Status BackstoreRegistry::SetRunners(const std::string& type, const std::string& key,
+                                     const std::vector<std::string>& expected,
+                                     const std::vector<std::string>& runners) {
   if (Status s = CheckHandler(type); !s.ok()) return s;
-  MapGrant out;
-  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    if (Status s = mapping::Begin(&e.record, &e.map, caller, MonotonicSeconds(), last_map_token_ + 1);
-        !s.ok())
-      return s;
-    last_map_token_++;
-    e.mapper_address = caller.address;
-    out.record = e.record;
-    out.token = e.map.token;
-    return Status();
-  });
-  if (!s.ok()) return s;
-  LOG_INFO(out.record.ExportName(), "mapping by %s (%s)",
-           caller.host.empty() ? "an unnamed client" : caller.host.c_str(),
-           caller.identity.empty() ? "no identity" : caller.identity.c_str());
-  return out;
-}
-
-Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::string& key,
-                                        const std::string& device, const MapCaller& caller,
-                                        uint64_t token) {
-  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    Status s = mapping::Confirm(&e.record, e.map, device, caller, token, NowIso8601());
-    if (s.ok()) e.mapper_address = caller.address;
-    return s;
-  });
-  if (s.ok())
-    LOG_INFO(MakeExportName(type, key), "mapped on %s of %s", device.c_str(),
-             caller.host.empty() ? "an unnamed client" : caller.host.c_str());
-  return s;
-}
-
-Status BackstoreRegistry::Unmap(const std::string& type, const std::string& key,
-                               const MapCaller& caller, const UnmapOnly& only) {
-  Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
-    return mapping::Unmap(&e.record, &e.map, caller, only);
-  });
-  if (s.ok()) LOG_INFO(MakeExportName(type, key), "unmapped");
-  return s;
-}
-
-Expected<std::vector<std::string>> BackstoreRegistry::EditAccessList(
-    const std::string& type, const std::string& key, AccessChange change,
-    const std::vector<std::string>& identities) {
-  std::vector<std::string> after;
+  if (Status s = ValidateRunnerSet(runners); !s.ok()) return s;
+  const std::string name = MakeExportName(type, key);
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) -> Status {
-    std::vector<std::string> allow = e.record.tls_allow;  // changed only when all is well
-    if (change == AccessChange::kOpen) allow.clear();
-    for (const auto& id : identities) {
-      auto at = std::find(allow.begin(), allow.end(), id);
-      if (change == AccessChange::kAllow && at == allow.end()) allow.push_back(id);
-      if ((change == AccessChange::kDeny || change == AccessChange::kAuthDisable) &&
-          at != allow.end())
-        allow.erase(at);
-    }
-    // Only an explicit open (or turning auth off) may leave the list empty.
-    if (change == AccessChange::kDeny && !e.record.tls_allow.empty() && allow.empty())
-      return Status::Error(EPERM, std::string("denying every identity on its list would open ") +
-                                      MakeExportName(type, key) +
-                                      " to every client; 'modify KEY open' does that on purpose");
-    e.record.tls_allow = allow;
-    after = allow;
+    if (e.record.runners != expected)
+      return Status::Error(ESTALE, "the runner set of " + name + " changed meanwhile; ask again");
+    e.record.runners = runners;
     return Status();
   });
-  if (!s.ok()) return s;
-  std::string list;
-  for (const auto& id : after) list += (list.empty() ? "" : ", ") + id;
-  LOG_INFO(MakeExportName(type, key), "access: %s", after.empty() ? "any client" : list.c_str());
-  return after;
-}
-
-void BackstoreRegistry::NoteConnectionLost(const std::string& export_name) {
-  MutexLock save(&save_mu_);
-  {
-    MutexLock l(&mu_);
-    auto it = entries_.find(export_name);
-    if (it == entries_.end() || it->second.sharing.IsOpen()) return;  // others still serve it
-    if (!mapping::ConnectionLost(&it->second.record)) return;
-    LOG_WARN(export_name, "NBD connection of %s dropped without a disconnect; now dead until "
-             "its client reconnects", mapping::WhereMapped(it->second.record).c_str());
+  if (s.ok()) {
+    std::string text;
+    for (const auto& r : runners) text += (text.empty() ? "" : ", ") + r;
+    LOG_INFO(name, "runner set now: %s", text.empty() ? "this runner only" : text.c_str());
   }
-  if (Status s = SaveLocked(); !s.ok())
-    LOG_ERROR(export_name, "dead state not persisted: %s", s.message().c_str());
+  return s;
 }
 
 }  // namespace nbdr

@@ -68,6 +68,11 @@ class BackstoreRegistry {
   // Removes the entry and leaves its backing object alone (another runner
   // of its set serves it, or deletes it): refused when Delete would be.
   Status Forget(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  // Replaces the backstore's runner set (replace-node), only when it is
+  // still expected (ESTALE otherwise: another change won the race).
+  Status SetRunners(const std::string& type, const std::string& key,
+                    const std::vector<std::string>& expected,
+                    const std::vector<std::string>& runners) EXCLUDES(mu_, save_mu_);
   // Whether record's backing object is still the one registered, asked of
   // its handler now (by its identity, for handlers that keep one).
   struct ObjectCheck {

@@ -47,6 +47,12 @@ CallFacts FactsOf(uint32_t proc, const void* args) {
         add("identity", Quoted(a->identities.identities_val[i]));
       break;
     }
+    case NBDR_SET_RUNNERS: {
+      const auto* a = static_cast<const nbdr_runners_args*>(args);
+      for (u_int i = 0; i < a->runners.runners_len; i++)
+        add("runner", Quoted(a->runners.runners_val[i]));
+      break;
+    }
     case NBDR_MAP:
       add("client", Quoted(static_cast<const nbdr_map_args*>(args)->client));
       break;
@@ -75,6 +81,7 @@ bool IsAuditedCall(uint32_t proc, const void* args) {
     case NBDR_IMPORT:
     case NBDR_DELETE:
     case NBDR_FORGET:
+    case NBDR_SET_RUNNERS:
     case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:

@@ -126,6 +126,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_FORGET:
       Forget(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
+    case NBDR_SET_RUNNERS:
+      SetRunners(*static_cast<nbdr_runners_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
     case NBDR_LIST: {
       // A client sees only what it may open.
       const bool all = RoleOf(policy_, caller) == ControlRole::kAdmin;
@@ -265,6 +268,18 @@ void ControlService::Forget(const nbdr_key_args& a, nbdr_status_reply* r) {
   if (!s.ok()) LOG_INFO("rpc", "forget %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message,
             std::string("forgot ") + a.type + "/" + a.key + " (its backing object left in place)");
+}
+
+void ControlService::SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r) {
+  std::vector<std::string> expected(a.expected.expected_val,
+                                    a.expected.expected_val + a.expected.expected_len);
+  std::vector<std::string> runners(a.runners.runners_val,
+                                   a.runners.runners_val + a.runners.runners_len);
+  Status s = registry_->SetRunners(a.type, a.key, expected, runners);
+  if (!s.ok()) LOG_INFO("rpc", "set-runners %s/%s failed: %s", a.type, a.key, s.message().c_str());
+  SetStatus(s, &r->status, &r->message, std::string("runner set of ") + a.type + "/" + a.key +
+                                            " now holds " + std::to_string(runners.size()) +
+                                            " runners");
 }
 
 void ControlService::List(const nbdr_list_args& a, const std::string* visible_to,

@@ -10,44 +10,13 @@
 source "$(dirname "$0")/functions.sh"
 requires nbdinfo qemu-io
 
-# start_member NAME [FILE_DIR [RPC_PORT IO_PORT]]: a runner with its own
-# state under $T/NAME; sets PORT_NAME, NBD_NAME and PID_NAME.
-start_member() {
-  local name=$1 files=${2:-$T/files} rpc_port=${3:-0} io_port=${4:-0} i
-  mkdir -p "$T/$name/state" "$T/$name/log" "$files"
-  : >"$T/$name/out"
-  "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port "$rpc_port" --io-host 127.0.0.1 \
-    --io-port "$io_port" --state-dir "$T/$name/state" --log-dir "$T/$name/log" --file-dir "$files" \
-    --control-socket "$T/$name/control.sock" \
-    --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" >>"$T/$name/out" 2>&1 &
-  printf -v "PID_$name" %s $!
-  for i in $(seq 1 600); do
-    grep -q 'control RPC listening' "$T/$name/out" && break
-    sleep 0.1
-  done
-  printf -v "PORT_$name" %s "$(sed -n 's/.*control RPC listening on .* (port \([0-9]*\)).*/\1/p' "$T/$name/out" | tail -1)"
-  printf -v "NBD_$name" %s "nbd://127.0.0.1:$(sed -n 's/.*NBD listening on .* (port \([0-9]*\)).*/\1/p' "$T/$name/out" | tail -1)"
-  local port="PORT_$name"
-  [ -n "${!port}" ] || { cat "$T/$name/out"; fail "runner $name did not start"; }
-}
-stop_member() {
-  local pid="PID_$1"
-  [ -n "${!pid:-}" ] || return 0
-  kill -TERM "${!pid}" 2>/dev/null || true
-  wait "${!pid}" 2>/dev/null || true
-  printf -v "PID_$1" %s ""
-}
-cleanup 'for m in A B C D; do stop_member $m; done'
+source "$(dirname "$0")/ha_members.sh"
 
 start_member A
 start_member B
 start_member C
 start_member D "$T/other-files"
 A=127.0.0.1:$PORT_A B=127.0.0.1:$PORT_B C=127.0.0.1:$PORT_C D=127.0.0.1:$PORT_D
-saved_set() { python3 -c '
-import json, sys
-for b in json.load(open(sys.argv[1]))["backstores"]:
-    if b["key"] == sys.argv[2]: print(",".join(b.get("runners", [])))' "$T/$1/state/saveconfig.json" "$2"; }
 
 # Usage errors
 expect_fail 2 "ha 3 needs 3 runners in 'host H1,H2,...'; 2 given" \
