@@ -143,6 +143,86 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   return Status();
 }
 
+// Moves mapping m's device to another runner of its set, whose runner
+// `from` does not answer: the first other runner that does maps the
+// backstore to this host (NBDR_MAP), a fresh handshake gives the kernel
+// new sockets (NBD_CMD_RECONFIGURE, the backend identifier unchanged),
+// NBDR_MAPPED confirms it there, and this host's record names the runner
+// now serving. Runners that cannot take it are passed over.
+Status Failover(const MappingRecord& m, int index, const std::string& made_as,
+                const std::string& from) {
+  const std::string export_name = MakeExportName(m.type, m.key);
+  Status last = Status::Error(EHOSTUNREACH, "no other runner of its set answers");
+  for (const auto& runner : m.runners) {
+    if (runner == from || g_stop) continue;
+    auto hp = ParseHostPort(runner, kDefaultRpcPort);
+    auto client = hp ? ConnectRunner(*hp, m.tls) : std::nullopt;
+    if (!client) continue;
+    nbdr_map_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
+                    const_cast<char*>(made_as.c_str())};
+    RpcResult<nbdr_map_reply> r(NBDR_MAP);
+    if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) {
+      last = s;
+      continue;
+    }
+    r.set_filled();
+    if (r->status != 0) {
+      last = Status::Error(r->status, runner + ": " + r->message);
+      continue;
+    }
+    auto socks = ConnectExportSockets(IoHostFor(*client, r->io.host),
+                                      static_cast<uint16_t>(r->io.port), export_name,
+                                      m.connections > 0 ? m.connections : 1, m.tls);
+    std::vector<int> fds;
+    if (socks)
+      for (auto& f : socks->fds) fds.push_back(f.get());
+    Status s = socks ? DeviceHolds(m, index) : socks.status();
+    if (s.ok()) s = NbdReconfigure(index, fds, BackendIdFor(m.runner, export_name));
+    nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
+                        const_cast<char*>(m.device.c_str()), const_cast<char*>(made_as.c_str()),
+                        r->map_token};
+    RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
+    if (s.ok()) s = client->Call(NBDR_MAPPED, &ma, mr.get());
+    if (s.ok()) {
+      mr.set_filled();
+      if (mr->status != 0) s = Status::Error(mr->status, mr->message);
+    }
+    if (!s.ok()) {
+      nbdr_unmap_args u{a.type, a.key, const_cast<char*>(""), const_cast<char*>(""), r->map_token};
+      RpcResult<nbdr_status_reply> ur(NBDR_UNMAP);
+      if (client->Call(NBDR_UNMAP, &u, ur.get()).ok()) ur.set_filled();
+      if (s.code() == kNotOurs) return s;
+      last = s;
+      continue;
+    }
+    MappingRecord moved = m;
+    moved.serving = runner == m.runner ? "" : runner;
+    if (Status rs = RecordMapping(moved); !rs.ok()) LOG_ERROR("clid", "%s", rs.message().c_str());
+    LOG_INFO("clid", "%s: moved %s from %s to %s", m.device.c_str(), export_name.c_str(),
+             from.c_str(), runner.c_str());
+    return Status();
+  }
+  return last;
+}
+
+// A dead link whose runner does not answer: moved to another runner of
+// its set, or left for the next pass.
+void MoveOrWait(const MappingRecord& m, int index, const std::string& made_as,
+                const std::string& serving, std::set<int>* link_dead) {
+  Status s = Failover(m, index, made_as, serving);
+  if (s.ok()) {
+    link_dead->erase(index);
+  } else if (s.code() == kNotOurs) {
+    LOG_ERROR("clid", "%s: no longer reconnecting %s/%s (%s); forgetting it", m.device.c_str(),
+              m.type.c_str(), m.key.c_str(), s.message().c_str());
+    link_dead->erase(index);
+    if (Status f = ForgetMapping(m); !f.ok()) LOG_ERROR("clid", "%s", f.message().c_str());
+  } else {
+    LOG_WARN("clid", "%s: runner %s does not answer and no other runner took it yet: %s",
+             m.device.c_str(), serving.c_str(), s.message().c_str());
+  }
+}
+
 // One pass over this host's mappings: each device whose link died, or
 // whose runner reports its mapping dead, is reconnected; a mapping the
 // runner gives to someone else now is forgotten. Devices whose link died
@@ -159,13 +239,19 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
     if (g_stop) break;
     int index = ParseNbdDevice(m.device);
     if (index < 0) continue;
-    auto hp = ParseHostPort(m.runner, kDefaultRpcPort);
+    const std::string& serving = m.ServingRunner();
+    auto hp = ParseHostPort(serving, kDefaultRpcPort);
     if (!hp) continue;
-    auto client = silent.count(m.runner) ? std::nullopt : ConnectRunner(*hp, m.tls);
+    // The identity the mapping was made under: this host's may have
+    // been renamed since.
+    const std::string& made_as = m.host_id.empty() ? host_id : m.host_id;
+    auto client = silent.count(serving) ? std::nullopt : ConnectRunner(*hp, m.tls);
     if (!client) {
-      silent.insert(m.runner);
-      if (link_dead->count(index))
-        LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), m.runner.c_str());
+      silent.insert(serving);
+      if (link_dead->count(index) && m.runners.size() > 1)
+        MoveOrWait(m, index, made_as, serving, link_dead);
+      else if (link_dead->count(index))
+        LOG_INFO("clid", "%s: runner %s not back yet", m.device.c_str(), serving.c_str());
       continue;
     }
     RpcResult<nbdr_info_reply> info(NBDR_INFO);
@@ -173,15 +259,18 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
     // even while its runner cannot be asked.
     Status s = link_dead->count(index) ? DeviceHolds(m, index) : Status();
     if (s.ok()) s = AskRunner(&*client, m, &info);
-    if (s.code() == ETIMEDOUT || s.code() == ECOMM) silent.insert(m.runner);
+    if (s.code() == ETIMEDOUT || s.code() == ECOMM) {
+      silent.insert(serving);
+      if (link_dead->count(index) && m.runners.size() > 1) {
+        MoveOrWait(m, index, made_as, serving, link_dead);
+        continue;
+      }
+    }
     if (!link_dead->count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
-    // The identity the mapping was made under: this host's may have
-    // been renamed since.
-    const std::string& made_as = m.host_id.empty() ? host_id : m.host_id;
     if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);
     if (s.ok()) {
       LOG_INFO("clid", "%s: reconnected to %s/%s at %s", m.device.c_str(), m.type.c_str(),
-               m.key.c_str(), m.runner.c_str());
+               m.key.c_str(), serving.c_str());
       link_dead->erase(index);
     } else if (s.code() == kNotOurs) {
       LOG_ERROR("clid", "%s: no longer reconnecting %s/%s at %s (%s); forgetting it",

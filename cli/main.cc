@@ -48,7 +48,7 @@ const char kUsage[] =
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
-    "                       [connections N] [host HOST[:PORT]]\n"
+    "                       [connections N] [host HOST[:PORT][,HOST[:PORT]...]]\n"
     "  nbd-cli TYPE unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>\n"
     "                          [host HOST[:PORT]]\n"

@@ -75,6 +75,12 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     m.readonly = json_object_object_get_ex(e, "readonly", &ro) && json_object_get_boolean(ro);
     m.map_time = str("map_time");
     m.host_id = str("host_id");
+    m.serving = str("serving");
+    json_object* set = nullptr;
+    if (json_object_object_get_ex(e, "runners", &set) && json_object_is_type(set, json_type_array))
+      for (size_t r = 0; r < json_object_array_length(set); r++)
+        if (json_object* v = json_object_array_get_idx(set, r); json_object_is_type(v, json_type_string))
+          m.runners.push_back(json_object_get_string(v));
     m.tls.psk_identity = str("tls_psk_identity");
     m.tls.certificates_dir = str("tls_certificates");
     if (!m.tls.psk_identity.empty() && !DecodeHex(str("tls_psk_key"), &m.tls.psk_key))
@@ -101,6 +107,13 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
     json_object_object_add(e, "readonly", json_object_new_boolean(m.readonly));
     json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
     json_object_object_add(e, "host_id", json_object_new_string(m.host_id.c_str()));
+    if (!m.runners.empty()) {
+      json_object* set = json_object_new_array();
+      for (const auto& r : m.runners) json_object_array_add(set, json_object_new_string(r.c_str()));
+      json_object_object_add(e, "runners", set);
+    }
+    if (!m.serving.empty())
+      json_object_object_add(e, "serving", json_object_new_string(m.serving.c_str()));
     if (!m.tls.psk_identity.empty()) {
       json_object_object_add(e, "tls_psk_identity",
                              json_object_new_string(m.tls.psk_identity.c_str()));

@@ -33,6 +33,14 @@ struct MappingRecord {
   std::string map_time;
   std::string host_id;  // the identity the runner recorded the mapping under ("" in old records)
   ClientTlsCredentials tls;  // what nbd-clid reconnects with (none: plain NBD)
+  // High availability: the backstore's runner set as this host reaches it
+  // (empty: runner only), and the runner serving the device now when
+  // nbd-clid moved it off runner ("" while runner serves it; runner stays
+  // the one the device's backend identifier names).
+  std::vector<std::string> runners;
+  std::string serving;
+
+  const std::string& ServingRunner() const { return serving.empty() ? runner : serving; }
 };
 
 std::string MappingStatePath();

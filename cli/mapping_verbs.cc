@@ -138,6 +138,39 @@ int ReportMapped(const Command& c, const std::string& runner, MappingRecord rec,
 
 }  // namespace
 
+namespace {
+
+// The runner a map goes through: the first of 'host H1,H2,...' that
+// answers, or the one host.
+Expected<RunnerClient> ConnectMapRunner(const Command& c) {
+  if (c.hosts.size() < 2) return ConnectOrFail(c);
+  Status last;
+  for (const auto& hp : c.hosts) {
+    Command one = c;
+    one.host = hp;
+    auto client = ConnectOrFail(one);
+    if (client) return client;
+    last = client.status();
+  }
+  return last.WithContext("no runner of 'host' answers");
+}
+
+// b's runner set as this host reaches it: a loopback or wildcard address
+// (a set registered on the runners' own host) becomes the address this
+// host reached client's runner at, as for the NBD port.
+std::vector<std::string> ReachableSet(const RunnerClient& client, const nbdr_backstore& b) {
+  std::vector<std::string> set;
+  for (u_int i = 0; i < b.runners.runners_len; i++) {
+    auto hp = ParseHostPort(b.runners.runners_val[i], kDefaultRpcPort);
+    if (!hp) continue;
+    hp->host = IoHostFor(client, hp->host);
+    set.push_back(FormatHostPort(*hp));
+  }
+  return set;
+}
+
+}  // namespace
+
 int DoMap(const Command& c) {
   if (geteuid() != 0)
     return Error(kExitFailed, EPERM,
@@ -145,7 +178,7 @@ int DoMap(const Command& c) {
   if (Status s = EnsureNbdModule(); !s.ok()) return Error(kExitFailed, s.code(), s.message());
   auto host_id = ThisHostId();
   if (!host_id) return Error(kExitFailed, host_id.status().code(), host_id.status().message());
-  auto client = ConnectOrFail(c);
+  auto client = ConnectMapRunner(c);
   if (!client) return CallFailed(client.status());
   std::string export_name = MakeExportName(c.type, c.key);
   nbdr_map_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str()),
@@ -212,7 +245,7 @@ int DoMap(const Command& c) {
   }
   MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
                     c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id,
-                    c.tls};
+                    c.tls, ReachableSet(*client, b), ""};
   return ReportMapped(c, client->target(), rec, info.size);
 }
 
@@ -306,16 +339,19 @@ int UnmapByKey(RunnerClient* client, const Command& c, const std::string& host_i
 namespace {
 
 // Without TLS options, unmap speaks to the runner with the credentials
-// this host's record of the mapping keeps (the ones it was mapped with).
-void UseRecordedTls(Command* c) {
-  if (c->tls.enabled()) return;
+// this host's record of the mapping keeps (the ones it was mapped with);
+// without a host, to the runner that serves the device now (nbd-clid may
+// have moved it to another runner of its set).
+void UseRecorded(Command* c, bool by_device) {
   auto records = LoadMappings();
   if (!records) return;
-  for (const MappingRecord& m : *records)
-    if (m.type == c->type && m.key == c->key && m.tls.enabled()) {
-      c->tls = m.tls;
-      return;
-    }
+  for (const MappingRecord& m : *records) {
+    if (m.type != c->type || m.key != c->key) continue;
+    if (!c->tls.enabled() && m.tls.enabled()) c->tls = m.tls;
+    if (by_device && !c->host_given && !m.serving.empty())
+      if (auto hp = ParseHostPort(m.serving, kDefaultRpcPort)) c->host = *hp;
+    return;
+  }
 }
 
 }  // namespace
@@ -340,7 +376,7 @@ int DoUnmap(Command c) {
   } else {
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
   }
-  UseRecordedTls(&c);
+  UseRecorded(&c, by_device);
   auto client = ConnectOrFail(c);
   if (!client && by_device) {
     // The device is this host's to release even when its runner is gone;

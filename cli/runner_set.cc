@@ -34,9 +34,9 @@ int ParseHosts(const std::string& text, Command* c) {
 int CheckRunnerSet(const Command& c) {
   const size_t n = c.hosts.size();
   const bool registers = c.verb == "create" || c.verb == "import";
-  if (n > 1 && !registers)
+  if (n > 1 && !registers && c.verb != "map")
     return Usage("'host' takes one runner for " + c.verb +
-                 "; a list of runners is for create and import (with ha)");
+                 "; a list of runners is for create and import (with ha), and map");
   if (c.ha > 1 && n != static_cast<size_t>(c.ha))
     return Usage("ha " + std::to_string(c.ha) + " needs " + std::to_string(c.ha) +
                  " runners in 'host H1,H2,...'; " + std::to_string(n) + " given");
