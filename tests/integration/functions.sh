@@ -129,6 +129,15 @@ stop_runner() {
   [ $rc -eq 0 ] || fail "nbd-runner exited with status $rc"
 }
 
+# kill_now [PID_VARIABLE]: kills that runner (default RUNNER_PID) with
+# SIGKILL, as a crash or a power cut would, and forgets its pid.
+kill_now() {
+  local var=${1:-RUNNER_PID}
+  kill -9 "${!var}"
+  wait "${!var}" 2>/dev/null || true
+  printf -v "$var" %s ""
+}
+
 # rpc_call PROC STRING...: one ONC RPC call to this test's runner with
 # string arguments (what nbd-cli sends, without nbd-cli's own checks);
 # prints "status ERRNO MESSAGE". PROC: 5 map, 6 mapped, 7 unmap, ...

@@ -44,9 +44,7 @@ pass "uid $NOBODY is refused every call on the admin socket, with its uid named;
 expect_fail 1 "another process listens on $SOCK" "$RUNNER" --foreground --rpc-host 127.0.0.1 \
   --rpc-port 0 --io-host 127.0.0.1 --io-port 0 --state-dir "$T/s2" --log-dir "$T/l2" \
   --file-dir "$T/f2" --handler-dir "$NBDR_BUILD/lib/nbd-runner" --control-socket "$SOCK"
-kill -9 "$RUNNER_PID"
-wait "$RUNNER_PID" 2>/dev/null || true
-RUNNER_PID=
+kill_now
 [ -S "$SOCK" ] || fail "the killed runner's socket file is gone (the test needs it stale)"
 expect_fail 3 "cannot reach nbd-runner at localhost:24110" "$CLI" version
 start_runner

@@ -48,9 +48,7 @@ cat /tmp/clid.log | while read -r l; do r "clid: \$l"; done
 GUEST
 start_guest "$T/guest.sh"
 wait_guest_line 'RESULT go-1' 240
-kill -9 "$PID_A"
-wait "$PID_A" 2>/dev/null || true
-PID_A=
+kill_now PID_A
 wait_guest_line 'RESULT go-2' 240
 kill -STOP "$PID_B"
 finish_guest

@@ -29,9 +29,7 @@ ok unmap nbd-cli file unmap \$dev $H
 GUEST
 start_guest "$T/guest.sh"
 wait_guest_line 'RESULT past-4' 240
-kill -9 "$RUNNER_PID"
-wait "$RUNNER_PID" 2>/dev/null || true
-RUNNER_PID=
+kill_now
 pass "runner killed with SIGKILL during writes"
 sleep 2
 start_runner --rpc-port "$RPC_PORT" --io-port "$IO_PORT"

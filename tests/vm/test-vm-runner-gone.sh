@@ -44,9 +44,7 @@ nbd-cli file unmap \$devb $H >/tmp/out 2>&1 && grep -q "disconnected /dev/nbd9; 
 GUEST
 start_guest "$T/guest.sh"
 wait_guest_line 'RESULT mapped' 240
-kill -9 "$RUNNER_PID"
-wait "$RUNNER_PID" 2>/dev/null || true
-RUNNER_PID=
+kill_now
 wait_guest_line 'RESULT offline-done' 120
 start_runner --rpc-port "$RPC_PORT" --io-port "$IO_PORT"
 cli --json file info b.img | grep -q '"status": "dead"' || fail "b.img is not dead after the restart"

@@ -100,9 +100,7 @@ start_guest "$T/guest.sh"
 wait_guest_line 'RESULT past-4' 240
 n=$(grep -c 'TLS handshake failed' "$T/runner.out" || true)
 [ "$n" -ge 3 ] || { cat "$T/runner.out"; fail "the runner logged $n refused TLS handshakes, not 3"; }
-kill -9 "$RUNNER_PID"
-wait "$RUNNER_PID" 2>/dev/null || true
-RUNNER_PID=
+kill_now
 pass "runner killed with SIGKILL during writes to the TLS mapping"
 sleep 2
 start_runner --rpc-port "$RPC_PORT" --io-port "$IO_PORT" "${RUNNER_TLS[@]}"
