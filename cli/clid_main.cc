@@ -197,6 +197,11 @@ Status Failover(const MappingRecord& m, int index, const std::string& made_as,
     }
     MappingRecord moved = m;
     moved.serving = runner == m.runner ? "" : runner;
+    // The runner left behind still records the mapping: cleared once it
+    // answers (ClearLeftBehind).
+    std::erase(moved.left, runner);
+    if (std::find(moved.left.begin(), moved.left.end(), from) == moved.left.end())
+      moved.left.push_back(from);
     if (Status rs = RecordMapping(moved); !rs.ok()) LOG_ERROR("clid", "%s", rs.message().c_str());
     LOG_INFO("clid", "%s: moved %s from %s to %s", m.device.c_str(), export_name.c_str(),
              from.c_str(), runner.c_str());
@@ -221,6 +226,45 @@ void MoveOrWait(const MappingRecord& m, int index, const std::string& made_as,
     LOG_WARN("clid", "%s: runner %s does not answer and no other runner took it yet: %s",
              m.device.c_str(), serving.c_str(), s.message().c_str());
   }
+}
+
+// Clears the mapping's record on the runners its device moved away from
+// (MappingRecord::left) that answer now: only their record of this device
+// of this host (unmap with device and client), which, left there, would
+// keep the backstore mapped to a device that another runner serves. A
+// runner that says the backstore is not mapped there has nothing to
+// clear; one that refuses is asked again next pass.
+void ClearLeftBehind(const MappingRecord& m, const std::string& made_as) {
+  std::vector<std::string> still;
+  for (const auto& runner : m.left) {
+    auto hp = ParseHostPort(runner, kDefaultRpcPort);
+    auto client = hp ? ConnectRunner(*hp, m.tls) : std::nullopt;
+    nbdr_unmap_args u{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
+                      const_cast<char*>(m.device.c_str()), const_cast<char*>(made_as.c_str()), 0};
+    RpcResult<nbdr_status_reply> r(NBDR_UNMAP);
+    Status s = client ? client->Call(NBDR_UNMAP, &u, r.get()) : Status::Error(EHOSTUNREACH, "");
+    if (s.ok()) r.set_filled();
+    // Not mapped there (any more), or no such backstore: nothing to clear.
+    // Any other refusal (the record names another device or client) is
+    // asked again next pass.
+    if (s.ok() && (r->status == 0 || r->status == ENOENT || r->status == EINVAL)) {
+      if (r->status == 0)
+        LOG_INFO("clid", "%s: cleared the old mapping of %s/%s at %s", m.device.c_str(),
+                 m.type.c_str(), m.key.c_str(), runner.c_str());
+      else
+        LOG_INFO("clid", "%s: nothing to clear of the old mapping of %s/%s at %s: %s",
+                 m.device.c_str(), m.type.c_str(), m.key.c_str(), runner.c_str(), r->message);
+      continue;
+    }
+    if (s.ok())
+      LOG_DEBUG("clid", "%s: the old mapping of %s/%s at %s stays: %s", m.device.c_str(),
+                m.type.c_str(), m.key.c_str(), runner.c_str(), r->message);
+    still.push_back(runner);
+  }
+  if (still.size() == m.left.size()) return;
+  MappingRecord cleared = m;
+  cleared.left = still;
+  if (Status s = RecordMapping(cleared); !s.ok()) LOG_ERROR("clid", "%s", s.message().c_str());
 }
 
 // One pass over this host's mappings: each device whose link died, or
@@ -266,6 +310,7 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
         continue;
       }
     }
+    if (!link_dead->count(index) && !m.left.empty()) ClearLeftBehind(m, made_as);
     if (!link_dead->count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
     if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);
     if (s.ok()) {

@@ -23,6 +23,20 @@ namespace nbdr {
 
 namespace {
 
+// An array of strings member ("runners", "left"); anything else in it,
+// or another type, reads as unset.
+std::vector<std::string> Strings(json_object* e, const char* name) {
+  std::vector<std::string> out;
+  json_object* list = nullptr;
+  if (!json_object_object_get_ex(e, name, &list) || !json_object_is_type(list, json_type_array))
+    return out;
+  for (size_t i = 0; i < json_object_array_length(list); i++)
+    if (json_object* v = json_object_array_get_idx(list, i); json_object_is_type(v, json_type_string))
+      out.push_back(json_object_get_string(v));
+  return out;
+}
+
+
 std::string Dir(const std::string& path) {
   size_t slash = path.rfind('/');
   return slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
@@ -76,11 +90,8 @@ Expected<std::vector<MappingRecord>> ParseLocked(const std::string& path) {
     m.map_time = str("map_time");
     m.host_id = str("host_id");
     m.serving = str("serving");
-    json_object* set = nullptr;
-    if (json_object_object_get_ex(e, "runners", &set) && json_object_is_type(set, json_type_array))
-      for (size_t r = 0; r < json_object_array_length(set); r++)
-        if (json_object* v = json_object_array_get_idx(set, r); json_object_is_type(v, json_type_string))
-          m.runners.push_back(json_object_get_string(v));
+    m.runners = Strings(e, "runners");
+    m.left = Strings(e, "left");
     m.tls.psk_identity = str("tls_psk_identity");
     m.tls.certificates_dir = str("tls_certificates");
     if (!m.tls.psk_identity.empty() && !DecodeHex(str("tls_psk_key"), &m.tls.psk_key))
@@ -107,11 +118,8 @@ Status StoreLocked(const std::string& path, const std::vector<MappingRecord>& re
     json_object_object_add(e, "readonly", json_object_new_boolean(m.readonly));
     json_object_object_add(e, "map_time", json_object_new_string(m.map_time.c_str()));
     json_object_object_add(e, "host_id", json_object_new_string(m.host_id.c_str()));
-    if (!m.runners.empty()) {
-      json_object* set = json_object_new_array();
-      for (const auto& r : m.runners) json_object_array_add(set, json_object_new_string(r.c_str()));
-      json_object_object_add(e, "runners", set);
-    }
+    AddStringArray(e, "runners", m.runners);
+    AddStringArray(e, "left", m.left);
     if (!m.serving.empty())
       json_object_object_add(e, "serving", json_object_new_string(m.serving.c_str()));
     if (!m.tls.psk_identity.empty()) {

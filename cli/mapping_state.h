@@ -39,6 +39,10 @@ struct MappingRecord {
   // the one the device's backend identifier names).
   std::vector<std::string> runners;
   std::string serving;
+  // Runners the device moved away from whose record of the mapping is
+  // still to be cleared (they did not answer then): nbd-clid clears each
+  // once it answers.
+  std::vector<std::string> left;
 
   const std::string& ServingRunner() const { return serving.empty() ? runner : serving; }
 };

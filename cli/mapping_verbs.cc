@@ -245,7 +245,7 @@ int DoMap(const Command& c) {
   }
   MappingRecord rec{device,        c.type,      c.key,      client->target(), c.connections,
                     c.timeout_s,   c.dead_timeout_s, c.readonly || b.readonly, "", *host_id,
-                    c.tls, ReachableSet(*client, b), ""};
+                    c.tls, ReachableSet(*client, b), "", {}};
   return ReportMapped(c, client->target(), rec, info.size);
 }
 

@@ -62,12 +62,6 @@ Status ReadStringList(json_object* e, const char* name, Status (*validate)(std::
   return Status();
 }
 
-void AddStringList(json_object* e, const char* name, const std::vector<std::string>& list) {
-  if (list.empty()) return;
-  json_object* array = json_object_new_array();
-  for (const auto& item : list) json_object_array_add(array, json_object_new_string(item.c_str()));
-  json_object_object_add(e, name, array);
-}
 
 // "2026-11-22T16:10:20Z", as NowIso8601 writes it.
 bool IsIso8601(const std::string& t) {
@@ -281,8 +275,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
     if (!extras || !json_object_is_type(extras.get(), json_type_object))
       extras.reset(json_object_new_object());
     json_object_object_add(e, "extras", extras.release());
-    AddStringList(e, "tls_allow", r.tls_allow);
-    AddStringList(e, "runners", r.runners);
+    AddStringArray(e, "tls_allow", r.tls_allow);
+    AddStringArray(e, "runners", r.runners);
     json_object_array_add(list, e);
   }
   json_object_object_add(root.get(), "backstores", list);

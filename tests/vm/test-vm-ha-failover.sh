@@ -8,7 +8,8 @@
 # B, which took the device over, is frozen (SIGSTOP: its connection stays
 # open and nothing answers, found through the kernel's request timeout).
 # Each time nbd-clid moves the device to another runner of the set, the
-# write completes with no error and every byte reads back; unmap by device
+# write completes with no error and every byte reads back; once A and B
+# are back, nbd-clid clears their records of the mapping; unmap by device
 # then goes to the runner serving it.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
@@ -37,6 +38,18 @@ write_during 1 kill
 ok moved-to-b grep -q "moved file/f.img from 10.0.2.2:$PORT_A to 10.0.2.2:$PORT_B" /tmp/clid.log
 write_during 2 sigstop
 ok moved-to-c grep -q "moved file/f.img from 10.0.2.2:$PORT_B to 10.0.2.2:$PORT_C" /tmp/clid.log
+# The host thaws B and restarts A: nbd-clid clears their records of the
+# mapping, which would otherwise keep it mapped there.
+r "thaw"
+# (Each runner's record is checked on the host: cleared here, or found
+# already cleared there.)
+i=0
+until ! grep -q '"left"' /var/lib/nbd-cli/mappings.json || [ \$i -gt 300 ]; do
+  sleep 0.1; i=\$((i + 1))
+done
+ok left-cleared sh -c "! grep -q '\"left\"' /var/lib/nbd-cli/mappings.json"
+ok cleared-on-a grep -q "clear.* the old mapping of file/f.img at 10.0.2.2:$PORT_A" /tmp/clid.log
+ok cleared-on-b grep -q "clear.* the old mapping of file/f.img at 10.0.2.2:$PORT_B" /tmp/clid.log
 for n in 0 1 2; do
   ok read-\$n sh -c "dd if=\$dev bs=1M skip=\$((16 * n)) count=16 iflag=direct 2>/dev/null | cmp - /tmp/p\$n"
 done
@@ -51,9 +64,14 @@ wait_guest_line 'RESULT go-1' 240
 kill_now PID_A
 wait_guest_line 'RESULT go-2' 240
 kill -STOP "$PID_B"
-finish_guest
+wait_guest_line 'RESULT thaw' 240
 kill -CONT "$PID_B"
-pass "guest: A killed, then B frozen, each during a write: nbd-clid moved the device to B, then C; no I/O error, every byte read back, unmap went to C"
+start_member A "$T/files" "$PORT_A" "${NBD_A##*:}"
+finish_guest
+for m in A B; do
+  grep -q '"status": "created"' "$T/$m/state/saveconfig.json" || fail "runner $m still records the mapping"
+done
+pass "guest: A killed, then B frozen, each during a write: nbd-clid moved the device to B, then C; no I/O error, every byte read back; A and B's records cleared once back; unmap went to C"
 grep -q "mapped on /dev/nbd0 of" "$T/C/log/nbd-runner.log" || fail "C never recorded the mapping"
 [ "$(saved_set C f.img)" = "$A,$B,$C" ] || fail "C's set changed"
 grep -q '"status": "created"' "$T/C/state/saveconfig.json" || fail "C's record is not back to created after the unmap"
