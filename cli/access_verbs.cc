@@ -94,6 +94,13 @@ Expected<std::vector<std::string>> AskAccess(RunnerClient* client, const Command
   return a.identities;
 }
 
+Status AllowAgain(RunnerClient* client, const Command& c, const std::vector<std::string>& ids) {
+  if (ids.empty()) return Status();
+  AccessAnswer a = CallAccess(client, c, NBDR_ACCESS_ALLOW, ids);
+  if (!a.call.ok()) return a.call;
+  return a.status == 0 ? Status() : Status::Error(a.status, a.message);
+}
+
 std::string AccessText(const std::vector<std::string>& list) {
   if (list.empty()) return "any client";
   std::string out;

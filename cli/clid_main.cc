@@ -143,12 +143,79 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   return Status();
 }
 
+// The size the kernel gives /dev/nbd<index>, in bytes (0 when unknown).
+uint64_t DeviceBytes(int index) {
+  FILE* f = fopen(("/sys/block/nbd" + std::to_string(index) + "/size").c_str(), "r");
+  unsigned long long sectors = 0;
+  if (f) {
+    if (fscanf(f, "%llu", &sectors) != 1) sectors = 0;
+    fclose(f);
+  }
+  return sectors * 512;
+}
+
+// Maps m's backstore to this host through runner (client) and hands the
+// kernel new sockets to it. Only a device that no longer holds m (or whose
+// record is gone) answers kNotOurs; a runner's own refusal never does.
+// A runner that still records this mapping of this device as dead (the
+// device moved off it earlier) is revived instead (Reconnect).
+Status MoveTo(RunnerClient* client, const MappingRecord& m, int index, const std::string& made_as) {
+  const std::string export_name = MakeExportName(m.type, m.key);
+  RpcResult<nbdr_info_reply> info(NBDR_INFO);
+  if (Status s = AskRunner(client, m, &info); !s.ok()) return s;
+  const auto state = RunnerStatus(info);
+  if (state == NBDR_STATUS_DEAD) {
+    Status s = Reconnect(client, m, index, made_as, info);
+    return s.code() == kNotOurs && DeviceHolds(m, index).ok() ? Status::Error(EBUSY, s.message()) : s;
+  }
+  nbdr_map_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
+                  const_cast<char*>(made_as.c_str())};
+  RpcResult<nbdr_map_reply> r(NBDR_MAP);
+  if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) return s;
+  r.set_filled();
+  if (r->status != 0) return Status::Error(r->status == kNotOurs ? EIO : r->status, r->message);
+  // The same disk: a runner whose backstore of that name has another size
+  // is not serving what this device holds.
+  Status s;
+  const uint64_t have = DeviceBytes(index);
+  if (r->backstore.backstore_len != 1 ||
+      (have != 0 && r->backstore.backstore_val[0].size != have))
+    s = Status::Error(EIO, "its " + export_name + " is not the size of " + m.device);
+  auto socks = s.ok() ? ConnectExportSockets(IoHostFor(*client, r->io.host),
+                                             static_cast<uint16_t>(r->io.port), export_name,
+                                             m.connections > 0 ? m.connections : 1, m.tls)
+                      : Expected<ExportSockets>(s);
+  std::vector<int> fds;
+  if (socks)
+    for (auto& f : socks->fds) fds.push_back(f.get());
+  s = socks ? Status() : socks.status();
+  // As in Reconnect: unmap may have run during the handshake.
+  if (s.ok()) {
+    auto still = FindMapping(m.device, m.type, m.key);
+    s = !still ? still.status()
+        : !*still ? Status::Error(kNotOurs, m.device + " was unmapped meanwhile")
+                  : DeviceHolds(m, index);
+  }
+  if (s.ok()) s = NbdReconfigure(index, fds, BackendIdFor(m.runner, export_name));
+  nbdr_mapped_args ma{a.type, a.key, const_cast<char*>(m.device.c_str()), a.client, r->map_token};
+  RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
+  if (s.ok()) s = client->Call(NBDR_MAPPED, &ma, mr.get());
+  if (s.ok()) {
+    mr.set_filled();
+    if (mr->status != 0) s = Status::Error(mr->status == kNotOurs ? EIO : mr->status, mr->message);
+  }
+  if (!s.ok()) {  // this map undoes itself, by its token
+    nbdr_unmap_args u{a.type, a.key, const_cast<char*>(""), const_cast<char*>(""), r->map_token};
+    RpcResult<nbdr_status_reply> ur(NBDR_UNMAP);
+    if (client->Call(NBDR_UNMAP, &u, ur.get()).ok()) ur.set_filled();
+  }
+  return s;
+}
+
 // Moves mapping m's device to another runner of its set, whose runner
-// `from` does not answer: the first other runner that does maps the
-// backstore to this host (NBDR_MAP), a fresh handshake gives the kernel
-// new sockets (NBD_CMD_RECONFIGURE, the backend identifier unchanged),
-// NBDR_MAPPED confirms it there, and this host's record names the runner
-// now serving. Runners that cannot take it are passed over.
+// `from` does not answer: the first other runner that takes it (MoveTo),
+// and this host's record names the runner now serving it and the one left
+// behind.
 Status Failover(const MappingRecord& m, int index, const std::string& made_as,
                 const std::string& from) {
   const std::string export_name = MakeExportName(m.type, m.key);
@@ -158,51 +225,23 @@ Status Failover(const MappingRecord& m, int index, const std::string& made_as,
     auto hp = ParseHostPort(runner, kDefaultRpcPort);
     auto client = hp ? ConnectRunner(*hp, m.tls) : std::nullopt;
     if (!client) continue;
-    nbdr_map_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
-                    const_cast<char*>(made_as.c_str())};
-    RpcResult<nbdr_map_reply> r(NBDR_MAP);
-    if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) {
-      last = s;
-      continue;
-    }
-    r.set_filled();
-    if (r->status != 0) {
-      last = Status::Error(r->status, runner + ": " + r->message);
-      continue;
-    }
-    auto socks = ConnectExportSockets(IoHostFor(*client, r->io.host),
-                                      static_cast<uint16_t>(r->io.port), export_name,
-                                      m.connections > 0 ? m.connections : 1, m.tls);
-    std::vector<int> fds;
-    if (socks)
-      for (auto& f : socks->fds) fds.push_back(f.get());
-    Status s = socks ? DeviceHolds(m, index) : socks.status();
-    if (s.ok()) s = NbdReconfigure(index, fds, BackendIdFor(m.runner, export_name));
-    nbdr_mapped_args ma{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str()),
-                        const_cast<char*>(m.device.c_str()), const_cast<char*>(made_as.c_str()),
-                        r->map_token};
-    RpcResult<nbdr_status_reply> mr(NBDR_MAPPED);
-    if (s.ok()) s = client->Call(NBDR_MAPPED, &ma, mr.get());
-    if (s.ok()) {
-      mr.set_filled();
-      if (mr->status != 0) s = Status::Error(mr->status, mr->message);
-    }
+    Status s = MoveTo(&*client, m, index, made_as);
+    if (s.code() == kNotOurs) return s;
     if (!s.ok()) {
-      nbdr_unmap_args u{a.type, a.key, const_cast<char*>(""), const_cast<char*>(""), r->map_token};
-      RpcResult<nbdr_status_reply> ur(NBDR_UNMAP);
-      if (client->Call(NBDR_UNMAP, &u, ur.get()).ok()) ur.set_filled();
-      if (s.code() == kNotOurs) return s;
-      last = s;
+      last = Status::Error(s.code(), runner + ": " + s.message());
       continue;
     }
-    MappingRecord moved = m;
-    moved.serving = runner == m.runner ? "" : runner;
-    // The runner left behind still records the mapping: cleared once it
-    // answers (ClearLeftBehind).
-    std::erase(moved.left, runner);
-    if (std::find(moved.left.begin(), moved.left.end(), from) == moved.left.end())
-      moved.left.push_back(from);
-    if (Status rs = RecordMapping(moved); !rs.ok()) LOG_ERROR("clid", "%s", rs.message().c_str());
+    auto still = FindMapping(m.device, m.type, m.key);
+    if (still && *still) {  // not unmapped meanwhile
+      MappingRecord moved = **still;
+      moved.serving = runner == m.runner ? "" : runner;
+      // The runner left behind still records the mapping: cleared once it
+      // answers (ClearLeftBehind).
+      std::erase(moved.left, runner);
+      if (std::find(moved.left.begin(), moved.left.end(), from) == moved.left.end())
+        moved.left.push_back(from);
+      if (Status rs = RecordMapping(moved); !rs.ok()) LOG_ERROR("clid", "%s", rs.message().c_str());
+    }
     LOG_INFO("clid", "%s: moved %s from %s to %s", m.device.c_str(), export_name.c_str(),
              from.c_str(), runner.c_str());
     return Status();
@@ -262,8 +301,14 @@ void ClearLeftBehind(const MappingRecord& m, const std::string& made_as) {
     still.push_back(runner);
   }
   if (still.size() == m.left.size()) return;
-  MappingRecord cleared = m;
-  cleared.left = still;
+  // Written over what the file holds now (an unmap may have run).
+  auto fresh = FindMapping(m.device, m.type, m.key);
+  if (!fresh || !*fresh) return;
+  MappingRecord cleared = **fresh;
+  std::erase_if(cleared.left, [&](const std::string& r) {
+    return std::find(m.left.begin(), m.left.end(), r) != m.left.end() &&
+           std::find(still.begin(), still.end(), r) == still.end();
+  });
   if (Status s = RecordMapping(cleared); !s.ok()) LOG_ERROR("clid", "%s", s.message().c_str());
 }
 

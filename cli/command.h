@@ -99,6 +99,9 @@ int CreateWithAuth(const Command& c, nbdr_create_args* args);
 // Who may open c's backstore (NBDR_ACCESS): the TLS identities; empty
 // for any client.
 Expected<std::vector<std::string>> AskAccess(RunnerClient* client, const Command& c);
+// Puts identities back on c's backstore's access list (NBDR_ACCESS allow):
+// a rollback's re-registration, which starts with an empty list.
+Status AllowAgain(RunnerClient* client, const Command& c, const std::vector<std::string>& ids);
 // "any client", or the identities joined by "; " (a DN has commas).
 std::string AccessText(const std::vector<std::string>& list);
 

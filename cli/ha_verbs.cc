@@ -49,17 +49,28 @@ std::string RollBack(std::vector<SetMember>* members, size_t registered, bool cr
                      const Command& c) {
   nbdr_key_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
   std::string done, failed;
-  for (size_t i = registered; i-- > 0;) {
-    const bool remove = created && i == 0;
-    Status s = StatusCall(&(*members)[i], remove ? NBDR_DELETE : NBDR_FORGET, &a);
+  // Forgotten everywhere but where it was made; the object is removed only
+  // when every forget went through: a runner that kept its record (it may
+  // serve it already) must not be left pointing at nothing.
+  const size_t last = created ? 1 : 0;
+  for (size_t i = registered; i-- > last;) {
+    Status s = StatusCall(&(*members)[i], NBDR_FORGET, &a);
+    if (s.code() == ENOENT) s = Status();  // never got there
     std::string& list = s.ok() ? done : failed;
     list += (list.empty() ? "" : ", ") + (*members)[i].address;
     if (!s.ok()) failed += " (" + s.message() + ")";
   }
+  if (created && registered > 0) {
+    Status s = failed.empty() ? StatusCall(&(*members)[0], NBDR_DELETE, &a)
+                              : Status::Error(EBUSY, "kept while other runners still record it");
+    std::string& list = s.ok() ? done : failed;
+    list += (list.empty() ? "" : ", ") + (*members)[0].address;
+    if (!s.ok()) failed += " (object and record kept: " + s.message() + ")";
+  }
   std::string text = done.empty() ? "" : "rolled back on " + done;
   if (!failed.empty())
-    text += (text.empty() ? "" : "; ") + std::string("could not roll back on ") + failed +
-            ": remove it there by hand";
+    text += (text.empty() ? "" : "; ") + std::string("not rolled back on ") + failed +
+            ": check with info there, then forget or delete it";
   return text.empty() ? "nothing to roll back" : text;
 }
 
@@ -76,8 +87,10 @@ int RegisterOnRest(std::vector<SetMember>* members, size_t first, nbdr_create_ar
                    bool created, const Command& c) {
   args.prealloc = false;
   for (size_t i = first; i < members->size(); i++) {
-    if (Status s = StatusCall(&(*members)[i], NBDR_IMPORT, &args); !s.ok()) {
-      const std::string undo = RollBack(members, i, created, c);
+    bool answered = false;
+    if (Status s = StatusCall(&(*members)[i], NBDR_IMPORT, &args, &answered); !s.ok()) {
+      // Without an answer the import may have happened there: undone too.
+      const std::string undo = RollBack(members, answered ? i : i + 1, created, c);
       return CallFailed(Status::Error(s.code(), std::string(created ? "create" : "import") +
                                                     " of " + MakeExportName(c.type, c.key) +
                                                     " refused: " + s.message() + "; " + undo));
@@ -113,6 +126,26 @@ std::string Silent(const std::vector<RunnerProbe>& probes) {
   return text;
 }
 
+// A runner a delete made forget the backstore, and the access list it had.
+struct Forgotten {
+  SetMember m;
+  std::vector<std::string> access;
+};
+
+Status ForgetKeepingAccess(Forgotten* f, const Command& c) {
+  auto access = AskAccess(&f->m.client, c);
+  if (access) f->access = *access;
+  nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
+  Status s = StatusCall(&f->m, NBDR_FORGET, &key);
+  return s.code() == ENOENT ? Status() : s;  // already gone there
+}
+
+// Undoes ForgetKeepingAccess: registered again, its access list put back.
+Status RegisterAgain(Forgotten* f, Registration* reg, const Command& c) {
+  if (Status s = StatusCall(&f->m, NBDR_IMPORT, reg->args()); !s.ok()) return s;
+  return AllowAgain(&f->m.client, c, f->access);
+}
+
 }  // namespace
 
 int CreateOnRunnerSet(const Command& c, const nbdr_create_args& args) {
@@ -139,8 +172,7 @@ int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore
     return CallFailed(s.WithContext("not deleting " + name));
   // Everywhere else first, so that a refusal (mapped or served there)
   // leaves the object and this runner's record as they were.
-  nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
-  std::vector<SetMember> forgotten;
+  std::vector<Forgotten> forgotten;
   Status failed;
   for (const auto& p : probes) {
     if (!p.answers || p.id == *here_id) continue;
@@ -149,23 +181,23 @@ int DeleteOnRunnerSet(const Command& c, RunnerClient* here, const nbdr_backstore
       failed = client.status();
       break;
     }
-    SetMember m{p.address, std::move(*client)};
-    failed = StatusCall(&m, NBDR_FORGET, &key);
-    if (failed.code() == ENOENT) failed = Status();  // already gone there
+    Forgotten f{{p.address, std::move(*client)}, {}};
+    failed = ForgetKeepingAccess(&f, c);
     if (!failed.ok()) break;
-    forgotten.push_back(std::move(m));
+    forgotten.push_back(std::move(f));
   }
   SetMember self{here->target(), std::move(*here)};
+  nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
   if (failed.ok()) failed = StatusCall(&self, NBDR_DELETE, &key);
   if (!failed.ok()) {
     std::string undo;
-    for (auto& m : forgotten)
-      if (Status s = StatusCall(&m, NBDR_IMPORT, reg.args()); !s.ok())
-        undo += "; could not register it again on " + m.address + ": " + s.message();
+    for (auto& f : forgotten)
+      if (Status s = RegisterAgain(&f, &reg, c); !s.ok())
+        undo += "; could not register it again on " + f.m.address + ": " + s.message();
     return CallFailed(failed.WithContext("not deleting " + name + undo));
   }
   std::vector<std::string> done{self.address};
-  for (const auto& m : forgotten) done.push_back(m.address);
+  for (const auto& f : forgotten) done.push_back(f.m.address);
   return ReportRunnerSet(c, "deleted " + name, done, OnRunners("deleted " + name, done));
 }
 

@@ -19,6 +19,7 @@
 #include "cli/kernel_nbd.h"
 #include "cli/mapping_state.h"
 #include "cli/nbd_client_handshake.h"
+#include "cli/runner_set.h"
 #include "cli/unmap_decision.h"
 #include "rpc/backstore_status.h"
 #include "utils/names.h"
@@ -169,6 +170,31 @@ std::vector<std::string> ReachableSet(const RunnerClient& client, const nbdr_bac
   return set;
 }
 
+// EBUSY naming the runner of b's set (other than client's) that records
+// b mapping, mapped or dead; OK when none that answers does.
+Status MappedElsewhere(const RunnerClient& client, const nbdr_backstore& b, const Command& c) {
+  for (const auto& runner : ReachableSet(client, b)) {
+    if (runner == client.target()) continue;
+    Command quick = c;
+    quick.call_timeout_s = std::min(5, c.call_timeout_s);
+    auto other = ConnectToRunner(runner, quick);
+    if (!other) continue;  // a runner that does not answer serves nothing now
+    nbdr_key_args a{b.type, b.key};
+    RpcResult<nbdr_info_reply> info(NBDR_INFO);
+    if (!other->Call(NBDR_INFO, &a, info.get()).ok()) continue;
+    info.set_filled();
+    if (info->status != 0 || info->backstore.backstore_len != 1) continue;
+    const nbdr_backstore& theirs = info->backstore.backstore_val[0];
+    if (ParseStatus(theirs.status) != NBDR_STATUS_CREATED)
+      return Status::Error(EBUSY, MakeExportName(b.type, b.key) + " is " + theirs.status +
+                                      " through runner " + runner + " on " +
+                                      (*theirs.device ? theirs.device : "a device") +
+                                      (*theirs.client ? std::string(" of ") + theirs.client : "") +
+                                      "; one runner of its set serves it at a time");
+  }
+  return Status();
+}
+
 }  // namespace
 
 int DoMap(const Command& c) {
@@ -201,6 +227,10 @@ int DoMap(const Command& c) {
       after = " (and resetting the runner failed: " + u.message() + ")";
     return Error(kExitFailed, err, msg + after);
   };
+  // One runner of a set serves a device at a time: a mapping recorded on
+  // another runner of it (another host's, or one nbd-clid moved) refuses
+  // this one. (Checked here, by nbd-cli; the runners do not ask each other.)
+  if (Status s = MappedElsewhere(*client, b, c); !s.ok()) return abort_map(s.code(), s.message());
   std::string io_host = IoHostFor(*client, r->io.host);
   auto opened = ConnectExportSockets(io_host, static_cast<uint16_t>(r->io.port), export_name,
                                      c.connections, c.tls);
@@ -342,13 +372,13 @@ namespace {
 // this host's record of the mapping keeps (the ones it was mapped with);
 // without a host, to the runner that serves the device now (nbd-clid may
 // have moved it to another runner of its set).
-void UseRecorded(Command* c, bool by_device) {
+void UseRecorded(Command* c) {
   auto records = LoadMappings();
   if (!records) return;
   for (const MappingRecord& m : *records) {
     if (m.type != c->type || m.key != c->key) continue;
     if (!c->tls.enabled() && m.tls.enabled()) c->tls = m.tls;
-    if (by_device && !c->host_given && !m.serving.empty())
+    if (!c->host_given && !m.serving.empty())
       if (auto hp = ParseHostPort(m.serving, kDefaultRpcPort)) c->host = *hp;
     return;
   }
@@ -376,7 +406,7 @@ int DoUnmap(Command c) {
   } else {
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
   }
-  UseRecorded(&c, by_device);
+  UseRecorded(&c);
   auto client = ConnectOrFail(c);
   if (!client && by_device) {
     // The device is this host's to release even when its runner is gone;

@@ -95,6 +95,19 @@ int DoReplace(const Command& c) {
   const auto probes = ProbeRunners(asked, c, std::min(5, c.call_timeout_s));
   if (Status s = EveryoneElseAnswers(probes, old); !s.ok())
     return CallFailed(s.WithContext("not replacing " + old + " in " + name + " (nothing changed)"));
+  // Access lists are each runner's: the new one would start open to all.
+  if (auto access = AskAccess(&*here, c); access && !access->empty())
+    return Error(kExitFailed, EOPNOTSUPP,
+                 "not replacing " + old + " in " + name + ": it has an access list (" +
+                     AccessText(*access) + "), which replace does not carry over yet; open it "
+                     "('modify KEY open') first and allow the identities again after");
+  // The record asked must be the set's current one (not one left on a
+  // runner replaced while it was down).
+  auto here_id = AskRunnerId(&*here);
+  if (!here_id) return CallFailed(here_id.status());
+  std::vector<RunnerProbe> members(probes.begin(), probes.end() - 1);
+  if (Status s = CheckSetsAgree(members, *here_id, set, c, /*must_be_unmapped=*/false); !s.ok())
+    return CallFailed(s.WithContext("not replacing " + old + " in " + name + " (nothing changed)"));
   const bool old_answers =
       std::find_if(probes.begin(), probes.end(), [&](const RunnerProbe& p) {
         return p.address == old && p.answers;

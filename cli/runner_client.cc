@@ -143,6 +143,9 @@ std::string MayHaveHappened(uint32_t proc) {
     case NBDR_CREATE:
     case NBDR_IMPORT:
     case NBDR_DELETE:
+    case NBDR_FORGET:
+    case NBDR_SET_RUNNERS:
+    case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:
     case NBDR_UNMAP:

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "cli/cli_output.h"
+#include "rpc/backstore_status.h"
 #include "utils/names.h"
 #include "utils/printable.h"
 
@@ -152,11 +153,13 @@ int ReportRunnerSet(const Command& c, const std::string& done, const std::vector
   return kExitOk;
 }
 
-Status StatusCall(SetMember* m, uint32_t proc, void* args) {
+Status StatusCall(SetMember* m, uint32_t proc, void* args, bool* answered) {
   RpcResult<nbdr_status_reply> r(proc);
+  if (answered) *answered = false;
   if (Status s = m->client.Call(proc, args, r.get()); !s.ok())
     return Status::Error(s.code(), "runner " + m->address + ": " + s.message());
   r.set_filled();
+  if (answered) *answered = true;
   if (r->status != 0) return Status::Error(r->status, "runner " + m->address + ": " + r->message);
   return Status();
 }
@@ -173,7 +176,8 @@ Registration::Registration(const nbdr_backstore& b, std::vector<std::string> set
 }
 
 Status CheckSetsAgree(const std::vector<RunnerProbe>& probes, const std::string& here_id,
-                      const std::vector<std::string>& set, const Command& c) {
+                      const std::vector<std::string>& set, const Command& c,
+                      bool must_be_unmapped) {
   for (const auto& p : probes) {
     if (!p.answers || p.id == here_id) continue;
     auto client = ConnectToRunner(p.address, c);
@@ -182,8 +186,20 @@ Status CheckSetsAgree(const std::vector<RunnerProbe>& probes, const std::string&
     nbdr_key_args key{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str())};
     if (Status s = client->Call(NBDR_INFO, &key, info.get()); !s.ok()) return s;
     info.set_filled();
-    if (info->status != 0 || info->backstore.backstore_len != 1) continue;  // not there: agrees
-    const std::vector<std::string> theirs = RunnersOf(info->backstore.backstore_val[0]);
+    // A runner of the set that does not hold it (it forgot it, or was
+    // replaced and forgot it since) means this record may be out of date:
+    // deleting the object through it could pull it from under runners it
+    // does not know of.
+    if (info->status != 0 || info->backstore.backstore_len != 1)
+      return Status::Error(ESTALE, "runner " + p.address + " of its set does not hold it (" +
+                                       info->message + "): the record asked may be out of date; "
+                                       "if no runner serves it any more, clear it with 'nbd-cli " +
+                                       c.type + " forget " + c.key + "'");
+    const nbdr_backstore& theirs_b = info->backstore.backstore_val[0];
+    if (must_be_unmapped && ParseStatus(theirs_b.status) != NBDR_STATUS_CREATED)
+      return Status::Error(EBUSY, "it is " + std::string(theirs_b.status) + " on runner " +
+                                      p.address + "; unmap it there first");
+    const std::vector<std::string> theirs = RunnersOf(theirs_b);
     if (theirs != set) {
       std::string text;
       for (const auto& r : theirs) text += (text.empty() ? "" : ", ") + r;

@@ -51,10 +51,13 @@ Expected<RunnerClient> ConnectToRunner(const std::string& address, const Command
 Expected<std::string> AskRunnerId(RunnerClient* client);
 
 // OK when every runner of probes that answers (other than here_id) holds
-// the backstore c names with this set, or not at all; ESTALE naming the
-// first that records another set (the record asked is out of date).
+// the backstore c names, unmapped, with this same set: ESTALE naming the
+// first that does not hold it or records another set (the record asked
+// may be out of date), EBUSY the first where it is mapped. (force skips
+// runners that do not answer: it trusts the record asked for those.)
 Status CheckSetsAgree(const std::vector<RunnerProbe>& probes, const std::string& here_id,
-                      const std::vector<std::string>& set, const Command& c);
+                      const std::vector<std::string>& set, const Command& c,
+                      bool must_be_unmapped = true);
 
 // Reports a change to a backstore with a runner set: text as it is, or
 // in JSON {"result": done, "export", "runners": set}.
@@ -68,7 +71,8 @@ struct SetMember {
 };
 // Calls proc (its reply an nbdr_status_reply) on m: OK, or the error with
 // the runner named.
-Status StatusCall(SetMember* m, uint32_t proc, void* args);
+// *answered (if given) tells whether the runner answered at all.
+Status StatusCall(SetMember* m, uint32_t proc, void* args, bool* answered = nullptr);
 
 // The create args that register backstore b (with set, or b's own set):
 // a rollback's import, or replace's on the new runner.

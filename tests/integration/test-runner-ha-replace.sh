@@ -65,6 +65,14 @@ expect_fail 1 "not deleting file/r.img: runner 127.0.0.1:[0-9]+ records another 
 [ -e "$T/files/r.img" ] && ! grep -q '"r.img"' "$T/B/state/saveconfig.json" || fail "forget on B"
 pass "delete through an out-of-date record is refused (the object stays); forget clears the record"
 
+# A mapping on another runner of the set stops a delete before anything changes
+RPC_PORT=$PORT_C rpc_map_as other-host file r.img /dev/nbd3
+expect_fail 1 "not deleting file/r.img: it is mapped on runner $C; unmap it there first" \
+  "$CLI" file delete r.img host "$A"
+for m in A C D; do [ "$(saved_set $m r.img)" = "$A,$C,$D" ] || fail "the refused delete changed $m"; done
+RPC_PORT=$PORT_C rpc_call 7 file r.img "" "" u64:0 | grep -q "^status 0 " || fail "clearing the mapping on C"
+pass "delete is refused while another runner of the set records a mapping, and changes nothing"
+
 out=$("$CLI" file delete r.img host "$C")
 grep -q "deleted file/r.img on 3 runners" <<<"$out" || fail "delete: $out"
 [ ! -e "$T/files/r.img" ] || fail "r.img survived"

@@ -23,6 +23,9 @@ cat >"$T/guest.sh" <<GUEST
 nbd-clid --foreground --interval 1 --timeout 2 >/tmp/clid.log 2>&1 &
 dev=\$(nbd-cli file map f.img timeout 4 dead-timeout 120 host 10.0.2.2:$PORT_A 2>/tmp/err) || r "FAIL map: \$(cat /tmp/err)"
 ok set-learned grep -q '"10.0.2.2:$PORT_C"' /var/lib/nbd-cli/mappings.json
+# One runner of the set serves it at a time: a second map through B is refused
+if nbd-cli file map f.img host 10.0.2.2:$PORT_B >/dev/null 2>/tmp/err; then r "FAIL second-map: mapped through B too"; else grep -q "file/f.img is mapped through runner 10.0.2.2:$PORT_A on \$dev" /tmp/err && r "ok second-map-refused" || r "FAIL second-map: \$(cat /tmp/err)"; fi
+ok second-map-undone sh -c "nbd-cli --json file info f.img host 10.0.2.2:$PORT_B | grep -q '\"status\": *\"created\"'"
 for n in 0 1 2; do dd if=/dev/urandom of=/tmp/p\$n bs=1M count=16 2>/dev/null; done
 ok write-0 dd if=/tmp/p0 of=\$dev bs=1M oflag=direct conv=fsync
 # write_during N WHAT: writes pattern N at 16 MiB * N while the host does
