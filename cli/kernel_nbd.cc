@@ -3,6 +3,7 @@
 #include "cli/kernel_nbd.h"
 
 #include <libkmod.h>
+#include <sys/socket.h>
 #include <syslog.h>
 #include <linux/nbd-netlink.h>
 #include <netlink/genl/ctrl.h>
@@ -87,11 +88,18 @@ int OnConnectReply(nl_msg* msg, void* arg) {
   return NL_OK;
 }
 
-// Adds NBD_ATTR_SOCKETS with one NBD_SOCK_ITEM per descriptor.
+// Adds NBD_ATTR_SOCKETS with one NBD_SOCK_ITEM per descriptor. Each
+// socket is set to reset when the kernel lets it go (SO_LINGER 0): when
+// the kernel gives a connection up (a timeout, a dead link) and takes
+// another in its place, what it had queued and not yet sent on the old
+// one is dropped, not delivered later to a runner it no longer uses
+// (fencing; see the README's High availability section).
 bool PutSockets(nl_msg* msg, const std::vector<int>& sockets) {
   nlattr* socks = nla_nest_start(msg, NBD_ATTR_SOCKETS);
   if (!socks) return false;
   for (int fd : sockets) {
+    const linger reset_on_release{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset_on_release, sizeof reset_on_release);
     nlattr* item = nla_nest_start(msg, NBD_SOCK_ITEM);
     if (!item || nla_put_u32(msg, NBD_SOCK_FD, static_cast<uint32_t>(fd)) != 0) return false;
     nla_nest_end(msg, item);

@@ -60,6 +60,7 @@ Expected<BackstoreRegistry::MapGrant> BackstoreRegistry::BeginMap(const std::str
       return s;
     last_map_token_++;
     e.mapper_address = caller.address;
+    mapper_changes_.fetch_add(1, std::memory_order_release);
     out.record = e.record;
     out.token = e.map.token;
     return Status();
@@ -76,7 +77,10 @@ Status BackstoreRegistry::ConfirmMapped(const std::string& type, const std::stri
                                         uint64_t token) {
   Status s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     Status s = mapping::Confirm(&e.record, e.map, device, caller, token, NowIso8601());
-    if (s.ok()) e.mapper_address = caller.address;
+    if (s.ok()) {
+      e.mapper_address = caller.address;
+      mapper_changes_.fetch_add(1, std::memory_order_release);
+    }
     return s;
   });
   if (s.ok())

@@ -34,6 +34,7 @@ NbdServer::~NbdServer() { Stop(); }
 
 Status NbdServer::Start() {
   if (Status s = loop_.Start(); !s.ok()) return s.WithContext("NBD port");
+  if (Status s = stall_watch_.Start(); !s.ok()) return s.WithContext("NBD port");
   Status s = listener_.Start(options_.host, options_.port,
                              [this](UniqueFd fd) { Accept(std::move(fd)); });
   return s.WithContext("NBD port");

@@ -21,6 +21,7 @@
 #include "runner/backstore_registry.h"
 #include "runner/buffer_pool.h"
 #include "runner/memory_budget.h"
+#include "runner/stall_watch.h"
 #include "runner/tls_credentials.h"
 #include "utils/log_throttle.h"
 #include "utils/mutex.h"
@@ -101,6 +102,7 @@ class NbdServer {
   // already in TLS keep the ones they started with.
   void SetTls(std::shared_ptr<const TlsCredentials> tls) EXCLUDES(tls_mu_);
   BackstoreRegistry* registry() const { return registry_; }
+  const StallWatch& stall_watch() const { return stall_watch_; }
   bool stopping() const { return stopping_; }
   size_t connection_count() const EXCLUDES(mu_);
 
@@ -128,6 +130,9 @@ class NbdServer {
   // or between requests until their client sends more.
   EventLoop loop_{"nbd-loop"};
   TcpListener listener_{"nbd", &loop_};
+  // Fencing: a process stopped for longer than this (see stall_watch.h).
+  static constexpr std::chrono::seconds kFenceStall{3};
+  StallWatch stall_watch_{&loop_, kFenceStall};
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> next_id_{1};
   LogThrottle refusals_;

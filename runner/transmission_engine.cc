@@ -24,6 +24,8 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
       log_name_(log_name),
       registry_(server->registry()),
       peer_host_(std::move(peer_host)),
+      stall_watch_(&server->stall_watch()),
+      stalls_at_start_(stall_watch_->stalls()),
       buffers_(server->buffers()),
       budget_(opts_.max_inflight_bytes, kMaxInflightRequests, server->memory()),
       sender_(transport, buffers_, &budget_, opts_.send_timeout_s, log_name),
@@ -324,7 +326,17 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
       budget_.Release(1, h.length);  // room was reserved: give it back
       return Action::kStop;
     }
+    if (ClientGaveUp()) {
+      buffers_->Put(*payload, *capacity);
+      budget_.Release(1, h.length);
+      LogFenced(h);
+      return Action::kStop;
+    }
     return Action::kSubmit;
+  }
+  if (!*err && (h.type == kCmdTrim || h.type == kCmdWriteZeroes) && ClientGaveUp()) {
+    LogFenced(h);
+    return Action::kStop;
   }
   // Refusals hold a slot until sent, like any request: a client that
   // sends junk and never reads the answers is slowed down the same way.
@@ -435,14 +447,6 @@ Status TransmissionEngine::ReadExact(void* buf, size_t len, uint64_t own_slots,
   return Status();
 }
 
-bool TransmissionEngine::IsKernelMappingConnection() {
-  if (kernel_mapping_) return true;
-  kernel_mapping_ = !peer_host_.empty() && registry_->IsMappingPeer(exp_.name, peer_host_);
-  if (kernel_mapping_)
-    LOG_INFO(*log_name_, "a kernel mapping's connection: never closed as idle");
-  return kernel_mapping_;
-}
-
 ssize_t TransmissionEngine::Receive(void* dst, size_t cap) {
   if (!busy_poll_) return transport_->Recv(dst, cap, Transport::Wait::kBlock);
   using Clock = std::chrono::steady_clock;
@@ -474,4 +478,3 @@ Status TransmissionEngine::Discard(uint64_t len, std::chrono::steady_clock::time
 }
 
 }  // namespace nbdr
-

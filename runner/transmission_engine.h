@@ -36,6 +36,7 @@
 #include "runner/inflight_budget.h"
 #include "runner/inflight_request.h"
 #include "runner/negotiated_export.h"
+#include "runner/stall_watch.h"
 #include "runner/nbd_server.h"
 #include "runner/reply_sender.h"
 #include "runner/transport.h"
@@ -160,6 +161,16 @@ class TransmissionEngine {
   // BackstoreRegistry::IsMappingPeer), which idle-timeout never closes:
   // asked when the idle timeout expires, remembered once true.
   bool IsKernelMappingConnection() REQUIRES(read_mu_);
+  // Fencing: whether this is a kernel mapping's connection whose client
+  // may have given up what it sent: the client shut the connection down
+  // (the kernel does when a request times out or the link is dead, and
+  // sends the request again, possibly through another runner), or this
+  // process stalled since the connection began (stall_watch.h). A write
+  // still unread then may be older than one done elsewhere since, and is
+  // never executed. Asked before each write-type request; costs one
+  // atomic load on other connections, a poll on a mapping's.
+  bool ClientGaveUp() REQUIRES(read_mu_);
+  void LogFenced(const nbd::RequestHeader& h);
 
   // payload: a buffer from buffers_ holding the WRITE data (else null).
   void SubmitRequest(const nbd::RequestHeader& h, uint8_t* payload, size_t capacity);
@@ -177,6 +188,8 @@ class TransmissionEngine {
   const std::string peer_host_;  // the client's address without its port
   std::vector<std::unique_ptr<Reader>> readers_;
 
+  const StallWatch* const stall_watch_;  // the server's
+  const uint64_t stalls_at_start_;
   BufferPool* const buffers_;  // the server's: payload buffers, recycled
   InflightBudget budget_;
   ReplySender sender_;
@@ -203,6 +216,9 @@ class TransmissionEngine {
   // instead of partly into rbuf_ and copied from there.
   bool read_exactly_ = false;
   bool kernel_mapping_ GUARDED_BY(read_mu_) = false;
+  // BackstoreRegistry::mapper_changes() when kernel_mapping_ was last
+  // found false.
+  uint64_t mapper_changes_seen_ GUARDED_BY(read_mu_) = UINT64_MAX;
   // Busy polling (busy_poll_us): whether the last wait for the client
   // ended within the poll budget, which is when polling before sleeping
   // pays.

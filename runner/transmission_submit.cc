@@ -2,7 +2,8 @@
 // The transmission phase's request side (see transmission_engine.h): a
 // validated request handed to the export's handler, its completion, and
 // the replies the engine makes without the handler (refusals, extents of
-// an export that reports none).
+// an export that reports none), and whether a connection is a kernel
+// mapping's, which fencing asks before each write.
 #include <cerrno>
 #include <cstring>
 
@@ -128,6 +129,32 @@ void TransmissionEngine::ReplyExtentsWithoutHandler(const RequestHeader& h) {
   BuildReply(ir, 0, exp_);
   Reader* reader = CurrentReader();
   sender_.Queue(ir, reader ? &reader->held : nullptr);
+}
+
+bool TransmissionEngine::IsKernelMappingConnection() {
+  if (kernel_mapping_) return true;
+  kernel_mapping_ = !peer_host_.empty() && registry_->IsMappingPeer(exp_.name, peer_host_);
+  if (kernel_mapping_)
+    LOG_INFO(*log_name_, "a kernel mapping's connection: never closed as idle");
+  return kernel_mapping_;
+}
+bool TransmissionEngine::ClientGaveUp() {
+  if (!kernel_mapping_) {
+    const uint64_t changes = registry_->mapper_changes();
+    if (changes == mapper_changes_seen_) return false;
+    mapper_changes_seen_ = changes;
+    if (!IsKernelMappingConnection()) return false;
+  }
+  return stall_watch_->StalledSince(stalls_at_start_) || transport_->PeerShutDown();
+}
+
+void TransmissionEngine::LogFenced(const RequestHeader& h) {
+  LOG_WARN(*log_name_,
+           "fenced: the kernel mapping's client has shut this connection down, or this "
+           "process stalled, so the client may have given up what it sent here and sent it "
+           "through another runner: %s at %llu+%u and every request after it are dropped, "
+           "not executed",
+           CommandName(h.type), static_cast<unsigned long long>(h.offset), h.length);
 }
 
 }  // namespace nbdr

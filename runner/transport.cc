@@ -95,6 +95,14 @@ bool TcpTransport::WaitReadable(std::chrono::milliseconds t) {
   return r != 0;  // an error: the next Recv reports it
 }
 
+bool TcpTransport::PeerShutDown() const {
+  pollfd p{fd_.get(), POLLRDHUP, 0};
+  int r;
+  do r = poll(&p, 1, 0);
+  while (r < 0 && errno == EINTR);
+  return r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 void TcpTransport::SetRecvTimeout(std::chrono::microseconds t) {
   nbdr::SetRecvTimeout(fd_.get(), t);
   if (tls_) tls_->SetRecvTimeout(t);

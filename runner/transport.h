@@ -52,6 +52,9 @@ class Transport {
   // The descriptor an event loop waits on for a parked connection: it is
   // readable when Recv has something (once WaitReadable said no).
   virtual int event_fd() const = 0;
+  // Whether the peer has shut its side down (its FIN arrived, or the
+  // connection reset), even with bytes it sent before still unread.
+  virtual bool PeerShutDown() const = 0;
 
   // Bounds each blocking Recv / Send (0: no bound).
   virtual void SetRecvTimeout(std::chrono::microseconds t) = 0;
@@ -105,6 +108,7 @@ class TcpTransport final : public Transport {
   ssize_t Recv(void* dst, size_t cap, Wait wait) override;
   ssize_t Send(const iovec* iov, int n, Wait wait) override;
   bool WaitReadable(std::chrono::milliseconds t) override;
+  bool PeerShutDown() const override;
   int event_fd() const override { return fd_.get(); }
   void SetRecvTimeout(std::chrono::microseconds t) override;
   void SetSendTimeout(std::chrono::microseconds t) override;
