@@ -2,9 +2,11 @@
 # Helpers of the high-availability tests (sourced after functions.sh):
 # several runners on loopback, each with its own state directory, most
 # sharing one file directory as runners share a volume or a pool.
+HA_MEMBER_OPTS=(${HA_MEMBER_OPTS[@]+"${HA_MEMBER_OPTS[@]}"})
 
 # start_member NAME [FILE_DIR [RPC_PORT IO_PORT]]: a runner with its own
-# state under $T/NAME; sets PORT_NAME, NBD_NAME and PID_NAME.
+# state under $T/NAME, and the options in HA_MEMBER_OPTS (a backend's);
+# sets PORT_NAME, NBD_NAME and PID_NAME.
 start_member() {
   local name=$1 files=${2:-$T/files} rpc_port=${3:-0} io_port=${4:-0} i
   mkdir -p "$T/$name/state" "$T/$name/log" "$files"
@@ -12,7 +14,8 @@ start_member() {
   "$RUNNER" --foreground --rpc-host 127.0.0.1 --rpc-port "$rpc_port" --io-host 127.0.0.1 \
     --io-port "$io_port" --state-dir "$T/$name/state" --log-dir "$T/$name/log" --file-dir "$files" \
     --control-socket "$T/$name/control.sock" \
-    --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" >>"$T/$name/out" 2>&1 &
+    --handler-dir "${HANDLER_DIR:-$NBDR_BUILD/lib/nbd-runner}" "${HA_MEMBER_OPTS[@]}" \
+    >>"$T/$name/out" 2>&1 &
   printf -v "PID_$name" %s $!
   for i in $(seq 1 600); do
     grep -q 'control RPC listening' "$T/$name/out" && break

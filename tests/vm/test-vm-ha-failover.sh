@@ -46,11 +46,7 @@ ok moved-to-c grep -q "moved file/f.img from 10.0.2.2:$PORT_B to 10.0.2.2:$PORT_
 r "thaw"
 # (Each runner's record is checked on the host: cleared here, or found
 # already cleared there.)
-i=0
-until ! grep -q '"left"' /var/lib/nbd-cli/mappings.json || [ \$i -gt 300 ]; do
-  sleep 0.1; i=\$((i + 1))
-done
-ok left-cleared sh -c "! grep -q '\"left\"' /var/lib/nbd-cli/mappings.json"
+ok_within left-cleared 30 sh -c "! grep -q '\"left\"' /var/lib/nbd-cli/mappings.json"
 ok cleared-on-a grep -q "clear.* the old mapping of file/f.img at 10.0.2.2:$PORT_A" /tmp/clid.log
 ok cleared-on-b grep -q "clear.* the old mapping of file/f.img at 10.0.2.2:$PORT_B" /tmp/clid.log
 for n in 0 1 2; do

@@ -82,6 +82,12 @@ done
 ip link set lo up; ip link set eth0 up; ip addr add 10.0.2.15/24 dev eth0; ip route add default via 10.0.2.2
 r() { echo "RESULT $* [$(cut -d' ' -f1 /proc/uptime)s]"; }
 ok() { n=$1; shift; if "$@" >/tmp/ok.out 2>&1; then r "ok $n"; else r "FAIL $n: $(tail -3 /tmp/ok.out | tr '\n' ' ')"; fi; }
+# ok_within NAME SECONDS CMD...: ok once CMD succeeds, tried every 0.1 s
+ok_within() {
+  n=$1 t=$2; shift 2; i=0
+  until "$@" >/dev/null 2>&1 || [ $i -ge $((t * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+  ok "$n" "$@"
+}
 r "booted $(uname -r)"
 . /test.sh
 r done
