@@ -240,6 +240,16 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
   // Keep writes that failed in write-behind until a later fsync succeeds,
   // rather than dropping them after reporting the error once.
   glfs_set_xlator_option(fs.get(), "*-write-behind", "resync-failed-syncs-after-fsync", "on");
+  // A write is answered only once it has left this process: the
+  // descriptors opened for serving carry O_DIRECT, which write-behind then
+  // passes straight down instead of holding (strict-O_DIRECT), and which
+  // the client protocol strips before the bricks (filter-O_DIRECT, as the
+  // volume option network.remote-dio does). A runner that dies then takes
+  // no answered write with it: a kernel mapping that reconnects, or fails
+  // over, sends its next flush to another process, which could not flush
+  // what this one held (tests/integration/backstore/kill-after-ack.sh).
+  glfs_set_xlator_option(fs.get(), "*-write-behind", "strict-O_DIRECT", "on");
+  glfs_set_xlator_option(fs.get(), "*-client-*", "filter-O_DIRECT", "on");
   // The runner's connection threads already submit requests in parallel:
   // the client-side io-threads a volume may load (client-io-threads) would
   // only add a thread hand-off per request, which costs 12-20 % of the 4K
@@ -513,7 +523,10 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
   if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
   const std::string &volname = t.volname, &path = t.path;
   errno = 0;
-  GlfsFd fd(glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR));
+  // O_DIRECT, so that write-behind (strict-O_DIRECT, set at connect)
+  // answers a write only once the bricks have it; the bricks themselves
+  // get no O_DIRECT (filter-O_DIRECT) and keep their page cache.
+  GlfsFd fd(glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR | O_DIRECT));
   if (!fd) return PathError("open", volname, path, err, errlen);
   struct stat st;
   errno = 0;

@@ -155,6 +155,12 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
       {"rados_mon_op_timeout", timeout},
       {"client_mount_timeout", timeout},
       {"keyring", h->keyring},
+      // No librbd cache: a write is acknowledged once the OSDs have it,
+      // never from this process's memory. A runner that dies (or is
+      // fenced) then takes no acknowledged write with it; a kernel
+      // mapping that reconnects or fails over sends its next flush to
+      // another process, which could not flush what this one held.
+      {"rbd_cache", "false"},
   };
   for (const auto& [name, value] : settings) {
     if (value.empty()) continue;
