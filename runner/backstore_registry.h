@@ -73,6 +73,12 @@ class BackstoreRegistry {
   Status SetRunners(const std::string& type, const std::string& key,
                     const std::vector<std::string>& expected,
                     const std::vector<std::string>& runners) EXCLUDES(mu_, save_mu_);
+  // High availability: fences the other runners of the backstore's set out
+  // of its backing object (the handler's take_over: rbd breaks the image's
+  // exclusive lock, and the cluster blocklists its holder). Refused for a
+  // backstore without a set, and for a replaced or missing object; ENOTSUP
+  // when the handler has no fence of its own.
+  Status TakeOver(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   // Whether record's backing object is still the one registered, asked of
   // its handler now (by its identity, for handlers that keep one).
   struct ObjectCheck {

@@ -91,4 +91,22 @@ bool BackstoreRegistry::IsMappingPeer(const std::string& export_name,
   return mapper.empty() ? IsLoopbackHost(peer_host) : mapper == peer_host;
 }
 
+Status BackstoreRegistry::TakeOver(const std::string& type, const std::string& key) {
+  if (Status s = CheckHandler(type); !s.ok()) return s;
+  const std::string name = MakeExportName(type, key);
+  auto record = Get(type, key);
+  if (!record) return Status::Error(ENOENT, "backstore " + name + " does not exist");
+  if (record->runners.size() < 2)
+    return Status::Error(EINVAL, name + " has no runner set (this runner serves it alone): "
+                                        "there is no other runner to take it over from");
+  if (ObjectCheck c = CheckObject(*record); c.state == ObjectCheck::kReplaced ||
+                                            c.state == ObjectCheck::kMissing)
+    return Status::Error(c.code, "not taking " + name + " over: " + c.problem);
+  Status s = handlers_->Find(type)->TakeOver(key);
+  if (s.ok())
+    LOG_WARN(name, "taken over: the other runners of its set are fenced out of its backing "
+                   "object");
+  return s;
+}
+
 }  // namespace nbdr

@@ -38,6 +38,7 @@ bool KeyOfCall(uint32_t proc, const void* args, std::string* type, std::string* 
     case NBDR_CREATE_AUTH: return TypeAndKey<nbdr_create_args>(args, type, key);
     case NBDR_DELETE:
     case NBDR_FORGET:
+    case NBDR_TAKE_OVER:
     case NBDR_INFO:
     case NBDR_CHECK: return TypeAndKey<nbdr_key_args>(args, type, key);
     case NBDR_ACCESS: return TypeAndKey<nbdr_access_args>(args, type, key);
@@ -58,6 +59,7 @@ bool ClientMayCall(uint32_t proc, const void* args) {
     case NBDR_CHECK:
     case NBDR_MAP:
     case NBDR_MAPPED:
+    case NBDR_TAKE_OVER:  // a mapping client's failover (its access list checked)
       return true;
     case NBDR_ACCESS:
       return static_cast<const nbdr_access_args*>(args)->op == NBDR_ACCESS_SHOW;

@@ -129,6 +129,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     case NBDR_SET_RUNNERS:
       SetRunners(*static_cast<nbdr_runners_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
+    case NBDR_TAKE_OVER:
+      TakeOver(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
     case NBDR_LIST: {
       // A client sees only what it may open.
       const bool all = RoleOf(policy_, caller) == ControlRole::kAdmin;
@@ -268,6 +271,15 @@ void ControlService::Forget(const nbdr_key_args& a, nbdr_status_reply* r) {
   if (!s.ok()) LOG_INFO("rpc", "forget %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message,
             std::string("forgot ") + a.type + "/" + a.key + " (its backing object left in place)");
+}
+
+void ControlService::TakeOver(const nbdr_key_args& a, nbdr_status_reply* r) {
+  Status s = registry_->TakeOver(a.type, a.key);
+  if (!s.ok() && s.code() != ENOTSUP)
+    LOG_INFO("rpc", "take-over %s/%s failed: %s", a.type, a.key, s.message().c_str());
+  SetStatus(s, &r->status, &r->message,
+            std::string("took ") + a.type + "/" + a.key +
+                " over: the other runners of its set are fenced out of its backing object");
 }
 
 void ControlService::SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r) {

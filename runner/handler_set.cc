@@ -139,6 +139,16 @@ Expected<std::string> LoadedHandler::Identify(const std::string& key) const {
   return std::string(buf);
 }
 
+Status LoadedHandler::TakeOver(const std::string& key) const {
+  if (desc_->struct_size < offsetof(nbdr_handler, take_over) + sizeof desc_->take_over ||
+      !desc_->take_over)
+    return Status::Error(ENOTSUP, "the " + name_ + " handler has no fence of its own");
+  char err[kErrLen] = "";
+  int rc = desc_->take_over(state_, key.c_str(), err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "take over " + key);
+  return Status();
+}
+
 namespace {
 
 bool PowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }

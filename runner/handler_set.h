@@ -50,6 +50,9 @@ class LoadedHandler {
   // nbdr_handler.identify); "" when the handler keeps none.
   Expected<std::string> Identify(const std::string& key) const;
   bool CanIdentify() const;
+  // Fences the other runners of key's set out of its backing object
+  // (nbdr_handler.take_over); ENOTSUP when the handler has no fence.
+  Status TakeOver(const std::string& key) const;
 
  private:
   friend class HandlerSet;

@@ -543,6 +543,7 @@ const nbdr_handler kFileHandler = {
     FileClose,
     FileSubmit,
     FileIdentify,
+    nullptr,  // take_over: no fence of its own; the runner's fencing applies
 };
 
 }  // namespace

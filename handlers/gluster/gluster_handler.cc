@@ -707,6 +707,7 @@ const nbdr_handler kGlusterHandler = {
     GlusterClose,
     GlusterSubmit,
     GlusterIdentify,
+    nullptr,  // take_over: no fence of its own; the runner's fencing applies
 };
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include <rbd/librbd.h>
 
 #include <algorithm>
+#include <iterator>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -403,41 +404,45 @@ int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
   return 0;
 }
 
-// Opens the image key names; fills ref, io, conn and image. Returns 0 or
-// a positive errno with err set.
-int OpenImage(RbdHandler* h, const char* key, bool readonly, ImageRef* ref, rados_ioctx_t* io,
-              std::shared_ptr<ClusterConnection>* conn, rbd_image_t* image, char* err,
+// An image opened for one call (see OpenImage).
+struct OpenedImage {
+  ImageRef ref;
+  rados_ioctx_t io = nullptr;
+  std::shared_ptr<ClusterConnection> conn;
+  rbd_image_t image = nullptr;
+};
+
+// Opens the image key names into *o. Returns 0 or a positive errno with
+// err set.
+int OpenImage(RbdHandler* h, const char* key, bool readonly, OpenedImage* o, char* err,
               size_t errlen) {
-  if (!ParseKey(key, ref, err, errlen)) return EINVAL;
+  if (!ParseKey(key, &o->ref, err, errlen)) return EINVAL;
   int rc = 0;
-  if (int e = WithIoctx(h, *ref, &rc, err, errlen, [&](rados_ioctx_t i, const auto& c) {
-        *io = i;
-        *conn = c;
-        return readonly ? rbd_open_read_only(i, ref->image.c_str(), image, nullptr)
-                        : rbd_open(i, ref->image.c_str(), image, nullptr);
+  if (int e = WithIoctx(h, o->ref, &rc, err, errlen, [&](rados_ioctx_t i, const auto& c) {
+        o->io = i;
+        o->conn = c;
+        return readonly ? rbd_open_read_only(i, o->ref.image.c_str(), &o->image, nullptr)
+                        : rbd_open(i, o->ref.image.c_str(), &o->image, nullptr);
       }))
     return e;
-  return rc < 0 ? ImageError("open", *ref, rc, err, errlen) : 0;
+  return rc < 0 ? ImageError("open", o->ref, rc, err, errlen) : 0;
 }
 
 int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
             void** export_handle, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
-  ImageRef ref;
-  rados_ioctx_t io;
-  std::shared_ptr<ClusterConnection> conn;
-  rbd_image_t image = nullptr;
-  if (int rc = OpenImage(h, key, readonly, &ref, &io, &conn, &image, err, errlen)) return rc;
+  OpenedImage o;
+  if (int rc = OpenImage(h, key, readonly, &o, err, errlen)) return rc;
   int rc = 0;
   uint64_t size = 0, features = 0;
-  if ((rc = rbd_get_size(image, &size)) < 0 || (rc = rbd_get_features(image, &features)) < 0) {
-    rbd_close(image);
-    return ImageError("stat", ref, rc, err, errlen);
+  if ((rc = rbd_get_size(o.image, &size)) < 0 || (rc = rbd_get_features(o.image, &features)) < 0) {
+    rbd_close(o.image);
+    return ImageError("stat", o.ref, rc, err, errlen);
   }
-  auto* e = new RbdExport{h, std::move(conn), key, image, size,
+  auto* e = new RbdExport{h, std::move(o.conn), key, o.image, size,
                           (features & RBD_FEATURE_FAST_DIFF) != 0};
   e->current_size = size;
-  if ((rc = rbd_update_watch(image, &e->update_watch, OnHeaderUpdate, e)) == 0)
+  if ((rc = rbd_update_watch(o.image, &e->update_watch, OnHeaderUpdate, e)) == 0)
     e->watching = true;
   else
     handler_util::Log(h->svc, NBDR_LOG_WARNING, key, "cannot watch the image's header (%s): a "
@@ -456,18 +461,72 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
 int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
                 size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
-  ImageRef ref;
-  rados_ioctx_t io;
-  std::shared_ptr<ClusterConnection> conn;
-  rbd_image_t image = nullptr;
-  if (int rc = OpenImage(h, key, true, &ref, &io, &conn, &image, err, errlen)) return rc;
+  OpenedImage o;
+  if (int rc = OpenImage(h, key, true, &o, err, errlen)) return rc;
   char id[128] = "";
-  int rc = rbd_get_id(image, id, sizeof id);
-  rbd_close(image);
-  if (rc < 0) return ImageError("read the id of", ref, rc, err, errlen);
+  int rc = rbd_get_id(o.image, id, sizeof id);
+  rbd_close(o.image);
+  if (rc < 0) return ImageError("read the id of", o.ref, rc, err, errlen);
   snprintf(buf, buflen, "{\"pool_id\":\"%lld\",\"image_id\":\"%s\"}",
-           static_cast<long long>(rados_ioctx_get_id(io)), id);
+           static_cast<long long>(rados_ioctx_get_id(o.io)), id);
   return 0;
+}
+
+// Whether lock owner `owner` (an address such as "10.0.0.1:0/3523456")
+// is this runner's own cluster connection: its addresses (`mine`, from
+// rados_getaddrs) carry the same nonce, the number after the slash.
+bool IsOwnAddress(const std::string& owner, const char* mine) {
+  const size_t slash = owner.rfind('/');
+  if (!mine || slash == std::string::npos || slash + 1 == owner.size()) return false;
+  const std::string nonce = owner.substr(slash);  // "/3523456"
+  for (const char* p = strstr(mine, nonce.c_str()); p; p = strstr(p + 1, nonce.c_str())) {
+    const char after = p[nonce.size()];
+    if (after < '0' || after > '9') return true;
+  }
+  return false;
+}
+
+// High availability: this runner takes key over from a runner of its set
+// that no longer answers. When another client holds the image's
+// exclusive lock, the lock is broken: librbd has the cluster blocklist
+// that client (rbd_blocklist_on_break_lock, on by default), so nothing it
+// still holds reaches the image, and this runner's next write takes the
+// lock at once instead of waiting for the old holder's watch to expire
+// (osd_client_watch_timeout).
+int RbdTakeOver(void* state, const char* key, char* err, size_t errlen) {
+  auto* h = static_cast<RbdHandler*>(state);
+  OpenedImage o;
+  if (int rc = OpenImage(h, key, false, &o, err, errlen)) return rc;
+  rbd_lock_mode_t mode;
+  char* owners[8];
+  size_t count = std::size(owners);
+  int rc = rbd_lock_get_owners(o.image, &mode, owners, &count);
+  if (rc == -ENOENT || (rc == 0 && count == 0)) {
+    rbd_close(o.image);
+    handler_util::Log(h->svc, NBDR_LOG_INFO, key, "take over: no client holds the image's lock");
+    return 0;
+  }
+  if (rc < 0) {
+    rbd_close(o.image);
+    return ImageError("read the lock owners of", o.ref, rc, err, errlen);
+  }
+  char* mine = nullptr;
+  if (rados_getaddrs(o.conn->cluster, &mine) < 0) mine = nullptr;
+  for (size_t i = 0; i < count && rc >= 0; i++) {
+    if (IsOwnAddress(owners[i], mine)) continue;  // this runner holds it already
+    rc = rbd_lock_break(o.image, mode, owners[i]);
+    if (rc >= 0)
+      handler_util::Log(h->svc, NBDR_LOG_WARNING, key,
+                        "take over: broke the exclusive lock of the client at %s; the cluster "
+                        "blocklists it (this runner is %s)", owners[i], mine ? mine : "?");
+    else
+      SetErr(err, errlen, "cannot break the lock of rbd image %s held by %s: %s",
+             Describe(o.ref).c_str(), owners[i], strerror(-rc));
+  }
+  if (mine) rados_buffer_free(mine);
+  rbd_lock_get_owners_cleanup(owners, count);
+  rbd_close(o.image);
+  return rc < 0 ? -rc : 0;
 }
 
 void RbdClose(void* export_handle) {
@@ -690,6 +749,7 @@ const nbdr_handler kRbdHandler = {
     RbdClose,
     RbdSubmit,
     RbdIdentify,
+    RbdTakeOver,
 };
 
 }  // namespace

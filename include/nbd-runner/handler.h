@@ -213,6 +213,19 @@ struct nbdr_handler {
    * has no notion of identity, and no replacement is detected. */
   int (*identify)(void *state, const char *key, char *buf, size_t buflen, char *err,
                   size_t errlen);
+
+  /* ---- Optional; added in 0.2 at the end (check struct_size) ---- */
+
+  /* High availability: this runner is taking key over from another runner
+   * of the backstore's set, which no longer answers (killed, or its node
+   * silent). Fences the other runners out of the backing object, so that
+   * nothing one of them still holds reaches it afterwards; e.g. rbd breaks
+   * the image's exclusive lock, and the cluster blocklists its holder. Must
+   * never fence this runner itself. Returns 0 (also when no one else held
+   * the object), or a positive errno with a sentence in err. May block;
+   * called from the runner's control threads. NULL: the backend has no
+   * fence of its own (the runner's fencing still applies). */
+  int (*take_over)(void *state, const char *key, char *err, size_t errlen);
 };
 
 /* The smallest descriptor the runner accepts: one without the optional

@@ -73,5 +73,16 @@ start_member A "" "$PORT_A" "${NBD_A##*:}"
 finish_guest
 pass "guest ($TYPE): A killed during a write, B frozen with writes unread; the device moved to B, then C; no I/O error; B's held writes never landed; every region read back"
 grep -a '^RESULT write-time' "$T/results" | sed "s/^RESULT /failover ($TYPE), /"
+if [ "$TYPE" = rbd ]; then
+  # Each runner that took the device over broke the previous holder's
+  # exclusive lock at once (NBDR_TAKE_OVER), rather than wait for its
+  # watch to expire; the cluster blocklists that holder.
+  for m in B C; do
+    grep -q "take over: broke the exclusive lock of the client at" "$T/$m/log/nbd-runner.log" ||
+      fail "runner $m did not break the image's lock when it took the device over"
+  done
+  grep -h "take over: broke" "$T/B/log/nbd-runner.log" "$T/C/log/nbd-runner.log"
+  pass "rbd: B, then C, broke the previous holder's exclusive lock on taking over"
+fi
 "$CLI" "$TYPE" delete "$KEY" host "$A" >/dev/null || fail "delete through the set failed once every runner was back"
 pass "deleted from every runner of the set"
