@@ -335,6 +335,33 @@ void ClearLeftBehind(const MappingRecord& m, const std::string& made_as) {
   if (Status s = RecordMapping(cleared); !s.ok()) LOG_ERROR("clid", "%s", s.message().c_str());
 }
 
+// Follows the runner set the serving runner reports now (a replace
+// changed it): the next failover then goes where the backstore is served
+// now, not where it was at map time.
+void FollowRunnerSet(const RunnerClient& client, const MappingRecord& m,
+                     const RpcResult<nbdr_info_reply>& info) {
+  if (info->status != 0 || info->backstore.backstore_len != 1) return;
+  const nbdr_backstore& b = info->backstore.backstore_val[0];
+  if (b.runners.runners_len == 0) return;  // served by that runner alone
+  const std::vector<std::string> now = ReachableSet(client, b);
+  if (now.empty() || now == m.runners) return;
+  auto fresh = FindMapping(m.device, m.type, m.key);
+  if (!fresh || !*fresh || (*fresh)->runners != m.runners) return;  // changed: next pass
+  MappingRecord updated = **fresh;
+  updated.runners = now;
+  if (Status s = RecordMapping(updated); !s.ok()) {
+    LOG_ERROR("clid", "%s", s.message().c_str());
+    return;
+  }
+  auto joined = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& r : v) out += (out.empty() ? "" : ",") + r;
+    return out.empty() ? std::string("(none)") : out;
+  };
+  LOG_INFO("clid", "%s: the runner set of %s/%s is now %s (was %s)", m.device.c_str(),
+           m.type.c_str(), m.key.c_str(), joined(now).c_str(), joined(m.runners).c_str());
+}
+
 // One pass over this host's mappings: each device whose link died, or
 // whose runner reports its mapping dead, is reconnected; a mapping the
 // runner gives to someone else now is forgotten. Devices whose link died
@@ -378,6 +405,7 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
         continue;
       }
     }
+    if (!link_dead->count(index) && s.ok()) FollowRunnerSet(*client, m, info);
     if (!link_dead->count(index) && !m.left.empty()) ClearLeftBehind(m, made_as);
     if (!link_dead->count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
     if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);

@@ -156,20 +156,6 @@ Expected<RunnerClient> ConnectMapRunner(const Command& c) {
   return last.WithContext("no runner of 'host' answers");
 }
 
-// b's runner set as this host reaches it: a loopback or wildcard address
-// (a set registered on the runners' own host) becomes the address this
-// host reached client's runner at, as for the NBD port.
-std::vector<std::string> ReachableSet(const RunnerClient& client, const nbdr_backstore& b) {
-  std::vector<std::string> set;
-  for (u_int i = 0; i < b.runners.runners_len; i++) {
-    auto hp = ParseHostPort(b.runners.runners_val[i], kDefaultRpcPort);
-    if (!hp) continue;
-    hp->host = IoHostFor(client, hp->host);
-    set.push_back(FormatHostPort(*hp));
-  }
-  return set;
-}
-
 // EBUSY naming the runner of b's set (other than client's) that records
 // b mapping, mapped or dead; OK when none that answers does.
 Status MappedElsewhere(const RunnerClient& client, const nbdr_backstore& b, const Command& c) {

@@ -130,6 +130,20 @@ std::string IoHostFor(const RunnerClient& client, const std::string& advertised)
   return IsWildcardOrLoopback(advertised) ? client.connected_host() : advertised;
 }
 
+// b's runner set as this host reaches it: a loopback or wildcard address
+// (a set registered on the runners' own host) becomes the address this
+// host reached client's runner at, as for the NBD port.
+std::vector<std::string> ReachableSet(const RunnerClient& client, const nbdr_backstore& b) {
+  std::vector<std::string> set;
+  for (u_int i = 0; i < b.runners.runners_len; i++) {
+    auto hp = ParseHostPort(b.runners.runners_val[i], kDefaultRpcPort);
+    if (!hp) continue;
+    hp->host = IoHostFor(client, hp->host);
+    set.push_back(FormatHostPort(*hp));
+  }
+  return set;
+}
+
 std::string BackendIdFor(const std::string& runner_target, const std::string& export_name) {
   return "nbd-runner://" + runner_target + "/" + export_name;
 }

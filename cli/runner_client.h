@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nbd_rpc.h"
 #include "cli/client_tls.h"
@@ -75,6 +76,11 @@ Expected<RunnerClient> ConnectCommandRunner(const HostPort& host, bool host_give
 // that is a loopback or wildcard one, then the address we reached its
 // control port on (clients behind NAT, guests reaching the host).
 std::string IoHostFor(const RunnerClient& client, const std::string& advertised);
+
+// b's runner set as this host reaches it: a loopback or wildcard address
+// (a set registered on the runners' own host) becomes the address this
+// host reached client's runner at, as for the NBD port.
+std::vector<std::string> ReachableSet(const RunnerClient& client, const nbdr_backstore& b);
 
 // The backend identifier nbd-cli sets on a mapped device; names the runner
 // and export so unmap by device and reconnects find their way back.

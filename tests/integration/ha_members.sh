@@ -26,6 +26,16 @@ start_member() {
   local port="PORT_$name"
   [ -n "${!port}" ] || { cat "$T/$name/out"; fail "runner $name did not start"; }
 }
+# start_members NAME...: start_member NAME for each, and sets NAME to its
+# control address (127.0.0.1:PORT).
+start_members() {
+  local m port
+  for m in "$@"; do
+    start_member "$m"
+    port="PORT_$m"
+    printf -v "$m" %s "127.0.0.1:${!port}"
+  done
+}
 stop_member() {
   local pid="PID_$1"
   [ -n "${!pid:-}" ] || return 0

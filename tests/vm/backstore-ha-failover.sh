@@ -21,8 +21,7 @@ requires python3
 ldd "$RUNNER" | grep -q libasan &&
   skip "a guest suite of 1-2 minutes per backend; the plain build runs it (the file backend's HA tests run here)"
 
-for m in A B C; do start_member $m; done
-A=127.0.0.1:$PORT_A B=127.0.0.1:$PORT_B C=127.0.0.1:$PORT_C
+start_members A B C
 TYPE=$BACKEND
 KEY=$(bs_key ha/f.img)
 "$CLI" "$TYPE" create "$KEY" size 64M ha 3 host "$A,$B,$C" >/dev/null

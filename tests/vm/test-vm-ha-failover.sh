@@ -16,8 +16,7 @@ source "$(dirname "$0")/vm-functions.sh"
 source "$(dirname "$0")/../integration/ha_members.sh"
 requires python3
 
-for m in A B C; do start_member $m; done
-A=127.0.0.1:$PORT_A B=127.0.0.1:$PORT_B C=127.0.0.1:$PORT_C
+start_members A B C
 "$CLI" file create f.img size 64M ha 3 host "$A,$B,$C" >/dev/null
 cat >"$T/guest.sh" <<GUEST
 nbd-clid --foreground --interval 1 --timeout 2 >/tmp/clid.log 2>&1 &

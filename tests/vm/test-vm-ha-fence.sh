@@ -13,8 +13,7 @@ source "$(dirname "$0")/vm-functions.sh"
 source "$(dirname "$0")/../integration/ha_members.sh"
 requires python3
 
-for m in A B; do start_member $m; done
-A=127.0.0.1:$PORT_A B=127.0.0.1:$PORT_B
+start_members A B
 "$CLI" file create f.img size 64M ha 2 host "$A,$B" >/dev/null
 cat >"$T/guest.sh" <<GUEST
 nbd-clid --foreground --interval 1 --timeout 2 >/tmp/clid.log 2>&1 &
