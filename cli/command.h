@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,8 @@ struct Command {
   uint64_t timeout_s = 30;
   uint64_t dead_timeout_s = 0;
   int connections = 1;
+  // prefer HOST: the runner the map tries first (then those of 'host')
+  std::optional<HostPort> prefer;
   // unmap ... force: disconnect a device even while it is in use; by KEY,
   // also clear the runner's record even when it looks live. delete ...
   // force: delete although runners of its set do not answer

@@ -49,6 +49,7 @@ const char kUsage[] =
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT][,HOST[:PORT]...]]\n"
+    "                       [prefer HOST[:PORT]]\n"
     "  nbd-cli TYPE unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>\n"
     "                          [host HOST[:PORT]]\n"
@@ -109,7 +110,7 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " map KEY [/dev/nbdX] [readonly] [timeout S] [dead-timeout S]"
-         " [connections N] [host HOST[:PORT]]\n"
+         " [connections N] [host HOST[:PORT][,...]] [prefer HOST[:PORT]]\n"
          "       nbd-cli " + type + " unmap </dev/nbdX|KEY> [force] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " modify KEY <allow|deny> ID[,ID...]|open|auth <enable|disable>"
          " [host HOST[:PORT]]\n"
@@ -199,6 +200,11 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       c->force = true;
     } else if (c->verb == "map" && ParseNbdDevice(w) >= 0 && c->device_index < 0) {
       c->device_index = ParseNbdDevice(w);
+    } else if (c->verb == "map" && w == "prefer") {
+      if (!value(&v)) return Usage("'prefer' needs HOST[:PORT], a runner of the backstore's set");
+      auto hp = ParseHostPort(v, kDefaultRpcPort);
+      if (!hp) return Usage("prefer: " + hp.status().message());
+      c->prefer = *hp;
     } else if (c->verb == "map" && w == "readonly") {
       c->readonly = true;
     } else if (c->verb == "map" && w == "timeout") {

@@ -141,12 +141,16 @@ int ReportMapped(const Command& c, const std::string& runner, MappingRecord rec,
 
 namespace {
 
-// The runner a map goes through: the first of 'host H1,H2,...' that
-// answers, or the one host.
+// The runner a map goes through: 'prefer H' first, then the first of
+// 'host H1,H2,...' that answers (or the one host).
 Expected<RunnerClient> ConnectMapRunner(const Command& c) {
-  if (c.hosts.size() < 2) return ConnectOrFail(c);
+  std::vector<HostPort> order;
+  if (c.prefer) order.push_back(*c.prefer);
+  for (const auto& hp : c.hosts.empty() ? std::vector<HostPort>{c.host} : c.hosts)
+    if (!c.prefer || hp.host != c.prefer->host || hp.port != c.prefer->port) order.push_back(hp);
+  if (order.size() < 2) return ConnectOrFail(c);
   Status last;
-  for (const auto& hp : c.hosts) {
+  for (const auto& hp : order) {
     Command one = c;
     one.host = hp;
     auto client = ConnectOrFail(one);

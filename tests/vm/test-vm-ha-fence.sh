@@ -7,7 +7,8 @@
 # and shuts the connection down; nbd-clid moves the device to B, where
 # pattern 1 goes through, and then pattern 2 over the same region. When A
 # is thawed it must not carry out the pattern-1 writes it still holds:
-# pattern 2 stays, on the device and in the backing file.
+# pattern 2 stays, on the device and in the backing file. (The map names
+# B as its host and A with prefer: it goes through A.)
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 source "$(dirname "$0")/../integration/ha_members.sh"
@@ -17,7 +18,8 @@ start_members A B
 "$CLI" file create f.img size 64M ha 2 host "$A,$B" >/dev/null
 cat >"$T/guest.sh" <<GUEST
 nbd-clid --foreground --interval 1 --timeout 2 >/tmp/clid.log 2>&1 &
-dev=\$(nbd-cli file map f.img timeout 4 dead-timeout 120 host 10.0.2.2:$PORT_A 2>/tmp/err) || r "FAIL map: \$(cat /tmp/err)"
+# host names B, prefer A: the map goes through A.
+dev=\$(nbd-cli file map f.img timeout 4 dead-timeout 120 host 10.0.2.2:$PORT_B prefer 10.0.2.2:$PORT_A 2>/tmp/err) || r "FAIL map: \$(cat /tmp/err)"
 for n in 1 2; do dd if=/dev/urandom of=/tmp/p\$n bs=1M count=1 2>/dev/null; done
 r "p2-sum \$(sha256sum </tmp/p2 | cut -d' ' -f1)"
 ok write-before dd if=/dev/zero of=\$dev bs=1M count=1 seek=32 oflag=direct conv=fsync
