@@ -154,6 +154,29 @@ uint64_t DeviceBytes(int index) {
   return sectors * 512;
 }
 
+// Asks the runner a device moves to (client) to fence the runners of m's
+// set out of its backing object first (NBDR_TAKE_OVER: rbd breaks the
+// image's lock, and the cluster blocklists its holder), so the kernel's
+// held requests find it free; asked once the runner recorded this host's
+// map (only the mapping client may). Never fatal: a backend without a fence of
+// its own, or an older runner, takes the device all the same.
+void AskToTakeOver(RunnerClient* client, const MappingRecord& m, const std::string& runner) {
+  nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
+  RpcResult<nbdr_status_reply> r(NBDR_TAKE_OVER);
+  Status s = client->Call(NBDR_TAKE_OVER, &a, r.get());
+  if (s.ok()) {
+    r.set_filled();
+    if (r->status != 0) s = Status::Error(r->status, r->message);
+  }
+  if (s.ok())
+    LOG_INFO("clid", "%s: %s %s", m.device.c_str(), runner.c_str(), r->message);
+  else if (s.code() == ENOTSUP)
+    LOG_DEBUG("clid", "%s: %s: %s", m.device.c_str(), runner.c_str(), s.message().c_str());
+  else
+    LOG_WARN("clid", "%s: %s did not fence the runner left behind: %s", m.device.c_str(),
+             runner.c_str(), s.message().c_str());
+}
+
 // Maps m's backstore to this host through runner (client) and hands the
 // kernel new sockets to it. Only a device that no longer holds m (or whose
 // record is gone) answers kNotOurs; a runner's own refusal never does.
@@ -174,6 +197,7 @@ Status MoveTo(RunnerClient* client, const MappingRecord& m, int index, const std
   if (Status s = client->Call(NBDR_MAP, &a, r.get()); !s.ok()) return s;
   r.set_filled();
   if (r->status != 0) return Status::Error(r->status == kNotOurs ? EIO : r->status, r->message);
+  AskToTakeOver(client, m, client->target());
   // The same disk: a runner whose backstore of that name has another size
   // is not serving what this device holds.
   Status s;
@@ -212,28 +236,6 @@ Status MoveTo(RunnerClient* client, const MappingRecord& m, int index, const std
   return s;
 }
 
-// Asks the runner a device moves to (client) to fence the runners of m's
-// set out of its backing object first (NBDR_TAKE_OVER: rbd breaks the
-// image's lock, and the cluster blocklists its holder), so the kernel's
-// held requests find it free. Never fatal: a backend without a fence of
-// its own, or an older runner, takes the device all the same.
-void AskToTakeOver(RunnerClient* client, const MappingRecord& m, const std::string& runner) {
-  nbdr_key_args a{const_cast<char*>(m.type.c_str()), const_cast<char*>(m.key.c_str())};
-  RpcResult<nbdr_status_reply> r(NBDR_TAKE_OVER);
-  Status s = client->Call(NBDR_TAKE_OVER, &a, r.get());
-  if (s.ok()) {
-    r.set_filled();
-    if (r->status != 0) s = Status::Error(r->status, r->message);
-  }
-  if (s.ok())
-    LOG_INFO("clid", "%s: %s %s", m.device.c_str(), runner.c_str(), r->message);
-  else if (s.code() == ENOTSUP)
-    LOG_DEBUG("clid", "%s: %s: %s", m.device.c_str(), runner.c_str(), s.message().c_str());
-  else
-    LOG_WARN("clid", "%s: %s did not fence the runner left behind: %s", m.device.c_str(),
-             runner.c_str(), s.message().c_str());
-}
-
 // Moves mapping m's device to another runner of its set, whose runner
 // `from` does not answer: the first other runner that takes it (MoveTo),
 // and this host's record names the runner now serving it and the one left
@@ -247,7 +249,6 @@ Status Failover(const MappingRecord& m, int index, const std::string& made_as,
     auto hp = ParseHostPort(runner, kDefaultRpcPort);
     auto client = hp ? ConnectRunner(*hp, m.tls) : std::nullopt;
     if (!client) continue;
-    AskToTakeOver(&*client, m, runner);
     Status s = MoveTo(&*client, m, index, made_as);
     if (s.code() == kNotOurs) return s;
     if (!s.ok()) {

@@ -78,7 +78,14 @@ class BackstoreRegistry {
   // exclusive lock, and the cluster blocklists its holder). Refused for a
   // backstore without a set, and for a replaced or missing object; ENOTSUP
   // when the handler has no fence of its own.
-  Status TakeOver(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
+  // Only for the caller whose map of it this runner holds (mapping, mapped
+  // or dead, begun from caller's address), or an admin: a client that
+  // may merely open the backstore cannot fence its runners.
+  Status TakeOver(const std::string& type, const std::string& key, const MapCaller& caller)
+      EXCLUDES(mu_, save_mu_);
+  // Whether export_name's backstore is served by a runner set (high
+  // availability): only then does a stall fence its kernel connections.
+  bool HasRunnerSet(const std::string& export_name) const EXCLUDES(mu_);
   // Whether record's backing object is still the one registered, asked of
   // its handler now (by its identity, for handlers that keep one).
   struct ObjectCheck {

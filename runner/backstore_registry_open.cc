@@ -91,11 +91,26 @@ bool BackstoreRegistry::IsMappingPeer(const std::string& export_name,
   return mapper.empty() ? IsLoopbackHost(peer_host) : mapper == peer_host;
 }
 
-Status BackstoreRegistry::TakeOver(const std::string& type, const std::string& key) {
+bool BackstoreRegistry::HasRunnerSet(const std::string& export_name) const {
+  MutexLock l(&mu_);
+  auto it = entries_.find(export_name);
+  return it != entries_.end() && it->second.record.runners.size() > 1;
+}
+
+Status BackstoreRegistry::TakeOver(const std::string& type, const std::string& key,
+                                   const MapCaller& caller) {
   if (Status s = CheckHandler(type); !s.ok()) return s;
   const std::string name = MakeExportName(type, key);
   auto record = Get(type, key);
   if (!record) return Status::Error(ENOENT, "backstore " + name + " does not exist");
+  if (!caller.admin) {
+    MutexLock l(&mu_);
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second.record.status == NBDR_STATUS_CREATED ||
+        !it->second.mapper_address || *it->second.mapper_address != caller.address)
+      return Status::Error(EPERM, "not taking " + name + " over: only the client that maps it "
+                                  "through this runner (or an admin) may");
+  }
   if (record->runners.size() < 2)
     return Status::Error(EINVAL, name + " has no runner set (this runner serves it alone): "
                                         "there is no other runner to take it over from");

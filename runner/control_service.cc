@@ -130,7 +130,8 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       SetRunners(*static_cast<nbdr_runners_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
     case NBDR_TAKE_OVER:
-      TakeOver(*static_cast<nbdr_key_args*>(args), static_cast<nbdr_status_reply*>(result));
+      TakeOver(MapCallerOf(caller, ""), *static_cast<nbdr_key_args*>(args),
+               static_cast<nbdr_status_reply*>(result));
       break;
     case NBDR_LIST: {
       // A client sees only what it may open.
@@ -273,8 +274,9 @@ void ControlService::Forget(const nbdr_key_args& a, nbdr_status_reply* r) {
             std::string("forgot ") + a.type + "/" + a.key + " (its backing object left in place)");
 }
 
-void ControlService::TakeOver(const nbdr_key_args& a, nbdr_status_reply* r) {
-  Status s = registry_->TakeOver(a.type, a.key);
+void ControlService::TakeOver(const MapCaller& caller, const nbdr_key_args& a,
+                              nbdr_status_reply* r) {
+  Status s = registry_->TakeOver(a.type, a.key, caller);
   if (!s.ok() && s.code() != ENOTSUP)
     LOG_INFO("rpc", "take-over %s/%s failed: %s", a.type, a.key, s.message().c_str());
   SetStatus(s, &r->status, &r->message,

@@ -26,6 +26,7 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
       peer_host_(std::move(peer_host)),
       stall_watch_(&server->stall_watch()),
       stalls_at_start_(stall_watch_->stalls()),
+      runner_set_(registry_->HasRunnerSet(exp_.name)),
       buffers_(server->buffers()),
       budget_(opts_.max_inflight_bytes, kMaxInflightRequests, server->memory()),
       sender_(transport, buffers_, &budget_, opts_.send_timeout_s, log_name),
@@ -334,14 +335,16 @@ TransmissionEngine::Action TransmissionEngine::ReadRequest(Reader* reader, Reque
     }
     return Action::kSubmit;
   }
-  if (!*err && (h.type == kCmdTrim || h.type == kCmdWriteZeroes) && ClientGaveUp()) {
-    LogFenced(h);
-    return Action::kStop;
-  }
   // Refusals hold a slot until sent, like any request: a client that
   // sends junk and never reads the answers is slowed down the same way.
   WaitForRoom(reader, !*err && h.type == kCmdRead ? h.length : 0);
   if (*err) return Action::kReplyError;
+  // (After the wait for room, which a slow backend can make long.)
+  if ((h.type == kCmdTrim || h.type == kCmdWriteZeroes) && ClientGaveUp()) {
+    budget_.Release(1, 0);
+    LogFenced(h);
+    return Action::kStop;
+  }
   if (h.type == kCmdBlockStatus && !(exp_.caps & NBDR_CAP_EXTENTS)) return Action::kReplyExtents;
   return Action::kSubmit;
 }

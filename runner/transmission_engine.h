@@ -190,6 +190,9 @@ class TransmissionEngine {
 
   const StallWatch* const stall_watch_;  // the server's
   const uint64_t stalls_at_start_;
+  // Served by a runner set: only then is a stall a reason to fence (a
+  // single runner's client has nowhere else to have sent its writes).
+  const bool runner_set_;
   BufferPool* const buffers_;  // the server's: payload buffers, recycled
   InflightBudget budget_;
   ReplySender sender_;

@@ -145,7 +145,8 @@ bool TransmissionEngine::ClientGaveUp() {
     mapper_changes_seen_ = changes;
     if (!IsKernelMappingConnection()) return false;
   }
-  return stall_watch_->StalledSince(stalls_at_start_) || transport_->PeerShutDown();
+  return (runner_set_ && stall_watch_->StalledSince(stalls_at_start_)) ||
+         transport_->PeerShutDown();
 }
 
 void TransmissionEngine::LogFenced(const RequestHeader& h) {

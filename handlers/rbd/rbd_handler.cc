@@ -511,19 +511,26 @@ int RbdTakeOver(void* state, const char* key, char* err, size_t errlen) {
     return ImageError("read the lock owners of", o.ref, rc, err, errlen);
   }
   char* mine = nullptr;
-  if (rados_getaddrs(o.conn->cluster, &mine) < 0) mine = nullptr;
+  if ((rc = rados_getaddrs(o.conn->cluster, &mine)) < 0 || !mine) {
+    rbd_lock_get_owners_cleanup(owners, count);
+    rbd_close(o.image);
+    SetErr(err, errlen, "cannot tell this runner's own address in the cluster (%s): not "
+           "breaking any lock of rbd image %s", strerror(rc < 0 ? -rc : EIO),
+           Describe(o.ref).c_str());
+    return EIO;
+  }
   for (size_t i = 0; i < count && rc >= 0; i++) {
     if (IsOwnAddress(owners[i], mine)) continue;  // this runner holds it already
     rc = rbd_lock_break(o.image, mode, owners[i]);
     if (rc >= 0)
       handler_util::Log(h->svc, NBDR_LOG_WARNING, key,
                         "take over: broke the exclusive lock of the client at %s; the cluster "
-                        "blocklists it (this runner is %s)", owners[i], mine ? mine : "?");
+                        "blocklists it (this runner is %s)", owners[i], mine);
     else
       SetErr(err, errlen, "cannot break the lock of rbd image %s held by %s: %s",
              Describe(o.ref).c_str(), owners[i], strerror(-rc));
   }
-  if (mine) rados_buffer_free(mine);
+  rados_buffer_free(mine);
   rbd_lock_get_owners_cleanup(owners, count);
   rbd_close(o.image);
   return rc < 0 ? -rc : 0;
