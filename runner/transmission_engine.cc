@@ -52,6 +52,13 @@ TransmissionEngine::Outcome TransmissionEngine::Serve() {
     transport_->SetSendTimeout(std::chrono::seconds(opts_.send_timeout_s));
     busy_poll_ = opts_.busy_poll_us > 0;
   } else if (parked_) {
+    // Woken by the client or by the park's timer. The timer may ring a
+    // few milliseconds early (libevent keeps a coarse clock): with nothing
+    // to read before the deadline, park again with the same deadline
+    // rather than wait a new idle timeout.
+    if (!transport_->WaitReadable(std::chrono::milliseconds(0)) &&
+        std::chrono::steady_clock::now() < idle_deadline_)
+      return Outcome::kParked;
     parked_ = false;
     if (IdledOut()) return Outcome::kEnded;
   }

@@ -26,7 +26,10 @@ sys.path.insert(0, os.environ["NBDR_SRC"] + "/tests/integration")
 from nbd_wire import *
 out, source, port, count, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 kept = []
+give_up = time.time() + 90  # a stalled runner fails the test, not its timeout
 for _ in range(count):
+    if time.time() > give_up:
+        sys.exit("hog %s: runner too slow, %d of %d connections tried" % (source, len(kept), count))
     s = socket.socket()
     s.bind((source, 0))
     s.settimeout(5)
@@ -62,6 +65,14 @@ PY
   cleanup "touch '$T/stop'"
 }
 HOGS=()
+# threads_waiting: the runner's threads and where each sleeps, should a
+# step stall (it once hung here until ctest's timeout, on a CI machine).
+threads_waiting() {
+  local t
+  for t in /proc/"$RUNNER_PID"/task/*; do
+    printf '%s:%s ' "$(cat "$t/comm")" "$(cat "$t/wchan" 2>/dev/null)"
+  done
+}
 # kept OUT: what hog wrote to OUT (waits up to 2 minutes).
 kept() {
   local i
@@ -72,7 +83,8 @@ kept() {
 hog "$T/nbd.kept" 127.0.0.2 "$IO_PORT" 256 nbd
 kept=$(kept "$T/nbd.kept")
 [ "$kept" -eq 64 ] || fail "one address kept $kept NBD connections, not 64"
-nbdinfo --size "$NBD/file/a.img" | grep -qx 1048576 || fail "nbdinfo from another address"
+timeout 60 nbdinfo --size "$NBD/file/a.img" | grep -qx 1048576 ||
+  fail "nbdinfo from another address (threads: $(threads_waiting))"
 grep -q "refusing 127.0.0.2:[0-9]*: already 64 connections from 127.0.0.2 (max-connections-per-peer)" \
   "$T/log/nbd-runner.log" || fail "the refusal is not logged"
 touch "$T/stop" && wait "${HOGS[@]}" && rm -f "$T/stop"
@@ -85,8 +97,10 @@ for i in 2 3 4 5; do
   [ "$kept" -eq 16 ] || fail "127.0.0.$i kept $kept control connections, not 16"
 done
 sleep 2.5  # past kSlowCall
-"$CLI" file list host "$RPC" | grep -q '^a.img' || fail "nbd-cli locked out by slow callers"
+timeout 60 "$CLI" file list host "$RPC" | grep -q '^a.img' ||
+  fail "nbd-cli locked out by slow callers (threads: $(threads_waiting))"
 grep -q "control connections all taken: closing 127.0.0.[2-5]:[0-9]*'s, still sending its call" \
   "$T/log/nbd-runner.log" || fail "no slow caller was evicted"
-cli file list | grep -q '^a.img' || fail "the admin socket locked out by a flood of the port"
+NBD_RUNNER_CONTROL_SOCKET="$T/control.sock" timeout 60 "$CLI" file list | grep -q '^a.img' ||
+  fail "the admin socket locked out by a flood of the port"
 pass "16 control connections per address; a slow caller gives its slot to nbd-cli; the admin socket has its own"

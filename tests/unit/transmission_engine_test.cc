@@ -23,8 +23,9 @@ using namespace nbd;
 class TransmissionEngineTest : public FileExportFixture {
  protected:
   // Opens file/a.img as a handshake would have, with simple or structured
-  // replies, and runs the engine on the runner's end in a thread.
-  void Begin(bool structured, NbdServerOptions opts = {}) {
+  // replies, and runs the engine on the runner's end in a thread (or
+  // leaves it to the test to call Serve).
+  void Begin(bool structured, NbdServerOptions opts = {}, bool run = true) {
     StartServer(opts);
     Connect();
     auto open = registry_->OpenForServing("file/a.img", "");
@@ -39,7 +40,7 @@ class TransmissionEngineTest : public FileExportFixture {
     e.structured = structured;
     engine_ = std::make_unique<TransmissionEngine>(transport_.get(), std::move(e), server_.get(),
                                                    &log_name_);
-    thread_ = std::thread([this] { engine_->Run(); });
+    if (run) thread_ = std::thread([this] { engine_->Run(); });
   }
   // Waits for Run() to return; whether the client sent NBD_CMD_DISC.
   bool Finish() {
@@ -198,6 +199,25 @@ TEST_F(TransmissionEngineTest, WriteOverTheMaximumPayloadIsRefusedAndConsumed) {
   EXPECT_NE(data, payload.substr(0, 4096));  // the refused write was not applied
   c.SendRequest(kCmdDisc, 3, 0, 0);
   EXPECT_TRUE(Finish());
+}
+
+// The server's event loop wakes a parked connection by a coarse-clock
+// timer that can ring a few milliseconds before the idle deadline. Such a
+// wake must park again with the same deadline: once it ran the readers and
+// set a new deadline, and an idle connection could outlive
+// --idle-timeout several times (a 3 s timeout took 9 s in CI).
+TEST_F(TransmissionEngineTest, EarlyWakeFromAParkKeepsTheIdleDeadline) {
+  NbdServerOptions opts;
+  opts.idle_timeout_s = 1;
+  opts.idle_park_ms = 100;
+  Begin(/*structured=*/false, opts, /*run=*/false);
+  ASSERT_EQ(engine_->Serve(), TransmissionEngine::Outcome::kParked);
+  const auto deadline = engine_->idle_deadline();
+  ASSERT_NE(deadline, std::chrono::steady_clock::time_point::max());
+  EXPECT_EQ(engine_->Serve(), TransmissionEngine::Outcome::kParked);  // the early wake
+  EXPECT_EQ(engine_->idle_deadline(), deadline);
+  std::this_thread::sleep_until(deadline + std::chrono::milliseconds(1));
+  EXPECT_EQ(engine_->Serve(), TransmissionEngine::Outcome::kEnded);
 }
 
 }  // namespace
