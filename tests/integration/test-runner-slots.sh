@@ -58,11 +58,13 @@ with open(out + ".tmp", "w") as f:
     f.write("%d\n" % alive)
 os.rename(out + ".tmp", out)
 stop = os.path.join(os.path.dirname(out), "stop")
-while not os.path.exists(stop):
+while not os.path.exists(stop) and os.path.isdir(os.path.dirname(out)):
     time.sleep(0.1)
 PY
   HOGS+=($!)
-  cleanup "touch '$T/stop'"
+  # Killed, not only told: one that missed the stop file before $T went
+  # away held ctest's output pipe until the test timed out (CI, twice).
+  cleanup "kill $! 2>/dev/null"
 }
 HOGS=()
 # threads_waiting: the runner's threads and where each sleeps, should a
