@@ -11,8 +11,7 @@
 source "$(dirname "$0")/functions.sh"
 requires python3 nbdinfo
 
-ldd "$RUNNER" | grep -q libasan &&
-  skip "AddressSanitizer's shadow memory and quarantine make RSS meaningless (the plain build runs this)"
+plain_build_only "AddressSanitizer's shadow memory and quarantine make RSS meaningless"
 if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
   ROOT_CG=/sys/fs/cgroup LIMIT_FILE=memory.max
 elif [ -d /sys/fs/cgroup/memory ]; then

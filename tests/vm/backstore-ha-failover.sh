@@ -16,10 +16,7 @@ source "$(dirname "$0")/vm-functions.sh"
 HA_MEMBER_OPTS=("${BS_RUNNER_OPTS[@]}")
 source "$(dirname "$0")/../integration/ha_members.sh"
 requires python3
-# Time-boxed CI: the sanitizer build runs the same code paths in the file
-# backend's failover and fence tests.
-ldd "$RUNNER" | grep -q libasan &&
-  skip "a guest suite of 1-2 minutes per backend; the plain build runs it (the file backend's HA tests run here)"
+plain_build_only "a guest suite of 1-2 minutes per backend; test-vm-ha-fence runs failover here"
 
 start_members A B C
 TYPE=$BACKEND

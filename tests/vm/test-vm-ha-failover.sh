@@ -15,6 +15,7 @@ source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 source "$(dirname "$0")/../integration/ha_members.sh"
 requires python3
+plain_build_only "a 35 s guest suite; test-vm-ha-fence runs failover here"
 
 start_members A B C
 "$CLI" file create f.img size 64M ha 3 host "$A,$B,$C" >/dev/null

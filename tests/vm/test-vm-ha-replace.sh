@@ -11,6 +11,7 @@ source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 source "$(dirname "$0")/../integration/ha_members.sh"
 requires python3
+plain_build_only "a guest suite; test-runner-ha-replace runs replace here"
 
 start_members A B C
 "$CLI" file create f.img size 64M ha 2 host "$A,$B" >/dev/null

@@ -13,6 +13,7 @@
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/vm-functions.sh"
 requires python3
+plain_build_only "a guest suite; test-vm-reconnect runs the lost-runner paths here"
 
 start_runner
 cli file create a.img size 16M >/dev/null
