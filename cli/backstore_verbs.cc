@@ -74,8 +74,6 @@ json_object* BackstoreJson(const nbdr_backstore& b, const std::string& uri) {
   return o;
 }
 
-int ReportStatus(const Command& c, const char* message);
-
 // The runners of set that answer now, as a JSON array.
 json_object* AnsweringJson(const std::vector<std::string>& set,
                            const std::map<std::string, RunnerProbe>& probes) {
@@ -93,19 +91,6 @@ int RunStatusCall(const Command& c, uint32_t proc, void* args) {
   return ReportStatus(c, r->message);
 }
 
-// A status call's success: its message (with the export, in JSON).
-int ReportStatus(const Command& c, const char* message) {
-  if (JsonOutput()) {
-    Json o(json_object_new_object());
-    json_object_object_add(o.get(), "result", json_object_new_string(message));
-    json_object_object_add(o.get(), "export",
-                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
-    PrintJson(o.get(), stdout);
-  } else {
-    printf("%s\n", Printable(message).c_str());
-  }
-  return kExitOk;
-}
 
 std::string When(const char* iso) { return *iso ? iso : "-"; }
 
@@ -142,6 +127,20 @@ ObjectState AskObjectState(RunnerClient* client, const Command& c) {
 }
 
 }  // namespace
+
+// A status call's success: its message (with the export, in JSON).
+int ReportStatus(const Command& c, const char* message) {
+  if (JsonOutput()) {
+    Json o(json_object_new_object());
+    json_object_object_add(o.get(), "result", json_object_new_string(message));
+    json_object_object_add(o.get(), "export",
+                           json_object_new_string(MakeExportName(c.type, c.key).c_str()));
+    PrintJson(o.get(), stdout);
+  } else {
+    printf("%s\n", Printable(message).c_str());
+  }
+  return kExitOk;
+}
 
 int DoCreate(const Command& c) {
   if (!c.have_size) return Usage("create needs 'size SIZE'");

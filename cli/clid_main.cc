@@ -29,6 +29,7 @@
 #include "rpc/backstore_status.h"
 #include "utils/log.h"
 #include "utils/names.h"
+#include "utils/size_parse.h"
 
 using namespace nbdr;
 
@@ -143,15 +144,22 @@ Status Reconnect(RunnerClient* client, const MappingRecord& m, int index,
   return Status();
 }
 
-// The size the kernel gives /dev/nbd<index>, in bytes (0 when unknown).
-uint64_t DeviceBytes(int index) {
-  FILE* f = fopen(("/sys/block/nbd" + std::to_string(index) + "/size").c_str(), "r");
-  unsigned long long sectors = 0;
-  if (f) {
-    if (fscanf(f, "%llu", &sectors) != 1) sectors = 0;
-    fclose(f);
+// Grows m's device (index) when its backstore grew (nbd-cli resize on
+// another host, or through another runner): the kernel learns the size
+// within one poll. A refusal is logged once per device.
+void FollowGrowth(const MappingRecord& m, int index, uint64_t backstore_size) {
+  static std::set<std::string> refused;
+  auto grown = GrowDevice(index, backstore_size);
+  if (!grown) {
+    if (refused.insert(m.device).second)
+      LOG_WARN("clid", "%s: %s/%s grew to %s but the device keeps its size: %s", m.device.c_str(),
+               m.type.c_str(), m.key.c_str(), FormatSize(backstore_size).c_str(),
+               grown.status().message().c_str());
+  } else if (*grown) {
+    refused.erase(m.device);
+    LOG_INFO("clid", "%s: grown to %s, as %s/%s was resized", m.device.c_str(),
+             FormatSize(backstore_size).c_str(), m.type.c_str(), m.key.c_str());
   }
-  return sectors * 512;
 }
 
 // Asks the runner a device moves to (client) to fence the runners of m's
@@ -201,7 +209,7 @@ Status MoveTo(RunnerClient* client, const MappingRecord& m, int index, const std
   // The same disk: a runner whose backstore of that name has another size
   // is not serving what this device holds.
   Status s;
-  const uint64_t have = DeviceBytes(index);
+  const uint64_t have = NbdDeviceBytes(index);
   if (r->backstore.backstore_len != 1 ||
       (have != 0 && r->backstore.backstore_val[0].size != have))
     s = Status::Error(EIO, "its " + export_name + " is not the size of " + m.device);
@@ -406,7 +414,11 @@ void CheckPass(std::vector<MappingRecord>* mappings, const std::string& host_id,
         continue;
       }
     }
-    if (!link_dead->count(index) && s.ok()) FollowRunnerSet(*client, m, info);
+    if (!link_dead->count(index) && s.ok()) {
+      FollowRunnerSet(*client, m, info);
+      if (info->status == 0 && info->backstore.backstore_len == 1)
+        FollowGrowth(m, index, info->backstore.backstore_val[0].size);
+    }
     if (!link_dead->count(index) && !m.left.empty()) ClearLeftBehind(m, made_as);
     if (!link_dead->count(index) && (!s.ok() || RunnerStatus(info) != NBDR_STATUS_DEAD)) continue;
     if (s.ok()) s = Reconnect(&*client, m, index, made_as, info);

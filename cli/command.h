@@ -51,6 +51,8 @@ struct Command {
   bool force = false;
   // create ... auth: mint a PSK key for the new backstore, only it opens it
   bool auth = false;
+  // resize ... shrink: a size below the current one is meant
+  bool shrink = false;
   // modify: "allow", "deny", "open", "auth-enable" or "auth-disable",
   // and the identities of allow and deny ("psk:a,x509:CN=b")
   std::string access_op;
@@ -79,6 +81,9 @@ int CallStatus(RunnerClient* client, uint32_t proc, void* args, RpcResult<nbdr_s
 // answered with one, else the exit status (the error reported).
 int CallInfo(RunnerClient* client, const Command& c, RpcResult<nbdr_info_reply>* r);
 
+// A status call's success: its message (with the export, in JSON).
+int ReportStatus(const Command& c, const char* message);
+
 int DoCreate(const Command& c);
 // create, import and delete of a backstore with a runner set (ha_verbs.cc)
 int CreateOnRunnerSet(const Command& c, const nbdr_create_args& args);
@@ -95,6 +100,7 @@ int DoUnmap(Command c);
 int DoModify(const Command& c);
 int DoReplace(const Command& c);  // replace_verb.cc
 int DoForget(const Command& c);
+int DoResize(const Command& c);  // resize_verb.cc
 // create ... auth: creates the backstore with its minted key in one step
 // (NBDR_CREATE_AUTH), so it is never open to other clients.
 int CreateWithAuth(const Command& c, nbdr_create_args* args);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -70,6 +71,14 @@ Expected<NbdMessage> NewNbdMessage(uint8_t cmd) {
   if (!m.msg) return Status::Error(ENOMEM, "netlink: cannot allocate a message");
   genlmsg_put(m.msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, fam->second, 0, 0, cmd, 0);
   return m;
+}
+
+// Sends m and waits for the kernel's answer; what names the command in an
+// error.
+Status SendNbdMessage(NbdMessage* m, const std::string& what) {
+  int rc = nl_send_sync(m->sk.get(), m->msg.release());
+  if (rc < 0) return Status::Error(NlToErrno(rc), what + ": " + nl_geterror(rc));
+  return Status();
 }
 
 // Parses the NBD family's attributes of a generic netlink message into
@@ -200,11 +209,7 @@ Status NbdDisconnect(int index) {
   if (!m) return m.status();
   auto& [sk, msg] = *m;
   nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(index));
-  int rc = nl_send_sync(sk.get(), msg.release());
-  if (rc < 0)
-    return Status::Error(NlToErrno(rc), "NBD_CMD_DISCONNECT /dev/nbd" + std::to_string(index) +
-                                            ": " + nl_geterror(rc));
-  return Status();
+  return SendNbdMessage(&*m, "NBD_CMD_DISCONNECT /dev/nbd" + std::to_string(index));
 }
 
 Status NbdReconfigure(int index, const std::vector<int>& sockets, const std::string& backend_id) {
@@ -216,11 +221,50 @@ Status NbdReconfigure(int index, const std::vector<int>& sockets, const std::str
             nla_put_string(msg.get(), NBD_ATTR_BACKEND_IDENTIFIER, backend_id.c_str()) == 0;
   if (!ok || !PutSockets(msg.get(), sockets))
     return Status::Error(EMSGSIZE, "netlink: NBD_CMD_RECONFIGURE message too large");
-  int rc = nl_send_sync(sk.get(), msg.release());
-  if (rc < 0)
-    return Status::Error(NlToErrno(rc), "NBD_CMD_RECONFIGURE /dev/nbd" + std::to_string(index) +
-                                            ": " + nl_geterror(rc));
-  return Status();
+  return SendNbdMessage(&*m, "NBD_CMD_RECONFIGURE /dev/nbd" + std::to_string(index));
+}
+
+// The backend identifier the device was connected with ("" when none):
+// the kernel refuses a RECONFIGURE that does not repeat it.
+static std::string DeviceBackendId(int index) {
+  std::string id;
+  if (FILE* f = fopen(("/sys/block/nbd" + std::to_string(index) + "/backend").c_str(), "r")) {
+    char buf[4096];
+    if (fgets(buf, sizeof buf, f)) id = buf;
+    fclose(f);
+  }
+  while (!id.empty() && id.back() == '\n') id.pop_back();
+  return id;
+}
+
+Status NbdResize(int index, uint64_t bytes) {
+  auto m = NewNbdMessage(NBD_CMD_RECONFIGURE);
+  if (!m) return m.status();
+  auto& [sk, msg] = *m;
+  nla_put_u32(msg.get(), NBD_ATTR_INDEX, static_cast<uint32_t>(index));
+  const std::string backend_id = DeviceBackendId(index);
+  if (nla_put_u64(msg.get(), NBD_ATTR_SIZE_BYTES, bytes) != 0 ||
+      (!backend_id.empty() &&
+       nla_put_string(msg.get(), NBD_ATTR_BACKEND_IDENTIFIER, backend_id.c_str()) != 0))
+    return Status::Error(EMSGSIZE, "netlink: NBD_CMD_RECONFIGURE message too large");
+  return SendNbdMessage(&*m, "resize /dev/nbd" + std::to_string(index) + " (NBD_CMD_RECONFIGURE)");
+}
+
+Expected<bool> GrowDevice(int index, uint64_t size) {
+  const uint64_t have = NbdDeviceBytes(index);
+  if (have == 0 || size <= have) return false;
+  if (Status s = NbdResize(index, size); !s.ok()) return s;
+  return true;
+}
+
+uint64_t NbdDeviceBytes(int index) {
+  FILE* f = fopen(("/sys/block/nbd" + std::to_string(index) + "/size").c_str(), "r");
+  unsigned long long sectors = 0;
+  if (f) {
+    if (fscanf(f, "%llu", &sectors) != 1) sectors = 0;
+    fclose(f);
+  }
+  return sectors * 512;
 }
 
 namespace {

@@ -38,6 +38,16 @@ Status NbdDisconnect(int index);
 // Replaces the dead sockets of a connected device (the device keeps its
 // queue while dead-conn-timeout runs); backend_id must match CONNECT's.
 Status NbdReconfigure(int index, const std::vector<int>& sockets, const std::string& backend_id);
+// Gives a connected device a new size online (NBD_CMD_RECONFIGURE with
+// NBD_ATTR_SIZE_BYTES, kernel 5.3 and later): the kernel announces the
+// change (a uevent with RESIZE=1), and a file system on it can grow.
+Status NbdResize(int index, uint64_t bytes);
+// Grows /dev/nbd<index> to size when the kernel has it smaller (its
+// backstore was resized): whether it grew it. Never shrinks a device: a
+// backstore is shrunk only while unmapped.
+Expected<bool> GrowDevice(int index, uint64_t size);
+// The size the kernel gives /dev/nbd<index>, in bytes (0 when unknown).
+uint64_t NbdDeviceBytes(int index);
 
 // Listens for NBD_CMD_LINK_DEAD on the nbd multicast group.
 class LinkDeadListener {

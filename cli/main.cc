@@ -44,6 +44,7 @@ const char kUsage[] =
     "                          [host HOST[:PORT][,HOST[:PORT]...]]\n"
     "  nbd-cli TYPE delete KEY [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE forget KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE resize KEY size SIZE [shrink] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
@@ -77,6 +78,8 @@ const char kUsage[] =
     "runner of its set, refused while one does not answer unless 'force'. replace\n"
     "swaps one runner of the set for another (the old one may be dead); forget\n"
     "unregisters KEY on one runner, leaving its object alone.\n"
+    "resize grows KEY online: open NBD connections see the new size at once; a\n"
+    "smaller size needs 'shrink', refused while KEY is mapped or open.\n"
     "\n"
     "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
     "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
@@ -106,6 +109,7 @@ std::string TypeHelp(const std::string& type) {
          " import KEY [size SIZE] [readonly] [block-size 512|4096] [ha N] [host HOST[:PORT][,...]]\n"
          "       nbd-cli " + type + " delete KEY [force] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " forget KEY [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " resize KEY size SIZE [shrink] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
@@ -215,7 +219,10 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       uint64_t n = 0;
       if (int rc = number("connections", 1, 16, &n); rc >= 0) return rc;
       c->connections = static_cast<int>(n);
-    } else if ((c->verb == "create" || c->verb == "import") && w == "size") {
+    } else if (c->verb == "resize" && w == "shrink") {
+      c->shrink = true;
+    } else if ((c->verb == "create" || c->verb == "import" || c->verb == "resize") &&
+               w == "size") {
       if (!value(&c->size_text)) return Usage("'size' needs a value, e.g. size 1G");
       c->have_size = true;
     } else if (c->verb == "modify" && (w == "allow" || w == "deny") && c->access_op.empty()) {
@@ -328,7 +335,8 @@ int main(int argc, char** argv) {
     c.replace_new = *new_hp;
     next = 5;
   } else if (c.verb == "create" || c.verb == "import" || c.verb == "delete" || c.verb == "info" ||
-             c.verb == "map" || c.verb == "modify" || c.verb == "forget") {
+             c.verb == "map" || c.verb == "modify" || c.verb == "forget" ||
+             c.verb == "resize") {
     if (args.size() < 3) return Usage(c.verb + " needs a KEY");
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
@@ -346,5 +354,6 @@ int main(int argc, char** argv) {
   if (c.verb == "modify") return DoModify(c);
   if (c.verb == "replace") return DoReplace(c);
   if (c.verb == "forget") return DoForget(c);
+  if (c.verb == "resize") return DoResize(c);
   return DoList(c);
 }

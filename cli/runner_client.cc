@@ -160,6 +160,7 @@ std::string MayHaveHappened(uint32_t proc) {
     case NBDR_FORGET:
     case NBDR_SET_RUNNERS:
     case NBDR_TAKE_OVER:
+    case NBDR_RESIZE:
     case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:

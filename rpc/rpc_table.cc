@@ -28,6 +28,8 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_SET_RUNNERS, "set-runners", XdrProc(xdr_nbdr_runners_args), sizeof(nbdr_runners_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_RESIZE, "resize", XdrProc(xdr_nbdr_resize_args), sizeof(nbdr_resize_args),
+     XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_TAKE_OVER, "take-over", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_IMPORT, "import", XdrProc(xdr_nbdr_create_args), sizeof(nbdr_create_args),
@@ -65,6 +67,7 @@ RpcReplyHead ReplyHeadOf(uint32_t number, void* result) {
     case NBDR_FORGET:
     case NBDR_SET_RUNNERS:
     case NBDR_TAKE_OVER:
+    case NBDR_RESIZE:
     case NBDR_MAPPED:
     case NBDR_UNMAP:
     case NBDR_IMPORT:

@@ -19,6 +19,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runner/backstore.h"
@@ -82,6 +83,13 @@ class BackstoreRegistry {
   // or dead, begun from caller's address), or an admin: a client that
   // may merely open the backstore cannot fence its runners.
   Status TakeOver(const std::string& type, const std::string& key, const MapCaller& caller)
+      EXCLUDES(mu_, save_mu_);
+  // Sets the backstore's size through its handler and records it; open
+  // exports serve the new size at once. A smaller size needs shrink, and a
+  // shrink is refused while the backstore is mapped or open. Returns the
+  // old and the new size.
+  Expected<std::pair<uint64_t, uint64_t>> Resize(const std::string& type, const std::string& key,
+                                                 uint64_t size, bool shrink)
       EXCLUDES(mu_, save_mu_);
   // Whether export_name's backstore is served by a runner set (high
   // availability): only then does a stall fence its kernel connections.
@@ -198,6 +206,15 @@ class BackstoreRegistry {
   // Forget's part once the entry is marked busy: drops it and saves, or
   // puts it back when saveconfig.json cannot be written.
   Status ForgetEntry(const std::string& name) EXCLUDES(mu_, save_mu_);
+  // Resize's checks; marks the entry as resizing (Delete, Forget and
+  // another resize wait; opens wait out a shrink) and tells its size.
+  Status BeginResize(const std::string& name, uint64_t size, bool shrink, uint64_t* old_size)
+      EXCLUDES(mu_);
+  // The object of record turned out to be size at an open (resized
+  // behind the runner's back): the record follows, logged.
+  void FollowBackendSize(const BackstoreRecord& record, uint64_t size) EXCLUDES(mu_, save_mu_);
+  // Ends what BeginResize began; when done, what is open serves the new size.
+  void EndResize(const std::string& name, bool done) EXCLUDES(mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
   // The registered backstores of type, other than except, whose record
   // has this identity: by export name.
@@ -231,6 +248,7 @@ class BackstoreRegistry {
     MapTicket map;  // the map in progress or done (see mapping_machine.h)
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
+    uint64_t resizing_to = 0;  // a resize to this size is running (0: none)
     ExportSharing sharing;  // open for NBD clients: Delete and re-import refuse
     // Where the mapping's map or confirm call came from ("" for the admin
     // socket); not saved: until a revive after a restart sets it again,

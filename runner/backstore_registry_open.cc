@@ -7,9 +7,11 @@
 #include <cerrno>
 
 #include "runner/backstore_registry.h"
+#include "runner/backstore_registry_update.h"
 #include "utils/log.h"
 #include "utils/names.h"
 #include "utils/net.h"
+#include "utils/size_parse.h"
 
 namespace nbdr {
 
@@ -31,6 +33,8 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
                                          : "TLS identity " + tls_identity + " may not open " +
                                                export_name);
       if (auto open = it->second.sharing.Current()) return open;
+      if (it->second.resizing_to && it->second.resizing_to < it->second.record.size)
+        return Status::Error(EBUSY, export_name + " is being shrunk; connect again in a moment");
       if (!it->second.sharing.IsOpening()) {
         record = it->second.record;
         // Until the open is recorded below, Delete and re-import refuse:
@@ -47,11 +51,35 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     }
   }
   auto opened = OpenBackend(export_name, record);
-  MutexLock l(&mu_);
-  auto it = entries_.find(export_name);  // still there: nothing erases it while opening
-  if (it != entries_.end()) it->second.sharing.EndOpen(opened ? *opened : nullptr);
-  open_done_.notify_all();
+  bool resizing = false;
+  {
+    MutexLock l(&mu_);
+    auto it = entries_.find(export_name);  // still there: nothing erases it while opening
+    if (it != entries_.end()) {
+      it->second.sharing.EndOpen(opened ? *opened : nullptr);
+      resizing = it->second.resizing_to != 0;
+    }
+    open_done_.notify_all();
+  }
+  if (opened && !resizing && (*opened)->info().size != record.size)
+    FollowBackendSize(record, (*opened)->info().size);
   return opened;
+}
+
+void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_t size) {
+  const std::string name = record.ExportName();
+  Status s = UpdateAndSave(record.type, record.key, [&](Entry& e) REQUIRES(mu_) {
+    e.record.size = size;
+    return Status();
+  });
+  if (s.ok())
+    LOG_WARN(name, "its backing object is %s, not the %s recorded: resized behind the runner's "
+                   "back; the record follows", FormatSize(size).c_str(),
+             FormatSize(record.size).c_str());
+  else
+    LOG_WARN(name, "its backing object is %s, not the %s recorded, and the record cannot follow: "
+                   "%s", FormatSize(size).c_str(), FormatSize(record.size).c_str(),
+             s.message().c_str());
 }
 
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(

@@ -83,6 +83,7 @@ bool IsAuditedCall(uint32_t proc, const void* args) {
     case NBDR_FORGET:
     case NBDR_SET_RUNNERS:
     case NBDR_TAKE_OVER:
+    case NBDR_RESIZE:
     case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:

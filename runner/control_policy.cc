@@ -43,6 +43,7 @@ bool KeyOfCall(uint32_t proc, const void* args, std::string* type, std::string* 
     case NBDR_CHECK: return TypeAndKey<nbdr_key_args>(args, type, key);
     case NBDR_ACCESS: return TypeAndKey<nbdr_access_args>(args, type, key);
     case NBDR_SET_RUNNERS: return TypeAndKey<nbdr_runners_args>(args, type, key);
+    case NBDR_RESIZE: return TypeAndKey<nbdr_resize_args>(args, type, key);
     case NBDR_MAP: return TypeAndKey<nbdr_map_args>(args, type, key);
     case NBDR_MAPPED: return TypeAndKey<nbdr_mapped_args>(args, type, key);
     case NBDR_UNMAP: return TypeAndKey<nbdr_unmap_args>(args, type, key);

@@ -133,6 +133,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       TakeOver(MapCallerOf(caller, ""), *static_cast<nbdr_key_args*>(args),
                static_cast<nbdr_status_reply*>(result));
       break;
+    case NBDR_RESIZE:
+      Resize(*static_cast<nbdr_resize_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
     case NBDR_LIST: {
       // A client sees only what it may open.
       const bool all = RoleOf(policy_, caller) == ControlRole::kAdmin;
@@ -282,6 +285,14 @@ void ControlService::TakeOver(const MapCaller& caller, const nbdr_key_args& a,
   SetStatus(s, &r->status, &r->message,
             std::string("took ") + a.type + "/" + a.key +
                 " over: the other runners of its set are fenced out of its backing object");
+}
+
+void ControlService::Resize(const nbdr_resize_args& a, nbdr_status_reply* r) {
+  auto sizes = registry_->Resize(a.type, a.key, a.size, a.shrink);
+  SetStatus(sizes.status(), &r->status, &r->message,
+            sizes ? std::string(a.type) + "/" + a.key + ": " + FormatSize(sizes->first) + " -> " +
+                        FormatSize(sizes->second)
+                  : "");
 }
 
 void ControlService::SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r) {

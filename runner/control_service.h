@@ -48,6 +48,7 @@ class ControlService {
   void Forget(const nbdr_key_args& a, nbdr_status_reply* r);
   void SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r);
   void TakeOver(const MapCaller& caller, const nbdr_key_args& a, nbdr_status_reply* r);
+  void Resize(const nbdr_resize_args& a, nbdr_status_reply* r);
   // visible_to: the identity of a client, which sees only the backstores
   // it may open; null for an admin.
   void List(const nbdr_list_args& a, const std::string* visible_to, nbdr_list_reply* r);

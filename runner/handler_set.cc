@@ -149,6 +149,15 @@ Status LoadedHandler::TakeOver(const std::string& key) const {
   return Status();
 }
 
+Status LoadedHandler::Resize(const std::string& key, uint64_t size) const {
+  if (desc_->struct_size < offsetof(nbdr_handler, resize) + sizeof desc_->resize || !desc_->resize)
+    return Status::Error(ENOTSUP, "the " + name_ + " handler cannot resize its backstores");
+  char err[kErrLen] = "";
+  int rc = desc_->resize(state_, key.c_str(), size, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "resize " + key);
+  return Status();
+}
+
 namespace {
 
 bool PowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }

@@ -128,7 +128,7 @@ bool NbdHandshake::OpenExport(const std::string& name, OptionError* err) {
   e.name = name;
   const nbdr_export_info& info = e.open->info();
   const BackstoreRecord& rec = e.open->record();
-  e.size = info.size;
+  e.size = e.open->size();  // a resize since the open changed it
   e.caps = info.caps;
   e.readonly = rec.readonly;
   e.min_block = info.min_block ? info.min_block : rec.block_size;

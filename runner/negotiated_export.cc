@@ -111,7 +111,8 @@ int ValidateRequest(const RequestHeader& h, const NegotiatedExport& e, const cha
     *why = "zero length";
     return EINVAL;
   }
-  if (h.offset > e.size || h.length > e.size - h.offset) {
+  const uint64_t size = e.LiveSize();
+  if (h.offset > size || h.length > size - h.offset) {
     *why = "range beyond the end of the export";
     return (h.type == kCmdWrite || h.type == kCmdWriteZeroes) ? ENOSPC : EINVAL;
   }

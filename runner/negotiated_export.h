@@ -28,6 +28,9 @@ struct NegotiatedExport {
   bool base_allocation = false;           // base:allocation selected for this export
   bool client_knows_block_size = false;   // the client asked for NBD_INFO_BLOCK_SIZE
 
+  // The size requests are checked against: the open export's, which a
+  // resize changes, or size until it is open.
+  uint64_t LiveSize() const { return open ? open->size() : size; }
   // The NBD_FLAG_* sent to the client.
   uint16_t TransmissionFlags() const;
 };

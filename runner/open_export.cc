@@ -18,6 +18,7 @@ Status OpenExport::Open() {
   void* handle = nullptr;
   if (Status s = handler_->Open(record_.key, record_.readonly, &info_, &handle); !s.ok()) return s;
   handle_ = handle;
+  size_.store(info_.size);
   LOG_INFO(record_.ExportName(), "export opened (%s)", FormatSize(info_.size).c_str());
   return Status();
 }

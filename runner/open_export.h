@@ -10,6 +10,7 @@
 // ExportSharing is not thread-safe: its owner's lock guards it.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -32,6 +33,10 @@ class OpenExport {
 
   const BackstoreRecord& record() const { return record_; }
   const nbdr_export_info& info() const { return info_; }
+  // The size served now: info().size until a resize changes it (requests
+  // on connections opened before are checked against this one).
+  uint64_t size() const { return size_.load(std::memory_order_acquire); }
+  void SetSize(uint64_t size) { size_.store(size, std::memory_order_release); }
   const LoadedHandler& handler() const { return *handler_; }
   void* handle() const { return handle_; }
   // Serialises read-modify-writes against the export's other writes
@@ -43,6 +48,7 @@ class OpenExport {
   const LoadedHandler* const handler_;
   nbdr_export_info info_{};
   void* handle_ = nullptr;
+  std::atomic<uint64_t> size_{0};
   mutable WriteGate write_gate_;
 };
 

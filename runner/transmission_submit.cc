@@ -71,8 +71,8 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
       break;
   }
   if (exp_.handler_min_block > 1) {
-    if (NeedsRealigning(*ir, exp_.handler_min_block, exp_.size)) {
-      Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.size, buffers_,
+    if (NeedsRealigning(*ir, exp_.handler_min_block, exp_.LiveSize())) {
+      Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.LiveSize(), buffers_,
                               exp_.open->write_gate(), ir));
       return;
     }

@@ -200,6 +200,29 @@ static void mem_submit(void *export_handle, struct nbdr_request *req) {
   req->complete(req, 0);
 }
 
+/* Optional (ABI 0.3). Requests on an open export read d->data without a
+ * lock, so this example resizes only a closed backstore; a real backend
+ * must serve the new size on open exports too. */
+static int mem_resize(void *state, const char *key, uint64_t size, char *err, size_t errlen) {
+  struct mem_state *st = state;
+  pthread_mutex_lock(&st->lock);
+  struct mem_disk *d = find_locked(st, key);
+  int rc = !d ? ENOENT : d->open_count ? EBUSY : 0;
+  unsigned char *data = rc ? NULL : realloc(d->data, size ? size : 1);
+  if (!rc && !data) rc = ENOMEM;
+  if (!rc) {
+    if (size > d->size) memset(data + d->size, 0, size - d->size);
+    d->data = data;
+    d->size = size;
+  }
+  pthread_mutex_unlock(&st->lock);
+  if (rc == ENOENT) set_err(err, errlen, "memory backstore %s does not exist", key);
+  if (rc == EBUSY) set_err(err, errlen, "memory backstore %s is open: the mem handler resizes "
+                                        "only backstores no client has open", key);
+  if (rc == ENOMEM) set_err(err, errlen, "cannot allocate %llu bytes", (unsigned long long)size);
+  return rc;
+}
+
 static const char *const mem_options[] = {"mem-min-block", NULL};
 
 static const struct nbdr_handler mem_handler = {
@@ -217,6 +240,7 @@ static const struct nbdr_handler mem_handler = {
     .open = mem_open,
     .close = mem_close,
     .submit = mem_submit,
+    .resize = mem_resize,
 };
 
 NBDR_HANDLER_EXPORT const struct nbdr_handler *handler_init(const struct nbdr_services *svc) {

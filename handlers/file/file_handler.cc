@@ -189,7 +189,9 @@ int WriteZeroBuffers(int fd, uint64_t off, uint64_t len) {
 }
 
 int Extents(FileExport* e, nbdr_request* r) {
-  return handler_util::FillExtents(r, e->size, [e](uint64_t pos, int whence) -> int64_t {
+  // The runner keeps requests inside the export, whose size a resize
+  // changes: no end of our own.
+  return handler_util::FillExtents(r, UINT64_MAX, [e](uint64_t pos, int whence) -> int64_t {
     return lseek(e->fd.get(), static_cast<off_t>(pos), whence);
   });
 }
@@ -521,6 +523,31 @@ int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* e
   return 0;
 }
 
+// Sets the file's length (a grow leaves a sparse tail) and syncs it. Open
+// exports need nothing more: their requests past the old end work at once.
+int FileResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+  auto* h = static_cast<FileHandler*>(state);
+  UniqueFd fd(OpenBeneath(h->base.get(), key, O_WRONLY | O_NONBLOCK));
+  struct stat st;
+  if (!fd.valid() || fstat(fd.get(), &st) < 0) {
+    int e = Errno();
+    SetErr(err, errlen, "open %s under %s: %s", key, h->base_path.c_str(),
+           e == EXDEV ? "leaves the base directory" : strerror(e));
+    return e == EXDEV ? EPERM : e;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    SetErr(err, errlen, "%s under %s is not a regular file", key, h->base_path.c_str());
+    return EINVAL;
+  }
+  if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0 || fsync(fd.get()) < 0) {
+    int e = Errno();
+    SetErr(err, errlen, "resize %s to %llu bytes: %s", key, static_cast<unsigned long long>(size),
+           strerror(e));
+    return e;
+  }
+  return 0;
+}
+
 const char* const kOptions[] = {"file-dir", "file-io", "file-mode", nullptr};
 
 const nbdr_handler kFileHandler = {
@@ -544,6 +571,7 @@ const nbdr_handler kFileHandler = {
     FileSubmit,
     FileIdentify,
     nullptr,  // take_over: no fence of its own; the runner's fencing applies
+    FileResize,
 };
 
 }  // namespace

@@ -517,24 +517,49 @@ int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
   return 0;
 }
 
+// Opens t's file with flags into *fd and stats it into *st; refuses
+// anything but a regular file.
+int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* err,
+                size_t errlen) {
+  errno = 0;
+  fd->reset(glfs_open(t.vol->fs, t.path.c_str(), flags));
+  if (!*fd) return PathError("open", t.volname, t.path, err, errlen);
+  errno = 0;
+  if (glfs_fstat(fd->get(), st) < 0) return PathError("stat", t.volname, t.path, err, errlen);
+  if (!S_ISREG(st->st_mode)) {
+    SetErr(err, errlen, "%s on volume '%s' is not a regular file", t.path.c_str(),
+           t.volname.c_str());
+    return EINVAL;
+  }
+  return 0;
+}
+
+// Sets the file's length (a grow leaves a sparse tail) and syncs it.
+int GlusterResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+  Target t;
+  if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
+  GlfsFd fd;
+  struct stat st;
+  if (int rc = OpenRegular(t, O_WRONLY, &fd, &st, err, errlen)) return rc;
+  errno = 0;
+  if (glfs_ftruncate(fd.get(), static_cast<off_t>(size), nullptr, nullptr) < 0 ||
+      glfs_fsync(fd.get(), nullptr, nullptr) < 0)
+    return PathError("resize", t.volname, t.path, err, errlen);
+  return 0;
+}
+
 int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
                 void** export_handle, char* err, size_t errlen) {
   Target t;
   if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
   const std::string &volname = t.volname, &path = t.path;
-  errno = 0;
   // O_DIRECT, so that write-behind (strict-O_DIRECT, set at connect)
   // answers a write only once the bricks have it; the bricks themselves
   // get no O_DIRECT (filter-O_DIRECT) and keep their page cache.
-  GlfsFd fd(glfs_open(t.vol->fs, path.c_str(), readonly ? O_RDONLY : O_RDWR | O_DIRECT));
-  if (!fd) return PathError("open", volname, path, err, errlen);
+  GlfsFd fd;
   struct stat st;
-  errno = 0;
-  if (glfs_fstat(fd.get(), &st) < 0) return PathError("stat", volname, path, err, errlen);
-  if (!S_ISREG(st.st_mode)) {
-    SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
-    return EINVAL;
-  }
+  if (int rc = OpenRegular(t, readonly ? O_RDONLY : O_RDWR | O_DIRECT, &fd, &st, err, errlen))
+    return rc;
   errno = 0;
   GlfsFd seek_fd(glfs_open(t.vol->fs, path.c_str(), O_RDONLY));
   if (!seek_fd) return PathError("open", volname, path, err, errlen);
@@ -616,7 +641,9 @@ int Extents(GlusterExport* e, nbdr_request* r) {
       return Errno();
     }
   }
-  return handler_util::FillExtents(r, e->size, [e](uint64_t pos, int whence) -> int64_t {
+  // The runner keeps requests inside the export, whose size a resize
+  // changes: no end of our own.
+  return handler_util::FillExtents(r, UINT64_MAX, [e](uint64_t pos, int whence) -> int64_t {
     return glfs_lseek(e->seek_fd, static_cast<off_t>(pos), whence);
   });
 }
@@ -708,6 +735,7 @@ const nbdr_handler kGlusterHandler = {
     GlusterSubmit,
     GlusterIdentify,
     nullptr,  // take_over: no fence of its own; the runner's fencing applies
+    GlusterResize,
 };
 
 }  // namespace

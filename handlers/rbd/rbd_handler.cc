@@ -456,6 +456,17 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   return 0;
 }
 
+// Resizes the image (librbd hands the resize to the holder of its
+// exclusive lock, an export of this runner perhaps, which then serves the
+// new size).
+int RbdResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+  OpenedImage o;
+  if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, false, &o, err, errlen)) return rc;
+  int rc = rbd_resize(o.image, size);
+  rbd_close(o.image);
+  return rc < 0 ? ImageError("resize", o.ref, rc, err, errlen) : 0;
+}
+
 // The pool's id and the image's id: an image removed and created again
 // under the same name (or in a pool made again) has new ones.
 int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
@@ -578,8 +589,14 @@ int OnDiffExtent(uint64_t off, size_t len, int exists, void* arg) {
   return AddExtent(w, stop - start, exists ? 0 : NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
 }
 
+int BeyondTheEnd(RbdExport* e, const nbdr_request* r);
+
 int Extents(RbdExport* e, nbdr_request* r) {
-  ExtentWalk w{r, r->offset, std::min(r->offset + r->length, e->size)};
+  // The image's size now: a resize may have changed it since the open.
+  uint64_t size = 0;
+  if (int rc = rbd_get_size(e->image, &size); rc < 0) return -rc;
+  if (r->offset >= size) return BeyondTheEnd(e, r);
+  ExtentWalk w{r, r->offset, std::min(r->offset + r->length, size)};
   r->nr_extents = 0;
   int rc = rbd_diff_iterate2(e->image, nullptr, r->offset, w.end - r->offset, 1,
                              e->whole_object_diff ? 1 : 0, OnDiffExtent, &w);
@@ -671,7 +688,8 @@ void OnRbdDone(rbd_completion_t c, void* arg) {
   // so its return value cannot tell: writes compare their end with the
   // image's size instead, asked again once librbd saw the header change.
   if (!err && (r->type == NBDR_REQ_WRITE || r->type == NBDR_REQ_WRITE_ZEROES)) {
-    if (e->header_changed) {
+    // (A write past the size known here asks too: the image may have grown.)
+    if (e->header_changed || r->offset + r->length > e->current_size) {
       // Asking librbd may wait on the cluster: not on its completion thread.
       e->h->pool->Submit([e, r] {
         uint64_t size = 0;
@@ -757,6 +775,7 @@ const nbdr_handler kRbdHandler = {
     RbdSubmit,
     RbdIdentify,
     RbdTakeOver,
+    RbdResize,
 };
 
 }  // namespace

@@ -226,6 +226,17 @@ struct nbdr_handler {
    * called from the runner's control threads. NULL: the backend has no
    * fence of its own (the runner's fencing still applies). */
   int (*take_over)(void *state, const char *key, char *err, size_t errlen);
+
+  /* ---- Optional; added in 0.3 at the end (check struct_size) ---- */
+
+  /* Sets the size of key's backing object to size, larger or smaller (the
+   * runner has checked it against the block size, and refuses a shrink
+   * while the backstore is mapped or open). Exports of key that are open
+   * stay open and must serve requests up to the new size at once. Returns
+   * 0, or a positive errno with a sentence in err. May block; called from
+   * the runner's control threads. NULL: the backstore's size cannot be
+   * changed through the runner (ENOTSUP). */
+  int (*resize)(void *state, const char *key, uint64_t size, char *err, size_t errlen);
 };
 
 /* The smallest descriptor the runner accepts: one without the optional

@@ -4,12 +4,21 @@
 # map -> mkfs.ext4 -> mount -> write files -> sync -> umount -> unmap -> map
 # again -> fsck clean and every checksum intact; the runner's registry
 # follows (mapped, created), the client's mapping record appears and goes,
-# and list shows the kernel's view. With NBDR_MAP_TLS=1 the runner
-# requires TLS and every map is made with a PSK, through kernel TLS.
+# and list shows the kernel's view. Online resize (issue 29): with the
+# file system mounted and written, the host resizes the backstore to
+# 384M; the guest's nbd-clid grows the device within a poll and
+# resize2fs grows the mounted file system; without TLS the guest's own
+# nbd-cli resize to 512M grows its device at once. With NBDR_MAP_TLS=1
+# the runner requires TLS and every map is made with a PSK, through
+# kernel TLS.
 source "$(dirname "$0")/../integration/functions.sh"
 source "$(dirname "$0")/../integration/backstore.sh"
 source "$(dirname "$0")/vm-functions.sh"
 
+# The sanitizer build maps the file backend without TLS (test-vm-tls runs
+# kernel TLS there).
+[ "${NBDR_BACKEND:-file}" = file ] && [ -z "${NBDR_MAP_TLS:-}" ] ||
+  plain_build_only "the guest ext4 cycle on another backend or over TLS"
 TLS_CLI=
 if [ "${NBDR_MAP_TLS:-}" = 1 ]; then
   source "$(dirname "$0")/../integration/tls-credentials.sh"
@@ -39,6 +48,18 @@ ok mount mount -t ext4 \$dev /mnt
 for i in 1 2 3 4 5; do dd if=/dev/urandom of=/mnt/f\$i bs=64k count=\$((i * 8)) 2>/dev/null; done
 mkdir -p /mnt/dir && dd if=/dev/urandom of=/mnt/dir/big bs=1M count=24 2>/dev/null
 (cd /mnt && sha256sum f1 f2 f3 f4 f5 dir/big) >/tmp/sums
+nbd-clid --foreground --interval 1 --timeout 2 >/tmp/clid.log 2>&1 &
+# The host resizes the backstore on this line.
+r "resize-now"
+ok_within clid-grows-device 30 sh -c "[ \\\$(cat /sys/block/\${dev#/dev/}/size) = 786432 ]"
+kill %1
+grep -v '^\\s*\$' /tmp/clid.log | while read -r l; do r "clid: \$l"; done
+ok resize2fs-online resize2fs \$dev
+ok fs-grew sh -c "[ \$(df -k /mnt | awk 'NR==2 {print \$2}') -gt 300000 ]"
+if [ -z '$TLS_CLI' ]; then
+  ok cli-grows-device sh -c "nbd-cli $B resize $KEY size 512M $H >/tmp/out 2>&1; cat /tmp/out; grep -q '\$dev grown' /tmp/out"
+  ok size-512M [ "\$(cat /sys/block/\${dev#/dev/}/size)" = 1048576 ]
+fi
 ok sync sync
 ok umount umount /mnt
 ok unmap nbd-cli $B unmap \$dev $H
@@ -51,8 +72,11 @@ ok checksums sh -c "cd /mnt && sha256sum -c /tmp/sums"
 ok umount-again umount /mnt
 ok unmap-by-key nbd-cli $B unmap $KEY $H
 GUEST
-run_guest "$T/guest.sh"
-pass "guest ($BACKEND${TLS_CLI:+, TLS}): map, mkfs, mount, write, unmap, remap, fsck and checksums"
+start_guest "$T/guest.sh"
+wait_guest_line 'RESULT resize-now' 240
+cli "$B" resize "$KEY" size 384M >/dev/null
+finish_guest
+pass "guest ($BACKEND${TLS_CLI:+, TLS}): map, mkfs, mount, write, resize online (nbd-clid, resize2fs), unmap, remap, fsck and checksums"
 cli --json "$B" info "$KEY" | grep -q '"status": "created"' || fail "runner state after unmap"
 cli --json "$B" info "$KEY" | grep -q '"map_time": "20' || fail "map time not recorded"
 pass "runner registry back to created, map time recorded"

@@ -43,7 +43,7 @@ _build_initramfs() {  # guest-script output
   mkdir -p "$R"/{bin,etc,proc,sys,dev,tmp,mnt,lib/mod}
   cp /bin/busybox "$R/bin/"
   for a in sh mount umount insmod ip dd cat sleep poweroff cmp awk cut sha256sum sync ls mkdir \
-    echo grep head tail rm cp seq sed uname true false stat wc tr; do ln -s busybox "$R/bin/$a"; done
+    echo grep head tail rm cp seq sed uname true false stat wc tr df; do ln -s busybox "$R/bin/$a"; done
   for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_pci_legacy_dev \
     drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci net/core/failover \
     drivers/net/net_failover drivers/net/virtio_net drivers/block/nbd lib/crc16 \
@@ -59,7 +59,8 @@ _build_initramfs() {  # guest-script output
       *) cat "$f" ;;
     esac >"$R/lib/mod/$(basename "$m").ko"
   done
-  _copy_with_libs "$R" "$CLI" "$NBDR_BUILD/sbin/nbd-clid" "$(command -v mke2fs)" "$(command -v e2fsck)"
+  _copy_with_libs "$R" "$CLI" "$NBDR_BUILD/sbin/nbd-clid" "$(command -v mke2fs)" "$(command -v e2fsck)" \
+    "$(command -v resize2fs)"
   if [ -x /usr/sbin/nbd-client ]; then _copy_with_libs "$R" /usr/sbin/nbd-client; fi
   ln -s mke2fs "$R/bin/mkfs.ext4"
   cp /etc/mke2fs.conf "$R/etc/" 2>/dev/null || true
