@@ -206,12 +206,12 @@ Status MoveTo(RunnerClient* client, const MappingRecord& m, int index, const std
   r.set_filled();
   if (r->status != 0) return Status::Error(r->status == kNotOurs ? EIO : r->status, r->message);
   AskToTakeOver(client, m, client->target());
-  // The same disk: a runner whose backstore of that name has another size
-  // is not serving what this device holds.
+  // The same disk: a runner whose backstore of that name is smaller is not
+  // serving what this device holds (larger: it grew, and the device follows).
   Status s;
   const uint64_t have = NbdDeviceBytes(index);
   if (r->backstore.backstore_len != 1 ||
-      (have != 0 && r->backstore.backstore_val[0].size != have))
+      (have != 0 && r->backstore.backstore_val[0].size < have))
     s = Status::Error(EIO, "its " + export_name + " is not the size of " + m.device);
   auto socks = s.ok() ? ConnectExportSockets(IoHostFor(*client, r->io.host),
                                              static_cast<uint16_t>(r->io.port), export_name,

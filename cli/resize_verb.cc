@@ -84,14 +84,15 @@ int DoResize(const Command& c) {
   }
   RpcResult<nbdr_status_reply> r(NBDR_RESIZE);
   if (int rc = CallStatus(&*client, NBDR_RESIZE, &a, &r); rc >= 0) return rc;
-  const std::string message = r->message + GrowLocalDevices(c, *size);
-  if (set.empty()) return ReportStatus(c, message.c_str());
+  if (set.empty()) return ReportStatus(c, (r->message + GrowLocalDevices(c, *size)).c_str());
+  // The devices grow only once every runner that may serve them does.
   std::vector<std::string> done{client->target()};
   const std::string problems = ResizeOnOthers(c, b, here_id, &a, &done);
   if (!problems.empty())
     return Error(kExitFailed, EAGAIN,
-                 message + ", but not recorded on every runner of its set" + problems +
-                     ": run the resize again once they answer");
+                 std::string(r->message) + ", but not recorded on every runner of its set" +
+                     problems + ": run the resize again once they answer");
+  const std::string message = r->message + GrowLocalDevices(c, *size);
   std::string text = message + " on " + std::to_string(done.size()) + " runners:";
   for (const auto& d : done) text += " " + d;
   return ReportRunnerSet(c, message, done, text);

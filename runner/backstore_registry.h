@@ -213,8 +213,17 @@ class BackstoreRegistry {
   // The object of record turned out to be size at an open (resized
   // behind the runner's back): the record follows, logged.
   void FollowBackendSize(const BackstoreRecord& record, uint64_t size) EXCLUDES(mu_, save_mu_);
-  // Ends what BeginResize began; when done, what is open serves the new size.
-  void EndResize(const std::string& name, bool done) EXCLUDES(mu_);
+  // Ends what BeginResize began.
+  void EndResize(const std::string& name) EXCLUDES(mu_);
+  // What is open of name serves size from now on.
+  void SetOpenSize(const std::string& name, uint64_t size) EXCLUDES(mu_);
+  Status SaveSize(const std::string& type, const std::string& key, uint64_t size)
+      EXCLUDES(mu_, save_mu_);
+  // Resize's two ways, between BeginResize and EndResize.
+  Status Shrink(const std::string& type, const std::string& key, uint64_t old_size,
+                uint64_t size) EXCLUDES(mu_, save_mu_);
+  Status Grow(const std::string& type, const std::string& key, uint64_t old_size, uint64_t size)
+      EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
   // The registered backstores of type, other than except, whose record
   // has this identity: by export name.
@@ -249,6 +258,7 @@ class BackstoreRegistry {
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
     uint64_t resizing_to = 0;  // a resize to this size is running (0: none)
+    bool shrinking = false;    // ... and it shrinks: no open until it ends
     ExportSharing sharing;  // open for NBD clients: Delete and re-import refuse
     // Where the mapping's map or confirm call came from ("" for the admin
     // socket); not saved: until a revive after a restart sets it again,

@@ -33,7 +33,7 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
                                          : "TLS identity " + tls_identity + " may not open " +
                                                export_name);
       if (auto open = it->second.sharing.Current()) return open;
-      if (it->second.resizing_to && it->second.resizing_to < it->second.record.size)
+      if (it->second.shrinking)
         return Status::Error(EBUSY, export_name + " is being shrunk; connect again in a moment");
       if (!it->second.sharing.IsOpening()) {
         record = it->second.record;
@@ -69,9 +69,13 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
 void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_t size) {
   const std::string name = record.ExportName();
   Status s = UpdateAndSave(record.type, record.key, [&](Entry& e) REQUIRES(mu_) {
+    // A resize since the open set the size itself.
+    if (e.resizing_to || e.record.size != record.size)
+      return Status::Error(EAGAIN, "resized through the runner meanwhile");
     e.record.size = size;
     return Status();
   });
+  if (s.code() == EAGAIN) return;
   if (s.ok())
     LOG_WARN(name, "its backing object is %s, not the %s recorded: resized behind the runner's "
                    "back; the record follows", FormatSize(size).c_str(),

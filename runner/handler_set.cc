@@ -149,11 +149,11 @@ Status LoadedHandler::TakeOver(const std::string& key) const {
   return Status();
 }
 
-Status LoadedHandler::Resize(const std::string& key, uint64_t size) const {
+Status LoadedHandler::Resize(const std::string& key, uint64_t size, bool may_shrink) const {
   if (desc_->struct_size < offsetof(nbdr_handler, resize) + sizeof desc_->resize || !desc_->resize)
     return Status::Error(ENOTSUP, "the " + name_ + " handler cannot resize its backstores");
   char err[kErrLen] = "";
-  int rc = desc_->resize(state_, key.c_str(), size, err, sizeof err);
+  int rc = desc_->resize(state_, key.c_str(), size, may_shrink ? 1 : 0, err, sizeof err);
   if (rc != 0) return HandlerError(rc, err, "resize " + key);
   return Status();
 }

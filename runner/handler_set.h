@@ -53,9 +53,9 @@ class LoadedHandler {
   // Fences the other runners of key's set out of its backing object
   // (nbdr_handler.take_over); ENOTSUP when the handler has no fence.
   Status TakeOver(const std::string& key) const;
-  // Sets the size of key's backing object (nbdr_handler.resize); ENOTSUP
-  // when the handler cannot.
-  Status Resize(const std::string& key, uint64_t size) const;
+  // Sets the size of key's backing object (nbdr_handler.resize; a larger
+  // object only when may_shrink); ENOTSUP when the handler cannot.
+  Status Resize(const std::string& key, uint64_t size, bool may_shrink) const;
 
  private:
   friend class HandlerSet;

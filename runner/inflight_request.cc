@@ -34,7 +34,7 @@ void BuildReply(InflightRequest* ir, int error, const NegotiatedExport& e) {
   uint8_t* hdr = ir->reply_hdr;
   const uint16_t type = ir->command;
   if (type == kCmdBlockStatus && !error) {
-    EncodeDescriptors(ir, e.size);
+    EncodeDescriptors(ir, e.LiveSize());
     if (ir->descriptors.empty()) error = EIO;
   }
   uint32_t nbd_error = ErrnoToNbd(error);

@@ -203,10 +203,13 @@ static void mem_submit(void *export_handle, struct nbdr_request *req) {
 /* Optional (ABI 0.3). Requests on an open export read d->data without a
  * lock, so this example resizes only a closed backstore; a real backend
  * must serve the new size on open exports too. */
-static int mem_resize(void *state, const char *key, uint64_t size, char *err, size_t errlen) {
+static int mem_resize(void *state, const char *key, uint64_t size, int may_shrink, char *err,
+                      size_t errlen) {
   struct mem_state *st = state;
   pthread_mutex_lock(&st->lock);
   struct mem_disk *d = find_locked(st, key);
+  /* (Its size never changes behind the runner's back: may_shrink is moot.) */
+  (void)may_shrink;
   int rc = !d ? ENOENT : d->open_count ? EBUSY : 0;
   unsigned char *data = rc ? NULL : realloc(d->data, size ? size : 1);
   if (!rc && !data) rc = ENOMEM;

@@ -152,6 +152,20 @@ class WorkerPool {
 
 // Parses a positive decimal option value; returns fallback when unset and
 // -1 when set but not a number in [min, max].
+// A resize that is not meant to shrink (may_shrink 0) meets an object of
+// have bytes, grown behind the runner's back past size: refuses it (the
+// runner has not checked that nothing uses the tail). EINVAL, or 0 when
+// the resize may go on.
+inline int RefuseHiddenShrink(int may_shrink, uint64_t have, uint64_t size, const char* key,
+                              char* err, size_t errlen) {
+  if (may_shrink || have <= size) return 0;
+  SetErr(err, errlen,
+         "%s holds %llu bytes, more than the %llu asked (it grew behind the runner's back): "
+         "that would shrink it; a shrink needs 'shrink'",
+         key, static_cast<unsigned long long>(have), static_cast<unsigned long long>(size));
+  return EINVAL;
+}
+
 inline long ParseIntOption(const char* value, long fallback, long min, long max) {
   if (!value || !*value) return fallback;
   return nbdr::ParseLongInRange(value, min, max).value_or(-1);

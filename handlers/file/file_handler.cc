@@ -525,7 +525,8 @@ int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* e
 
 // Sets the file's length (a grow leaves a sparse tail) and syncs it. Open
 // exports need nothing more: their requests past the old end work at once.
-int FileResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+int FileResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
+               size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   UniqueFd fd(OpenBeneath(h->base.get(), key, O_WRONLY | O_NONBLOCK));
   struct stat st;
@@ -539,6 +540,9 @@ int FileResize(void* state, const char* key, uint64_t size, char* err, size_t er
     SetErr(err, errlen, "%s under %s is not a regular file", key, h->base_path.c_str());
     return EINVAL;
   }
+  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size),
+                                                size, key, err, errlen))
+    return rc;
   if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0 || fsync(fd.get()) < 0) {
     int e = Errno();
     SetErr(err, errlen, "resize %s to %llu bytes: %s", key, static_cast<unsigned long long>(size),

@@ -535,12 +535,16 @@ int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* e
 }
 
 // Sets the file's length (a grow leaves a sparse tail) and syncs it.
-int GlusterResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+int GlusterResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
+                  size_t errlen) {
   Target t;
   if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
   GlfsFd fd;
   struct stat st;
   if (int rc = OpenRegular(t, O_WRONLY, &fd, &st, err, errlen)) return rc;
+  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size),
+                                                size, key, err, errlen))
+    return rc;
   errno = 0;
   if (glfs_ftruncate(fd.get(), static_cast<off_t>(size), nullptr, nullptr) < 0 ||
       glfs_fsync(fd.get(), nullptr, nullptr) < 0)

@@ -459,10 +459,19 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
 // Resizes the image (librbd hands the resize to the holder of its
 // exclusive lock, an export of this runner perhaps, which then serves the
 // new size).
-int RbdResize(void* state, const char* key, uint64_t size, char* err, size_t errlen) {
+int RbdResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
+              size_t errlen) {
   OpenedImage o;
   if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, false, &o, err, errlen)) return rc;
-  int rc = rbd_resize(o.image, size);
+  uint64_t have = 0;
+  int rc = rbd_get_size(o.image, &have);
+  if (rc == 0) {
+    if (int refused = handler_util::RefuseHiddenShrink(may_shrink, have, size, key, err, errlen)) {
+      rbd_close(o.image);
+      return refused;
+    }
+    rc = rbd_resize(o.image, size);
+  }
   rbd_close(o.image);
   return rc < 0 ? ImageError("resize", o.ref, rc, err, errlen) : 0;
 }

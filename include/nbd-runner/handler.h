@@ -229,14 +229,17 @@ struct nbdr_handler {
 
   /* ---- Optional; added in 0.3 at the end (check struct_size) ---- */
 
-  /* Sets the size of key's backing object to size, larger or smaller (the
-   * runner has checked it against the block size, and refuses a shrink
+  /* Sets the size of key's backing object to size (the runner has checked
+   * it against the block size). Unless may_shrink, an object larger than
+   * size (grown behind the runner's back) is refused with EINVAL: only
+   * then does the runner know nothing uses the tail (it refuses a shrink
    * while the backstore is mapped or open). Exports of key that are open
    * stay open and must serve requests up to the new size at once. Returns
    * 0, or a positive errno with a sentence in err. May block; called from
    * the runner's control threads. NULL: the backstore's size cannot be
    * changed through the runner (ENOTSUP). */
-  int (*resize)(void *state, const char *key, uint64_t size, char *err, size_t errlen);
+  int (*resize)(void *state, const char *key, uint64_t size, int may_shrink, char *err,
+                size_t errlen);
 };
 
 /* The smallest descriptor the runner accepts: one without the optional

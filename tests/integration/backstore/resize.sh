@@ -10,7 +10,8 @@
 # 'shrink' and while a client has the backstore open, each with its
 # message, and works once no client has it. An object grown behind the
 # runner's back (truncate, rbd resize) is noticed at the next open: info
-# follows.
+# follows, and a "grow" below such an object's real size is refused
+# rather than cutting it.
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../backstore.sh"
 requires nbdsh nbdinfo qemu-io python3
@@ -33,12 +34,13 @@ info_size() { cli --json "$BACKEND" info "$KEY" | python3 -c 'import json,sys; p
 # An NBD client holds the backstore open through the resize: it writes
 # before, asks for the resize (through nbd-cli), then writes and reads
 # past the old end on the same connection; one that connects meanwhile is
-# told the new size.
+# told the new size. Block status past the old end works on it too.
 CLI_WORDS=("$CLI" "$BACKEND" resize "$KEY" size 16M host "$RPC")
 python3 - "$URI" "$T" "${CLI_WORDS[@]}" <<'PY' || fail "the open connection did not get the new size"
 import nbd, subprocess, sys
 uri, t, cli = sys.argv[1], sys.argv[2], sys.argv[3:]
 h = nbd.NBD()
+h.add_meta_context("base:allocation")
 h.connect_uri(uri)
 assert h.get_size() == 8 << 20, h.get_size()
 h.pwrite(b"\xa1" * 65536, 0)
@@ -62,6 +64,10 @@ assert h.pread(65536, 12 << 20) == b"\xb2" * 65536
 assert h.pread(65536, (16 << 20) - 65536) == bytes(65536)  # the new tail reads as zeroes
 assert h.pread(65536, 0) == b"\xa1" * 65536
 h.flush()
+# Block status past the old end, on this connection: answered.
+seen = []
+h.block_status(65536, 12 << 20, lambda ctx, off, entries, err: seen.append(entries) or 0)
+assert seen and seen[0][0] > 0, seen
 # Shrinking while this client has it open: refused with the reason.
 out = subprocess.run(cli[:5] + ["4M", "shrink"] + cli[6:], capture_output=True, text=True)
 assert out.returncode == 1, (out.returncode, out.stderr)
@@ -101,6 +107,12 @@ qemu-io -f raw "$URI" -c 'read -P 0xa1 0 64k' >"$T/qio" && ! grep -q "verificati
   { cat "$T/qio"; fail "the data before the new end changed"; }
 pass "$BACKEND: the size survives a restart; a shrink with no client works and keeps what is before the new end"
 
+# Every open of the export closed (qemu-io's may linger a moment).
+for _ in $(seq 100); do
+  [ "$(grep -c "\[$BACKEND/$KEY\] export opened" "$T/log/nbd-runner.log")" = \
+    "$(grep -c "\[$BACKEND/$KEY\] export closed" "$T/log/nbd-runner.log")" ] && break
+  sleep 0.1
+done
 case "$BACKEND" in
   file) truncate -s 24M "$T/files/$KEY" ;;
   gluster) truncate -s 24M "$GLUSTER_BRICKS/${KEY%%/*}/${KEY#*/}" && sleep 2 ;;  # md-cache: 1 s
@@ -111,3 +123,13 @@ esac
 grep -q "resized behind the runner's back; the record follows" "$T/log/nbd-runner.log" ||
   fail "the runner did not log the size it found"
 pass "$BACKEND: an object resized behind the runner's back: the next open finds it, info follows (logged)"
+
+case "$BACKEND" in
+  file) truncate -s 32M "$T/files/$KEY" ;;
+  gluster) truncate -s 32M "$GLUSTER_BRICKS/${KEY%%/*}/${KEY#*/}" && sleep 2 ;;
+  rbd) rbd -c "$CEPH_CONF" resize --size 32M "$KEY" >/dev/null 2>&1 ;;
+esac
+expect_fail 1 "more than the 29360128 asked \\(it grew behind the runner's back\\): that would shrink it" \
+  cli "$BACKEND" resize "$KEY" size 28M
+[ "$(backend_size)" = 33554432 ] || fail "a refused resize changed the object to $(backend_size) bytes"
+pass "$BACKEND: a grow to less than an object grown behind the runner's back is refused, not a silent shrink"
