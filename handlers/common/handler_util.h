@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // Small helpers every bundled handler uses: operator-facing error
-// sentences, logging through the runner's services table, and a pool of
-// worker threads for work that may block (the ABI's submit must not).
+// sentences, logging through the runner's services table, a pool of
+// worker threads for work that may block (the ABI's submit must not), and
+// option parsing.
 // Header-only, so a handler .so stays self-contained and links no runner
 // code.
 #ifndef NBDR_HANDLERS_COMMON_HANDLER_UTIL_H
 #define NBDR_HANDLERS_COMMON_HANDLER_UTIL_H
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,6 +31,16 @@
 #include "utils/parse_number.h"
 
 namespace handler_util {
+
+// Keeps the library holding `symbol` (and so every library it links)
+// mapped until the process exits, though the runner dlcloses it after
+// unload: for an unload that leaves a backend library's threads running
+// for the process exit to end. Returns false if it could not.
+inline bool KeepLoadedUntilExit(const void* symbol) {
+  Dl_info self;
+  if (!dladdr(symbol, &self) || !self.dli_fname) return false;
+  return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
+}
 
 // Writes one sentence for the operator into the ABI's err buffer.
 inline void SetErr(char* err, size_t errlen, const char* fmt, ...)
@@ -150,8 +162,6 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-// Parses a positive decimal option value; returns fallback when unset and
-// -1 when set but not a number in [min, max].
 // A resize that is not meant to shrink (may_shrink 0) meets an object of
 // have bytes, grown behind the runner's back past size: refuses it (the
 // runner has not checked that nothing uses the tail). EINVAL, or 0 when
@@ -166,6 +176,8 @@ inline int RefuseHiddenShrink(int may_shrink, uint64_t have, uint64_t size, cons
   return EINVAL;
 }
 
+// Parses a positive decimal option value; returns fallback when unset and
+// -1 when set but not a number in [min, max].
 inline long ParseIntOption(const char* value, long fallback, long min, long max) {
   if (!value || !*value) return fallback;
   return nbdr::ParseLongInRange(value, min, max).value_or(-1);

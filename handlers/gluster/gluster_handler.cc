@@ -3,8 +3,8 @@
 // GlusterFS volumes, reached through libgfapi (no FUSE mount).
 //
 // Key VOLUME/PATH. One glfs_t per volume per runner, made on first use and
-// shared by every backstore and connection of that volume until unload
-// (glfs_init and glfs_fini are slow: fini takes up to 10 s). Every server in
+// shared by every backstore and connection of that volume until the runner
+// exits (glfs_fini takes 10 s, so the exit unmounts). Every server in
 // gluster-hosts is handed to gfapi as a volfile server, so fetching the
 // volume layout survives the loss of one of them.
 //
@@ -438,10 +438,27 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
   return 0;
 }
 
+// Volumes left mounted for the process exit (see GlusterUnload); kept
+// reachable, for they are not leaked: gfapi's threads still use them.
+GlusterHandler* volatile left_to_exit = nullptr;
+
+// The runner unloads a handler only as it stops, after every export has
+// closed: each glfs_close already flushed what write-behind held. What
+// glfs_fini would add is a disconnect from the bricks, and gfapi spends
+// 10 s in it whatever the volume (glusterfs issue 2606, closed wontfix).
+// The process exit disconnects at once, and the bricks release the
+// connection as they do for any client that goes away. So the volumes
+// stay mounted, and this library and gfapi mapped, until the exit.
 void GlusterUnload(void* state) {
   auto* h = static_cast<GlusterHandler*>(state);
   for (auto& [name, vol] : h->volumes) vol->pool.reset();
-  // glfs_fini takes seconds per volume; unmount them side by side.
+  if (!h->volumes.empty() &&
+      handler_util::KeepLoadedUntilExit(reinterpret_cast<void*>(&GlusterUnload))) {
+    left_to_exit = h;
+    return;
+  }
+  // Not pinned (it cannot be unmapped under gfapi's threads): unmount the
+  // volumes side by side.
   std::vector<std::thread> finis;
   for (auto& [name, vol] : h->volumes) finis.emplace_back([fs = vol->fs] { glfs_fini(fs); });
   for (auto& t : finis) t.join();
@@ -739,8 +756,7 @@ const nbdr_handler kGlusterHandler = {
     GlusterSubmit,
     GlusterIdentify,
     nullptr,  // take_over: no fence of its own; the runner's fencing applies
-    GlusterResize,
-};
+    GlusterResize,};
 
 }  // namespace
 

@@ -19,7 +19,6 @@
 // (ceph-op-timeout) turn a dead or frozen OSD into EIO instead of a hang.
 //
 // Thread-safety: every callback may be called from any runner thread.
-#include <dlfcn.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 
@@ -348,10 +347,8 @@ void RbdUnload(void* state) {
                       "the Ceph cluster did not answer the disconnect within %lld s; not waiting",
                       static_cast<long long>(limit.count()));
     // h stays alive for the thread, and so must this library's code,
-    // which the runner unloads next: RTLD_NODELETE keeps it mapped.
-    Dl_info self;
-    if (dladdr(reinterpret_cast<void*>(&RbdUnload), &self) && self.dli_fname)
-      dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    // which the runner unloads next.
+    handler_util::KeepLoadedUntilExit(reinterpret_cast<void*>(&RbdUnload));
     shutdown.detach();  // the process is exiting
     return;
   }
@@ -784,8 +781,7 @@ const nbdr_handler kRbdHandler = {
     RbdSubmit,
     RbdIdentify,
     RbdTakeOver,
-    RbdResize,
-};
+    RbdResize,};
 
 }  // namespace
 
