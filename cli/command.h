@@ -53,6 +53,9 @@ struct Command {
   bool auth = false;
   // resize ... shrink: a size below the current one is meant
   bool shrink = false;
+  // snapshot OP KEY [NAME] [copy] [force]
+  std::string snapshot_op, snapshot_name;
+  bool copy = false;
   // modify: "allow", "deny", "open", "auth-enable" or "auth-disable",
   // and the identities of allow and deny ("psk:a,x509:CN=b")
   std::string access_op;
@@ -101,6 +104,7 @@ int DoModify(const Command& c);
 int DoReplace(const Command& c);  // replace_verb.cc
 int DoForget(const Command& c);
 int DoResize(const Command& c);  // resize_verb.cc
+int DoSnapshot(const Command& c);  // snapshot_verb.cc
 // create ... auth: creates the backstore with its minted key in one step
 // (NBDR_CREATE_AUTH), so it is never open to other clients.
 int CreateWithAuth(const Command& c, nbdr_create_args* args);

@@ -45,6 +45,10 @@ const char kUsage[] =
     "  nbd-cli TYPE delete KEY [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE forget KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE resize KEY size SIZE [shrink] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE snapshot create KEY NAME [copy] [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE snapshot list KEY [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE snapshot delete KEY NAME [host HOST[:PORT]]\n"
+    "  nbd-cli TYPE snapshot rollback KEY NAME [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
@@ -80,6 +84,10 @@ const char kUsage[] =
     "unregisters KEY on one runner, leaving its object alone.\n"
     "resize grows KEY online: open NBD connections see the new size at once; a\n"
     "smaller size needs 'shrink', refused while KEY is mapped or open.\n"
+    "snapshot create takes a consistent snapshot NAME of KEY (writes pause while\n"
+    "it is taken), served read-only as the export TYPE/KEY@NAME; 'copy' allows a\n"
+    "full copy where the backend has no cheap snapshot. rollback is refused while\n"
+    "KEY is mapped or open, unless 'force'.\n"
     "\n"
     "--tls-psk FILE (psktool's IDENTITY:HEXKEY lines; --tls-username picks one)\n"
     "and --tls-certificates DIR (ca-cert.pem, client-cert.pem, client-key.pem)\n"
@@ -110,6 +118,10 @@ std::string TypeHelp(const std::string& type) {
          "       nbd-cli " + type + " delete KEY [force] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " forget KEY [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " resize KEY size SIZE [shrink] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " snapshot create KEY NAME [copy] [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " snapshot delete KEY NAME [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " snapshot list KEY [host HOST[:PORT]]\n"
+         "       nbd-cli " + type + " snapshot rollback KEY NAME [force] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " list [created|mapped|dead|all] [host HOST[:PORT]]\n"
          "       nbd-cli " + type + " info KEY [host HOST[:PORT]]\n"
@@ -219,6 +231,10 @@ int ParseOptions(const std::vector<std::string>& args, size_t i, Command* c) {
       uint64_t n = 0;
       if (int rc = number("connections", 1, 16, &n); rc >= 0) return rc;
       c->connections = static_cast<int>(n);
+    } else if (c->verb == "snapshot" && c->snapshot_op == "create" && w == "copy") {
+      c->copy = true;
+    } else if (c->verb == "snapshot" && c->snapshot_op == "rollback" && w == "force") {
+      c->force = true;
     } else if (c->verb == "resize" && w == "shrink") {
       c->shrink = true;
     } else if ((c->verb == "create" || c->verb == "import" || c->verb == "resize") &&
@@ -341,6 +357,17 @@ int main(int argc, char** argv) {
     c.key = args[2];
     if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
     next = 3;
+  } else if (c.verb == "snapshot") {
+    if (args.size() < 4) return Usage("snapshot needs create|list|delete|rollback and a KEY");
+    c.snapshot_op = args[2];
+    c.key = args[3];
+    if (Status s = ValidateKey(c.key); !s.ok()) return Usage(s.message());
+    next = 4;
+    if (c.snapshot_op != "list") {
+      if (args.size() < 5) return Usage("snapshot " + c.snapshot_op + " needs KEY NAME");
+      c.snapshot_name = args[4];
+      next = 5;
+    }
   } else if (c.verb != "list") {
     return Usage("unknown command '" + c.verb + "' for " + c.type);
   }
@@ -355,5 +382,6 @@ int main(int argc, char** argv) {
   if (c.verb == "replace") return DoReplace(c);
   if (c.verb == "forget") return DoForget(c);
   if (c.verb == "resize") return DoResize(c);
+  if (c.verb == "snapshot") return DoSnapshot(c);
   return DoList(c);
 }

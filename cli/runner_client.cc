@@ -161,6 +161,7 @@ std::string MayHaveHappened(uint32_t proc) {
     case NBDR_SET_RUNNERS:
     case NBDR_TAKE_OVER:
     case NBDR_RESIZE:
+    case NBDR_SNAPSHOT:
     case NBDR_CREATE_AUTH:
     case NBDR_MAP:
     case NBDR_MAPPED:

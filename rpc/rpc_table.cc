@@ -30,6 +30,8 @@ const RpcProcedure kProcedures[] = {
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_RESIZE, "resize", XdrProc(xdr_nbdr_resize_args), sizeof(nbdr_resize_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
+    {NBDR_SNAPSHOT, "snapshot", XdrProc(xdr_nbdr_snapshot_args), sizeof(nbdr_snapshot_args),
+     XdrProc(xdr_nbdr_snapshot_reply), sizeof(nbdr_snapshot_reply)},
     {NBDR_TAKE_OVER, "take-over", XdrProc(xdr_nbdr_key_args), sizeof(nbdr_key_args),
      XdrProc(xdr_nbdr_status_reply), sizeof(nbdr_status_reply)},
     {NBDR_IMPORT, "import", XdrProc(xdr_nbdr_create_args), sizeof(nbdr_create_args),
@@ -77,6 +79,7 @@ RpcReplyHead ReplyHeadOf(uint32_t number, void* result) {
     case NBDR_INFO: return HeadOf<nbdr_info_reply>(result);
     case NBDR_MAP: return HeadOf<nbdr_map_reply>(result);
     case NBDR_VERSION: return HeadOf<nbdr_version_reply>(result);
+    case NBDR_SNAPSHOT: return HeadOf<nbdr_snapshot_reply>(result);
     case NBDR_ACCESS:
     case NBDR_CREATE_AUTH:
       return HeadOf<nbdr_access_reply>(result);

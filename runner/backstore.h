@@ -33,8 +33,13 @@ struct BackstoreRecord {
   // the nbd-cli that registered it named them; this runner among them),
   // the same on each of them. Empty: this runner only.
   std::vector<std::string> runners;
+  // Not saved: set only on the record of a snapshot being served, the
+  // snapshot's name (its export is TYPE/KEY@NAME, always read-only).
+  std::string snapshot;
 
-  std::string ExportName() const { return type + "/" + key; }
+  std::string ExportName() const { return type + "/" + HandlerKey(); }
+  // The key the handler opens: KEY, or KEY@NAME for a snapshot.
+  std::string HandlerKey() const { return snapshot.empty() ? key : key + "@" + snapshot; }
 };
 
 // A runner set as it may be stored: at most NBDR_MAX_RUNNERS runners, each

@@ -20,7 +20,8 @@ bool BackstoreRegistry::MayOpen(const BackstoreRecord& record,
   // is empty (open to every client that passed TLS).
   if (minted_ && tls_identity.starts_with("psk:")) {
     std::optional<std::string> owner = minted_->ExportOf(tls_identity.substr(4));
-    if (owner && *owner != record.ExportName()) return false;
+    // (a snapshot's export is its backstore's)
+    if (owner && *owner != MakeExportName(record.type, record.key)) return false;
   }
   if (record.tls_allow.empty()) return true;
   return !tls_identity.empty() && std::find(record.tls_allow.begin(), record.tls_allow.end(),

@@ -268,7 +268,7 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
     if (it == entries_.end()) return Status::Error(ENOENT, "backstore " + name + " does not exist");
     Entry& e = it->second;
     if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-    if (e.resizing_to) return Status::Error(EBUSY, "backstore " + name + " is being resized");
+    if (e.changing) return Status::Error(EBUSY, "backstore " + name + " is being " + e.changing);
     if (e.record.status == NBDR_STATUS_MAPPING)
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
     if (e.record.status == NBDR_STATUS_MAPPED || e.record.status == NBDR_STATUS_DEAD)

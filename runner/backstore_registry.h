@@ -91,6 +91,25 @@ class BackstoreRegistry {
   Expected<std::pair<uint64_t, uint64_t>> Resize(const std::string& type, const std::string& key,
                                                  uint64_t size, bool shrink)
       EXCLUDES(mu_, save_mu_);
+  // Snapshots (backstore_registry_snapshot.cc; the handler's snapshot_*).
+  // Create quiesces an open export around the handler's call and returns
+  // how long its writes were held (ms; negative when it was not open);
+  // new clients wait while a backstore that is not open is snapshotted.
+  // copy lets the handler make a full copy where it cannot snapshot
+  // cheaply. Delete refuses while the snapshot is served. Rollback
+  // refuses while the backstore is mapped, open, or has a runner set,
+  // unless force (then it is quiesced as for create); returns its size
+  // after, which the record follows.
+  Expected<double> SnapshotCreate(const std::string& type, const std::string& key,
+                                  const std::string& snapshot, bool copy) EXCLUDES(mu_, save_mu_);
+  Status SnapshotDelete(const std::string& type, const std::string& key,
+                        const std::string& snapshot) EXCLUDES(mu_, save_mu_);
+  Expected<std::vector<LoadedHandler::Snapshot>> SnapshotList(const std::string& type,
+                                                              const std::string& key)
+      EXCLUDES(mu_, save_mu_);
+  Expected<uint64_t> SnapshotRollback(const std::string& type, const std::string& key,
+                                      const std::string& snapshot, bool force)
+      EXCLUDES(mu_, save_mu_);
   // Whether export_name's backstore is served by a runner set (high
   // availability): only then does a stall fence its kernel connections.
   bool HasRunnerSet(const std::string& export_name) const EXCLUDES(mu_);
@@ -151,10 +170,15 @@ class BackstoreRegistry {
   // identity is tls_identity ("" without one): EACCES when the
   // backstore's access list does not name it. Opens of different exports
   // run at once; a second client of an export being opened waits for
-  // that open and shares it.
+  // that open and shares it. TYPE/KEY@NAME opens snapshot NAME of KEY,
+  // read-only, for clients that may open KEY.
   Expected<std::shared_ptr<OpenExport>> OpenForServing(const std::string& export_name,
                                                        const std::string& tls_identity)
       EXCLUDES(mu_);
+  // The record an NBD client's export name stands for: a backstore's, or
+  // for TYPE/KEY@NAME a read-only snapshot NAME of backstore KEY (its
+  // record with snapshot set; whether the snapshot exists, the open says).
+  Expected<BackstoreRecord> ServedRecord(const std::string& export_name) EXCLUDES(mu_);
   // Whether a client with this TLS identity may open the backstore: it is
   // on the access list, or the list is empty; and a key minted for one
   // backstore opens that one only.
@@ -206,15 +230,34 @@ class BackstoreRegistry {
   // Forget's part once the entry is marked busy: drops it and saves, or
   // puts it back when saveconfig.json cannot be written.
   Status ForgetEntry(const std::string& name) EXCLUDES(mu_, save_mu_);
-  // Resize's checks; marks the entry as resizing (Delete, Forget and
-  // another resize wait; opens wait out a shrink) and tells its size.
+  // Resize's checks; marks the entry as being resized (Delete, Forget and
+  // another resize are refused; opens are refused during a shrink) and
+  // tells its size.
   Status BeginResize(const std::string& name, uint64_t size, bool shrink, uint64_t* old_size)
       EXCLUDES(mu_);
   // The object of record turned out to be size at an open (resized
   // behind the runner's back): the record follows, logged.
   void FollowBackendSize(const BackstoreRecord& record, uint64_t size) EXCLUDES(mu_, save_mu_);
-  // Ends what BeginResize began.
-  void EndResize(const std::string& name) EXCLUDES(mu_);
+  // Ends what BeginResize or BeginObjectChange began: the entry may
+  // change again, and clients waiting to open it go on.
+  void EndObjectChange(const std::string& name) EXCLUDES(mu_);
+  // Marks the entry as changing (what: "snapshotted", ...; refused while it
+  // is busy or another change runs) and returns its open export (after an
+  // open under way ended), or null: then new opens wait for the change.
+  Expected<std::shared_ptr<OpenExport>> BeginObjectChange(const std::string& name,
+                                                          const char* what,
+                                                          BackstoreRecord* record)
+      EXCLUDES(mu_);
+  // Runs change with open quiesced (writes held, those in flight done,
+  // flushed; held_ms says how long the writes were held), or directly
+  // when open is null.
+  static Status Quiesced(OpenExport* open, double* held_ms,
+                         const std::function<Status(void* handle)>& change);
+  // The handler of type, if it takes snapshots; validates key and snapshot.
+  Expected<const LoadedHandler*> SnapshotHandler(const std::string& type, const std::string& key,
+                                                 const std::string* snapshot);
+  static Status RefuseUnforcedRollback(const std::string& name, const BackstoreRecord& record,
+                                       const OpenExport* open);
   // What is open of name serves size from now on.
   void SetOpenSize(const std::string& name, uint64_t size) EXCLUDES(mu_);
   Status SaveSize(const std::string& type, const std::string& key, uint64_t size)
@@ -252,13 +295,28 @@ class BackstoreRegistry {
   // opens it.
   Expected<std::shared_ptr<OpenExport>> OpenBackend(const std::string& export_name,
                                                     const BackstoreRecord& record) const;
+  // What serving an export name uses: a backstore's entry and its
+  // sharing, or (a snapshot) the backstore's entry, the snapshot's sharing
+  // and a record with snapshot set. None when there is no such export.
+  struct Entry;
+  struct ServingSlot {
+    Entry* entry;
+    ExportSharing* sharing;
+    BackstoreRecord record;
+  };
+  std::optional<ServingSlot> FindServingLocked(const std::string& export_name) REQUIRES(mu_);
+  // name's entry, if its object may change now: it exists, and no create,
+  // delete or other change runs on it (EBUSY).
+  Expected<Entry*> ChangeableEntryLocked(const std::string& name) REQUIRES(mu_);
   struct Entry {
     BackstoreRecord record;
     MapTicket map;  // the map in progress or done (see mapping_machine.h)
     bool busy = false;  // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
-    uint64_t resizing_to = 0;  // a resize to this size is running (0: none)
-    bool shrinking = false;    // ... and it shrinks: no open until it ends
+    // A change of its object under way ("resized"): delete, forget and
+    // other changes are refused meanwhile (EBUSY); null when none.
+    const char* changing = nullptr;
+    bool no_opens = false;  // ... and it keeps new opens out (a shrink)
     ExportSharing sharing;  // open for NBD clients: Delete and re-import refuse
     // Where the mapping's map or confirm call came from ("" for the admin
     // socket); not saved: until a revive after a restart sets it again,
@@ -292,6 +350,9 @@ class BackstoreRegistry {
   mutable Mutex mu_;
   std::condition_variable open_done_;  // an OpenForServing call finished
   std::map<std::string, Entry> entries_ GUARDED_BY(mu_);  // by export name
+  // Snapshots open for NBD clients, or being opened, by export name
+  // (TYPE/KEY@NAME); others are dropped as they are found.
+  std::map<std::string, ExportSharing> snapshot_sharing_ GUARDED_BY(mu_);
   uint64_t last_map_token_ GUARDED_BY(mu_);  // starts at the clock: no token repeats a restart's
 };
 

@@ -15,38 +15,74 @@
 
 namespace nbdr {
 
+std::optional<BackstoreRegistry::ServingSlot> BackstoreRegistry::FindServingLocked(
+    const std::string& export_name) {
+  auto it = entries_.find(export_name);
+  if (it != entries_.end()) {
+    if (it->second.busy) return std::nullopt;
+    return ServingSlot{&it->second, &it->second.sharing, it->second.record};
+  }
+  // TYPE/KEY@NAME: snapshot NAME of backstore KEY (a registered key with
+  // an '@' in it is found above first).
+  auto parsed = ParseExportName(export_name);
+  std::string key, snapshot;
+  if (!parsed || !SplitSnapshotKey(parsed->key, &key, &snapshot)) return std::nullopt;
+  const LoadedHandler* h = handlers_->Find(parsed->type);
+  it = entries_.find(MakeExportName(parsed->type, key));
+  if (!h || !h->CanSnapshot() || it == entries_.end() || it->second.busy || it->second.creating)
+    return std::nullopt;
+  std::erase_if(snapshot_sharing_, [](const auto& kv) { return !kv.second.InUse(); });
+  ServingSlot slot{&it->second, &snapshot_sharing_[export_name], it->second.record};
+  slot.record.snapshot = snapshot;
+  slot.record.readonly = true;
+  slot.record.runners.clear();
+  return slot;
+}
+
+Expected<BackstoreRecord> BackstoreRegistry::ServedRecord(const std::string& export_name) {
+  MutexLock l(&mu_);
+  auto slot = FindServingLocked(export_name);
+  if (!slot || slot->entry->creating)
+    return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+  return slot->record;
+}
+
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name, const std::string& tls_identity) {
-  auto parsed = ParseExportName(export_name);
-  if (!parsed) return parsed.status();
+  if (auto parsed = ParseExportName(export_name); !parsed) return parsed.status();
   BackstoreRecord record;
   {
     MutexLock l(&mu_);
     for (;;) {
-      auto it = entries_.find(export_name);
-      if (it == entries_.end() || it->second.busy)
-        return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
-      if (!MayOpen(it->second.record, tls_identity))
+      auto slot = FindServingLocked(export_name);
+      if (!slot) return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
+      if (!MayOpen(slot->record, tls_identity))
         return Status::Error(EACCES, tls_identity.empty()
                                          ? export_name + " is open only to clients with a "
                                                          "TLS identity on its access list"
                                          : "TLS identity " + tls_identity + " may not open " +
                                                export_name);
-      if (auto open = it->second.sharing.Current()) return open;
-      if (it->second.shrinking)
-        return Status::Error(EBUSY, export_name + " is being shrunk; connect again in a moment");
-      if (!it->second.sharing.IsOpening()) {
-        record = it->second.record;
+      if (auto open = slot->sharing->Current()) return open;
+      if (slot->entry->no_opens && slot->record.snapshot.empty()) {
+        // A shrink or a rollback: nothing may use the object until it ends.
+        l.Wait(&open_done_, [&]() REQUIRES(mu_) {
+          auto again = entries_.find(export_name);
+          return again == entries_.end() || !again->second.no_opens;
+        });
+        continue;
+      }
+      if (!slot->sharing->IsOpening()) {
+        record = slot->record;
         // Until the open is recorded below, Delete and re-import refuse:
         // the entry, and the object it names, stay as they are.
-        it->second.sharing.BeginOpen();
+        slot->sharing->BeginOpen();
         break;
       }
       // Another client is opening this export: share what it opens (or,
       // if that fails, try again). Opens of other exports go on meanwhile.
-      l.Wait(&open_done_, [&] {
-        auto again = entries_.find(export_name);
-        return again == entries_.end() || !again->second.sharing.IsOpening();
+      l.Wait(&open_done_, [&]() REQUIRES(mu_) {
+        auto again = FindServingLocked(export_name);
+        return !again || !again->sharing->IsOpening();
       });
     }
   }
@@ -54,14 +90,15 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   bool resizing = false;
   {
     MutexLock l(&mu_);
-    auto it = entries_.find(export_name);  // still there: nothing erases it while opening
-    if (it != entries_.end()) {
-      it->second.sharing.EndOpen(opened ? *opened : nullptr);
-      resizing = it->second.resizing_to != 0;
+    // Still there: nothing erases an entry or a sharing while it is opening.
+    auto slot = FindServingLocked(export_name);
+    if (slot) {
+      slot->sharing->EndOpen(opened ? *opened : nullptr);
+      resizing = slot->entry->changing != nullptr;
     }
     open_done_.notify_all();
   }
-  if (opened && !resizing && (*opened)->info().size != record.size)
+  if (opened && !resizing && record.snapshot.empty() && (*opened)->info().size != record.size)
     FollowBackendSize(record, (*opened)->info().size);
   return opened;
 }
@@ -70,7 +107,7 @@ void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_
   const std::string name = record.ExportName();
   Status s = UpdateAndSave(record.type, record.key, [&](Entry& e) REQUIRES(mu_) {
     // A resize since the open set the size itself.
-    if (e.resizing_to || e.record.size != record.size)
+    if (e.changing || e.record.size != record.size)
       return Status::Error(EAGAIN, "resized through the runner meanwhile");
     e.record.size = size;
     return Status();
@@ -90,7 +127,7 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
-  ObjectCheck c = CheckObject(record);
+  ObjectCheck c = record.snapshot.empty() ? CheckObject(record) : ObjectCheck{};
   if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
   if (c.state == ObjectCheck::kReplaced) {
     LOG_ERROR(export_name, "not served: %s", c.problem.c_str());

@@ -15,12 +15,9 @@ namespace nbdr {
 Status BackstoreRegistry::BeginResize(const std::string& name, uint64_t size, bool shrink,
                                       uint64_t* old_size) {
   MutexLock l(&mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end() || it->second.creating)
-    return Status::Error(ENOENT, "backstore " + name + " does not exist");
-  Entry& e = it->second;
-  if (e.busy) return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
-  if (e.resizing_to) return Status::Error(EBUSY, "backstore " + name + " is being resized");
+  auto entry = ChangeableEntryLocked(name);
+  if (!entry) return entry.status();
+  Entry& e = **entry;
   const uint32_t block = e.record.block_size;
   if (size == 0 || size > kMaxBackstoreSize || size % block != 0)
     return Status::Error(EINVAL, "size " + std::to_string(size) + " for " + name +
@@ -44,8 +41,8 @@ Status BackstoreRegistry::BeginResize(const std::string& name, uint64_t size, bo
       return Status::Error(EBUSY, "not shrinking " + name + ": it" + busy.substr(busy.find(" is ")) +
                                       "; shrink it when no client has it open");
   }
-  e.resizing_to = size;
-  e.shrinking = size < e.record.size;
+  e.changing = "resized";
+  e.no_opens = size < e.record.size;
   return Status();
 }
 
@@ -57,14 +54,6 @@ void BackstoreRegistry::SetOpenSize(const std::string& name, uint64_t size) {
   // size: wait for it, then set the size on what is open.
   l.Wait(&open_done_, [&] { return !it->second.sharing.IsOpening(); });
   if (auto open = it->second.sharing.Current()) open->SetSize(size);
-}
-
-void BackstoreRegistry::EndResize(const std::string& name) {
-  MutexLock l(&mu_);
-  if (auto it = entries_.find(name); it != entries_.end()) {
-    it->second.resizing_to = 0;
-    it->second.shrinking = false;
-  }
 }
 
 Status BackstoreRegistry::SaveSize(const std::string& type, const std::string& key,
@@ -119,7 +108,7 @@ Expected<std::pair<uint64_t, uint64_t>> BackstoreRegistry::Resize(const std::str
   Status s;
   if (size < old_size) s = Shrink(type, key, old_size, size);
   else if (size > old_size) s = Grow(type, key, old_size, size);
-  EndResize(name);
+  EndObjectChange(name);
   if (!s.ok()) return s;
   if (size != old_size)
     LOG_INFO(name, "resized: %s -> %s", FormatSize(old_size).c_str(), FormatSize(size).c_str());

@@ -47,6 +47,16 @@ CallFacts FactsOf(uint32_t proc, const void* args) {
         add("identity", Quoted(a->identities.identities_val[i]));
       break;
     }
+    case NBDR_SNAPSHOT: {
+      const auto* a = static_cast<const nbdr_snapshot_args*>(args);
+      static const char* const kOps[] = {"list", "create", "delete", "rollback"};
+      const auto op = static_cast<unsigned>(a->op);
+      add("op", op < std::size(kOps) ? kOps[op] : std::to_string(op));
+      add("name", Quoted(a->name));
+      if (a->copy) f.detail += " copy";
+      if (a->force) f.detail += " force";
+      break;
+    }
     case NBDR_SET_RUNNERS: {
       const auto* a = static_cast<const nbdr_runners_args*>(args);
       for (u_int i = 0; i < a->runners.runners_len; i++)
@@ -91,6 +101,8 @@ bool IsAuditedCall(uint32_t proc, const void* args) {
       return true;
     case NBDR_ACCESS:
       return static_cast<const nbdr_access_args*>(args)->op != NBDR_ACCESS_SHOW;
+    case NBDR_SNAPSHOT:
+      return static_cast<const nbdr_snapshot_args*>(args)->op != NBDR_SNAPSHOT_LIST;
     default:
       return false;
   }

@@ -44,6 +44,7 @@ bool KeyOfCall(uint32_t proc, const void* args, std::string* type, std::string* 
     case NBDR_ACCESS: return TypeAndKey<nbdr_access_args>(args, type, key);
     case NBDR_SET_RUNNERS: return TypeAndKey<nbdr_runners_args>(args, type, key);
     case NBDR_RESIZE: return TypeAndKey<nbdr_resize_args>(args, type, key);
+    case NBDR_SNAPSHOT: return TypeAndKey<nbdr_snapshot_args>(args, type, key);
     case NBDR_MAP: return TypeAndKey<nbdr_map_args>(args, type, key);
     case NBDR_MAPPED: return TypeAndKey<nbdr_mapped_args>(args, type, key);
     case NBDR_UNMAP: return TypeAndKey<nbdr_unmap_args>(args, type, key);
@@ -64,6 +65,8 @@ bool ClientMayCall(uint32_t proc, const void* args) {
       return true;
     case NBDR_ACCESS:
       return static_cast<const nbdr_access_args*>(args)->op == NBDR_ACCESS_SHOW;
+    case NBDR_SNAPSHOT:  // what a client may open, it may see the snapshots of
+      return static_cast<const nbdr_snapshot_args*>(args)->op == NBDR_SNAPSHOT_LIST;
     case NBDR_UNMAP: {
       // Neither a device nor a map token: clear whatever mapping there is.
       const auto* a = static_cast<const nbdr_unmap_args*>(args);

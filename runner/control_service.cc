@@ -23,8 +23,6 @@ char* XdrString(const std::string& s) {
   return p;
 }
 
-namespace {
-
 // A reply's message fits the protocol's NBDR_MAX_MSG bytes (one that did
 // not would fail the whole reply): a longer one, which long keys can make,
 // keeps its start and end around " ... ".
@@ -37,6 +35,8 @@ void SetStatus(const Status& s, int* status, char** message, const std::string& 
   }
   *message = XdrString(text);
 }
+
+namespace {
 
 void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->type = XdrString(b.type);
@@ -135,6 +135,9 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
       break;
     case NBDR_RESIZE:
       Resize(*static_cast<nbdr_resize_args*>(args), static_cast<nbdr_status_reply*>(result));
+      break;
+    case NBDR_SNAPSHOT:
+      Snapshot(*static_cast<nbdr_snapshot_args*>(args), static_cast<nbdr_snapshot_reply*>(result));
       break;
     case NBDR_LIST: {
       // A client sees only what it may open.

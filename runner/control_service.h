@@ -49,6 +49,7 @@ class ControlService {
   void SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r);
   void TakeOver(const MapCaller& caller, const nbdr_key_args& a, nbdr_status_reply* r);
   void Resize(const nbdr_resize_args& a, nbdr_status_reply* r);
+  void Snapshot(const nbdr_snapshot_args& a, nbdr_snapshot_reply* r);  // control_snapshots.cc
   // visible_to: the identity of a client, which sees only the backstores
   // it may open; null for an admin.
   void List(const nbdr_list_args& a, const std::string* visible_to, nbdr_list_reply* r);
@@ -82,5 +83,8 @@ class ControlService {
 
 // Allocates a copy for an XDR string field (freed by xdr_free).
 char* XdrString(const std::string& s);
+// Sets a reply's status and message: s's, or ok_message when s is OK (cut
+// to fit NBDR_MAX_MSG).
+void SetStatus(const Status& s, int* status, char** message, const std::string& ok_message);
 
 }  // namespace nbdr

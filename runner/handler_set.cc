@@ -33,7 +33,7 @@ struct LoadedHandler::Services {
 
 namespace {
 
-constexpr size_t kErrLen = 512;
+constexpr size_t kErrLen = LoadedHandler::kErrLen;
 constexpr int kProbeTimeoutMs = 30000;
 
 void ServiceLog(void* ctx, int level, const char* context, const char* fmt, ...) {
@@ -61,11 +61,6 @@ const char* ServiceGetOption(void* ctx, const char* name) {
 
 // A services table for the probe child: logs nothing.
 void SilentLog(void*, int, const char*, const char*, ...) {}
-
-Status HandlerError(int rc, const char* err, const std::string& what) {
-  std::string msg = err && *err ? err : strerror(rc);
-  return Status::Error(rc, msg.empty() ? what : msg);
-}
 
 // Loads path in a child process and calls handler_init there. Returns an
 // empty string when that worked, else why not.
@@ -104,6 +99,11 @@ std::string ProbeInChild(const std::string& path) {
 }
 
 }  // namespace
+
+Status LoadedHandler::HandlerError(int rc, const char* err, const std::string& what) {
+  std::string msg = err && *err ? err : strerror(rc);
+  return Status::Error(rc, msg.empty() ? what : msg);
+}
 
 LoadedHandler::~LoadedHandler() {
   if (desc_ && state_ && desc_->unload) desc_->unload(state_);
@@ -290,7 +290,7 @@ Status HandlerSet::LoadProbed(const std::string& path, Mode mode, bool* refused_
   if (rc != 0) {
     *refused_config = true;
     return Status::Error(rc, std::string("handler '") + desc->name + "': " +
-                                 HandlerError(rc, err, "load failed").message());
+                                 LoadedHandler::HandlerError(rc, err, "load failed").message());
   }
   h->state_ = state;
   LOG_INFO("handlers", "loaded handler '%s' %s from %s", desc->name,

@@ -56,6 +56,27 @@ class LoadedHandler {
   // Sets the size of key's backing object (nbdr_handler.resize; a larger
   // object only when may_shrink); ENOTSUP when the handler cannot.
   Status Resize(const std::string& key, uint64_t size, bool may_shrink) const;
+  // Snapshots (nbdr_handler.snapshot_*; handler_snapshots.cc): ENOTSUP
+  // when the handler has none. export_handle: key's open export, quiesced
+  // by the caller, or null.
+  bool CanSnapshot() const;
+  struct Snapshot {
+    std::string name;
+    uint64_t size = 0;
+    int64_t created = 0;  // seconds since the epoch; 0: unknown
+  };
+  Status SnapshotCreate(const std::string& key, void* export_handle, const std::string& name,
+                        bool copy) const;
+  Status SnapshotDelete(const std::string& key, const std::string& name) const;
+  Expected<std::vector<Snapshot>> SnapshotList(const std::string& key) const;
+  // Returns the object's size after the rollback.
+  Expected<uint64_t> SnapshotRollback(const std::string& key, void* export_handle,
+                                      const std::string& name) const;
+
+  // Room for a handler's sentence in err.
+  static constexpr size_t kErrLen = 512;
+  // A handler's errno and sentence as a Status (what: when it gave none).
+  static Status HandlerError(int rc, const char* err, const std::string& what);
 
  private:
   friend class HandlerSet;

@@ -214,7 +214,7 @@ bool NbdHandshake::HandleMetaContext(uint32_t option, const std::string& data) {
   if (!DecodeMetaContextRequest(data, kMaxNameLength, &req, &err))
     return SendOptionError(option, err.type, err.message).ok();
   auto parsed = ParseExportName(req.name);
-  auto record = parsed ? server_->registry()->Get(parsed->type, parsed->key)
+  auto record = parsed ? server_->registry()->ServedRecord(req.name)
                        : Expected<BackstoreRecord>(parsed.status());
   if (!record)
     return SendOptionError(option, kRepErrUnknown, "no backstore " + req.name + " on this runner")

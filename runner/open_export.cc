@@ -2,6 +2,9 @@
 // OpenExport and ExportSharing; see open_export.h.
 #include "runner/open_export.h"
 
+#include <cstring>
+#include <future>
+
 #include "utils/log.h"
 #include "utils/size_parse.h"
 
@@ -16,10 +19,29 @@ OpenExport::~OpenExport() {
 
 Status OpenExport::Open() {
   void* handle = nullptr;
-  if (Status s = handler_->Open(record_.key, record_.readonly, &info_, &handle); !s.ok()) return s;
+  const bool readonly = record_.readonly || !record_.snapshot.empty();
+  if (Status s = handler_->Open(record_.HandlerKey(), readonly, &info_, &handle); !s.ok())
+    return s;
   handle_ = handle;
   size_.store(info_.size);
   LOG_INFO(record_.ExportName(), "export opened (%s)", FormatSize(info_.size).c_str());
+  return Status();
+}
+
+Status OpenExport::Flush() {
+  if (!(info_.caps & NBDR_CAP_FLUSH)) return Status();  // completed writes are stored
+  struct Waiter : nbdr_request {
+    std::promise<int> done;
+  } w;
+  static_cast<nbdr_request&>(w) = nbdr_request{};
+  w.type = NBDR_REQ_FLUSH;
+  w.complete = [](nbdr_request* r, int error) {
+    static_cast<Waiter*>(r)->done.set_value(error < 0 ? -error : error);
+  };
+  std::future<int> result = w.done.get_future();
+  handler_->desc().submit(handle_, &w);
+  if (int error = result.get())
+    return Status::Error(error, "flush of " + record_.ExportName() + ": " + strerror(error));
   return Status();
 }
 

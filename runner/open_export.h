@@ -39,9 +39,13 @@ class OpenExport {
   void SetSize(uint64_t size) { size_.store(size, std::memory_order_release); }
   const LoadedHandler& handler() const { return *handler_; }
   void* handle() const { return handle_; }
-  // Serialises read-modify-writes against the export's other writes
-  // (used only when the handler needs aligned requests).
+  // Every write-type request holds it shared from submit to completion; a
+  // read-modify-write (handlers that need aligned requests) or a snapshot
+  // holds it exclusively.
   WriteGate* write_gate() const { return &write_gate_; }
+  // Sends the handler a flush and waits for it (what a quiesced export
+  // does before a snapshot).
+  Status Flush();
 
  private:
   const BackstoreRecord record_;  // as it was when opened

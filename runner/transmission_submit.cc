@@ -70,16 +70,14 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
       ir->max_extents = static_cast<uint32_t>(ir->extent_buf.size());
       break;
   }
-  if (exp_.handler_min_block > 1) {
-    if (NeedsRealigning(*ir, exp_.handler_min_block, exp_.LiveSize())) {
-      Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.LiveSize(), buffers_,
-                              exp_.open->write_gate(), ir));
-      return;
-    }
-    if (IsWriteType(*ir)) {
-      ir->write_gate = exp_.open->write_gate();
-      ir->write_gate->EnterShared();
-    }
+  if (exp_.handler_min_block > 1 && NeedsRealigning(*ir, exp_.handler_min_block, exp_.LiveSize())) {
+    Finish(ir, RunRealigned(*exp_.open, exp_.handler_min_block, exp_.LiveSize(), buffers_,
+                            exp_.open->write_gate(), ir));
+    return;
+  }
+  if (IsWriteType(*ir)) {  // a snapshot holds them back (OpenExport::write_gate)
+    ir->write_gate = exp_.open->write_gate();
+    ir->write_gate->EnterShared();
   }
   exp_.open->handler().desc().submit(exp_.open->handle(), ir);
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
-// Shared writes and exclusive read-modify-writes; see write_gate.h.
+// Shared writes, exclusive read-modify-writes and snapshots; see write_gate.h.
 #include "runner/write_gate.h"
 
 namespace nbdr {
@@ -12,7 +12,7 @@ void WriteGate::EnterShared() {
 
 void WriteGate::LeaveShared() {
   MutexLock l(&mu_);
-  if (--shared_ == 0) cv_.notify_all();
+  if (--shared_ == 0 && exclusive_wanted_ > 0) cv_.notify_all();
 }
 
 void WriteGate::EnterExclusive() {

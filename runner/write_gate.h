@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // WriteGate: lets an export's writes run together, and a read-modify-write
-// (realigned_io.h) alone. Every write-type request to an export whose
-// handler needs alignment holds the gate shared from submit to completion;
-// a read-modify-write holds it exclusively, so no other write, on any
-// connection, lands between its read and its write. Waiting exclusive
-// holders keep new shared ones out. Exports whose handler takes any
-// alignment never use it.
+// (realigned_io.h) or a snapshot alone. Every write-type request to an
+// export holds the gate shared from submit to completion; a
+// read-modify-write holds it exclusively, so no other write, on any
+// connection, lands between its read and its write, and so does a
+// snapshot, so that none lands while it is taken. Waiting exclusive
+// holders keep new shared ones out.
 #pragma once
 
 #include <condition_variable>

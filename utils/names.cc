@@ -53,6 +53,27 @@ Status ValidateType(std::string_view type) {
   return Status();
 }
 
+Status ValidateSnapshotName(std::string_view name) {
+  auto bad = [&](const char* why) {
+    std::string shown;
+    for (char c : name.substr(0, 80)) shown += IsControlChar(c) ? '?' : c;
+    return Status::Error(EINVAL, "snapshot name '" + shown + "': " + why);
+  };
+  if (name.empty() || name.size() > 64) return bad("must be 1 to 64 characters");
+  if (name.front() == '.') return bad("must not start with '.'");
+  if (!IsSnapshotName(name)) return bad("only letters, digits, '.', '-' and '_'");
+  return Status();
+}
+
+bool SplitSnapshotKey(std::string_view key_at_name, std::string* key, std::string* name) {
+  size_t at = key_at_name.rfind('@');
+  if (at == std::string_view::npos || at == 0) return false;
+  if (!IsSnapshotName(key_at_name.substr(at + 1))) return false;
+  *key = std::string(key_at_name.substr(0, at));
+  *name = std::string(key_at_name.substr(at + 1));
+  return true;
+}
+
 Status ValidateKey(std::string_view key) {
   auto bad = [&](const char* why) {
     // Never echo control characters back verbatim.

@@ -29,6 +29,22 @@ Status ValidateKey(std::string_view key);
 // served. (Records saved before this limit still load: ValidateKey.)
 Status ValidateNewKey(std::string_view type, std::string_view key);
 
+// A snapshot name: 1..64 characters of [A-Za-z0-9._-], not starting with
+// '.' (it names a file beside a file or gluster backstore's own).
+// Inline: handlers use it too.
+inline bool IsSnapshotName(std::string_view name) {
+  if (name.empty() || name.size() > 64 || name.front() == '.') return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '.' || c == '_' || c == '-'))
+      return false;
+  return true;
+}
+Status ValidateSnapshotName(std::string_view name);
+// Splits "KEY@NAME" at the last '@' into key and snapshot name; false when
+// there is no '@' or NAME is not a snapshot name.
+bool SplitSnapshotKey(std::string_view key_at_name, std::string* key, std::string* name);
+
 // Splits "<type>/<key>" and validates both parts.
 struct ExportName {
   std::string type;

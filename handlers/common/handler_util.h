@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "nbd-runner/handler.h"
@@ -41,6 +42,13 @@ inline bool KeepLoadedUntilExit(const void* symbol) {
   if (!dladdr(symbol, &self) || !self.dli_fname) return false;
   return dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
 }
+
+// The ABI's snapshot callbacks as function types, for a handler to declare
+// its own with ("handler_util::SnapshotCreateFn SnapshotCreate;").
+using SnapshotCreateFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_create)>;
+using SnapshotDeleteFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_delete)>;
+using SnapshotListFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_list)>;
+using SnapshotRollbackFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_rollback)>;
 
 // Writes one sentence for the operator into the ABI's err buffer.
 inline void SetErr(char* err, size_t errlen, const char* fmt, ...)

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "handlers/common/handler_util.h"
+#include "handlers/gluster/gluster_backstore.h"
 #include "nbd-runner/handler.h"
 
 namespace {
@@ -47,61 +48,9 @@ struct GlfsFini {
   void operator()(glfs_t* fs) const { glfs_fini(fs); }
 };
 using Glfs = std::unique_ptr<glfs_t, GlfsFini>;
-struct GlfsClose {
-  void operator()(glfs_fd_t* fd) const { glfs_close(fd); }
-};
-using GlfsFd = std::unique_ptr<glfs_fd_t, GlfsClose>;
 
 using handler_util::SetErr;
-
-constexpr int kDefaultVolfilePort = 24007;
-constexpr long kDefaultTimeoutSeconds = 30;
-// The most the client translator's frame-timeout takes (a day).
-constexpr long kMaxFrameTimeoutSeconds = 86400;
-// gfapi's log levels (GF_LOG_*), by the names gluster-log-level accepts.
-constexpr struct {
-  const char* name;
-  int level;
-} kGlusterLogLevels[] = {{"error", 4}, {"warning", 5}, {"info", 7}, {"debug", 8}, {"trace", 9}};
-constexpr int kDefaultGlusterLogLevel = 5;  // warning
-
-struct VolfileServer {
-  std::string host;
-  int port = kDefaultVolfilePort;
-};
-
-// One mounted volume: the glfs_t every backstore on it shares, and the
-// threads for its blocking calls.
-struct Volume {
-  std::string name;
-  glfs_t* fs = nullptr;
-  std::unique_ptr<handler_util::WorkerPool> pool;
-};
-
-constexpr int kPoolThreadsPerVolume = 4;
-
-struct GlusterHandler {
-  const nbdr_services* svc = nullptr;
-  std::vector<VolfileServer> servers;
-  std::string hosts_text;  // as configured, for error messages
-  long timeout_s = kDefaultTimeoutSeconds;
-  long request_timeout_s = 0;  // gluster-request-timeout; 0: the volume's frame-timeout
-  unsigned file_mode = handler_util::kDefaultFileMode;  // gluster-file-mode
-  std::string log_dir;
-  int gfapi_log_level = kDefaultGlusterLogLevel;
-  nbdr::Mutex mu;  // guards volumes and mounting (not held while a volume mounts)
-  std::map<std::string, std::unique_ptr<Volume>> volumes;
-  // A first mount under way, which other callers for that volume wait for
-  // and share (its volume, or its error).
-  struct MountAttempt {
-    bool done = false;
-    int rc = 0;
-    std::string err;
-  };
-  std::map<std::string, std::shared_ptr<MountAttempt>> mounting;
-  std::condition_variable mount_done;  // an attempt in `mounting` is done
-
-};
+using namespace gluster_backstore;  // NOLINT: this handler's own parts
 
 struct GlusterExport {
   GlusterHandler* h;
@@ -121,7 +70,6 @@ struct GlusterExport {
   handler_util::FailedRequestLog failures{};
 };
 
-int Errno(int fallback = EIO) { return errno ? errno : fallback; }
 
 // Splits "vol/dir/file.img" into the volume name and the path inside it.
 bool SplitKey(const char* key, std::string* volume, std::string* path, char* err, size_t errlen) {
@@ -325,16 +273,10 @@ Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t 
   return raw;
 }
 
-// What a key names: a path on a mounted volume.
-struct Target {
-  GlusterHandler* h = nullptr;
-  Volume* vol = nullptr;
-  std::string volname;
-  std::string path;
-};
+}  // namespace
 
-// Splits key and mounts its volume. Returns 0 or a positive errno with err
-// set.
+namespace gluster_backstore {
+
 int Resolve(void* state, const char* key, Target* t, char* err, size_t errlen) {
   t->h = static_cast<GlusterHandler*>(state);
   if (!SplitKey(key, &t->volname, &t->path, err, errlen)) return EINVAL;
@@ -343,7 +285,6 @@ int Resolve(void* state, const char* key, Target* t, char* err, size_t errlen) {
   return t->vol ? 0 : rc;
 }
 
-// An operator sentence for a failed gfapi call on path.
 int PathError(const char* what, const std::string& vol, const std::string& path, char* err,
               size_t errlen) {
   int e = Errno();
@@ -373,6 +314,10 @@ int PathError(const char* what, const std::string& vol, const std::string& path,
   }
   return e;
 }
+
+}  // namespace gluster_backstore
+
+namespace {
 
 // Makes every missing parent directory of path, with dir_mode.
 int MakeParents(Volume* v, const std::string& path, unsigned dir_mode, char* err,
@@ -528,14 +473,21 @@ int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
     SetErr(err, errlen, "%s on volume '%s' is not a regular file", path.c_str(), volname.c_str());
     return EINVAL;
   }
+  if (auto snaps = SnapshotFiles(t.vol->fs, path); !snaps.empty()) {
+    SetErr(err, errlen, "%s has %zu snapshot(s), %s first: delete them before it", key,
+           snaps.size(), snaps.front().name.c_str());
+    return EBUSY;
+  }
   errno = 0;
   if (glfs_unlink(t.vol->fs, path.c_str()) < 0)
     return PathError("delete", volname, path, err, errlen);
   return 0;
 }
 
-// Opens t's file with flags into *fd and stats it into *st; refuses
-// anything but a regular file.
+}  // namespace
+
+namespace gluster_backstore {
+
 int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* err,
                 size_t errlen) {
   errno = 0;
@@ -550,6 +502,10 @@ int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* e
   }
   return 0;
 }
+
+}  // namespace gluster_backstore
+
+namespace {
 
 // Sets the file's length (a grow leaves a sparse tail) and syncs it.
 int GlusterResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
@@ -756,7 +712,11 @@ const nbdr_handler kGlusterHandler = {
     GlusterSubmit,
     GlusterIdentify,
     nullptr,  // take_over: no fence of its own; the runner's fencing applies
-    GlusterResize,};
+    GlusterResize,    SnapshotCreate,
+    SnapshotDelete,
+    SnapshotList,
+    SnapshotRollback,
+};
 
 }  // namespace
 

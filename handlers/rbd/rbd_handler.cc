@@ -37,73 +37,19 @@
 #include <utility>
 
 #include "handlers/common/handler_util.h"
+#include "handlers/rbd/rbd_backstore.h"
 #include "nbd-runner/handler.h"
 
 namespace {
 
 using handler_util::SetErr;
+using namespace rbd_backstore;  // NOLINT: this handler's own parts
 
-constexpr long kDefaultOpTimeoutSeconds = 30;
 constexpr uint64_t kImageFeatures = RBD_FEATURE_LAYERING | RBD_FEATURE_EXCLUSIVE_LOCK |
                                     RBD_FEATURE_OBJECT_MAP | RBD_FEATURE_FAST_DIFF |
                                     RBD_FEATURE_DEEP_FLATTEN;
 
-// A connection to the cluster and the ioctxs made from it. Shared by the
-// handler (while it is the current one) and the images opened through it.
-// Owns a rados_t until it is handed to a ClusterConnection.
-struct RadosShutdown {
-  void operator()(void* cluster) const { rados_shutdown(static_cast<rados_t>(cluster)); }
-};
-using RadosCluster = std::unique_ptr<void, RadosShutdown>;
-
-struct ClusterConnection {
-  rados_t cluster = nullptr;
-  std::map<std::pair<std::string, std::string>, rados_ioctx_t> ioctxs;  // (pool, namespace)
-  std::atomic<bool> blocklisted{false};  // the cluster refuses it: make a new one
-  ~ClusterConnection() {
-    for (auto& [id, io] : ioctxs) rados_ioctx_destroy(io);
-    if (cluster) rados_shutdown(cluster);
-  }
-};
-
-struct RbdHandler {
-  const nbdr_services* svc = nullptr;
-  std::string conf_file;  // empty: librados' default search
-  std::string client_id;  // empty: "admin"
-  std::string keyring;
-  long op_timeout_s = kDefaultOpTimeoutSeconds;
-  bool full_try = false;  // ceph-full-try: see GetIoctx
-  nbdr::Mutex mu;  // guards conn and its ioctxs; held while connecting
-  std::shared_ptr<ClusterConnection> conn;
-  std::unique_ptr<handler_util::WorkerPool> pool;
-};
-
-// librados' and librbd's answer to a client the cluster blocklisted.
-constexpr int kBlocklisted = ESHUTDOWN;
-
-struct RbdExport {
-  RbdHandler* h;
-  std::shared_ptr<ClusterConnection> conn;  // the one the image was opened through
-  std::string key;
-  rbd_image_t image;
-  uint64_t size;
-  bool whole_object_diff;  // fast-diff: extents from the object map alone
-  handler_util::FailedRequestLog failures{};
-  // librbd clips a write that crosses the image's end and reports success,
-  // so a write is checked against the image's size now: known here, and
-  // asked again after librbd says the header changed (a resize, say).
-  std::atomic<uint64_t> current_size{0};
-  std::atomic<bool> header_changed{false};
-  uint64_t update_watch = 0;
-  bool watching = false;
-};
-
 void OnHeaderUpdate(void* arg) { static_cast<RbdExport*>(arg)->header_changed = true; }
-
-// What a key names.
-struct ImageRef {
-  std::string pool, ns, image;
-};
 
 bool ParseKey(const char* key, ImageRef* ref, char* err, size_t errlen) {
   std::string k = key;
@@ -252,6 +198,10 @@ int WithIoctx(RbdHandler* h, const ImageRef& ref, int* result, char* err, size_t
   }
 }
 
+}  // namespace
+
+namespace rbd_backstore {
+
 // An operator sentence for a failed librbd call (rc < 0) on ref.
 int ImageError(const char* what, const ImageRef& ref, int rc, char* err, size_t errlen) {
   int e = -rc;
@@ -291,6 +241,10 @@ int ImageError(const char* what, const ImageRef& ref, int rc, char* err, size_t 
   }
   return e;
 }
+
+}  // namespace rbd_backstore
+
+namespace {
 
 // ---- handler callbacks --------------------------------------------------
 
@@ -401,29 +355,38 @@ int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
   return 0;
 }
 
-// An image opened for one call (see OpenImage).
-struct OpenedImage {
-  ImageRef ref;
-  rados_ioctx_t io = nullptr;
-  std::shared_ptr<ClusterConnection> conn;
-  rbd_image_t image = nullptr;
-};
+}  // namespace
 
-// Opens the image key names into *o. Returns 0 or a positive errno with
-// err set.
+namespace rbd_backstore {
+
 int OpenImage(RbdHandler* h, const char* key, bool readonly, OpenedImage* o, char* err,
               size_t errlen) {
-  if (!ParseKey(key, &o->ref, err, errlen)) return EINVAL;
+  std::string image_key = key, snap;
+  if (size_t at = image_key.rfind('@'); readonly && at != std::string::npos) {
+    snap = image_key.substr(at + 1);  // validated by the runner
+    image_key.resize(at);
+  }
+  if (!ParseKey(image_key.c_str(), &o->ref, err, errlen)) return EINVAL;
   int rc = 0;
   if (int e = WithIoctx(h, o->ref, &rc, err, errlen, [&](rados_ioctx_t i, const auto& c) {
         o->io = i;
         o->conn = c;
-        return readonly ? rbd_open_read_only(i, o->ref.image.c_str(), &o->image, nullptr)
+        return readonly ? rbd_open_read_only(i, o->ref.image.c_str(), &o->image,
+                                             snap.empty() ? nullptr : snap.c_str())
                         : rbd_open(i, o->ref.image.c_str(), &o->image, nullptr);
       }))
     return e;
+  if (rc == -ENOENT && !snap.empty()) {
+    SetErr(err, errlen, "rbd image %s has no snapshot named %s", Describe(o->ref).c_str(),
+           snap.c_str());
+    return ENOENT;
+  }
   return rc < 0 ? ImageError("open", o->ref, rc, err, errlen) : 0;
 }
+
+}  // namespace rbd_backstore
+
+namespace {
 
 int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
             void** export_handle, char* err, size_t errlen) {
@@ -781,7 +744,11 @@ const nbdr_handler kRbdHandler = {
     RbdSubmit,
     RbdIdentify,
     RbdTakeOver,
-    RbdResize,};
+    RbdResize,    SnapshotCreate,
+    SnapshotDelete,
+    SnapshotList,
+    SnapshotRollback,
+};
 
 }  // namespace
 

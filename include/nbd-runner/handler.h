@@ -240,7 +240,42 @@ struct nbdr_handler {
    * changed through the runner (ENOTSUP). */
   int (*resize)(void *state, const char *key, uint64_t size, int may_shrink, char *err,
                 size_t errlen);
+
+  /* ---- Optional; added in 0.4 at the end (check struct_size) ---- */
+
+  /* Snapshots of key's backing object, all four or none. name is
+   * [A-Za-z0-9._-]{1,64}, checked by the runner. A handler with them also
+   * opens "KEY@NAME" (split at the last '@'), always read-only: snapshot
+   * NAME of backstore KEY, served as its own export. All may block; they
+   * are called from the runner's control threads.
+   *
+   * export_handle is key's open export, or NULL when it is not open; when
+   * it is open the runner has quiesced it: no write is in flight, none
+   * starts until the call returns, and a flush completed after the last
+   * one. flags: NBDR_SNAPSHOT_COPY lets create make a full copy where the
+   * backend cannot snapshot cheaply. Each returns 0, or a positive errno
+   * with a sentence in err: EEXIST (create: name taken), ENOENT (no such
+   * snapshot), ENOTSUP (not here; say why and what would do). */
+  int (*snapshot_create)(void *state, const char *key, void *export_handle, const char *name,
+                         uint32_t flags, char *err, size_t errlen);
+  int (*snapshot_delete)(void *state, const char *key, const char *name, char *err,
+                         size_t errlen);
+  /* Calls each once per snapshot of key, oldest first: its name, the size
+   * of the object when it was taken, and when (seconds since the epoch,
+   * 0 if unknown). */
+  int (*snapshot_list)(void *state, const char *key,
+                       void (*each)(void *ctx, const char *name, uint64_t size,
+                                    int64_t created),
+                       void *ctx, char *err, size_t errlen);
+  /* Makes key's object what it was when name was taken (its size too);
+   * sets *size to that size. The runner calls it with export_handle open
+   * only when the operator forced it. */
+  int (*snapshot_rollback)(void *state, const char *key, void *export_handle, const char *name,
+                           uint64_t *size, char *err, size_t errlen);
 };
+
+/* snapshot_create flags. */
+#define NBDR_SNAPSHOT_COPY 0x1u
 
 /* The smallest descriptor the runner accepts: one without the optional
  * callbacks above. */

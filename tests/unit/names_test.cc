@@ -111,5 +111,28 @@ TEST(Names, ParseNbdDevice) {
     EXPECT_EQ(ParseNbdDevice(bad), -1) << bad;
 }
 
+TEST(Names, SnapshotNames) {
+  for (const char* good : {"s1", "before-upgrade", "2026.12.07_nightly", "A"})
+    EXPECT_TRUE(ValidateSnapshotName(good).ok()) << good;
+  for (const char* bad : {"", ".hidden", "a/b", "a@b", "a b", "a\nb", "é"})
+    EXPECT_FALSE(ValidateSnapshotName(bad).ok()) << bad;
+  EXPECT_FALSE(ValidateSnapshotName(std::string(65, 'a')).ok());
+  EXPECT_TRUE(ValidateSnapshotName(std::string(64, 'a')).ok());
+  // A control character is never echoed back.
+  EXPECT_EQ(ValidateSnapshotName("a\x01").message().find('\x01'), std::string::npos);
+}
+
+TEST(Names, SplitSnapshotKey) {
+  std::string key, name;
+  ASSERT_TRUE(SplitSnapshotKey("disks/a.img@s1", &key, &name));
+  EXPECT_EQ(key, "disks/a.img");
+  EXPECT_EQ(name, "s1");
+  // At the last '@': a key may hold one.
+  ASSERT_TRUE(SplitSnapshotKey("mail@host/a.img@s1", &key, &name));
+  EXPECT_EQ(key, "mail@host/a.img");
+  for (const char* no : {"disks/a.img", "@s1", "a.img@", "a.img@.x", "a.img@b/c"})
+    EXPECT_FALSE(SplitSnapshotKey(no, &key, &name)) << no;
+}
+
 }  // namespace
 }  // namespace nbdr

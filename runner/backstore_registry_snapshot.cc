@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+// The part of BackstoreRegistry that takes, lists, deletes and rolls back
+// snapshots through the handler. A snapshot of an open export is taken
+// quiesced: the export's write gate holds new writes back and waits for
+// those in flight, a flush follows, the handler takes the snapshot, and
+// the writes go on: clients see a pause, never an error. Snapshots are
+// served read-only as TYPE/KEY@NAME (backstore_registry_open.cc).
+#include <cerrno>
+#include <chrono>
+
+#include "runner/backstore_registry.h"
+#include "runner/backstore_registry_update.h"
+#include "utils/log.h"
+#include "utils/names.h"
+#include "utils/size_parse.h"
+
+namespace nbdr {
+
+namespace {
+
+constexpr const char* kDeletingSnapshot = "changed (a snapshot of it is being deleted)";
+
+bool IsMapped(const BackstoreRecord& r) {
+  return r.status == NBDR_STATUS_MAPPING || r.status == NBDR_STATUS_MAPPED ||
+         r.status == NBDR_STATUS_DEAD;
+}
+
+double MsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+Expected<const LoadedHandler*> BackstoreRegistry::SnapshotHandler(const std::string& type,
+                                                                  const std::string& key,
+                                                                  const std::string* snapshot) {
+  if (Status s = CheckHandler(type); !s.ok()) return s;
+  if (Status s = ValidateKey(key); !s.ok()) return s;
+  if (snapshot)
+    if (Status s = ValidateSnapshotName(*snapshot); !s.ok()) return s;
+  const LoadedHandler* h = handlers_->Find(type);
+  if (!h->CanSnapshot())
+    return Status::Error(ENOTSUP, "the " + type + " handler cannot take snapshots");
+  return h;
+}
+
+Expected<BackstoreRegistry::Entry*> BackstoreRegistry::ChangeableEntryLocked(
+    const std::string& name) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.creating)
+    return Status::Error(ENOENT, "backstore " + name + " does not exist");
+  if (it->second.busy)
+    return Status::Error(EBUSY, "backstore " + name + " is being created or deleted");
+  if (it->second.changing)
+    return Status::Error(EBUSY, "backstore " + name + " is being " + it->second.changing);
+  return &it->second;
+}
+
+Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::BeginObjectChange(
+    const std::string& name, const char* what, BackstoreRecord* record) {
+  MutexLock l(&mu_);
+  auto entry = ChangeableEntryLocked(name);
+  if (!entry) return entry.status();
+  Entry& e = **entry;
+  e.changing = what;  // from here on nothing erases the entry
+  l.Wait(&open_done_, [&] { return !e.sharing.IsOpening(); });
+  std::shared_ptr<OpenExport> open = e.sharing.Current();
+  if (!open) e.no_opens = true;  // a client that comes now waits for the change
+  *record = e.record;
+  return open;
+}
+
+void BackstoreRegistry::EndObjectChange(const std::string& name) {
+  MutexLock l(&mu_);
+  if (auto it = entries_.find(name); it != entries_.end()) {
+    it->second.changing = nullptr;
+    it->second.no_opens = false;
+  }
+  open_done_.notify_all();
+}
+
+Status BackstoreRegistry::Quiesced(OpenExport* open, double* held_ms,
+                                   const std::function<Status(void* handle)>& change) {
+  if (!open) return change(nullptr);
+  auto held = std::chrono::steady_clock::now();
+  open->write_gate()->EnterExclusive();
+  Status s = open->Flush();
+  if (s.ok()) s = change(open->handle());
+  open->write_gate()->LeaveExclusive();
+  *held_ms = MsSince(held);
+  return s;
+}
+
+Expected<double> BackstoreRegistry::SnapshotCreate(const std::string& type, const std::string& key,
+                                                   const std::string& snapshot, bool copy) {
+  auto h = SnapshotHandler(type, key, &snapshot);
+  if (!h) return h.status();
+  const std::string name = MakeExportName(type, key);
+  {
+    MutexLock l(&mu_);
+    if (entries_.count(MakeExportName(type, key + "@" + snapshot)))
+      return Status::Error(EEXIST,
+                           "backstore " + name + "@" + snapshot +
+                               " is registered: the "
+                               "snapshot's export name would be taken; choose another name");
+  }
+  BackstoreRecord record;
+  auto open = BeginObjectChange(name, "snapshotted", &record);
+  if (!open) return open.status();
+  auto started = std::chrono::steady_clock::now();
+  double held_ms = -1;
+  Status s = Quiesced(open->get(), &held_ms, [&](void* handle) {
+    return (*h)->SnapshotCreate(key, handle, snapshot, copy);
+  });
+  EndObjectChange(name);
+  if (!s.ok()) return s;
+  if (held_ms >= 0)
+    LOG_INFO(name, "snapshot %s taken in %.1f ms; writes were held %.1f ms", snapshot.c_str(),
+             MsSince(started), held_ms);
+  else
+    LOG_INFO(name, "snapshot %s taken in %.1f ms (not open)", snapshot.c_str(), MsSince(started));
+  return held_ms;
+}
+
+Status BackstoreRegistry::SnapshotDelete(const std::string& type, const std::string& key,
+                                         const std::string& snapshot) {
+  auto h = SnapshotHandler(type, key, &snapshot);
+  if (!h) return h.status();
+  const std::string name = MakeExportName(type, key);
+  const std::string served = name + "@" + snapshot;
+  {
+    MutexLock l(&mu_);
+    auto it = snapshot_sharing_.find(served);
+    if (it != snapshot_sharing_.end())
+      if (std::string busy = it->second.BusyReason(served); !busy.empty())
+        return Status::Error(EBUSY, "not deleting snapshot " + snapshot + ": " + busy);
+  }
+  // Marks the backstore (opens of its snapshots wait) while the handler
+  // deletes; what is open of the backstore itself stays open.
+  BackstoreRecord record;
+  auto open = BeginObjectChange(name, kDeletingSnapshot, &record);
+  if (!open) return open.status();
+  Status s = (*h)->SnapshotDelete(key, snapshot);
+  EndObjectChange(name);
+  if (s.ok()) LOG_INFO(name, "snapshot %s deleted", snapshot.c_str());
+  return s;
+}
+
+Expected<std::vector<LoadedHandler::Snapshot>> BackstoreRegistry::SnapshotList(
+    const std::string& type, const std::string& key) {
+  auto h = SnapshotHandler(type, key, nullptr);
+  if (!h) return h.status();
+  if (auto record = Get(type, key); !record) return record.status();
+  return (*h)->SnapshotList(key);
+}
+
+Status BackstoreRegistry::RefuseUnforcedRollback(const std::string& name,
+                                                 const BackstoreRecord& record,
+                                                 const OpenExport* open) {
+  const std::string why = "not rolling " + name + " back";
+  const std::string force =
+      "; or say 'force', and its clients read the snapshot's data "
+      "from then on, whatever they cached";
+  if (IsMapped(record))
+    return Status::Error(EBUSY, why + ": it is " + StatusName(record.status) + " on " +
+                                    mapping::WhereMapped(record) + "; unmap it first" + force);
+  if (open)
+    return Status::Error(EBUSY, why + ": NBD clients have it open; let them go first" + force);
+  if (record.runners.size() > 1)
+    return Status::Error(EBUSY, why +
+                                    ": other runners of its set may have it open or mapped, "
+                                    "and this one cannot tell" +
+                                    force);
+  return Status();
+}
+
+Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
+                                                       const std::string& key,
+                                                       const std::string& snapshot, bool force) {
+  auto h = SnapshotHandler(type, key, &snapshot);
+  if (!h) return h.status();
+  const std::string name = MakeExportName(type, key);
+  BackstoreRecord record;
+  auto open = BeginObjectChange(name, "rolled back", &record);
+  if (!open) return open.status();
+  Status s = force ? Status() : RefuseUnforcedRollback(name, record, open->get());
+  uint64_t size = 0;
+  double held_ms = -1;
+  if (s.ok())
+    s = Quiesced(open->get(), &held_ms, [&](void* handle) {
+      auto rolled = (*h)->SnapshotRollback(key, handle, snapshot);
+      if (!rolled) return rolled.status();
+      size = *rolled;
+      if (*open) (*open)->SetSize(size);
+      return Status();
+    });
+  if (s.ok() && size != record.size) s = SaveSize(type, key, size);
+  EndObjectChange(name);
+  if (!s.ok()) return s;
+  LOG_WARN(name, "rolled back to snapshot %s (%s)%s", snapshot.c_str(), FormatSize(size).c_str(),
+           *open ? ", forced while open" : "");
+  return size;
+}
+
+}  // namespace nbdr

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
+# Backstore test (every backend): nbd-cli snapshot (issue 29). Before, a
+# backstore had no snapshots at all (asked for in gluster-block #42 and
+# gluster/nbd-runner #23). Now: write A, snapshot s1, write B; the
+# read-only export KEY@s1 reads A (qemu-img compare) and refuses writes;
+# list shows s1; a snapshot taken while a client keeps many writes in
+# flight holds every write whole or not at all, and the client sees no
+# error; rollback is refused while a client has the backstore open and
+# works once none has (the backstore reads A again); delete is refused
+# while s1 is served, and so is deleting a backstore that has snapshots;
+# wrong names and unknown snapshots get their messages. On file without
+# reflinks, and on gluster, a snapshot is a copy, refused unless 'copy'
+# is said; rbd's are RBD snapshots (rbd snap ls agrees).
+source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../backstore.sh"
+requires nbdsh qemu-io qemu-img python3
+
+bs_start_runner
+bs_create sn/a.img size 8M
+KEY=$(bs_key sn/a.img)
+URI=$(bs_uri sn/a.img)
+HOSTPORT=${NBD#nbd://}
+# nbd_opts EXPORT: qemu's image options for an export of this runner.
+nbd_opts() { echo "driver=nbd,host=${HOSTPORT%:*},port=${HOSTPORT#*:},export=$1"; }
+EXPORT="$BACKEND/$KEY"
+COPY=()
+
+qemu-io -f raw -c "write -P 0xa1 0 4M" -c "write -P 0xa2 6M 1M" "$URI" >/dev/null ||
+  fail "writing pattern A failed"
+# A: what the backstore holds now, byte for byte.
+python3 -c '
+import sys
+d = bytearray(8 << 20)
+d[0:4 << 20] = b"\xa1" * (4 << 20)
+d[6 << 20:7 << 20] = b"\xa2" * (1 << 20)
+open(sys.argv[1], "wb").write(d)' "$T/a.raw"
+
+# file on a file system without reflinks ($T is on ext4 or tmpfs here) and
+# gluster (no per-file snapshots) make a copy, only when told to.
+case "$BACKEND" in
+  file | gluster)
+    expect_fail 1 "say 'copy'" cli "$BACKEND" snapshot create "$KEY" s1
+    if [ "$BACKEND" = file ]; then left="$T/files/$KEY@s1"; else left="$GLUSTER_BRICKS/${KEY%%/*}/${KEY#*/}@s1"; fi
+    [ ! -e "$left" ] || fail "a refused snapshot left $left behind"
+    COPY=(copy)
+    pass "$BACKEND: $(cat "$T/err")"
+    ;;
+esac
+cli "$BACKEND" snapshot create "$KEY" s1 "${COPY[@]}" >"$T/out" || fail "snapshot create failed"
+grep -q "snapshot $EXPORT@s1 taken" "$T/out" || { cat "$T/out"; fail "create said no more"; }
+qemu-io -f raw -c "write -P 0xb2 0 8M" "$URI" >/dev/null || fail "writing pattern B failed"
+
+qemu-img compare -q --image-opts "$(nbd_opts "$EXPORT@s1")" "driver=file,filename=$T/a.raw" ||
+  fail "$EXPORT@s1 does not read what the backstore held when it was taken"
+[ "$(nbdinfo --size "$URI@s1")" = 8388608 ] || fail "nbdinfo: $URI@s1 is not 8 MiB"
+nbdsh -u "$URI@s1" -c '
+assert h.is_read_only(), "the snapshot export is writable"
+h.set_strict_mode(0)
+try:
+    h.pwrite(b"x" * 512, 0)
+    raise SystemExit("a write to the snapshot was accepted")
+except nbd.Error as e:
+    assert "not permitted" in e.string or "read-only" in e.string, e.string' || fail "the snapshot export took a write"
+qemu-io -f raw -c "read -P 0xb2 0 8M" "$URI" >/dev/null || fail "the backstore lost pattern B"
+pass "$BACKEND: $EXPORT@s1 reads A (qemu-img compare) and refuses writes; the backstore reads B"
+
+cli --json "$BACKEND" snapshot list "$KEY" >"$T/list.json" || fail "snapshot list failed"
+python3 - "$T/list.json" "$EXPORT@s1" <<'PY' || fail "snapshot list is wrong: $(cat "$T/list.json")"
+import json, sys
+l = json.load(open(sys.argv[1]))["snapshots"]
+assert [s["name"] for s in l] == ["s1"], l
+assert l[0]["size"] == 8 << 20 and l[0]["export"] == sys.argv[2], l
+PY
+cli "$BACKEND" snapshot list "$KEY" | grep -q "^s1 .*8 MiB" || fail "the text list lacks s1"
+if [ "$BACKEND" = rbd ]; then
+  rbd -c "$CEPH_CONF" snap ls --format json "$KEY" | python3 -c '
+import json, sys
+assert [s["name"] for s in json.load(sys.stdin)] == ["s1"]' || fail "rbd snap ls does not show s1"
+  pass "rbd: rbd snap ls shows s1 too"
+fi
+pass "$BACKEND: snapshot list shows s1, 8 MiB, and its export"
+
+# Under load: one client keeps 8 writes of 4 MiB in flight on a 32 MiB
+# backstore, each stamped with its sequence number in every 8 bytes; each
+# of four snapshots taken meanwhile must hold every write whole or not at
+# all, and no write may fail. (Without the quiescing about one snapshot in
+# three holds a torn write.)
+bs_create sn/load.img size 32M
+LOAD_KEY=$(bs_key sn/load.img)
+python3 - "$(bs_uri sn/load.img)" "$CLI" "$BACKEND" "$LOAD_KEY" "${COPY[@]}" host "$RPC" <<'PY' || fail "a snapshot under load is not consistent"
+import nbd, struct, subprocess, sys, threading, time
+uri, cli, backend, key, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+h = nbd.NBD()
+h.connect_uri(uri)
+BLOCK, SLOTS = 4 << 20, 8
+seq, done = [0], threading.Event()
+def writer():
+    inflight = []
+    while not done.is_set() or inflight:
+        while not done.is_set() and len(inflight) < 8:
+            seq[0] += 1
+            buf = nbd.Buffer.from_bytearray(bytearray(struct.pack("<Q", seq[0]) * (BLOCK // 8)))
+            inflight.append((h.aio_pwrite(buf, (seq[0] % SLOTS) * BLOCK), buf))
+        h.poll(1)
+        inflight = [(c, b) for c, b in inflight if not h.aio_command_completed(c)]
+t = threading.Thread(target=writer)
+outs = []
+try:
+    t.start()
+    for i in range(4):
+        time.sleep(0.3)
+        outs.append(subprocess.run([cli, backend, "snapshot", "create", key, "busy%d" % i] + extra,
+                                   capture_output=True, text=True))
+    time.sleep(0.3)
+finally:
+    done.set()
+    t.join()
+for out in outs:
+    print(out.stdout.strip(), out.stderr.strip())
+    assert out.returncode == 0, out.stderr
+assert seq[0] > 20, seq[0]
+for i in range(4):
+    s = nbd.NBD()
+    s.connect_uri(uri + "@busy%d" % i)
+    torn = [slot for slot in range(SLOTS)
+            if len(set(struct.unpack("<%dQ" % (BLOCK // 8), s.pread(BLOCK, slot * BLOCK)))) != 1]
+    assert not torn, "busy%d: %d of %d blocks hold parts of two writes" % (i, len(torn), SLOTS)
+    s.shutdown()
+    subprocess.run([cli, backend, "snapshot", "delete", key, "busy%d" % i] + extra[-2:], check=True)
+print("%d writes, four snapshots consistent" % seq[0])
+PY
+grep -q "snapshot busy0 taken .*writes were held" "$T/log/nbd-runner.log" ||
+  fail "the runner did not log how long writes were held"
+pass "$BACKEND: four snapshots under 8 writes in flight hold each whole; the client saw no error ($(grep -o 'writes were held [0-9.]* ms' "$T/log/nbd-runner.log" | tr '\n' ' '))"
+
+# A snapshot is one instant: a write that completed after another must
+# not be in the snapshot unless the other is too. While a copy-made
+# snapshot of 256 MiB runs (its progress logged), a client writes Y at
+# the start (copied already) and then X at the end (not yet copied). The
+# snapshot holds neither (writes are held until it is taken); without the
+# quiescing it would hold X but not Y.
+if [ ${#COPY[@]} -gt 0 ]; then
+  bs_create sn/big.img size 256M
+  BIG_URI=$(bs_uri sn/big.img)
+  qemu-io -f raw -c "write -P 0x11 0 256M" "$BIG_URI" >/dev/null || fail "filling sn/big.img failed"
+  python3 - "$BIG_URI" "$T/log/nbd-runner.log" "$CLI" "$BACKEND" "$(bs_key sn/big.img)" host "$RPC" <<'PY' || fail "a write that completed during the snapshot is in it, and an earlier one is not"
+import nbd, subprocess, sys, time
+uri, log, cli, backend, key, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+h = nbd.NBD()
+h.connect_uri(uri)
+start = open(log).read().count("copying: ")
+snap = subprocess.Popen([cli, backend, "snapshot", "create", key, "instant", "copy"] + extra)
+while open(log).read().count("copying: ") == start:
+    assert snap.poll() is None, "the snapshot ended before it logged its progress"
+    time.sleep(0.005)
+h.pwrite(b"Y" * 65536, 0)
+h.pwrite(b"X" * 65536, (256 << 20) - 65536)
+assert snap.wait() == 0
+s = nbd.NBD()
+s.connect_uri(uri + "@instant")
+y, x = s.pread(65536, 0), s.pread(65536, (256 << 20) - 65536)
+assert x != b"X" * 65536 or y == b"Y" * 65536, "X is in the snapshot but Y, written before it, is not"
+assert x == y == b"\x11" * 65536, "a write issued while the snapshot was taken is in it"
+s.shutdown()
+subprocess.run([cli, backend, "snapshot", "delete", key, "instant"] + extra, check=True)
+PY
+  pass "$BACKEND: writes issued during a copy-made snapshot wait for it; it is one instant"
+fi
+
+# Rollback: refused while a client has the backstore open.
+qemu-img convert -f raw -O raw "$URI" "$T/before.raw" || fail "reading the backstore failed"
+nbdsh -u "$URI" -c "
+import subprocess
+out = subprocess.run(['$CLI', '$BACKEND', 'snapshot', 'rollback', '$KEY', 's1', 'host', '$RPC'],
+                     capture_output=True, text=True)
+assert out.returncode == 1, out
+assert 'not rolling' in out.stderr and 'NBD clients have it open' in out.stderr, out.stderr
+print(out.stderr.strip())" || fail "a rollback under an open client was not refused as it should be"
+qemu-img compare -q --image-opts "$(nbd_opts "$EXPORT")" "driver=file,filename=$T/before.raw" ||
+  fail "the refused rollback changed the data"
+cli "$BACKEND" snapshot rollback "$KEY" s1 >/dev/null || fail "rollback failed"
+qemu-img compare -q --image-opts "$(nbd_opts "$EXPORT")" "driver=file,filename=$T/a.raw" ||
+  fail "after the rollback the backstore does not read A"
+pass "$BACKEND: rollback is refused while a client has the backstore open, then brings A back"
+
+# Delete: refused while the snapshot is served, and for a backstore that
+# has snapshots.
+nbdsh -u "$URI@s1" -c "
+import subprocess
+out = subprocess.run(['$CLI', '$BACKEND', 'snapshot', 'delete', '$KEY', 's1', 'host', '$RPC'],
+                     capture_output=True, text=True)
+assert out.returncode == 1 and 'not deleting snapshot s1' in out.stderr, out
+print(out.stderr.strip())" || fail "deleting a served snapshot was not refused"
+expect_fail 1 "snapshot" cli "$BACKEND" delete "$KEY"
+cli "$BACKEND" snapshot delete "$KEY" s1 >/dev/null || fail "snapshot delete failed"
+cli "$BACKEND" snapshot list "$KEY" | grep -q "no snapshots" || fail "deleted snapshots are still listed"
+if nbdinfo --size "$URI@s1" >/dev/null 2>&1; then fail "a deleted snapshot is still served"; fi
+pass "$BACKEND: a served snapshot and a backstore with snapshots are not deleted; deleted ones are gone"
+
+# Wrong names, unknown snapshots, taken names.
+expect_fail 2 "snapshot name" cli "$BACKEND" snapshot create "$KEY" "bad/name"
+expect_fail 2 "snapshot name" cli "$BACKEND" snapshot create "$KEY" ".hidden"
+expect_fail 1 "no snapshot named nope" cli "$BACKEND" snapshot rollback "$KEY" nope
+expect_fail 1 "no snapshot named nope" cli "$BACKEND" snapshot delete "$KEY" nope
+expect_fail 1 "does not exist" cli "$BACKEND" snapshot create "$(bs_key sn/missing.img)" s2 "${COPY[@]}"
+cli "$BACKEND" snapshot create "$KEY" s2 "${COPY[@]}" >/dev/null || fail "snapshot s2 failed"
+expect_fail 1 "already has a snapshot named s2" cli "$BACKEND" snapshot create "$KEY" s2 "${COPY[@]}"
+cli "$BACKEND" snapshot delete "$KEY" s2 >/dev/null || fail "snapshot delete s2 failed"
+pass "$BACKEND: bad names, unknown snapshots and taken names are refused with their messages"
