@@ -84,9 +84,15 @@ int DoSnapshot(const Command& c) {
     if (Status s = ValidateSnapshotName(c.snapshot_name); !s.ok()) return Usage(s.message());
   auto client = ConnectOrFail(c);
   if (!client) return CallFailed(client.status());
-  if (c.copy) client->set_call_timeout(std::max(c.call_timeout_s, kCopyCallTimeoutS));
-  nbdr_snapshot_args a{const_cast<char*>(c.type.c_str()), const_cast<char*>(c.key.c_str()),
-                       op->op, const_cast<char*>(c.snapshot_name.c_str()), c.copy, c.force};
+  // A rollback may copy too (gluster always; file without reflinks).
+  if (c.copy || op->op == NBDR_SNAPSHOT_ROLLBACK)
+    client->set_call_timeout(std::max(c.call_timeout_s, kCopyCallTimeoutS));
+  nbdr_snapshot_args a{const_cast<char*>(c.type.c_str()),
+                       const_cast<char*>(c.key.c_str()),
+                       op->op,
+                       const_cast<char*>(c.snapshot_name.c_str()),
+                       c.copy,
+                       c.force};
   RpcResult<nbdr_snapshot_reply> r(NBDR_SNAPSHOT);
   if (Status s = client->Call(NBDR_SNAPSHOT, &a, r.get()); !s.ok()) return CallFailed(s);
   r.set_filled();

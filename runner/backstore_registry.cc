@@ -276,6 +276,8 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
                                       mapping::WhereMapped(e.record) + "; unmap it first");
     if (std::string busy = e.sharing.BusyReason(name); !busy.empty())
       return Status::Error(EBUSY, busy);
+    if (std::string busy = SnapshotInUseLocked(name); !busy.empty())
+      return Status::Error(EBUSY, busy);
     e.busy = true;
     saved = e.record;
   }

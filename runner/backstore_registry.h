@@ -256,6 +256,9 @@ class BackstoreRegistry {
   // The handler of type, if it takes snapshots; validates key and snapshot.
   Expected<const LoadedHandler*> SnapshotHandler(const std::string& type, const std::string& key,
                                                  const std::string* snapshot);
+  // EEXIST when KEY@NAME is a registered backstore, not snapshot NAME.
+  Status RegisteredAsBackstoreLocked(const std::string& type, const std::string& key,
+                                     const std::string& snapshot) const REQUIRES(mu_);
   static Status RefuseUnforcedRollback(const std::string& name, const BackstoreRecord& record,
                                        const OpenExport* open);
   // What is open of name serves size from now on.
@@ -308,6 +311,12 @@ class BackstoreRegistry {
   // name's entry, if its object may change now: it exists, and no create,
   // delete or other change runs on it (EBUSY).
   Expected<Entry*> ChangeableEntryLocked(const std::string& name) REQUIRES(mu_);
+  // Whether an open of slot's export waits: a shrink or rollback of the
+  // backstore runs, or (a snapshot) any change of its backstore.
+  bool MustWaitToOpen(const ServingSlot& slot) const REQUIRES(mu_);
+  // Why a snapshot of backstore name is in use ("" when none is): the
+  // backstore is then not unregistered.
+  std::string SnapshotInUseLocked(const std::string& name) const REQUIRES(mu_);
   struct Entry {
     BackstoreRecord record;
     MapTicket map;  // the map in progress or done (see mapping_machine.h)

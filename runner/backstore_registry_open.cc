@@ -39,6 +39,22 @@ std::optional<BackstoreRegistry::ServingSlot> BackstoreRegistry::FindServingLock
   return slot;
 }
 
+bool BackstoreRegistry::MustWaitToOpen(const ServingSlot& slot) const {
+  return slot.record.snapshot.empty() ? slot.entry->no_opens : slot.entry->changing != nullptr;
+}
+
+std::string BackstoreRegistry::SnapshotInUseLocked(const std::string& name) const {
+  for (const auto& [served, sharing] : snapshot_sharing_) {
+    auto parsed = ParseExportName(served);
+    std::string key, snapshot;
+    if (!parsed || !SplitSnapshotKey(parsed->key, &key, &snapshot) ||
+        MakeExportName(parsed->type, key) != name)
+      continue;
+    if (std::string busy = sharing.BusyReason(served); !busy.empty()) return busy;
+  }
+  return "";
+}
+
 Expected<BackstoreRecord> BackstoreRegistry::ServedRecord(const std::string& export_name) {
   MutexLock l(&mu_);
   auto slot = FindServingLocked(export_name);
@@ -51,31 +67,35 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name, const std::string& tls_identity) {
   if (auto parsed = ParseExportName(export_name); !parsed) return parsed.status();
   BackstoreRecord record;
+  ExportSharing* sharing = nullptr;
   {
     MutexLock l(&mu_);
     for (;;) {
       auto slot = FindServingLocked(export_name);
       if (!slot) return Status::Error(ENOENT, "no backstore " + export_name + " on this runner");
       if (!MayOpen(slot->record, tls_identity))
-        return Status::Error(EACCES, tls_identity.empty()
-                                         ? export_name + " is open only to clients with a "
-                                                         "TLS identity on its access list"
-                                         : "TLS identity " + tls_identity + " may not open " +
-                                               export_name);
+        return Status::Error(EACCES, tls_identity.empty() ? export_name +
+                                                                " is open only to clients with a "
+                                                                "TLS identity on its access list"
+                                                          : "TLS identity " + tls_identity +
+                                                                " may not open " + export_name);
       if (auto open = slot->sharing->Current()) return open;
-      if (slot->entry->no_opens && slot->record.snapshot.empty()) {
-        // A shrink or a rollback: nothing may use the object until it ends.
+      if (MustWaitToOpen(*slot)) {
+        // A shrink or a rollback keeps the object to itself until it ends;
+        // a snapshot is not opened while its backstore's snapshots change.
         l.Wait(&open_done_, [&]() REQUIRES(mu_) {
-          auto again = entries_.find(export_name);
-          return again == entries_.end() || !again->second.no_opens;
+          auto again = FindServingLocked(export_name);
+          return !again || !MustWaitToOpen(*again);
         });
         continue;
       }
       if (!slot->sharing->IsOpening()) {
         record = slot->record;
         // Until the open is recorded below, Delete and re-import refuse:
-        // the entry, and the object it names, stay as they are.
-        slot->sharing->BeginOpen();
+        // the entry, and the object it names, stay as they are (and the
+        // sharing, which is ended through this pointer).
+        sharing = slot->sharing;
+        sharing->BeginOpen();
         break;
       }
       // Another client is opening this export: share what it opens (or,
@@ -90,12 +110,10 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   bool resizing = false;
   {
     MutexLock l(&mu_);
-    // Still there: nothing erases an entry or a sharing while it is opening.
-    auto slot = FindServingLocked(export_name);
-    if (slot) {
-      slot->sharing->EndOpen(opened ? *opened : nullptr);
-      resizing = slot->entry->changing != nullptr;
-    }
+    // Still there: nothing erases an entry, or a sharing, while it opens.
+    sharing->EndOpen(opened ? *opened : nullptr);
+    auto it = entries_.find(export_name);
+    resizing = it != entries_.end() && it->second.changing != nullptr;
     open_done_.notify_all();
   }
   if (opened && !resizing && record.snapshot.empty() && (*opened)->info().size != record.size)
@@ -114,13 +132,15 @@ void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_
   });
   if (s.code() == EAGAIN) return;
   if (s.ok())
-    LOG_WARN(name, "its backing object is %s, not the %s recorded: resized behind the runner's "
-                   "back; the record follows", FormatSize(size).c_str(),
-             FormatSize(record.size).c_str());
+    LOG_WARN(name,
+             "its backing object is %s, not the %s recorded: resized behind the runner's "
+             "back; the record follows",
+             FormatSize(size).c_str(), FormatSize(record.size).c_str());
   else
-    LOG_WARN(name, "its backing object is %s, not the %s recorded, and the record cannot follow: "
-                   "%s", FormatSize(size).c_str(), FormatSize(record.size).c_str(),
-             s.message().c_str());
+    LOG_WARN(name,
+             "its backing object is %s, not the %s recorded, and the record cannot follow: "
+             "%s",
+             FormatSize(size).c_str(), FormatSize(record.size).c_str(), s.message().c_str());
 }
 
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
@@ -133,8 +153,9 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     LOG_ERROR(export_name, "not served: %s", c.problem.c_str());
     return Status::Error(ESTALE, "refusing to serve " + export_name +
                                      ": its backing object was replaced since it was "
-                                     "registered; 'nbd-cli " + record.type + " import " +
-                                     record.key + "' serves the new one");
+                                     "registered; 'nbd-cli " +
+                                     record.type + " import " + record.key +
+                                     "' serves the new one");
   }
   auto exp = std::make_shared<OpenExport>(record, h);
   if (Status s = exp->Open(); !s.ok()) return s;
@@ -177,19 +198,22 @@ Status BackstoreRegistry::TakeOver(const std::string& type, const std::string& k
     auto it = entries_.find(name);
     if (it == entries_.end() || it->second.record.status == NBDR_STATUS_CREATED ||
         !it->second.mapper_address || *it->second.mapper_address != caller.address)
-      return Status::Error(EPERM, "not taking " + name + " over: only the client that maps it "
-                                  "through this runner (or an admin) may");
+      return Status::Error(EPERM, "not taking " + name +
+                                      " over: only the client that maps it "
+                                      "through this runner (or an admin) may");
   }
   if (record->runners.size() < 2)
-    return Status::Error(EINVAL, name + " has no runner set (this runner serves it alone): "
-                                        "there is no other runner to take it over from");
-  if (ObjectCheck c = CheckObject(*record); c.state == ObjectCheck::kReplaced ||
-                                            c.state == ObjectCheck::kMissing)
+    return Status::Error(EINVAL, name +
+                                     " has no runner set (this runner serves it alone): "
+                                     "there is no other runner to take it over from");
+  if (ObjectCheck c = CheckObject(*record);
+      c.state == ObjectCheck::kReplaced || c.state == ObjectCheck::kMissing)
     return Status::Error(c.code, "not taking " + name + " over: " + c.problem);
   Status s = handlers_->Find(type)->TakeOver(key);
   if (s.ok())
-    LOG_WARN(name, "taken over: the other runners of its set are fenced out of its backing "
-                   "object");
+    LOG_WARN(name,
+             "taken over: the other runners of its set are fenced out of its backing "
+             "object");
   return s;
 }
 

@@ -91,27 +91,39 @@ Status BackstoreRegistry::Quiesced(OpenExport* open, double* held_ms,
   return s;
 }
 
+Status BackstoreRegistry::RegisteredAsBackstoreLocked(const std::string& type,
+                                                      const std::string& key,
+                                                      const std::string& snapshot) const {
+  const std::string also = MakeExportName(type, key + "@" + snapshot);
+  if (!entries_.count(also)) return Status();
+  return Status::Error(EEXIST, "backstore " + also + " is registered: " + snapshot +
+                                   " names it, not a snapshot of " + key);
+}
+
 Expected<double> BackstoreRegistry::SnapshotCreate(const std::string& type, const std::string& key,
                                                    const std::string& snapshot, bool copy) {
   auto h = SnapshotHandler(type, key, &snapshot);
   if (!h) return h.status();
   const std::string name = MakeExportName(type, key);
-  {
-    MutexLock l(&mu_);
-    if (entries_.count(MakeExportName(type, key + "@" + snapshot)))
-      return Status::Error(EEXIST,
-                           "backstore " + name + "@" + snapshot +
-                               " is registered: the "
-                               "snapshot's export name would be taken; choose another name");
-  }
   BackstoreRecord record;
   auto open = BeginObjectChange(name, "snapshotted", &record);
   if (!open) return open.status();
+  Status s;
+  {
+    MutexLock l(&mu_);
+    s = RegisteredAsBackstoreLocked(type, key, snapshot);
+  }
+  // Other runners of its set are not quiesced: their writes would land in
+  // the middle of a copy.
+  if (s.ok() && copy && record.runners.size() > 1)
+    s = Status::Error(EBUSY, "not copying " + name +
+                                 ": other runners of its set may write to it while it is "
+                                 "copied, and this one cannot hold their writes");
   auto started = std::chrono::steady_clock::now();
   double held_ms = -1;
-  Status s = Quiesced(open->get(), &held_ms, [&](void* handle) {
-    return (*h)->SnapshotCreate(key, handle, snapshot, copy);
-  });
+  if (s.ok())
+    s = Quiesced(open->get(), &held_ms,
+                 [&](void* handle) { return (*h)->SnapshotCreate(key, handle, snapshot, copy); });
   EndObjectChange(name);
   if (!s.ok()) return s;
   if (held_ms >= 0)
@@ -128,19 +140,21 @@ Status BackstoreRegistry::SnapshotDelete(const std::string& type, const std::str
   if (!h) return h.status();
   const std::string name = MakeExportName(type, key);
   const std::string served = name + "@" + snapshot;
-  {
-    MutexLock l(&mu_);
-    auto it = snapshot_sharing_.find(served);
-    if (it != snapshot_sharing_.end())
-      if (std::string busy = it->second.BusyReason(served); !busy.empty())
-        return Status::Error(EBUSY, "not deleting snapshot " + snapshot + ": " + busy);
-  }
-  // Marks the backstore (opens of its snapshots wait) while the handler
-  // deletes; what is open of the backstore itself stays open.
+  // Marks the backstore first: from here on no open of its snapshots
+  // begins, so one found unused below stays unused.
   BackstoreRecord record;
   auto open = BeginObjectChange(name, kDeletingSnapshot, &record);
   if (!open) return open.status();
-  Status s = (*h)->SnapshotDelete(key, snapshot);
+  Status s;
+  {
+    MutexLock l(&mu_);
+    s = RegisteredAsBackstoreLocked(type, key, snapshot);
+    auto it = snapshot_sharing_.find(served);
+    if (s.ok() && it != snapshot_sharing_.end())
+      if (std::string busy = it->second.BusyReason(served); !busy.empty())
+        s = Status::Error(EBUSY, "not deleting snapshot " + snapshot + ": " + busy);
+  }
+  if (s.ok()) s = (*h)->SnapshotDelete(key, snapshot);
   EndObjectChange(name);
   if (s.ok()) LOG_INFO(name, "snapshot %s deleted", snapshot.c_str());
   return s;
@@ -151,7 +165,14 @@ Expected<std::vector<LoadedHandler::Snapshot>> BackstoreRegistry::SnapshotList(
   auto h = SnapshotHandler(type, key, nullptr);
   if (!h) return h.status();
   if (auto record = Get(type, key); !record) return record.status();
-  return (*h)->SnapshotList(key);
+  auto snaps = (*h)->SnapshotList(key);
+  if (!snaps) return snaps;
+  // A registered backstore KEY@NAME is no snapshot of KEY.
+  MutexLock l(&mu_);
+  std::erase_if(*snaps, [&](const LoadedHandler::Snapshot& s) REQUIRES(mu_) {
+    return !RegisteredAsBackstoreLocked(type, key, s.name).ok();
+  });
+  return snaps;
 }
 
 Status BackstoreRegistry::RefuseUnforcedRollback(const std::string& name,
@@ -184,6 +205,10 @@ Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
   auto open = BeginObjectChange(name, "rolled back", &record);
   if (!open) return open.status();
   Status s = force ? Status() : RefuseUnforcedRollback(name, record, open->get());
+  if (s.ok()) {
+    MutexLock l(&mu_);
+    s = RegisteredAsBackstoreLocked(type, key, snapshot);
+  }
   uint64_t size = 0;
   double held_ms = -1;
   if (s.ok())

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // NBDR_SNAPSHOT: the control service's snapshot procedure (list, create,
 // delete, rollback), answered from BackstoreRegistry's snapshot calls.
+#include <algorithm>
 #include <cstdlib>
 
 #include "runner/control_service.h"
@@ -10,11 +11,12 @@ namespace nbdr {
 
 namespace {
 
+// At most NBDR_MAX_SNAPSHOTS, the oldest (a longer list fails to encode).
 void FillSnapshots(const std::vector<LoadedHandler::Snapshot>& snaps, nbdr_snapshot_reply* r) {
-  r->snapshots.snapshots_len = static_cast<u_int>(snaps.size());
-  r->snapshots.snapshots_val =
-      static_cast<nbdr_snapshot*>(calloc(snaps.size() + 1, sizeof(nbdr_snapshot)));
-  for (size_t i = 0; i < snaps.size(); i++) {
+  const size_t n = std::min<size_t>(snaps.size(), NBDR_MAX_SNAPSHOTS);
+  r->snapshots.snapshots_len = static_cast<u_int>(n);
+  r->snapshots.snapshots_val = static_cast<nbdr_snapshot*>(calloc(n + 1, sizeof(nbdr_snapshot)));
+  for (size_t i = 0; i < n; i++) {
     r->snapshots.snapshots_val[i].name = XdrString(snaps[i].name);
     r->snapshots.snapshots_val[i].size = snaps[i].size;
     r->snapshots.snapshots_val[i].created = snaps[i].created;
@@ -30,14 +32,17 @@ void ControlService::Snapshot(const nbdr_snapshot_args& a, nbdr_snapshot_reply* 
     case NBDR_SNAPSHOT_LIST: {
       auto snaps = registry_->SnapshotList(a.type, a.key);
       if (snaps) FillSnapshots(*snaps, r);
-      SetStatus(snaps.status(), &r->status, &r->message,
-                snaps ? std::to_string(snaps->size()) + " snapshot(s) of " + name : "");
+      std::string text = snaps ? std::to_string(snaps->size()) + " snapshot(s) of " + name : "";
+      if (snaps && snaps->size() > NBDR_MAX_SNAPSHOTS)
+        text += " (the oldest " + std::to_string(NBDR_MAX_SNAPSHOTS) + " listed)";
+      SetStatus(snaps.status(), &r->status, &r->message, text);
       return;
     }
     case NBDR_SNAPSHOT_CREATE: {
       auto held_ms = registry_->SnapshotCreate(a.type, a.key, snap, a.copy);
       char pause[64] = "";
-      if (held_ms && *held_ms >= 0) snprintf(pause, sizeof pause, "; writes held %.1f ms", *held_ms);
+      if (held_ms && *held_ms >= 0)
+        snprintf(pause, sizeof pause, "; writes held %.1f ms", *held_ms);
       SetStatus(held_ms.status(), &r->status, &r->message,
                 "snapshot " + name + "@" + snap + " taken" + pause);
       return;
@@ -53,9 +58,9 @@ void ControlService::Snapshot(const nbdr_snapshot_args& a, nbdr_snapshot_reply* 
       return;
     }
   }
-  SetStatus(Status::Error(EINVAL, "unknown snapshot operation " +
-                                      std::to_string(static_cast<int>(a.op))),
-            &r->status, &r->message, "");
+  SetStatus(
+      Status::Error(EINVAL, "unknown snapshot operation " + std::to_string(static_cast<int>(a.op))),
+      &r->status, &r->message, "");
 }
 
 }  // namespace nbdr

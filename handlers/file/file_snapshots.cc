@@ -108,8 +108,7 @@ int CopyData(const FileHandler* h, const std::string& what, int src, int dst, ui
     off_t hole = lseek(src, data, SEEK_HOLE);
     if (hole < 0) return Errno();
     const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), len);
-    if (int rc = CopyRange(src, dst, static_cast<uint64_t>(data), end, &buf, &progress))
-      return rc;
+    if (int rc = CopyRange(src, dst, static_cast<uint64_t>(data), end, &buf, &progress)) return rc;
     pos = end;
   }
   return 0;
@@ -199,26 +198,35 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
     SetErr(err, errlen, "%s under %s: %s", key, h->base_path.c_str(), strerror(e));
     return e;
   }
-  UniqueFd dst(OpenBeneath(p.dir.get(), p.snap.c_str(), O_WRONLY | O_CREAT | O_EXCL, h->file_mode));
+  struct stat taken;
+  if (fstatat(p.dir.get(), p.snap.c_str(), &taken, AT_SYMLINK_NOFOLLOW) == 0) {
+    SetErr(err, errlen, "%s already has a snapshot named %s", key, name);
+    return EEXIST;
+  }
+  // Made under a name no snapshot has (it starts with '.'), renamed once
+  // complete: KEY@NAME is never a partial copy, and a crash leaves only
+  // the partial file, which the next attempt removes.
+  const std::string part = p.base + "@.part-" + name;
+  unlinkat(p.dir.get(), part.c_str(), 0);
+  UniqueFd dst(OpenBeneath(p.dir.get(), part.c_str(), O_WRONLY | O_CREAT | O_EXCL, h->file_mode));
   if (!dst.valid()) {
     int e = Errno();
-    if (e == EEXIST)
-      SetErr(err, errlen, "%s already has a snapshot named %s", key, name);
-    else
-      SetErr(err, errlen, "create %s@%s: %s", key, name, strerror(e));
+    SetErr(err, errlen, "create %s@%s: %s", key, name, strerror(e));
     return e;
   }
   const char* how = "";
   int rc = CloneOrCopy(h, key, src.get(), dst.get(), static_cast<uint64_t>(st.st_size),
                        flags & NBDR_SNAPSHOT_COPY, &how, err, errlen);
   // Read-only from now on: nothing is meant to write a snapshot.
-  if (!rc && (fchmod(dst.get(), h->file_mode & ~0222u) < 0 || fsync(dst.get()) < 0 ||
-              fsync(p.dir.get()) < 0)) {
+  if (!rc &&
+      (fchmod(dst.get(), h->file_mode & ~0222u) < 0 || fsync(dst.get()) < 0 ||
+       renameat2(p.dir.get(), part.c_str(), p.dir.get(), p.snap.c_str(), RENAME_NOREPLACE) < 0 ||
+       fsync(p.dir.get()) < 0)) {
     rc = Errno();
-    SetErr(err, errlen, "sync %s@%s: %s", key, name, strerror(rc));
+    SetErr(err, errlen, "complete %s@%s: %s", key, name, strerror(rc));
   }
   if (rc) {
-    unlinkat(p.dir.get(), p.snap.c_str(), 0);
+    unlinkat(p.dir.get(), part.c_str(), 0);
     return rc;
   }
   handler_util::Log(h->svc, NBDR_LOG_INFO, key, "snapshot %s: %s of %llu bytes", name, how,

@@ -124,24 +124,30 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
            key, static_cast<unsigned long long>(st.st_size));
     return ENOTSUP;
   }
-  errno = 0;
-  GlfsFd dst(glfs_creat(t.vol->fs, snap.path.c_str(), O_WRONLY | O_EXCL, t.h->file_mode));
-  if (!dst) {
-    if (errno == EEXIST) {
-      SetErr(err, errlen, "%s already has a snapshot named %s", key, name);
-      return EEXIST;
-    }
-    return PathError("create", snap.volname, snap.path, err, errlen);
+  struct stat taken;
+  if (glfs_lstat(t.vol->fs, snap.path.c_str(), &taken) == 0) {
+    SetErr(err, errlen, "%s already has a snapshot named %s", key, name);
+    return EEXIST;
   }
+  // Made under a name no snapshot has (it starts with '.'), renamed once
+  // complete: PATH@NAME is never a partial copy; a crash leaves only the
+  // partial file, which the next attempt removes.
+  const std::string part = t.path + "@.part-" + name;
+  glfs_unlink(t.vol->fs, part.c_str());
+  errno = 0;
+  GlfsFd dst(glfs_creat(t.vol->fs, part.c_str(), O_WRONLY | O_EXCL, t.h->file_mode));
+  if (!dst) return PathError("create", snap.volname, part, err, errlen);
   int rc = CopyInto(t, src.get(), dst.get(), static_cast<uint64_t>(st.st_size));
+  // Read-only from now on: nothing is meant to write a snapshot.
+  if (!rc && (glfs_fchmod(dst.get(), t.h->file_mode & ~0222u) < 0 ||
+              glfs_rename(t.vol->fs, part.c_str(), snap.path.c_str()) < 0))
+    rc = Errno();
   if (rc) {
     errno = rc;
     PathError("copy to", snap.volname, snap.path, err, errlen);
-    glfs_unlink(t.vol->fs, snap.path.c_str());
+    glfs_unlink(t.vol->fs, part.c_str());
     return rc;
   }
-  // Read-only from now on: nothing is meant to write a snapshot.
-  glfs_fchmod(dst.get(), t.h->file_mode & ~0222u);
   handler_util::Log(t.h->svc, NBDR_LOG_INFO, key, "snapshot %s: a copy of %llu bytes", name,
                     static_cast<unsigned long long>(st.st_size));
   return 0;

@@ -71,6 +71,7 @@ struct RbdExport {
   std::atomic<bool> header_changed{false};
   uint64_t update_watch = 0;
   bool watching = false;
+  bool readonly = false;  // opened with rbd_open_read_only
 };
 
 // What a key names.

@@ -402,6 +402,7 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   auto* e = new RbdExport{h, std::move(o.conn), key, o.image, size,
                           (features & RBD_FEATURE_FAST_DIFF) != 0};
   e->current_size = size;
+  e->readonly = readonly != 0;
   if ((rc = rbd_update_watch(o.image, &e->update_watch, OnHeaderUpdate, e)) == 0)
     e->watching = true;
   else

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "handlers/rbd/rbd_backstore.h"
+#include "utils/names.h"
 
 namespace rbd_backstore {
 
@@ -39,6 +40,13 @@ int SnapshotError(const char* what, const OpenedImage& o, const char* name, int 
   }
 }
 
+// The open export's image handle when it may write (it holds the
+// exclusive lock, so nothing is handed over), else ours.
+rbd_image_t WritableExportImage(void* export_handle, rbd_image_t ours) {
+  auto* e = static_cast<RbdExport*>(export_handle);
+  return e && !e->readonly ? e->image : ours;
+}
+
 // Opens key's image for one snapshot call, writable (only then can librbd
 // hand the call to the lock holder).
 int OpenForSnapshot(void* state, const char* key, OpenedImage* o, char* err, size_t errlen) {
@@ -51,9 +59,7 @@ int SnapshotCreate(void* state, const char* key, void* export_handle, const char
                    uint32_t /*flags*/, char* err, size_t errlen) {
   OpenedImage o;
   if (int rc = OpenForSnapshot(state, key, &o, err, errlen)) return rc;
-  // Through the export's handle when it is open: it holds the lock, so
-  // nothing is handed over.
-  rbd_image_t image = export_handle ? static_cast<RbdExport*>(export_handle)->image : o.image;
+  rbd_image_t image = WritableExportImage(export_handle, o.image);
   int rc = rbd_snap_create(image, name);
   rbd_close(o.image);
   return rc < 0 ? SnapshotError("create", o, name, rc, err, errlen) : 0;
@@ -80,8 +86,10 @@ int SnapshotList(void* state, const char* key,
     rbd_close(o.image);
     return ImageError("list snapshots of", o.ref, n, err, errlen);
   }
-  // librbd lists them by id: oldest first.
+  // librbd lists them by id: oldest first. One made outside the runner
+  // whose name the runner would refuse is not listed (nor served).
   for (int i = 0; i < n; i++) {
+    if (!nbdr::IsSnapshotName(snaps[i].name)) continue;
     timespec ts{};
     rbd_snap_get_timestamp(o.image, snaps[i].id, &ts);
     each(ctx, snaps[i].name, snaps[i].size, static_cast<int64_t>(ts.tv_sec));
@@ -95,7 +103,7 @@ int SnapshotRollback(void* state, const char* key, void* export_handle, const ch
                      uint64_t* size, char* err, size_t errlen) {
   OpenedImage o;
   if (int rc = OpenForSnapshot(state, key, &o, err, errlen)) return rc;
-  rbd_image_t image = export_handle ? static_cast<RbdExport*>(export_handle)->image : o.image;
+  rbd_image_t image = WritableExportImage(export_handle, o.image);
   int rc = rbd_snap_rollback(image, name);
   if (rc == 0) rc = rbd_get_size(image, size);
   rbd_close(o.image);

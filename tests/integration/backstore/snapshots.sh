@@ -139,13 +139,14 @@ pass "$BACKEND: four snapshots under 8 writes in flight hold each whole; the cli
 # snapshot of 256 MiB runs (its progress logged), a client writes Y at
 # the start (copied already) and then X at the end (not yet copied). The
 # snapshot holds neither (writes are held until it is taken); without the
-# quiescing it would hold X but not Y.
+# quiescing it would hold X but not Y. A client that opens the snapshot
+# meanwhile waits until it is complete.
 if [ ${#COPY[@]} -gt 0 ]; then
   bs_create sn/big.img size 256M
   BIG_URI=$(bs_uri sn/big.img)
   qemu-io -f raw -c "write -P 0x11 0 256M" "$BIG_URI" >/dev/null || fail "filling sn/big.img failed"
   python3 - "$BIG_URI" "$T/log/nbd-runner.log" "$CLI" "$BACKEND" "$(bs_key sn/big.img)" host "$RPC" <<'PY' || fail "a write that completed during the snapshot is in it, and an earlier one is not"
-import nbd, subprocess, sys, time
+import nbd, subprocess, sys, threading, time
 uri, log, cli, backend, key, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 h = nbd.NBD()
 h.connect_uri(uri)
@@ -154,9 +155,22 @@ snap = subprocess.Popen([cli, backend, "snapshot", "create", key, "instant", "co
 while open(log).read().count("copying: ") == start:
     assert snap.poll() is None, "the snapshot ended before it logged its progress"
     time.sleep(0.005)
+# A client that opens the snapshot now waits until it is complete: never
+# a partial copy (whose unwritten end would read as zeroes).
+early = {}
+def open_early():
+    e = nbd.NBD()
+    e.connect_uri(uri + "@instant")
+    early["tail"] = e.pread(65536, (256 << 20) - 65536)
+    e.shutdown()
+opener = threading.Thread(target=open_early)
+opener.start()
+time.sleep(0.05)
 h.pwrite(b"Y" * 65536, 0)
 h.pwrite(b"X" * 65536, (256 << 20) - 65536)
 assert snap.wait() == 0
+opener.join()
+assert early.get("tail") == b"\x11" * 65536, "a client opened the snapshot before it was complete"
 s = nbd.NBD()
 s.connect_uri(uri + "@instant")
 y, x = s.pread(65536, 0), s.pread(65536, (256 << 20) - 65536)
@@ -191,12 +205,29 @@ import subprocess
 out = subprocess.run(['$CLI', '$BACKEND', 'snapshot', 'delete', '$KEY', 's1', 'host', '$RPC'],
                      capture_output=True, text=True)
 assert out.returncode == 1 and 'not deleting snapshot s1' in out.stderr, out
-print(out.stderr.strip())" || fail "deleting a served snapshot was not refused"
+print(out.stderr.strip())
+# Nor the backstore (nor forgotten): its snapshot is in use.
+for verb in ('delete', 'forget'):
+    out = subprocess.run(['$CLI', '$BACKEND', verb, '$KEY', 'host', '$RPC'], capture_output=True, text=True)
+    assert out.returncode == 1 and '@s1 is in use' in out.stderr, out
+    print(out.stderr.strip())" || fail "deleting a served snapshot, or its backstore, was not refused"
 expect_fail 1 "snapshot" cli "$BACKEND" delete "$KEY"
 cli "$BACKEND" snapshot delete "$KEY" s1 >/dev/null || fail "snapshot delete failed"
 cli "$BACKEND" snapshot list "$KEY" | grep -q "no snapshots" || fail "deleted snapshots are still listed"
 if nbdinfo --size "$URI@s1" >/dev/null 2>&1; then fail "a deleted snapshot is still served"; fi
 pass "$BACKEND: a served snapshot and a backstore with snapshots are not deleted; deleted ones are gone"
+
+# A registered backstore KEY@NAME is no snapshot of KEY: not listed, and
+# neither deleted nor rolled back to as one. (rbd image names take no '@'.)
+if [ "$BACKEND" != rbd ]; then
+  bs_create "sn/a.img@reg" size 1M
+  expect_fail 1 "is registered" cli "$BACKEND" snapshot delete "$KEY" reg
+  expect_fail 1 "is registered" cli "$BACKEND" snapshot rollback "$KEY" reg
+  expect_fail 1 "is registered" cli "$BACKEND" snapshot create "$KEY" reg "${COPY[@]}"
+  if cli "$BACKEND" snapshot list "$KEY" | grep -q "^reg "; then fail "a registered backstore is listed as a snapshot"; fi
+  cli "$BACKEND" delete "$(bs_key "sn/a.img@reg")" >/dev/null || fail "deleting backstore sn/a.img@reg failed"
+  pass "$BACKEND: a registered backstore KEY@NAME is not taken for a snapshot"
+fi
 
 # Wrong names, unknown snapshots, taken names.
 expect_fail 2 "snapshot name" cli "$BACKEND" snapshot create "$KEY" "bad/name"
