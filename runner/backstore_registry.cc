@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include <algorithm>
-
 #include <cerrno>
 
 #include "runner/backstore_identity.h"
@@ -51,8 +50,10 @@ Status BackstoreRegistry::Load() {
       // it stays dead until its client reconnects or maps it again.
       const BackstoreStatus was = r.status;
       if (mapping::Restart(&r)) {
-        LOG_WARN(r.ExportName(), "was %s on %s when the runner stopped; now dead until the "
-                 "client reconnects", StatusName(was), mapping::WhereMapped(r).c_str());
+        LOG_WARN(r.ExportName(),
+                 "was %s on %s when the runner stopped; now dead until the "
+                 "client reconnects",
+                 StatusName(was), mapping::WhereMapped(r).c_str());
         dead++;
       }
       entries_[r.ExportName()].record = std::move(r);
@@ -111,7 +112,8 @@ Status BackstoreRegistry::Create(const CreateParams& p) {
   cp.size = p.size;
   cp.prealloc = p.prealloc ? 1 : 0;
   auto size = Register(
-      p, [&]() -> Expected<uint64_t> {
+      p,
+      [&]() -> Expected<uint64_t> {
         if (Status s = h->Create(p.key, cp); !s.ok()) return s;
         return p.size;
       },
@@ -135,8 +137,8 @@ Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
     if (Status s = h->Open(p.key, true, &info, &handle); !s.ok()) return s;
     h->desc().close(handle);
     if (p.size && p.size != info.size)
-      return Status::Error(EINVAL, name + " holds " + FormatSize(info.size) + ", not " +
-                                       FormatSize(p.size));
+      return Status::Error(
+          EINVAL, name + " holds " + FormatSize(info.size) + ", not " + FormatSize(p.size));
     if (Status s = CheckGeometry(info.size, p.block_size); !s.ok())
       return s.WithContext("cannot import " + name);
     return info.size;
@@ -191,8 +193,7 @@ Expected<uint64_t> BackstoreRegistry::Register(const CreateParams& p,
   std::string name = MakeExportName(p.type, p.key);
   {
     MutexLock l(&mu_);
-    if (entries_.count(name))
-      return Status::Error(EEXIST, "backstore " + name + " already exists");
+    if (entries_.count(name)) return Status::Error(EEXIST, "backstore " + name + " already exists");
     Entry& e = entries_[name];
     e.busy = e.creating = true;
     e.record.type = p.type;
@@ -272,8 +273,8 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
     if (e.record.status == NBDR_STATUS_MAPPING)
       return Status::Error(EBUSY, "backstore " + name + " is being mapped by a client");
     if (e.record.status == NBDR_STATUS_MAPPED || e.record.status == NBDR_STATUS_DEAD)
-      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) + " on " +
-                                      mapping::WhereMapped(e.record) + "; unmap it first");
+      return Status::Error(EBUSY, "backstore " + name + " is " + StatusName(e.record.status) +
+                                      " on " + mapping::WhereMapped(e.record) + "; unmap it first");
     if (std::string busy = e.sharing.BusyReason(name); !busy.empty())
       return Status::Error(EBUSY, busy);
     if (std::string busy = SnapshotInUseLocked(name); !busy.empty())
@@ -286,10 +287,12 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
   if (ObjectCheck c = s.ok() ? CheckObject(saved) : ObjectCheck();
       c.state == ObjectCheck::kReplaced) {
     LOG_ERROR(name, "not deleted: %s", c.problem.c_str());
-    s = Status::Error(EEXIST, "not deleting " + name + ": " + c.problem + "; that object is "
-                      "not this backstore's to remove: move it away and delete again, or, if it "
-                      "is no other backstore's, 'nbd-cli " + type + " import " + key +
-                      "' adopts it");
+    s = Status::Error(
+        EEXIST, "not deleting " + name + ": " + c.problem +
+                    "; that object is "
+                    "not this backstore's to remove: move it away and delete again, or, if it "
+                    "is no other backstore's, 'nbd-cli " +
+                    type + " import " + key + "' adopts it");
   }
   if (!s.ok()) {
     MutexLock l(&mu_);
@@ -311,11 +314,16 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
   }
   Status ps = SaveLocked();
   if (!ps.ok()) {
-    LOG_ERROR(name, "deleted, but saveconfig.json could not be written and lists it until the "
-              "next successful write: %s", ps.message().c_str());
-    return Status::Error(ps.code(), "backstore " + name + " and its backing object are "
-                         "deleted, but saveconfig.json still lists it until its next successful "
-                         "write: " + ps.message());
+    LOG_ERROR(name,
+              "deleted, but saveconfig.json could not be written and lists it until the "
+              "next successful write: %s",
+              ps.message().c_str());
+    return Status::Error(
+        ps.code(), "backstore " + name +
+                       " and its backing object are "
+                       "deleted, but saveconfig.json still lists it until its next successful "
+                       "write: " +
+                       ps.message());
   }
   LOG_INFO(name, "deleted");
   ForgetMintedKeys(name);
@@ -334,16 +342,17 @@ Status BackstoreRegistry::ForgetEntry(const std::string& name) {
     MutexLock l(&mu_);
     kept.busy = false;
     entries_[name] = std::move(kept);
-    return Status::Error(ps.code(), "backstore " + name + " is still registered: saveconfig.json "
-                                    "could not be written: " + ps.message());
+    return Status::Error(ps.code(), "backstore " + name +
+                                        " is still registered: saveconfig.json "
+                                        "could not be written: " +
+                                        ps.message());
   }
   LOG_INFO(name, "forgotten (its backing object left in place)");
   ForgetMintedKeys(name);
   return Status();
 }
 
-Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type,
-                                                 const std::string& key) {
+Expected<BackstoreRecord> BackstoreRegistry::Get(const std::string& type, const std::string& key) {
   if (Status s = ValidateType(type); !s.ok()) return s;
   if (Status s = ValidateKey(key); !s.ok()) return s;
   ExpireMappings();

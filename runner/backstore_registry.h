@@ -23,10 +23,10 @@
 #include <vector>
 
 #include "runner/backstore.h"
+#include "runner/handler_set.h"
 #include "runner/mapping_machine.h"
 #include "runner/minted_keys.h"
 #include "runner/open_export.h"
-#include "runner/handler_set.h"
 #include "utils/mutex.h"
 #include "utils/status.h"
 
@@ -244,10 +244,8 @@ class BackstoreRegistry {
   // Marks the entry as changing (what: "snapshotted", ...; refused while it
   // is busy or another change runs) and returns its open export (after an
   // open under way ended), or null: then new opens wait for the change.
-  Expected<std::shared_ptr<OpenExport>> BeginObjectChange(const std::string& name,
-                                                          const char* what,
-                                                          BackstoreRecord* record)
-      EXCLUDES(mu_);
+  Expected<std::shared_ptr<OpenExport>> BeginObjectChange(const std::string& name, const char* what,
+                                                          BackstoreRecord* record) EXCLUDES(mu_);
   // Runs change with open quiesced (writes held, those in flight done,
   // flushed; held_ms says how long the writes were held), or directly
   // when open is null.
@@ -266,8 +264,8 @@ class BackstoreRegistry {
   Status SaveSize(const std::string& type, const std::string& key, uint64_t size)
       EXCLUDES(mu_, save_mu_);
   // Resize's two ways, between BeginResize and EndResize.
-  Status Shrink(const std::string& type, const std::string& key, uint64_t old_size,
-                uint64_t size) EXCLUDES(mu_, save_mu_);
+  Status Shrink(const std::string& type, const std::string& key, uint64_t old_size, uint64_t size)
+      EXCLUDES(mu_, save_mu_);
   Status Grow(const std::string& type, const std::string& key, uint64_t old_size, uint64_t size)
       EXCLUDES(mu_, save_mu_);
   static std::string CurrentIdentity(const LoadedHandler* h, const std::string& key);
@@ -288,8 +286,8 @@ class BackstoreRegistry {
   // handler now): a record that no longer names the object.
   std::set<std::string> StaleHolders(const std::string& type, const std::string& identity,
                                      const std::string& except) const EXCLUDES(mu_);
-  Expected<std::vector<std::string>> EditAccessList(const std::string& type,
-                                                    const std::string& key, AccessChange change,
+  Expected<std::vector<std::string>> EditAccessList(const std::string& type, const std::string& key,
+                                                    AccessChange change,
                                                     const std::vector<std::string>& identities)
       EXCLUDES(mu_, save_mu_);
   // Forgets the keys minted for export_name (after a delete, or auth off).
@@ -319,8 +317,8 @@ class BackstoreRegistry {
   std::string SnapshotInUseLocked(const std::string& name) const REQUIRES(mu_);
   struct Entry {
     BackstoreRecord record;
-    MapTicket map;  // the map in progress or done (see mapping_machine.h)
-    bool busy = false;  // a create, import or delete is running on it
+    MapTicket map;          // the map in progress or done (see mapping_machine.h)
+    bool busy = false;      // a create, import or delete is running on it
     bool creating = false;  // reserved by Register, not saved yet: not shown or served
     // A change of its object under way ("resized"): delete, forget and
     // other changes are refused meanwhile (EBUSY); null when none.
@@ -352,12 +350,12 @@ class BackstoreRegistry {
   std::atomic<uint64_t> mapper_changes_{0};
   const HandlerSet* const handlers_;
   const std::string path_;
-  MintedKeys* minted_ = nullptr;  // set before serving
+  MintedKeys* minted_ = nullptr;            // set before serving
   std::atomic<int> mapping_timeout_s_{60};  // SIGHUP may change it while RPCs run
 
   Mutex save_mu_;  // serialises saveconfig.json writes
   mutable Mutex mu_;
-  std::condition_variable open_done_;  // an OpenForServing call finished
+  std::condition_variable open_done_;                     // an OpenForServing call finished
   std::map<std::string, Entry> entries_ GUARDED_BY(mu_);  // by export name
   // Snapshots open for NBD clients, or being opened, by export name
   // (TYPE/KEY@NAME); others are dropped as they are found.

@@ -55,7 +55,8 @@ void FillBackstore(const BackstoreRecord& b, nbdr_backstore* out) {
   out->runners.runners_len = static_cast<u_int>(b.runners.size());
   out->runners.runners_val =
       static_cast<nbdr_runner*>(calloc(b.runners.size() + 1, sizeof(nbdr_runner)));
-  for (size_t i = 0; i < b.runners.size(); i++) out->runners.runners_val[i] = XdrString(b.runners[i]);
+  for (size_t i = 0; i < b.runners.size(); i++)
+    out->runners.runners_val[i] = XdrString(b.runners[i]);
 }
 
 void FillIdentities(const std::vector<std::string>& list, nbdr_access_reply* r) {
@@ -76,22 +77,22 @@ ControlService::ControlService(BackstoreRegistry* registry, const HandlerSet* ha
                                std::string version)
     : registry_(registry), handlers_(handlers), version_(std::move(version)) {}
 
-Status ControlService::Authorize(const RpcCaller& caller, uint32_t proc,
-                                 const void* args) const {
+Status ControlService::Authorize(const RpcCaller& caller, uint32_t proc, const void* args) const {
   const ControlRole role = proc == NBDR_NULL ? ControlRole::kAdmin : RoleOf(policy_, caller);
   if (role == ControlRole::kAdmin) return Status();
   const std::string what = ProcName(proc);
   if (role == ControlRole::kNobody)
-    return Status::Error(EACCES, what + " refused: the admin socket takes root (uid 0) only, and "
-                                        "the caller is " +
-                                     (caller.uid < 0 ? "of unknown uid"
-                                                     : "uid " + std::to_string(caller.uid)));
+    return Status::Error(
+        EACCES, what +
+                    " refused: the admin socket takes root (uid 0) only, and "
+                    "the caller is " +
+                    (caller.uid < 0 ? "of unknown uid" : "uid " + std::to_string(caller.uid)));
   if (!ClientMayCall(proc, args))
-    return Status::Error(EACCES, what + " refused: " + CallerName(caller) +
-                                     " is a client of this runner; only its control-admins (and "
-                                     "root on its admin socket) may " +
-                                     (proc == NBDR_UNMAP ? "unmap without a device (force)"
-                                                         : what));
+    return Status::Error(EACCES,
+                         what + " refused: " + CallerName(caller) +
+                             " is a client of this runner; only its control-admins (and "
+                             "root on its admin socket) may " +
+                             (proc == NBDR_UNMAP ? "unmap without a device (force)" : what));
   std::string type, key;
   if (KeyOfCall(proc, args, &type, &key)) {
     auto record = registry_->Get(type, key);
@@ -113,7 +114,8 @@ void ControlService::Dispatch(const RpcCaller& caller, uint32_t proc, void* args
     return;
   }
   switch (proc) {
-    case NBDR_NULL: break;
+    case NBDR_NULL:
+      break;
     case NBDR_CREATE:
       Create(*static_cast<nbdr_create_args*>(args), static_cast<nbdr_status_reply*>(result));
       break;
@@ -185,9 +187,15 @@ void ControlService::Refuse(uint32_t proc, const Status& s, void* result) const 
   if (head.status) SetStatus(s, head.status, head.message, "");
   // Every string of a reply must be set for it to be encoded.
   switch (proc) {
-    case NBDR_LIST: FillIo(&static_cast<nbdr_list_reply*>(result)->io); break;
-    case NBDR_INFO: FillIo(&static_cast<nbdr_info_reply*>(result)->io); break;
-    case NBDR_MAP: FillIo(&static_cast<nbdr_map_reply*>(result)->io); break;
+    case NBDR_LIST:
+      FillIo(&static_cast<nbdr_list_reply*>(result)->io);
+      break;
+    case NBDR_INFO:
+      FillIo(&static_cast<nbdr_info_reply*>(result)->io);
+      break;
+    case NBDR_MAP:
+      FillIo(&static_cast<nbdr_map_reply*>(result)->io);
+      break;
     case NBDR_VERSION: {
       auto* r = static_cast<nbdr_version_reply*>(result);
       r->runner_version = XdrString("");
@@ -253,8 +261,9 @@ void ControlService::CreateAuth(const nbdr_create_args& a, nbdr_access_reply* r)
   free(r->psk_line);
   r->psk_line = XdrString(created->access.minted_psk_line);
   FillIdentities(created->access.allowed, r);
-  SetStatus(Status(), &r->status, &r->message,
-            std::string("created ") + a.type + "/" + a.key + " (" + FormatSize(created->size) + ")");
+  SetStatus(
+      Status(), &r->status, &r->message,
+      std::string("created ") + a.type + "/" + a.key + " (" + FormatSize(created->size) + ")");
 }
 
 void ControlService::Import(const nbdr_create_args& a, nbdr_status_reply* r) {
@@ -305,9 +314,9 @@ void ControlService::SetRunners(const nbdr_runners_args& a, nbdr_status_reply* r
                                    a.runners.runners_val + a.runners.runners_len);
   Status s = registry_->SetRunners(a.type, a.key, expected, runners);
   if (!s.ok()) LOG_INFO("rpc", "set-runners %s/%s failed: %s", a.type, a.key, s.message().c_str());
-  SetStatus(s, &r->status, &r->message, std::string("runner set of ") + a.type + "/" + a.key +
-                                            " now holds " + std::to_string(runners.size()) +
-                                            " runners");
+  SetStatus(s, &r->status, &r->message,
+            std::string("runner set of ") + a.type + "/" + a.key + " now holds " +
+                std::to_string(runners.size()) + " runners");
 }
 
 void ControlService::List(const nbdr_list_args& a, const std::string* visible_to,
@@ -363,9 +372,9 @@ void ControlService::Check(const nbdr_key_args& a, nbdr_status_reply* r) {
   }
   using Check = BackstoreRegistry::ObjectCheck;
   Check c = registry_->CheckObject(*rec);
-  SetStatus(c.state == Check::kAsRegistered ? Status()
-                                            : Status::Error(c.code ? c.code : EIO,
-                                                            rec->ExportName() + ": " + c.problem),
+  SetStatus(c.state == Check::kAsRegistered
+                ? Status()
+                : Status::Error(c.code ? c.code : EIO, rec->ExportName() + ": " + c.problem),
             &r->status, &r->message, rec->ExportName() + ": the registered object");
 }
 
@@ -380,13 +389,25 @@ void ControlService::Access(const nbdr_access_args& a, nbdr_access_reply* r) {
   using Op = BackstoreRegistry::AccessChange;
   Op op = Op::kShow;
   switch (a.op) {
-    case NBDR_ACCESS_SHOW: break;
-    case NBDR_ACCESS_ALLOW: op = Op::kAllow; break;
-    case NBDR_ACCESS_DENY: op = Op::kDeny; break;
-    case NBDR_ACCESS_OPEN: op = Op::kOpen; break;
-    case NBDR_ACCESS_AUTH_ENABLE: op = Op::kAuthEnable; break;
-    case NBDR_ACCESS_AUTH_DISABLE: op = Op::kAuthDisable; break;
-    default: s = Status::Error(EINVAL, "unknown access operation " + std::to_string(a.op));
+    case NBDR_ACCESS_SHOW:
+      break;
+    case NBDR_ACCESS_ALLOW:
+      op = Op::kAllow;
+      break;
+    case NBDR_ACCESS_DENY:
+      op = Op::kDeny;
+      break;
+    case NBDR_ACCESS_OPEN:
+      op = Op::kOpen;
+      break;
+    case NBDR_ACCESS_AUTH_ENABLE:
+      op = Op::kAuthEnable;
+      break;
+    case NBDR_ACCESS_AUTH_DISABLE:
+      op = Op::kAuthDisable;
+      break;
+    default:
+      s = Status::Error(EINVAL, "unknown access operation " + std::to_string(a.op));
   }
   if (s.ok() && (op == Op::kAllow || op == Op::kDeny) && ids.empty())
     s = Status::Error(EINVAL, "no identity given");

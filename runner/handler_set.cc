@@ -10,9 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstddef>
 #include <chrono>
 #include <cstdarg>
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -195,8 +195,7 @@ Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_in
   return Status();
 }
 
-HandlerSet::HandlerSet(std::map<std::string, std::string> options)
-    : options_(std::move(options)) {}
+HandlerSet::HandlerSet(std::map<std::string, std::string> options) : options_(std::move(options)) {}
 
 HandlerSet::~HandlerSet() { UnloadAll(); }
 
@@ -222,8 +221,10 @@ Status HandlerSet::LoadDirectory(const std::string& dir, Mode mode) {
   for (const auto& n : names) {
     std::string path = dir + "/" + n;
     std::string why = ProbeInChild(path);
-    if (why.empty()) probed.push_back(path);
-    else LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), why.c_str());
+    if (why.empty())
+      probed.push_back(path);
+    else
+      LOG_ERROR("handlers", "%s: not loaded: %s", path.c_str(), why.c_str());
   }
   std::string refused;
   for (const auto& path : probed) {
@@ -234,8 +235,10 @@ Status HandlerSet::LoadDirectory(const std::string& dir, Mode mode) {
     if (refused_config) refused += (refused.empty() ? "" : "; ") + s.message();
   }
   if (!refused.empty())
-    return Status::Error(EINVAL, "refusing to start: " + refused + " (fix the option, or remove "
-                                 "the handler's .so from " + dir + " if it is not wanted)");
+    return Status::Error(EINVAL, "refusing to start: " + refused +
+                                     " (fix the option, or remove "
+                                     "the handler's .so from " +
+                                     dir + " if it is not wanted)");
   return Status();
 }
 
@@ -271,8 +274,8 @@ Status HandlerSet::LoadProbed(const std::string& path, Mode mode, bool* refused_
   if (Status s = ValidateType(desc->name); !s.ok()) return s;
   if (!desc->load || !desc->unload || !desc->create || !desc->remove || !desc->open ||
       !desc->close || !desc->submit)
-    return Status::Error(EINVAL, std::string("handler '") + desc->name +
-                                     "' leaves a required callback NULL");
+    return Status::Error(
+        EINVAL, std::string("handler '") + desc->name + "' leaves a required callback NULL");
   if (Find(desc->name))
     return Status::Error(EEXIST, std::string("a handler of type '") + desc->name +
                                      "' is already loaded from " + Find(desc->name)->path());

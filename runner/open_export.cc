@@ -20,8 +20,7 @@ OpenExport::~OpenExport() {
 Status OpenExport::Open() {
   void* handle = nullptr;
   const bool readonly = record_.readonly || !record_.snapshot.empty();
-  if (Status s = handler_->Open(record_.HandlerKey(), readonly, &info_, &handle); !s.ok())
-    return s;
+  if (Status s = handler_->Open(record_.HandlerKey(), readonly, &info_, &handle); !s.ok()) return s;
   handle_ = handle;
   size_.store(info_.size);
   LOG_INFO(record_.ExportName(), "export opened (%s)", FormatSize(info_.size).c_str());

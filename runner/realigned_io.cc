@@ -93,8 +93,10 @@ int ReadModifyWrite(const OpenExport& ex, uint32_t align, BufferPool* pool, uint
     if (int e = Execute(ex, NBDR_REQ_READ, 0, tail_lo, hi - tail_lo, tmp.get() + (tail_lo - lo)))
       return e;
   }
-  if (data) memcpy(tmp.get() + (offset - lo), data, length);
-  else memset(tmp.get() + (offset - lo), 0, length);
+  if (data)
+    memcpy(tmp.get() + (offset - lo), data, length);
+  else
+    memset(tmp.get() + (offset - lo), 0, length);
   return Execute(ex, NBDR_REQ_WRITE, flags & NBDR_REQ_FLAG_FUA, lo, hi - lo, tmp.get());
 }
 
@@ -121,13 +123,13 @@ int ZeroRealigned(const OpenExport& ex, uint32_t align, uint64_t size, BufferPoo
   if (mid_lo >= mid_hi)  // no whole block inside: at most two, rewritten
     return ReadModifyWrite(ex, align, pool, lo, hi, r->offset, r->length, nullptr, r->flags);
   if (r->offset < mid_lo) {
-    if (int e = ReadModifyWrite(ex, align, pool, lo, mid_lo, r->offset, mid_lo - r->offset,
-                                nullptr, r->flags))
+    if (int e = ReadModifyWrite(ex, align, pool, lo, mid_lo, r->offset, mid_lo - r->offset, nullptr,
+                                r->flags))
       return e;
   }
   if (end > mid_hi) {
-    if (int e = ReadModifyWrite(ex, align, pool, mid_hi, hi, mid_hi, end - mid_hi, nullptr,
-                                r->flags))
+    if (int e =
+            ReadModifyWrite(ex, align, pool, mid_hi, hi, mid_hi, end - mid_hi, nullptr, r->flags))
       return e;
   }
   return Execute(ex, NBDR_REQ_WRITE_ZEROES, r->flags, mid_lo, mid_hi - mid_lo, nullptr);

@@ -56,12 +56,12 @@ Status ReadStringList(json_object* e, const char* name, Status (*validate)(std::
     if (!json_object_is_type(item, json_type_string))
       return Status::Error(EINVAL, quoted + " holds something other than a string");
     std::string text = json_object_get_string(item);
-    if (Status s = validate(text); !s.ok()) return Status::Error(EINVAL, quoted + ": " + s.message());
+    if (Status s = validate(text); !s.ok())
+      return Status::Error(EINVAL, quoted + ": " + s.message());
     out->push_back(std::move(text));
   }
   return Status();
 }
-
 
 // "2026-11-22T16:10:20Z", as NowIso8601 writes it.
 bool IsIso8601(const std::string& t) {
@@ -182,8 +182,7 @@ Expected<BackstoreRecord> ParseRecord(json_object* e, std::string* where) {
     r.extras_json = json_object_to_json_string_ext(x, JSON_C_TO_STRING_PLAIN);
   if (Status s = ReadStringList(e, "tls_allow", ValidateTlsIdentity, &r.tls_allow); !s.ok())
     return s;
-  if (Status s = ReadStringList(e, "runners", ValidateRunnerAddress, &r.runners); !s.ok())
-    return s;
+  if (Status s = ReadStringList(e, "runners", ValidateRunnerAddress, &r.runners); !s.ok()) return s;
   if (Status s = m.Finish(); !s.ok()) return s;
   if (Status s = ValidateRecord(r); !s.ok()) return s;
   return r;

@@ -19,13 +19,20 @@ namespace {
 
 uint32_t HandlerRequestType(uint16_t command) {
   switch (command) {
-    case kCmdRead: return NBDR_REQ_READ;
-    case kCmdWrite: return NBDR_REQ_WRITE;
-    case kCmdFlush: return NBDR_REQ_FLUSH;
-    case kCmdTrim: return NBDR_REQ_TRIM;
-    case kCmdWriteZeroes: return NBDR_REQ_WRITE_ZEROES;
-    case kCmdCache: return NBDR_REQ_CACHE;
-    default: return NBDR_REQ_EXTENTS;  // kCmdBlockStatus: validated before
+    case kCmdRead:
+      return NBDR_REQ_READ;
+    case kCmdWrite:
+      return NBDR_REQ_WRITE;
+    case kCmdFlush:
+      return NBDR_REQ_FLUSH;
+    case kCmdTrim:
+      return NBDR_REQ_TRIM;
+    case kCmdWriteZeroes:
+      return NBDR_REQ_WRITE_ZEROES;
+    case kCmdCache:
+      return NBDR_REQ_CACHE;
+    default:
+      return NBDR_REQ_EXTENTS;  // kCmdBlockStatus: validated before
   }
 }
 
@@ -132,8 +139,7 @@ void TransmissionEngine::ReplyExtentsWithoutHandler(const RequestHeader& h) {
 bool TransmissionEngine::IsKernelMappingConnection() {
   if (kernel_mapping_) return true;
   kernel_mapping_ = !peer_host_.empty() && registry_->IsMappingPeer(exp_.name, peer_host_);
-  if (kernel_mapping_)
-    LOG_INFO(*log_name_, "a kernel mapping's connection: never closed as idle");
+  if (kernel_mapping_) LOG_INFO(*log_name_, "a kernel mapping's connection: never closed as idle");
   return kernel_mapping_;
 }
 bool TransmissionEngine::ClientGaveUp() {

@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdarg>
-#include <cstdlib>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -83,8 +83,8 @@ class FailedRequestLog {
   static constexpr int kBurst = 5;
   static constexpr int64_t kWindowS = 10;
 
-  void Note(const nbdr_services* svc, const std::string& context, uint32_t type,
-            uint64_t offset, int err) {
+  void Note(const nbdr_services* svc, const std::string& context, uint32_t type, uint64_t offset,
+            int err) {
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     nbdr::MutexLock l(&mu_);
@@ -110,8 +110,10 @@ class FailedRequestLog {
  private:
   void SummaryLocked(const nbdr_services* svc, const std::string& context) REQUIRES(mu_) {
     if (suppressed_ == 0) return;
-    Log(svc, NBDR_LOG_WARNING, context, "%llu more requests failed (the last: %s), not logged "
-        "one by one", static_cast<unsigned long long>(suppressed_), strerror(last_err_));
+    Log(svc, NBDR_LOG_WARNING, context,
+        "%llu more requests failed (the last: %s), not logged "
+        "one by one",
+        static_cast<unsigned long long>(suppressed_), strerror(last_err_));
     suppressed_ = 0;
   }
 
@@ -215,8 +217,8 @@ constexpr unsigned DirModeFor(unsigned file_mode) { return file_mode | ((file_mo
 
 // Reads the file-mode option named key into *mode (the default when
 // unset); EINVAL with a message in err when it is not a valid mode.
-inline int LoadFileModeOption(const nbdr_services* svc, const char* key, unsigned* mode,
-                              char* err, size_t errlen) {
+inline int LoadFileModeOption(const nbdr_services* svc, const char* key, unsigned* mode, char* err,
+                              size_t errlen) {
   const char* text = svc->get_option(svc->ctx, key);
   const long parsed = ParseFileModeOption(text, kDefaultFileMode);
   if (parsed < 0) {
@@ -246,9 +248,12 @@ int FillExtents(nbdr_request* r, uint64_t size, SeekFn seek) {
     errno = 0;
     int64_t data = seek(pos, SEEK_DATA);
     if (data < 0) {
-      if (errno == ENXIO) add(end - pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
-      else if (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS) add(end - pos, 0);
-      else return errno ? errno : EIO;
+      if (errno == ENXIO)
+        add(end - pos, NBDR_EXTENT_HOLE | NBDR_EXTENT_ZERO);
+      else if (errno == EINVAL || errno == EOPNOTSUPP || errno == ENOSYS)
+        add(end - pos, 0);
+      else
+        return errno ? errno : EIO;
       break;
     }
     if (static_cast<uint64_t>(data) < pos) return EIO;  // an answer before pos is no answer

@@ -16,13 +16,13 @@
 // Thread-safety: every callback may be called from any runner thread.
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <linux/magic.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -31,8 +31,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -168,7 +168,8 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
   if (int rc = handler_util::LoadFileModeOption(svc, "file-mode", &h->file_mode, err, errlen))
     return rc;
   int threads = 8;
-  if (const char* t = svc->get_option(svc->ctx, NBDR_OPTION_THREADS); t && *t) threads = std::max(1, atoi(t));
+  if (const char* t = svc->get_option(svc->ctx, NBDR_OPTION_THREADS); t && *t)
+    threads = std::max(1, atoi(t));
   // Create the base directory (and its parents) when missing.
   std::string cur;
   for (size_t pos = 0; pos != std::string::npos;) {
@@ -185,12 +186,15 @@ int FileLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
   h->pool = std::make_unique<handler_util::WorkerPool>(threads);
   if (use_uring) {
     std::string why;
-    h->uring.reset(UringEngine::Create(256, [h = h.get()](nbdr_request* r) {
-      h->pool->Submit([r] {
-        errno = 0;
-        r->complete(r, Execute(static_cast<FileExport*>(r->handler_private), r));
-      });
-    }, &why));
+    h->uring.reset(UringEngine::Create(
+        256,
+        [h = h.get()](nbdr_request* r) {
+          h->pool->Submit([r] {
+            errno = 0;
+            r->complete(r, Execute(static_cast<FileExport*>(r->handler_private), r));
+          });
+        },
+        &why));
     if (!h->uring) {
       SetErr(err, errlen, "file-io = uring: %s", why.c_str());
       return ENOTSUP;
@@ -257,8 +261,7 @@ int FileCreate(void* state, const char* key, const nbdr_create_params* p, char* 
           static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize < p->size) {
         SetErr(err, errlen, "not enough space under %s to preallocate %llu bytes (%llu free)",
                h->base_path.c_str(), static_cast<unsigned long long>(p->size),
-               static_cast<unsigned long long>(static_cast<uint64_t>(vfs.f_bavail) *
-                                               vfs.f_frsize));
+               static_cast<unsigned long long>(static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize));
         rc = ENOSPC;
       }
     }
@@ -353,8 +356,7 @@ int FileOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
   }
   auto* e = new FileExport{h, key, std::move(fd), static_cast<uint64_t>(st.st_size), readonly != 0};
   struct statfs fs;
-  if (fstatfs(e->fd.get(), &fs) == 0 &&
-      (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
+  if (fstatfs(e->fd.get(), &fs) == 0 && (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC))
     e->memory_backed = true;
   info->size = e->size;
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
@@ -414,8 +416,7 @@ void FileSubmit(void* export_handle, nbdr_request* r) {
 // may get the same inode number back (ext4 reuses them at once), but not
 // the same birth time; another file moved over it has another inode. File
 // systems without birth times give device and inode only.
-int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
-                 size_t errlen) {
+int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* err, size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
   UniqueFd fd(OpenBeneath(h->base.get(), key, O_PATH));  // O_PATH: never opens a FIFO
   struct statx stx;
@@ -427,8 +428,8 @@ int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* e
   }
   unsigned long long dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
   if (stx.stx_mask & STATX_BTIME)
-    snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\",\"born\":\"%lld.%09u\"}",
-             dev, static_cast<unsigned long long>(stx.stx_ino),
+    snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\",\"born\":\"%lld.%09u\"}", dev,
+             static_cast<unsigned long long>(stx.stx_ino),
              static_cast<long long>(stx.stx_btime.tv_sec), stx.stx_btime.tv_nsec);
   else
     snprintf(buf, buflen, "{\"device\":\"%llu\",\"inode\":\"%llu\"}", dev,
@@ -453,8 +454,8 @@ int FileResize(void* state, const char* key, uint64_t size, int may_shrink, char
     SetErr(err, errlen, "%s under %s is not a regular file", key, h->base_path.c_str());
     return EINVAL;
   }
-  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size),
-                                                size, key, err, errlen))
+  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size), size,
+                                                key, err, errlen))
     return rc;
   if (ftruncate(fd.get(), static_cast<off_t>(size)) < 0 || fsync(fd.get()) < 0) {
     int e = Errno();

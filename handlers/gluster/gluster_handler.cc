@@ -25,8 +25,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -69,7 +69,6 @@ struct GlusterExport {
   std::atomic<bool> unsynced_writes{false};
   handler_util::FailedRequestLog failures{};
 };
-
 
 // Splits "vol/dir/file.img" into the volume name and the path inside it.
 bool SplitKey(const char* key, std::string* volume, std::string* path, char* err, size_t errlen) {
@@ -235,8 +234,7 @@ glfs_t* MountVolume(GlusterHandler* h, const std::string& name, std::string* log
 // without the handler's lock, so backstores on volumes already mounted
 // (and mounts of other volumes) go on meanwhile; callers for the volume
 // being mounted wait for that one mount and share its result.
-Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen,
-                  int* rc) {
+Volume* GetVolume(GlusterHandler* h, const std::string& name, char* err, size_t errlen, int* rc) {
   nbdr::MutexLock l(&h->mu);
   if (auto it = h->volumes.find(name); it != h->volumes.end()) return it->second.get();
   if (auto it = h->mounting.find(name); it != h->mounting.end()) {
@@ -309,8 +307,7 @@ int PathError(const char* what, const std::string& vol, const std::string& path,
              vol.c_str());
       break;
     default:
-      SetErr(err, errlen, "%s %s on volume '%s': %s", what, path.c_str(), vol.c_str(),
-             strerror(e));
+      SetErr(err, errlen, "%s %s on volume '%s': %s", what, path.c_str(), vol.c_str(), strerror(e));
   }
   return e;
 }
@@ -320,8 +317,7 @@ int PathError(const char* what, const std::string& vol, const std::string& path,
 namespace {
 
 // Makes every missing parent directory of path, with dir_mode.
-int MakeParents(Volume* v, const std::string& path, unsigned dir_mode, char* err,
-                size_t errlen) {
+int MakeParents(Volume* v, const std::string& path, unsigned dir_mode, char* err, size_t errlen) {
   for (size_t slash = path.find('/'); slash != std::string::npos;
        slash = path.find('/', slash + 1)) {
     std::string dir = path.substr(0, slash);
@@ -360,8 +356,8 @@ int GlusterLoad(const nbdr_services* svc, void** state, char* err, size_t errlen
            svc->get_option(svc->ctx, "gluster-request-timeout"), kMaxFrameTimeoutSeconds);
     return EINVAL;
   }
-  if (int rc = handler_util::LoadFileModeOption(svc, "gluster-file-mode", &h->file_mode, err,
-                                                errlen))
+  if (int rc =
+          handler_util::LoadFileModeOption(svc, "gluster-file-mode", &h->file_mode, err, errlen))
     return rc;
   if (const char* d = svc->get_option(svc->ctx, NBDR_OPTION_LOG_DIR); d && *d) h->log_dir = d;
   if (const char* l = svc->get_option(svc->ctx, "gluster-log-level"); l && *l) {
@@ -423,8 +419,7 @@ int GlusterCreate(void* state, const char* key, const nbdr_create_params* p, cha
   if (glfs_statvfs(v->fs, "/", &vfs) == 0) {
     uint64_t avail = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
     if (p->prealloc && avail < p->size) {
-      SetErr(err, errlen,
-             "not enough space on volume '%s' to preallocate %llu bytes (%llu free)",
+      SetErr(err, errlen, "not enough space on volume '%s' to preallocate %llu bytes (%llu free)",
              volname.c_str(), static_cast<unsigned long long>(p->size),
              static_cast<unsigned long long>(avail));
       return ENOSPC;
@@ -488,8 +483,7 @@ int GlusterRemove(void* state, const char* key, char* err, size_t errlen) {
 
 namespace gluster_backstore {
 
-int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* err,
-                size_t errlen) {
+int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* err, size_t errlen) {
   errno = 0;
   fd->reset(glfs_open(t.vol->fs, t.path.c_str(), flags));
   if (!*fd) return PathError("open", t.volname, t.path, err, errlen);
@@ -515,8 +509,8 @@ int GlusterResize(void* state, const char* key, uint64_t size, int may_shrink, c
   GlfsFd fd;
   struct stat st;
   if (int rc = OpenRegular(t, O_WRONLY, &fd, &st, err, errlen)) return rc;
-  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size),
-                                                size, key, err, errlen))
+  if (int rc = handler_util::RefuseHiddenShrink(may_shrink, static_cast<uint64_t>(st.st_size), size,
+                                                key, err, errlen))
     return rc;
   errno = 0;
   if (glfs_ftruncate(fd.get(), static_cast<off_t>(size), nullptr, nullptr) < 0 ||
@@ -540,8 +534,8 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
   errno = 0;
   GlfsFd seek_fd(glfs_open(t.vol->fs, path.c_str(), O_RDONLY));
   if (!seek_fd) return PathError("open", volname, path, err, errlen);
-  auto* e = new GlusterExport{t.h,      t.vol, key, fd.release(), static_cast<uint64_t>(st.st_size),
-                              seek_fd.release()};
+  auto* e = new GlusterExport{
+      t.h, t.vol, key, fd.release(), static_cast<uint64_t>(st.st_size), seek_fd.release()};
   info->size = e->size;
   // No FAST_ZERO: zerofill may fall back to writing zeroes on the brick.
   info->caps = NBDR_CAP_FLUSH | NBDR_CAP_FUA | NBDR_CAP_TRIM | NBDR_CAP_WRITE_ZEROES |
@@ -553,10 +547,9 @@ int GlusterOpen(void* state, const char* key, int readonly, nbdr_export_info* in
 // 16 bytes as a UUID string.
 std::string UuidText(const unsigned char* b) {
   char out[37];
-  snprintf(out, sizeof out,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
+  snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+           b[14], b[15]);
   return out;
 }
 
@@ -568,8 +561,7 @@ int GlusterIdentify(void* state, const char* key, char* buf, size_t buflen, char
   if (int rc = Resolve(state, key, &t, err, errlen)) return rc;
   unsigned char volid[16];
   errno = 0;
-  if (glfs_get_volumeid(t.vol->fs, reinterpret_cast<char*>(volid), sizeof volid) !=
-      sizeof volid) {
+  if (glfs_get_volumeid(t.vol->fs, reinterpret_cast<char*>(volid), sizeof volid) != sizeof volid) {
     SetErr(err, errlen, "volume '%s': cannot read its volume id", t.volname.c_str());
     return EIO;
   }
@@ -599,8 +591,7 @@ void GlusterClose(void* export_handle) {
   errno = 0;
   if (glfs_close(e->fd) < 0)
     handler_util::Log(e->h->svc, NBDR_LOG_ERROR, e->key,
-                      "close: %s; writes the client did not flush may be lost",
-                      strerror(Errno()));
+                      "close: %s; writes the client did not flush may be lost", strerror(Errno()));
   glfs_close(e->seek_fd);
   delete e;
 }
@@ -634,7 +625,7 @@ void OnGfapiDone(glfs_fd_t*, ssize_t ret, struct glfs_stat*, struct glfs_stat*, 
   auto* e = static_cast<GlusterExport*>(r->handler_private);
   if (!err && (r->type == NBDR_REQ_READ || r->type == NBDR_REQ_WRITE) &&
       static_cast<uint64_t>(ret) != r->length)
-    err = EIO;  // the file shrank under us
+    err = EIO;                                                 // the file shrank under us
   if (err == EOPNOTSUPP && r->type == NBDR_REQ_TRIM) err = 0;  // trim is advisory
   if (err && err != ENOSPC && err != EDQUOT)
     e->failures.Note(e->h->svc, e->key, r->type, r->offset, err);
@@ -670,8 +661,8 @@ void GlusterSubmit(void* export_handle, nbdr_request* r) {
       rc = glfs_discard_async(e->fd, static_cast<off_t>(r->offset), r->length, OnGfapiDone, r);
       break;
     case NBDR_REQ_WRITE_ZEROES:
-      rc = glfs_zerofill_async(e->fd, static_cast<off_t>(r->offset),
-                               static_cast<off_t>(r->length), OnGfapiDone, r);
+      rc = glfs_zerofill_async(e->fd, static_cast<off_t>(r->offset), static_cast<off_t>(r->length),
+                               OnGfapiDone, r);
       break;
     case NBDR_REQ_EXTENTS:
       e->vol->pool->Submit([e, r] { r->complete(r, Extents(e, r)); });
@@ -683,7 +674,7 @@ void GlusterSubmit(void* export_handle, nbdr_request* r) {
   if (rc < 0) r->complete(r, Errno());
 }
 
-const char* const kOptions[] = {"gluster-hosts", "gluster-timeout", "gluster-request-timeout",
+const char* const kOptions[] = {"gluster-hosts",     "gluster-timeout",   "gluster-request-timeout",
                                 "gluster-log-level", "gluster-file-mode", nullptr};
 
 const nbdr_handler kGlusterHandler = {
@@ -712,7 +703,8 @@ const nbdr_handler kGlusterHandler = {
     GlusterSubmit,
     GlusterIdentify,
     nullptr,  // take_over: no fence of its own; the runner's fencing applies
-    GlusterResize,    SnapshotCreate,
+    GlusterResize,
+    SnapshotCreate,
     SnapshotDelete,
     SnapshotList,
     SnapshotRollback,

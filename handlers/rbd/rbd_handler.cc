@@ -23,17 +23,17 @@
 #include <rbd/librbd.h>
 
 #include <algorithm>
-#include <iterator>
 #include <atomic>
-#include <chrono>
-#include <future>
-#include <thread>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <future>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "handlers/common/handler_util.h"
@@ -119,17 +119,21 @@ int ConnectLocked(RbdHandler* h, char* err, size_t errlen) {
     int e = -rc;
     const char* client = h->client_id.empty() ? "admin" : h->client_id.c_str();
     if (e == EACCES || e == EPERM) {
-      SetErr(err, errlen, "Ceph cluster refused client '%s': permission denied (check ceph-id and "
-             "ceph-keyring)", client);
+      SetErr(err, errlen,
+             "Ceph cluster refused client '%s': permission denied (check ceph-id and "
+             "ceph-keyring)",
+             client);
     } else if (e == ENOENT) {  // librados found no key for the client
-      SetErr(err, errlen, "no keyring with a key for Ceph client '%s' (ceph-keyring %s): %s",
-             client, h->keyring.empty() ? "unset, so where the Ceph configuration says"
-                                        : h->keyring.c_str(), strerror(e));
+      SetErr(
+          err, errlen, "no keyring with a key for Ceph client '%s' (ceph-keyring %s): %s", client,
+          h->keyring.empty() ? "unset, so where the Ceph configuration says" : h->keyring.c_str(),
+          strerror(e));
       e = EACCES;
     } else if (e == EOPNOTSUPP) {  // no authentication method both sides take
-      SetErr(err, errlen, "Ceph cluster refused client '%s': its authentication settings and "
-             "the cluster's do not match (check the auth options of configuration %s)", client,
-             h->conf_file.empty() ? "default" : h->conf_file.c_str());
+      SetErr(err, errlen,
+             "Ceph cluster refused client '%s': its authentication settings and "
+             "the cluster's do not match (check the auth options of configuration %s)",
+             client, h->conf_file.empty() ? "default" : h->conf_file.c_str());
       e = EACCES;
     } else {
       SetErr(err, errlen, "Ceph cluster unreachable (configuration %s): %s",
@@ -259,9 +263,8 @@ int RbdLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
   h->client_id = opt("ceph-id");
   h->keyring = opt("ceph-keyring");
   if (h->client_id.rfind("client.", 0) == 0) h->client_id = h->client_id.substr(7);
-  h->op_timeout_s =
-      handler_util::ParseIntOption(svc->get_option(svc->ctx, "ceph-op-timeout"),
-                                   kDefaultOpTimeoutSeconds, 1, 3600);
+  h->op_timeout_s = handler_util::ParseIntOption(svc->get_option(svc->ctx, "ceph-op-timeout"),
+                                                 kDefaultOpTimeoutSeconds, 1, 3600);
   if (h->op_timeout_s < 0) {
     SetErr(err, errlen, "ceph-op-timeout: '%s' is not a number of seconds from 1 to 3600",
            opt("ceph-op-timeout").c_str());
@@ -274,8 +277,7 @@ int RbdLoad(const nbdr_services* svc, void** state, char* err, size_t errlen) {
     return EINVAL;
   }
   h->pool = std::make_unique<handler_util::WorkerPool>(2);
-  handler_util::Log(svc, NBDR_LOG_INFO, "",
-                    "Ceph configuration %s, client %s, op timeout %ld s%s",
+  handler_util::Log(svc, NBDR_LOG_INFO, "", "Ceph configuration %s, client %s, op timeout %ld s%s",
                     h->conf_file.empty() ? "default" : h->conf_file.c_str(),
                     h->client_id.empty() ? "admin" : h->client_id.c_str(), h->op_timeout_s,
                     h->full_try ? ", full try on" : "");
@@ -312,8 +314,7 @@ void RbdUnload(void* state) {
   delete h;
 }
 
-int RbdCreate(void* state, const char* key, const nbdr_create_params* p, char* err,
-              size_t errlen) {
+int RbdCreate(void* state, const char* key, const nbdr_create_params* p, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   ImageRef ref;
   if (!ParseKey(key, &ref, err, errlen)) return EINVAL;
@@ -323,13 +324,13 @@ int RbdCreate(void* state, const char* key, const nbdr_create_params* p, char* e
   }
   int rc = 0;
   if (int e = WithIoctx(h, ref, &rc, err, errlen, [&](rados_ioctx_t io, const auto&) {
-    rbd_image_options_t opts;
-    rbd_image_options_create(&opts);
-    rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, kImageFeatures);
-    int r = rbd_create4(io, ref.image.c_str(), p->size, opts);
-    rbd_image_options_destroy(opts);
-    return r;
-  }))
+        rbd_image_options_t opts;
+        rbd_image_options_create(&opts);
+        rbd_image_options_set_uint64(opts, RBD_IMAGE_OPTION_FEATURES, kImageFeatures);
+        int r = rbd_create4(io, ref.image.c_str(), p->size, opts);
+        rbd_image_options_destroy(opts);
+        return r;
+      }))
     return e;
   if (rc == -ENOENT && !ref.ns.empty()) {
     SetErr(err, errlen, "rbd namespace '%s' does not exist in pool '%s'", ref.ns.c_str(),
@@ -399,14 +400,15 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
     rbd_close(o.image);
     return ImageError("stat", o.ref, rc, err, errlen);
   }
-  auto* e = new RbdExport{h, std::move(o.conn), key, o.image, size,
-                          (features & RBD_FEATURE_FAST_DIFF) != 0};
+  auto* e = new RbdExport{
+      h, std::move(o.conn), key, o.image, size, (features & RBD_FEATURE_FAST_DIFF) != 0};
   e->current_size = size;
   e->readonly = readonly != 0;
   if ((rc = rbd_update_watch(o.image, &e->update_watch, OnHeaderUpdate, e)) == 0)
     e->watching = true;
   else
-    handler_util::Log(h->svc, NBDR_LOG_WARNING, key, "cannot watch the image's header (%s): a "
+    handler_util::Log(h->svc, NBDR_LOG_WARNING, key,
+                      "cannot watch the image's header (%s): a "
                       "write across its end after it shrinks will not be noticed",
                       strerror(-rc));
   info->size = size;
@@ -439,8 +441,7 @@ int RbdResize(void* state, const char* key, uint64_t size, int may_shrink, char*
 
 // The pool's id and the image's id: an image removed and created again
 // under the same name (or in a pool made again) has new ones.
-int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err,
-                size_t errlen) {
+int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   OpenedImage o;
   if (int rc = OpenImage(h, key, true, &o, err, errlen)) return rc;
@@ -495,9 +496,10 @@ int RbdTakeOver(void* state, const char* key, char* err, size_t errlen) {
   if ((rc = rados_getaddrs(o.conn->cluster, &mine)) < 0 || !mine) {
     rbd_lock_get_owners_cleanup(owners, count);
     rbd_close(o.image);
-    SetErr(err, errlen, "cannot tell this runner's own address in the cluster (%s): not "
-           "breaking any lock of rbd image %s", strerror(rc < 0 ? -rc : EIO),
-           Describe(o.ref).c_str());
+    SetErr(err, errlen,
+           "cannot tell this runner's own address in the cluster (%s): not "
+           "breaking any lock of rbd image %s",
+           strerror(rc < 0 ? -rc : EIO), Describe(o.ref).c_str());
     return EIO;
   }
   for (size_t i = 0; i < count && rc >= 0; i++) {
@@ -506,7 +508,8 @@ int RbdTakeOver(void* state, const char* key, char* err, size_t errlen) {
     if (rc >= 0)
       handler_util::Log(h->svc, NBDR_LOG_WARNING, key,
                         "take over: broke the exclusive lock of the client at %s; the cluster "
-                        "blocklists it (this runner is %s)", owners[i], mine);
+                        "blocklists it (this runner is %s)",
+                        owners[i], mine);
     else
       SetErr(err, errlen, "cannot break the lock of rbd image %s held by %s: %s",
              Describe(o.ref).c_str(), owners[i], strerror(-rc));
@@ -703,11 +706,9 @@ void RbdSubmit(void* export_handle, nbdr_request* r) {
       rc = rbd_aio_discard(e->image, r->offset, r->length, c);
       break;
     case NBDR_REQ_WRITE_ZEROES:
-      rc = rbd_aio_write_zeroes(e->image, r->offset, r->length, c,
-                                (r->flags & NBDR_REQ_FLAG_NO_HOLE)
-                                    ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION
-                                    : 0,
-                                0);
+      rc = rbd_aio_write_zeroes(
+          e->image, r->offset, r->length, c,
+          (r->flags & NBDR_REQ_FLAG_NO_HOLE) ? RBD_WRITE_ZEROES_FLAG_THICK_PROVISION : 0, 0);
       break;
     default:
       rc = -EINVAL;
@@ -745,7 +746,8 @@ const nbdr_handler kRbdHandler = {
     RbdSubmit,
     RbdIdentify,
     RbdTakeOver,
-    RbdResize,    SnapshotCreate,
+    RbdResize,
+    SnapshotCreate,
     SnapshotDelete,
     SnapshotList,
     SnapshotRollback,
