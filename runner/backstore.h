@@ -33,6 +33,10 @@ struct BackstoreRecord {
   // the nbd-cli that registered it named them; this runner among them),
   // the same on each of them. Empty: this runner only.
   std::vector<std::string> runners;
+  // A rollback to this snapshot began and did not complete (it failed, or
+  // the runner died meanwhile): the object may hold parts of both, and is
+  // not served until a rollback completes. Empty: none.
+  std::string rolling_back;
   // Not saved: set only on the record of a snapshot being served, the
   // snapshot's name (its export is TYPE/KEY@NAME, always read-only).
   std::string snapshot;

@@ -134,7 +134,7 @@ Expected<uint64_t> BackstoreRegistry::Import(const CreateParams& p) {
     // Opening it read-only proves it exists and tells its size.
     nbdr_export_info info{};
     void* handle = nullptr;
-    if (Status s = h->Open(p.key, true, &info, &handle); !s.ok()) return s;
+    if (Status s = h->Open(p.key, NBDR_OPEN_READONLY, &info, &handle); !s.ok()) return s;
     h->desc().close(handle);
     if (p.size && p.size != info.size)
       return Status::Error(

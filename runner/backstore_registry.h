@@ -123,6 +123,11 @@ class BackstoreRegistry {
   ObjectCheck CheckObject(const BackstoreRecord& record) const;
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
+  // Asks the handlers of open backstores of type (empty: all), or of key
+  // only, for their objects' size now, and follows one resized behind the
+  // runner's back (the record, and a grown object's open export).
+  void FollowOpenSizes(const std::string& type, const std::string& key = "")
+      EXCLUDES(mu_, save_mu_);
   // Backstores of type (empty: all) in status (nullopt: any), sorted by
   // export name.
   std::vector<BackstoreRecord> List(const std::string& type,
@@ -237,7 +242,11 @@ class BackstoreRegistry {
       EXCLUDES(mu_);
   // The object of record turned out to be size at an open (resized
   // behind the runner's back): the record follows, logged.
-  void FollowBackendSize(const BackstoreRecord& record, uint64_t size) EXCLUDES(mu_, save_mu_);
+  // grow: an open export of it that serves the new size from now on.
+  void FollowBackendSize(const BackstoreRecord& record, uint64_t size, OpenExport* grow = nullptr)
+      EXCLUDES(mu_, save_mu_);
+  // The same for an open export, asking its handler the object's size now.
+  void FollowOpenSize(const BackstoreRecord& record, OpenExport* open) EXCLUDES(mu_, save_mu_);
   // Ends what BeginResize or BeginObjectChange began: the entry may
   // change again, and clients waiting to open it go on.
   void EndObjectChange(const std::string& name) EXCLUDES(mu_);
@@ -251,12 +260,20 @@ class BackstoreRegistry {
   // when open is null.
   static Status Quiesced(OpenExport* open, double* held_ms,
                          const std::function<Status(void* handle)>& change);
+  // A copy snapshot of open, taken while its writes go on (handlers with
+  // snapshot_copy_ranges): see backstore_registry_snapshot.cc.
+  static Status CopyWhileWriting(const LoadedHandler& h, OpenExport* open, const std::string& key,
+                                 const std::string& snapshot, double* held_ms);
   // The handler of type, if it takes snapshots; validates key and snapshot.
   Expected<const LoadedHandler*> SnapshotHandler(const std::string& type, const std::string& key,
                                                  const std::string* snapshot);
   // EEXIST when KEY@NAME is a registered backstore, not snapshot NAME.
   Status RegisteredAsBackstoreLocked(const std::string& type, const std::string& key,
                                      const std::string& snapshot) const REQUIRES(mu_);
+  // Checks that snapshot exists, and records (saved) that a rollback to it
+  // begins: see BackstoreRecord::rolling_back.
+  Status MarkRollingBack(const LoadedHandler& h, const std::string& type, const std::string& key,
+                         const std::string& snapshot) EXCLUDES(mu_, save_mu_);
   static Status RefuseUnforcedRollback(const std::string& name, const BackstoreRecord& record,
                                        const OpenExport* open);
   // What is open of name serves size from now on.

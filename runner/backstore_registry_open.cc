@@ -68,6 +68,7 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   if (auto parsed = ParseExportName(export_name); !parsed) return parsed.status();
   BackstoreRecord record;
   ExportSharing* sharing = nullptr;
+  std::shared_ptr<OpenExport> shared;
   {
     MutexLock l(&mu_);
     for (;;) {
@@ -79,7 +80,10 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
                                                                 "TLS identity on its access list"
                                                           : "TLS identity " + tls_identity +
                                                                 " may not open " + export_name);
-      if (auto open = slot->sharing->Current()) return open;
+      if ((shared = slot->sharing->Current())) {
+        record = slot->record;
+        break;
+      }
       if (MustWaitToOpen(*slot)) {
         // A shrink or a rollback keeps the object to itself until it ends;
         // a snapshot is not opened while its backstore's snapshots change.
@@ -106,6 +110,11 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
       });
     }
   }
+  if (shared) {
+    // A client joins an open export: it is told the size the object has now.
+    if (record.snapshot.empty()) FollowOpenSize(record, shared.get());
+    return shared;
+  }
   auto opened = OpenBackend(export_name, record);
   bool resizing = false;
   {
@@ -121,13 +130,15 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
   return opened;
 }
 
-void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_t size) {
+void BackstoreRegistry::FollowBackendSize(const BackstoreRecord& record, uint64_t size,
+                                          OpenExport* grow) {
   const std::string name = record.ExportName();
   Status s = UpdateAndSave(record.type, record.key, [&](Entry& e) REQUIRES(mu_) {
     // A resize since the open set the size itself.
     if (e.changing || e.record.size != record.size)
       return Status::Error(EAGAIN, "resized through the runner meanwhile");
     e.record.size = size;
+    if (grow) grow->SetSize(size);
     return Status();
   });
   if (s.code() == EAGAIN) return;
@@ -147,6 +158,15 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
+  if (record.snapshot.empty() && !record.rolling_back.empty()) {
+    LOG_ERROR(export_name, "not served: a rollback to snapshot %s did not complete",
+              record.rolling_back.c_str());
+    return Status::Error(EIO, "refusing to serve " + export_name + ": a rollback to snapshot " +
+                                  record.rolling_back +
+                                  " did not complete, so it may hold parts of both; 'nbd-cli " +
+                                  record.type + " snapshot rollback " + record.key + " " +
+                                  record.rolling_back + "' completes it");
+  }
   ObjectCheck c = record.snapshot.empty() ? CheckObject(record) : ObjectCheck{};
   if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
   if (c.state == ObjectCheck::kReplaced) {
@@ -215,6 +235,29 @@ Status BackstoreRegistry::TakeOver(const std::string& type, const std::string& k
              "taken over: the other runners of its set are fenced out of its backing "
              "object");
   return s;
+}
+
+void BackstoreRegistry::FollowOpenSize(const BackstoreRecord& record, OpenExport* open) {
+  auto size = open->handler().ExportSize(open->handle());
+  if (!size || *size == record.size) return;
+  // A grown object serves its new end at once; a shrunk one keeps failing
+  // requests past its end in the handler (EIO), as the client was told
+  // the larger size.
+  FollowBackendSize(record, *size, *size > open->size() ? open : nullptr);
+}
+
+void BackstoreRegistry::FollowOpenSizes(const std::string& type, const std::string& key) {
+  std::vector<std::pair<BackstoreRecord, std::shared_ptr<OpenExport>>> open;
+  {
+    MutexLock l(&mu_);
+    for (auto& [name, e] : entries_) {
+      if (e.creating || e.busy || e.changing) continue;
+      if ((!type.empty() && e.record.type != type) || (!key.empty() && e.record.key != key))
+        continue;
+      if (auto o = e.sharing.Current()) open.emplace_back(e.record, std::move(o));
+    }
+  }
+  for (auto& [record, o] : open) FollowOpenSize(record, o.get());
 }
 
 }  // namespace nbdr

@@ -5,6 +5,14 @@
 // those in flight, a flush follows, the handler takes the snapshot, and
 // the writes go on: clients see a pause, never an error. Snapshots are
 // served read-only as TYPE/KEY@NAME (backstore_registry_open.cc).
+//
+// A copy (NBDR_SNAPSHOT_COPY) takes as long as the data takes to read and
+// write: held that long, a kernel client's writes would time out. Where
+// the handler copies in steps (snapshot_copy_ranges), the copy runs while
+// writes go on and records what they change (DirtyRanges); that is copied
+// again, a few times while it shrinks, and the last time with the writes
+// held, which then completes the snapshot.
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 
@@ -19,6 +27,11 @@ namespace nbdr {
 namespace {
 
 constexpr const char* kDeletingSnapshot = "changed (a snapshot of it is being deleted)";
+// Copies of what writes changed during a copy snapshot, with the writes
+// going on, before the last one with them held; they stop earlier once
+// less than kHeldCopyBytes is left.
+constexpr int kLiveCopyRounds = 4;
+constexpr uint64_t kHeldCopyBytes = 16 << 20;
 
 bool IsMapped(const BackstoreRecord& r) {
   return r.status == NBDR_STATUS_MAPPING || r.status == NBDR_STATUS_MAPPED ||
@@ -91,6 +104,46 @@ Status BackstoreRegistry::Quiesced(OpenExport* open, double* held_ms,
   return s;
 }
 
+Status BackstoreRegistry::CopyWhileWriting(const LoadedHandler& h, OpenExport* open,
+                                           const std::string& key, const std::string& snapshot,
+                                           double* held_ms) {
+  const std::string name = MakeExportName(open->record().type, open->record().key);
+  DirtyRanges dirty(open->size());
+  open->TrackWrites(&dirty);
+  Status s =
+      h.SnapshotCreate(key, nullptr, snapshot, NBDR_SNAPSHOT_COPY | NBDR_SNAPSHOT_UNFINISHED);
+  uint64_t again = 0, bytes = 0;
+  for (int round = 0; s.ok() && round < kLiveCopyRounds && dirty.MarkedBytes() > kHeldCopyBytes;
+       round++) {
+    std::vector<uint64_t> ranges = dirty.Take(&bytes);
+    again += bytes;
+    s = h.SnapshotCopyRanges(key, snapshot, ranges, 0);
+  }
+  // The last copy, of what was written since, with writes held; writes
+  // stop marking while none is in flight (a write marks before it leaves
+  // the gate).
+  auto held = std::chrono::steady_clock::now();
+  open->write_gate()->EnterExclusive();
+  open->TrackWrites(nullptr);
+  if (s.ok()) s = open->Flush();
+  if (s.ok()) {
+    std::vector<uint64_t> ranges = dirty.Take(&bytes);
+    s = h.SnapshotCopyRanges(key, snapshot, ranges, NBDR_SNAPSHOT_FINISH);
+  }
+  open->write_gate()->LeaveExclusive();
+  *held_ms = MsSince(held);
+  if (!s.ok()) {
+    if (Status d = h.SnapshotCopyRanges(key, snapshot, {}, NBDR_SNAPSHOT_DISCARD); !d.ok())
+      LOG_WARN(name, "%s", d.message().c_str());
+    return s;
+  }
+  LOG_INFO(name,
+           "snapshot %s copied while writes went on; copied again: %s written meanwhile, then "
+           "%s with writes held",
+           snapshot.c_str(), FormatSize(again).c_str(), FormatSize(bytes).c_str());
+  return s;
+}
+
 Status BackstoreRegistry::RegisteredAsBackstoreLocked(const std::string& type,
                                                       const std::string& key,
                                                       const std::string& snapshot) const {
@@ -121,9 +174,12 @@ Expected<double> BackstoreRegistry::SnapshotCreate(const std::string& type, cons
                                  "copied, and this one cannot hold their writes");
   auto started = std::chrono::steady_clock::now();
   double held_ms = -1;
-  if (s.ok())
-    s = Quiesced(open->get(), &held_ms,
-                 [&](void* handle) { return (*h)->SnapshotCreate(key, handle, snapshot, copy); });
+  if (s.ok() && copy && *open && (*h)->CanCopySnapshotsLive())
+    s = CopyWhileWriting(**h, open->get(), key, snapshot, &held_ms);
+  else if (s.ok())
+    s = Quiesced(open->get(), &held_ms, [&](void* handle) {
+      return (*h)->SnapshotCreate(key, handle, snapshot, copy ? NBDR_SNAPSHOT_COPY : 0);
+    });
   EndObjectChange(name);
   if (!s.ok()) return s;
   if (held_ms >= 0)
@@ -195,6 +251,21 @@ Status BackstoreRegistry::RefuseUnforcedRollback(const std::string& name,
   return Status();
 }
 
+Status BackstoreRegistry::MarkRollingBack(const LoadedHandler& h, const std::string& type,
+                                          const std::string& key, const std::string& snapshot) {
+  auto snaps = h.SnapshotList(key);
+  if (!snaps) return snaps.status();
+  if (std::none_of(snaps->begin(), snaps->end(),
+                   [&](const LoadedHandler::Snapshot& s) { return s.name == snapshot; }))
+    return Status::Error(ENOENT, key + " has no snapshot named " + snapshot);
+  // Saved before the object changes: a rollback that stops partway (or a
+  // runner that dies meanwhile) leaves a record that is not served.
+  return UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
+    e.record.rolling_back = snapshot;
+    return Status();
+  });
+}
+
 Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
                                                        const std::string& key,
                                                        const std::string& snapshot, bool force) {
@@ -209,6 +280,8 @@ Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
     MutexLock l(&mu_);
     s = RegisteredAsBackstoreLocked(type, key, snapshot);
   }
+  if (s.ok()) s = MarkRollingBack(**h, type, key, snapshot);
+  const bool marked = s.ok();
   uint64_t size = 0;
   double held_ms = -1;
   if (s.ok())
@@ -219,7 +292,15 @@ Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
       if (*open) (*open)->SetSize(size);
       return Status();
     });
-  if (s.ok() && size != record.size) s = SaveSize(type, key, size);
+  if (s.ok())
+    s = UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
+      e.record.size = size;
+      e.record.rolling_back.clear();
+      return Status();
+    });
+  else if (marked)
+    LOG_ERROR(name, "the rollback to snapshot %s did not complete (%s): not served until one does",
+              snapshot.c_str(), s.message().c_str());
   EndObjectChange(name);
   if (!s.ok()) return s;
   LOG_WARN(name, "rolled back to snapshot %s (%s)%s", snapshot.c_str(), FormatSize(size).c_str(),

@@ -334,6 +334,7 @@ void ControlService::List(const nbdr_list_args& a, const std::string* visible_to
     SetStatus(s, &r->status, &r->message, "");
     return;
   }
+  registry_->FollowOpenSizes(type);
   auto records = registry_->List(type, status);
   if (visible_to)
     std::erase_if(records,
@@ -348,6 +349,7 @@ void ControlService::List(const nbdr_list_args& a, const std::string* visible_to
 
 Expected<BackstoreRecord> ControlService::Lookup(const nbdr_key_args& a) {
   if (Status s = registry_->CheckHandler(a.type); !s.ok()) return s;
+  registry_->FollowOpenSizes(a.type, a.key);
   return registry_->Get(a.type, a.key);
 }
 

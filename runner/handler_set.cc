@@ -158,6 +158,17 @@ Status LoadedHandler::Resize(const std::string& key, uint64_t size, bool may_shr
   return Status();
 }
 
+Expected<uint64_t> LoadedHandler::ExportSize(void* export_handle) const {
+  if (desc_->struct_size < offsetof(nbdr_handler, export_size) + sizeof desc_->export_size ||
+      !desc_->export_size)
+    return Status::Error(ENOTSUP, "the " + name_ + " handler cannot tell an open export's size");
+  char err[kErrLen] = "";
+  uint64_t size = 0;
+  int rc = desc_->export_size(export_handle, &size, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "size of an open export");
+  return size;
+}
+
 namespace {
 
 bool PowerOfTwo(uint32_t v) { return v && !(v & (v - 1)); }
@@ -180,12 +191,12 @@ std::string ImpossibleBlockSizes(const nbdr_export_info& info) {
 
 }  // namespace
 
-Status LoadedHandler::Open(const std::string& key, bool readonly, nbdr_export_info* info,
+Status LoadedHandler::Open(const std::string& key, int mode, nbdr_export_info* info,
                            void** export_handle) const {
   char err[kErrLen] = "";
   *info = nbdr_export_info{};
   info->struct_size = sizeof *info;
-  int rc = desc_->open(state_, key.c_str(), readonly ? 1 : 0, info, export_handle, err, sizeof err);
+  int rc = desc_->open(state_, key.c_str(), mode, info, export_handle, err, sizeof err);
   if (rc != 0) return HandlerError(rc, err, "open " + key);
   if (std::string why = ImpossibleBlockSizes(*info); !why.empty()) {
     desc_->close(*export_handle);

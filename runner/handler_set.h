@@ -44,8 +44,8 @@ class LoadedHandler {
   // message into a Status.
   Status Create(const std::string& key, const nbdr_create_params& params) const;
   Status Remove(const std::string& key) const;
-  Status Open(const std::string& key, bool readonly, nbdr_export_info* info,
-              void** export_handle) const;
+  // mode: 0, NBDR_OPEN_READONLY or NBDR_OPEN_SNAPSHOT (key is KEY@NAME).
+  Status Open(const std::string& key, int mode, nbdr_export_info* info, void** export_handle) const;
   // The identity of key's backing object (JSON text, see
   // nbdr_handler.identify); "" when the handler keeps none.
   Expected<std::string> Identify(const std::string& key) const;
@@ -65,13 +65,24 @@ class LoadedHandler {
     uint64_t size = 0;
     int64_t created = 0;  // seconds since the epoch; 0: unknown
   };
+  // flags: NBDR_SNAPSHOT_COPY, NBDR_SNAPSHOT_UNFINISHED.
   Status SnapshotCreate(const std::string& key, void* export_handle, const std::string& name,
-                        bool copy) const;
+                        uint32_t flags) const;
+  // Whether the handler copies snapshots in steps while writes go on
+  // (nbdr_handler.snapshot_copy_ranges), and that step: ranges holds
+  // (offset, length) pairs; flags NBDR_SNAPSHOT_FINISH or _DISCARD.
+  bool CanCopySnapshotsLive() const;
+  Status SnapshotCopyRanges(const std::string& key, const std::string& name,
+                            const std::vector<uint64_t>& ranges, uint32_t flags) const;
   Status SnapshotDelete(const std::string& key, const std::string& name) const;
   Expected<std::vector<Snapshot>> SnapshotList(const std::string& key) const;
   // Returns the object's size after the rollback.
   Expected<uint64_t> SnapshotRollback(const std::string& key, void* export_handle,
                                       const std::string& name) const;
+
+  // The size of an open export's backing object now (nbdr_handler.
+  // export_size); ENOTSUP when the handler cannot tell.
+  Expected<uint64_t> ExportSize(void* export_handle) const;
 
   // Room for a handler's sentence in err.
   static constexpr size_t kErrLen = 512;

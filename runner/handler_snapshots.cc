@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR LGPL-3.0-or-later
 // LoadedHandler's snapshot calls: the optional snapshot_* callbacks of the
-// handler ABI (added in 0.4), turned into Status and std::vector.
+// handler ABI (added in 0.4; snapshot_copy_ranges in 0.5), turned into
+// Status and std::vector.
 #include <cerrno>
 #include <cstddef>
 
@@ -24,12 +25,30 @@ Status NoSnapshots(const std::string& handler) {
 }  // namespace
 
 Status LoadedHandler::SnapshotCreate(const std::string& key, void* export_handle,
-                                     const std::string& name, bool copy) const {
+                                     const std::string& name, uint32_t flags) const {
   if (!CanSnapshot()) return NoSnapshots(name_);
   char err[kErrLen] = "";
-  int rc = desc_->snapshot_create(state_, key.c_str(), export_handle, name.c_str(),
-                                  copy ? NBDR_SNAPSHOT_COPY : 0, err, sizeof err);
+  int rc = desc_->snapshot_create(state_, key.c_str(), export_handle, name.c_str(), flags, err,
+                                  sizeof err);
   if (rc != 0) return HandlerError(rc, err, "snapshot " + key + "@" + name);
+  return Status();
+}
+
+bool LoadedHandler::CanCopySnapshotsLive() const {
+  return CanSnapshot() &&
+         desc_->struct_size >=
+             offsetof(nbdr_handler, snapshot_copy_ranges) + sizeof desc_->snapshot_copy_ranges &&
+         desc_->snapshot_copy_ranges;
+}
+
+Status LoadedHandler::SnapshotCopyRanges(const std::string& key, const std::string& name,
+                                         const std::vector<uint64_t>& ranges,
+                                         uint32_t flags) const {
+  if (!CanCopySnapshotsLive()) return NoSnapshots(name_);
+  char err[kErrLen] = "";
+  int rc = desc_->snapshot_copy_ranges(state_, key.c_str(), name.c_str(), ranges.data(),
+                                       ranges.size() / 2, flags, err, sizeof err);
+  if (rc != 0) return HandlerError(rc, err, "copy to snapshot " + key + "@" + name);
   return Status();
 }
 

@@ -19,8 +19,10 @@ OpenExport::~OpenExport() {
 
 Status OpenExport::Open() {
   void* handle = nullptr;
-  const bool readonly = record_.readonly || !record_.snapshot.empty();
-  if (Status s = handler_->Open(record_.HandlerKey(), readonly, &info_, &handle); !s.ok()) return s;
+  const int mode = !record_.snapshot.empty() ? NBDR_OPEN_SNAPSHOT
+                   : record_.readonly        ? NBDR_OPEN_READONLY
+                                             : 0;
+  if (Status s = handler_->Open(record_.HandlerKey(), mode, &info_, &handle); !s.ok()) return s;
   handle_ = handle;
   size_.store(info_.size);
   LOG_INFO(record_.ExportName(), "export opened (%s)", FormatSize(info_.size).c_str());

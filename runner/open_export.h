@@ -15,6 +15,7 @@
 #include <string>
 
 #include "runner/backstore.h"
+#include "runner/dirty_ranges.h"
 #include "runner/handler_set.h"
 #include "runner/write_gate.h"
 
@@ -46,6 +47,14 @@ class OpenExport {
   // Sends the handler a flush and waits for it (what a quiesced export
   // does before a snapshot).
   Status Flush();
+  // While a snapshot of it is copied (backstore_registry_snapshot.cc),
+  // every write-type request marks its range in dirty once it is done,
+  // before it leaves the write gate. Stop (null) only with the gate held
+  // exclusively: no writer is marking then.
+  void TrackWrites(DirtyRanges* dirty) { tracking_.store(dirty, std::memory_order_release); }
+  void NoteWritten(uint64_t offset, uint64_t length) const {
+    if (DirtyRanges* d = tracking_.load(std::memory_order_acquire)) d->Mark(offset, length);
+  }
 
  private:
   const BackstoreRecord record_;  // as it was when opened
@@ -54,6 +63,7 @@ class OpenExport {
   void* handle_ = nullptr;
   std::atomic<uint64_t> size_{0};
   mutable WriteGate write_gate_;
+  std::atomic<DirtyRanges*> tracking_{nullptr};
 };
 
 class ExportSharing {

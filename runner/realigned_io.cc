@@ -193,18 +193,21 @@ int RunRealigned(const OpenExport& ex, uint32_t align, uint64_t size, BufferPool
       const uint64_t lo = AlignDown(r->offset, align);
       const uint64_t hi = AlignUpWithin(r->offset + r->length, align, size);
       int e = ReadModifyWrite(ex, align, pool, lo, hi, r->offset, r->length, r->buf, r->flags);
+      ex.NoteWritten(lo, hi - lo);
       gate->LeaveExclusive();
       return e;
     }
     case NBDR_REQ_WRITE_ZEROES: {
       gate->EnterExclusive();
       int e = ZeroRealigned(ex, align, size, pool, r);
+      ex.NoteWritten(r->offset, r->length);
       gate->LeaveExclusive();
       return e;
     }
     case NBDR_REQ_TRIM: {
       gate->EnterShared();
       int e = TrimRealigned(ex, align, size, r);
+      ex.NoteWritten(r->offset, r->length);
       gate->LeaveShared();
       return e;
     }

@@ -89,6 +89,9 @@ Status ValidateRecord(const BackstoreRecord& r) {
     return Status::Error(EINVAL, "'map_time' is not a time like 2026-11-22T16:10:20Z");
   if (!r.create_time.empty() && !IsIso8601(r.create_time))
     return Status::Error(EINVAL, "'create_time' is not a time like 2026-11-22T16:10:20Z");
+  if (!r.rolling_back.empty())
+    if (Status s = ValidateSnapshotName(r.rolling_back); !s.ok())
+      return Status::Error(EINVAL, "'rolling_back': " + s.message());
   if (r.extras_json.size() > NBDR_MAX_MSG)
     return Status::Error(EINVAL,
                          "'extras' is longer than " + std::to_string(NBDR_MAX_MSG) + " bytes");
@@ -178,6 +181,7 @@ Expected<BackstoreRecord> ParseRecord(json_object* e, std::string* where) {
   m.String("owner", &r.owner);
   m.String("map_time", &r.map_time);
   m.String("create_time", &r.create_time);
+  m.String("rolling_back", &r.rolling_back);
   if (json_object* x = m.Optional("extras", json_type_object))
     r.extras_json = json_object_to_json_string_ext(x, JSON_C_TO_STRING_PLAIN);
   if (Status s = ReadStringList(e, "tls_allow", ValidateTlsIdentity, &r.tls_allow); !s.ok())
@@ -270,6 +274,8 @@ std::string SaveconfigToJson(const std::vector<BackstoreRecord>& records) {
       json_object_object_add(e, "owner", json_object_new_string(r.owner.c_str()));
     json_object_object_add(e, "map_time", json_object_new_string(r.map_time.c_str()));
     json_object_object_add(e, "create_time", json_object_new_string(r.create_time.c_str()));
+    if (!r.rolling_back.empty())
+      json_object_object_add(e, "rolling_back", json_object_new_string(r.rolling_back.c_str()));
     JsonPtr extras(json_tokener_parse(r.extras_json.c_str()));
     if (!extras || !json_object_is_type(extras.get(), json_type_object))
       extras.reset(json_object_new_object());

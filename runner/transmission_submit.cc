@@ -96,6 +96,7 @@ void TransmissionEngine::OnComplete(nbdr_request* req, int error) {
 
 void TransmissionEngine::Finish(InflightRequest* ir, int error) {
   if (ir->write_gate) {
+    exp_.open->NoteWritten(ir->offset, ir->requested_length);
     ir->write_gate->LeaveShared();
     ir->write_gate = nullptr;
   }

@@ -49,6 +49,7 @@ using SnapshotCreateFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_c
 using SnapshotDeleteFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_delete)>;
 using SnapshotListFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_list)>;
 using SnapshotRollbackFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_rollback)>;
+using SnapshotCopyRangesFn = std::remove_pointer_t<decltype(nbdr_handler::snapshot_copy_ranges)>;
 
 // Writes one sentence for the operator into the ABI's err buffer.
 inline void SetErr(char* err, size_t errlen, const char* fmt, ...)

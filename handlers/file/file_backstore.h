@@ -138,5 +138,6 @@ handler_util::SnapshotCreateFn SnapshotCreate;
 handler_util::SnapshotDeleteFn SnapshotDelete;
 handler_util::SnapshotListFn SnapshotList;
 handler_util::SnapshotRollbackFn SnapshotRollback;
+handler_util::SnapshotCopyRangesFn SnapshotCopyRanges;
 
 }  // namespace file_backstore

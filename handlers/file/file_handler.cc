@@ -439,6 +439,18 @@ int FileIdentify(void* state, const char* key, char* buf, size_t buflen, char* e
 
 // Sets the file's length (a grow leaves a sparse tail) and syncs it. Open
 // exports need nothing more: their requests past the old end work at once.
+int FileExportSize(void* export_handle, uint64_t* size, char* err, size_t errlen) {
+  auto* e = static_cast<FileExport*>(export_handle);
+  struct stat st;
+  if (fstat(e->fd.get(), &st) < 0) {
+    int rc = Errno();
+    SetErr(err, errlen, "%s: %s", e->key.c_str(), strerror(rc));
+    return rc;
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return 0;
+}
+
 int FileResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
                size_t errlen) {
   auto* h = static_cast<FileHandler*>(state);
@@ -494,6 +506,8 @@ const nbdr_handler kFileHandler = {
     SnapshotDelete,
     SnapshotList,
     SnapshotRollback,
+    SnapshotCopyRanges,
+    FileExportSize,
 };
 
 }  // namespace

@@ -97,21 +97,34 @@ int CopyRange(int src, int dst, uint64_t off, uint64_t end, std::vector<char>* b
   return 0;
 }
 
-// Copies src's data extents (the first len bytes) into dst, which is len
-// bytes long and sparse: holes stay holes.
-int CopyData(const FileHandler* h, const std::string& what, int src, int dst, uint64_t len) {
+// Copies src's data extents in [from, to) into dst, where that range
+// reads as zeroes: holes stay holes.
+int CopyData(int src, int dst, uint64_t from, uint64_t to, CopyProgress* progress) {
   std::vector<char> buf;
-  CopyProgress progress{h, what, len};
-  for (uint64_t pos = 0; pos < len;) {
+  for (uint64_t pos = from; pos < to;) {
     off_t data = lseek(src, static_cast<off_t>(pos), SEEK_DATA);
     if (data < 0) return errno == ENXIO ? 0 : Errno();
+    if (static_cast<uint64_t>(data) >= to) return 0;
     off_t hole = lseek(src, data, SEEK_HOLE);
     if (hole < 0) return Errno();
-    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), len);
-    if (int rc = CopyRange(src, dst, static_cast<uint64_t>(data), end, &buf, &progress)) return rc;
+    const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), to);
+    if (int rc = CopyRange(src, dst, static_cast<uint64_t>(data), end, &buf, progress)) return rc;
     pos = end;
   }
   return 0;
+}
+
+// Copies [off, off+len) of src into dst again, holes included: the range
+// is emptied first (or, where holes cannot be punched, copied whole).
+int CopyAgain(const FileHandler* h, const std::string& what, int src, int dst, uint64_t off,
+              uint64_t len) {
+  CopyProgress quiet{h, what, 0};
+  if (fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                static_cast<off_t>(len)) == 0)
+    return CopyData(src, dst, off, off + len, &quiet);
+  if (!CloneUnsupported(errno)) return Errno();
+  std::vector<char> buf;
+  return CopyRange(src, dst, off, off + len, &buf, &quiet);
 }
 
 // Makes dst hold what src holds (len bytes): a reflink, or when allowed a
@@ -140,9 +153,10 @@ int CloneOrCopy(const FileHandler* h, const std::string& what, int src, int dst,
     return ENOTSUP;
   }
   *how = "a copy";
+  CopyProgress progress{h, what, len};
   int rc = ftruncate(dst, 0) < 0 || ftruncate(dst, static_cast<off_t>(len)) < 0
                ? Errno()
-               : CopyData(h, what, src, dst, len);
+               : CopyData(src, dst, 0, len, &progress);
   if (rc) SetErr(err, errlen, "%s: copy: %s", what.c_str(), strerror(rc));
   return rc;
 }
@@ -156,6 +170,22 @@ int OpenRegular(int dir, const std::string& name, int flags, struct stat* st) {
     return -1;
   }
   return fd.release();
+}
+
+// The name a snapshot has while it is made.
+std::string PartName(const SnapshotPath& p, const char* name) { return p.base + "@.part-" + name; }
+
+// Makes the copy in part (open as dst) snapshot p.snap: read-only (nothing
+// is meant to write a snapshot), on disk, under its name.
+int CompleteSnapshot(const FileHandler* h, const SnapshotPath& p, const std::string& part, int dst,
+                     char* err, size_t errlen) {
+  if (fchmod(dst, h->file_mode & ~0222u) == 0 && fsync(dst) == 0 &&
+      renameat2(p.dir.get(), part.c_str(), p.dir.get(), p.snap.c_str(), RENAME_NOREPLACE) == 0 &&
+      fsync(p.dir.get()) == 0)
+    return 0;
+  int e = Errno();
+  SetErr(err, errlen, "complete %s: %s", p.snap.c_str(), strerror(e));
+  return e;
 }
 
 }  // namespace
@@ -206,7 +236,7 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
   // Made under a name no snapshot has (it starts with '.'), renamed once
   // complete: KEY@NAME is never a partial copy, and a crash leaves only
   // the partial file, which the next attempt removes.
-  const std::string part = p.base + "@.part-" + name;
+  const std::string part = PartName(p, name);
   unlinkat(p.dir.get(), part.c_str(), 0);
   UniqueFd dst(OpenBeneath(p.dir.get(), part.c_str(), O_WRONLY | O_CREAT | O_EXCL, h->file_mode));
   if (!dst.valid()) {
@@ -217,14 +247,8 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
   const char* how = "";
   int rc = CloneOrCopy(h, key, src.get(), dst.get(), static_cast<uint64_t>(st.st_size),
                        flags & NBDR_SNAPSHOT_COPY, &how, err, errlen);
-  // Read-only from now on: nothing is meant to write a snapshot.
-  if (!rc &&
-      (fchmod(dst.get(), h->file_mode & ~0222u) < 0 || fsync(dst.get()) < 0 ||
-       renameat2(p.dir.get(), part.c_str(), p.dir.get(), p.snap.c_str(), RENAME_NOREPLACE) < 0 ||
-       fsync(p.dir.get()) < 0)) {
-    rc = Errno();
-    SetErr(err, errlen, "complete %s@%s: %s", key, name, strerror(rc));
-  }
+  if (!rc && (flags & NBDR_SNAPSHOT_UNFINISHED)) return 0;  // SnapshotCopyRanges completes it
+  if (!rc) rc = CompleteSnapshot(h, p, part, dst.get(), err, errlen);
   if (rc) {
     unlinkat(p.dir.get(), part.c_str(), 0);
     return rc;
@@ -232,6 +256,42 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
   handler_util::Log(h->svc, NBDR_LOG_INFO, key, "snapshot %s: %s of %llu bytes", name, how,
                     static_cast<unsigned long long>(st.st_size));
   return 0;
+}
+
+int SnapshotCopyRanges(void* state, const char* key, const char* name, const uint64_t* ranges,
+                       size_t nranges, uint32_t flags, char* err, size_t errlen) {
+  auto* h = static_cast<FileHandler*>(state);
+  SnapshotPath p;
+  if (int rc = OpenSnapshotPath(h, key, name, &p, err, errlen)) return rc;
+  const std::string part = PartName(p, name);
+  if (flags & NBDR_SNAPSHOT_DISCARD) {
+    if (unlinkat(p.dir.get(), part.c_str(), 0) == 0 || errno == ENOENT) return 0;
+    int e = Errno();
+    SetErr(err, errlen, "remove the unfinished snapshot %s: %s", part.c_str(), strerror(e));
+    return e;
+  }
+  struct stat st, made;
+  UniqueFd src(OpenRegular(p.dir.get(), p.base, O_RDONLY, &st));
+  UniqueFd dst(src.valid() ? OpenRegular(p.dir.get(), part, O_WRONLY, &made) : -1);
+  if (!dst.valid()) {
+    int e = Errno();
+    SetErr(err, errlen, "%s: %s", src.valid() ? part.c_str() : key, strerror(e));
+    return e;
+  }
+  for (size_t i = 0; i < nranges; i++) {
+    const uint64_t off = ranges[2 * i], len = ranges[2 * i + 1];
+    if (off > static_cast<uint64_t>(made.st_size) ||
+        len > static_cast<uint64_t>(made.st_size) - off) {
+      SetErr(err, errlen, "%s: range %llu+%llu lies past its end", part.c_str(),
+             static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
+      return EINVAL;
+    }
+    if (int rc = CopyAgain(h, key, src.get(), dst.get(), off, len)) {
+      SetErr(err, errlen, "%s: copy again: %s", part.c_str(), strerror(rc));
+      return rc;
+    }
+  }
+  return flags & NBDR_SNAPSHOT_FINISH ? CompleteSnapshot(h, p, part, dst.get(), err, errlen) : 0;
 }
 
 int SnapshotDelete(void* state, const char* key, const char* name, char* err, size_t errlen) {

@@ -100,6 +100,7 @@ handler_util::SnapshotCreateFn SnapshotCreate;
 handler_util::SnapshotDeleteFn SnapshotDelete;
 handler_util::SnapshotListFn SnapshotList;
 handler_util::SnapshotRollbackFn SnapshotRollback;
+handler_util::SnapshotCopyRangesFn SnapshotCopyRanges;
 // The snapshots of path on fs (files PATH@NAME), oldest first.
 struct SnapshotFile {
   std::string name;

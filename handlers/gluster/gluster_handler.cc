@@ -502,6 +502,19 @@ int OpenRegular(const Target& t, int flags, GlfsFd* fd, struct stat* st, char* e
 namespace {
 
 // Sets the file's length (a grow leaves a sparse tail) and syncs it.
+int GlusterExportSize(void* export_handle, uint64_t* size, char* err, size_t errlen) {
+  auto* e = static_cast<GlusterExport*>(export_handle);
+  struct stat st;
+  errno = 0;
+  if (glfs_fstat(e->fd, &st) < 0) {
+    int rc = Errno();
+    SetErr(err, errlen, "%s: %s", e->key.c_str(), strerror(rc));
+    return rc;
+  }
+  *size = static_cast<uint64_t>(st.st_size);
+  return 0;
+}
+
 int GlusterResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
                   size_t errlen) {
   Target t;
@@ -708,6 +721,8 @@ const nbdr_handler kGlusterHandler = {
     SnapshotDelete,
     SnapshotList,
     SnapshotRollback,
+    SnapshotCopyRanges,
+    GlusterExportSize,
 };
 
 }  // namespace

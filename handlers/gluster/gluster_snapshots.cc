@@ -31,10 +31,42 @@ using handler_util::SetErr;
 constexpr uint64_t kCopyChunk = 4 << 20;
 constexpr uint64_t kCopyNoteMin = 64 << 20;  // a copy this long logs its progress
 
+// Logs a long copy's progress every tenth of the way (len 0: never).
+struct CopyProgress {
+  const Target& t;
+  uint64_t len;
+  uint64_t next_note = len / 10;
+  void At(uint64_t pos) {
+    if (len < kCopyNoteMin || pos < next_note || pos >= len) return;
+    handler_util::Log(t.h->svc, NBDR_LOG_INFO, t.volname + "/" + t.path, "copying: %llu%%",
+                      static_cast<unsigned long long>(pos * 100 / len));
+    next_note = pos + len / 10;
+  }
+};
+
+// Copies [off, end) of src into dst at the same offsets.
+int CopyBytes(glfs_fd_t* src, glfs_fd_t* dst, uint64_t off, uint64_t end, std::vector<char>* buf,
+              CopyProgress* progress) {
+  while (off < end) {
+    const size_t want = static_cast<size_t>(std::min(end - off, kCopyChunk));
+    errno = 0;
+    ssize_t n = glfs_pread(src, buf->data(), want, static_cast<off_t>(off), 0, nullptr);
+    if (n < 0) return Errno();
+    if (n == 0) return EIO;  // the source ended early
+    errno = 0;
+    if (glfs_pwrite(dst, buf->data(), static_cast<size_t>(n), static_cast<off_t>(off), 0, nullptr,
+                    nullptr) != n)
+      return Errno();
+    off += static_cast<uint64_t>(n);
+    progress->At(off);
+  }
+  return 0;
+}
+
 // Copies src's data extents (the first len bytes) into dst at the same
 // offsets; dst is len bytes long and sparse. Logs progress every tenth.
 int CopyData(const Target& t, glfs_fd_t* src, glfs_fd_t* dst, uint64_t len) {
-  uint64_t next_note = len / 10;
+  CopyProgress progress{t, len};
   auto buf = std::make_unique<std::vector<char>>(kCopyChunk);
   for (uint64_t pos = 0; pos < len;) {
     errno = 0;
@@ -43,23 +75,8 @@ int CopyData(const Target& t, glfs_fd_t* src, glfs_fd_t* dst, uint64_t len) {
     off_t hole = glfs_lseek(src, data, SEEK_HOLE);
     if (hole < 0) return Errno();
     const uint64_t end = std::min<uint64_t>(static_cast<uint64_t>(hole), len);
-    for (uint64_t off = static_cast<uint64_t>(data); off < end;) {
-      const size_t want = static_cast<size_t>(std::min(end - off, kCopyChunk));
-      errno = 0;
-      ssize_t n = glfs_pread(src, buf->data(), want, static_cast<off_t>(off), 0, nullptr);
-      if (n < 0) return Errno();
-      if (n == 0) return EIO;  // the source ended early
-      errno = 0;
-      if (glfs_pwrite(dst, buf->data(), static_cast<size_t>(n), static_cast<off_t>(off), 0, nullptr,
-                      nullptr) != n)
-        return Errno();
-      off += static_cast<uint64_t>(n);
-      if (len >= kCopyNoteMin && off >= next_note && off < len) {
-        handler_util::Log(t.h->svc, NBDR_LOG_INFO, t.volname + "/" + t.path, "copying: %llu%%",
-                          static_cast<unsigned long long>(off * 100 / len));
-        next_note = off + len / 10;
-      }
-    }
+    if (int rc = CopyBytes(src, dst, static_cast<uint64_t>(data), end, buf.get(), &progress))
+      return rc;
     pos = end;
   }
   return 0;
@@ -83,6 +100,20 @@ int ResolveSnapshot(void* state, const char* key, const char* name, Target* t, T
   *snap = *t;
   snap->path = t->path + "@" + name;
   return 0;
+}
+
+// The name a snapshot has while it is made.
+std::string PartName(const Target& t, const char* name) { return t.path + "@.part-" + name; }
+
+// Makes the copy in part (open as dst) snapshot snap: read-only (nothing
+// is meant to write a snapshot), under its name.
+int CompleteSnapshot(const Target& t, const Target& snap, const std::string& part, glfs_fd_t* dst,
+                     char* err, size_t errlen) {
+  errno = 0;
+  if (glfs_fsync(dst, nullptr, nullptr) == 0 && glfs_fchmod(dst, t.h->file_mode & ~0222u) == 0 &&
+      glfs_rename(t.vol->fs, part.c_str(), snap.path.c_str()) == 0)
+    return 0;
+  return PathError("complete", snap.volname, snap.path, err, errlen);
 }
 
 }  // namespace
@@ -132,25 +163,63 @@ int SnapshotCreate(void* state, const char* key, void* /*export_handle*/, const 
   // Made under a name no snapshot has (it starts with '.'), renamed once
   // complete: PATH@NAME is never a partial copy; a crash leaves only the
   // partial file, which the next attempt removes.
-  const std::string part = t.path + "@.part-" + name;
+  const std::string part = PartName(t, name);
   glfs_unlink(t.vol->fs, part.c_str());
   errno = 0;
   GlfsFd dst(glfs_creat(t.vol->fs, part.c_str(), O_WRONLY | O_EXCL, t.h->file_mode));
   if (!dst) return PathError("create", snap.volname, part, err, errlen);
   int rc = CopyInto(t, src.get(), dst.get(), static_cast<uint64_t>(st.st_size));
-  // Read-only from now on: nothing is meant to write a snapshot.
-  if (!rc && (glfs_fchmod(dst.get(), t.h->file_mode & ~0222u) < 0 ||
-              glfs_rename(t.vol->fs, part.c_str(), snap.path.c_str()) < 0))
-    rc = Errno();
   if (rc) {
     errno = rc;
     PathError("copy to", snap.volname, snap.path, err, errlen);
+  } else if (flags & NBDR_SNAPSHOT_UNFINISHED) {
+    return 0;  // SnapshotCopyRanges completes it
+  } else {
+    rc = CompleteSnapshot(t, snap, part, dst.get(), err, errlen);
+  }
+  if (rc) {
     glfs_unlink(t.vol->fs, part.c_str());
     return rc;
   }
   handler_util::Log(t.h->svc, NBDR_LOG_INFO, key, "snapshot %s: a copy of %llu bytes", name,
                     static_cast<unsigned long long>(st.st_size));
   return 0;
+}
+
+int SnapshotCopyRanges(void* state, const char* key, const char* name, const uint64_t* ranges,
+                       size_t nranges, uint32_t flags, char* err, size_t errlen) {
+  Target t, snap;
+  if (int rc = ResolveSnapshot(state, key, name, &t, &snap, err, errlen)) return rc;
+  Target part = t;
+  part.path = PartName(t, name);
+  if (flags & NBDR_SNAPSHOT_DISCARD) {
+    errno = 0;
+    if (glfs_unlink(t.vol->fs, part.path.c_str()) == 0 || errno == ENOENT) return 0;
+    return PathError("remove the unfinished snapshot", part.volname, part.path, err, errlen);
+  }
+  GlfsFd src, dst;
+  struct stat st, made;
+  if (int rc = OpenRegular(t, O_RDONLY, &src, &st, err, errlen)) return rc;
+  if (int rc = OpenRegular(part, O_WRONLY, &dst, &made, err, errlen)) return rc;
+  // The ranges are copied whole, holes as zeroes: they are what clients
+  // wrote meanwhile, mostly data.
+  CopyProgress quiet{t, 0};
+  auto buf = std::make_unique<std::vector<char>>(kCopyChunk);
+  for (size_t i = 0; i < nranges; i++) {
+    const uint64_t off = ranges[2 * i], len = ranges[2 * i + 1];
+    if (off > static_cast<uint64_t>(made.st_size) ||
+        len > static_cast<uint64_t>(made.st_size) - off) {
+      SetErr(err, errlen, "%s: range %llu+%llu lies past its end", part.path.c_str(),
+             static_cast<unsigned long long>(off), static_cast<unsigned long long>(len));
+      return EINVAL;
+    }
+    if (int rc = CopyBytes(src.get(), dst.get(), off, off + len, buf.get(), &quiet)) {
+      errno = rc;
+      return PathError("copy again to", part.volname, part.path, err, errlen);
+    }
+  }
+  return flags & NBDR_SNAPSHOT_FINISH ? CompleteSnapshot(t, snap, part.path, dst.get(), err, errlen)
+                                      : 0;
 }
 
 int SnapshotDelete(void* state, const char* key, const char* name, char* err, size_t errlen) {

@@ -87,10 +87,10 @@ struct OpenedImage {
   rbd_image_t image = nullptr;
 };
 
-// Opens the image key names into *o; "POOL/IMAGE@SNAP" opens snapshot SNAP
-// (read-only only). Returns 0 or a positive errno with err set.
-int OpenImage(RbdHandler* h, const char* key, bool readonly, OpenedImage* o, char* err,
-              size_t errlen);
+// Opens the image key names into *o; mode as open's readonly argument:
+// with NBDR_OPEN_SNAPSHOT, key "POOL/IMAGE@SNAP" opens snapshot SNAP. Returns 0 or a positive errno
+// with err set.
+int OpenImage(RbdHandler* h, const char* key, int mode, OpenedImage* o, char* err, size_t errlen);
 // An operator sentence for a failed librbd call (rc < 0) on ref.
 int ImageError(const char* what, const ImageRef& ref, int rc, char* err, size_t errlen);
 

@@ -360,10 +360,10 @@ int RbdRemove(void* state, const char* key, char* err, size_t errlen) {
 
 namespace rbd_backstore {
 
-int OpenImage(RbdHandler* h, const char* key, bool readonly, OpenedImage* o, char* err,
-              size_t errlen) {
+int OpenImage(RbdHandler* h, const char* key, int mode, OpenedImage* o, char* err, size_t errlen) {
   std::string image_key = key, snap;
-  if (size_t at = image_key.rfind('@'); readonly && at != std::string::npos) {
+  const bool readonly = mode != 0;
+  if (size_t at = image_key.rfind('@'); mode == NBDR_OPEN_SNAPSHOT && at != std::string::npos) {
     snap = image_key.substr(at + 1);  // validated by the runner
     image_key.resize(at);
   }
@@ -422,10 +422,20 @@ int RbdOpen(void* state, const char* key, int readonly, nbdr_export_info* info,
 // Resizes the image (librbd hands the resize to the holder of its
 // exclusive lock, an export of this runner perhaps, which then serves the
 // new size).
+// librbd follows a resize by another client (the header's watch).
+int RbdExportSize(void* export_handle, uint64_t* size, char* err, size_t errlen) {
+  auto* e = static_cast<RbdExport*>(export_handle);
+  if (int rc = rbd_get_size(e->image, size); rc < 0) {
+    SetErr(err, errlen, "rbd image %s: size: %s", e->key.c_str(), strerror(-rc));
+    return -rc;
+  }
+  return 0;
+}
+
 int RbdResize(void* state, const char* key, uint64_t size, int may_shrink, char* err,
               size_t errlen) {
   OpenedImage o;
-  if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, false, &o, err, errlen)) return rc;
+  if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, 0, &o, err, errlen)) return rc;
   uint64_t have = 0;
   int rc = rbd_get_size(o.image, &have);
   if (rc == 0) {
@@ -444,7 +454,7 @@ int RbdResize(void* state, const char* key, uint64_t size, int may_shrink, char*
 int RbdIdentify(void* state, const char* key, char* buf, size_t buflen, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   OpenedImage o;
-  if (int rc = OpenImage(h, key, true, &o, err, errlen)) return rc;
+  if (int rc = OpenImage(h, key, NBDR_OPEN_READONLY, &o, err, errlen)) return rc;
   char id[128] = "";
   int rc = rbd_get_id(o.image, id, sizeof id);
   rbd_close(o.image);
@@ -478,7 +488,7 @@ bool IsOwnAddress(const std::string& owner, const char* mine) {
 int RbdTakeOver(void* state, const char* key, char* err, size_t errlen) {
   auto* h = static_cast<RbdHandler*>(state);
   OpenedImage o;
-  if (int rc = OpenImage(h, key, false, &o, err, errlen)) return rc;
+  if (int rc = OpenImage(h, key, 0, &o, err, errlen)) return rc;
   rbd_lock_mode_t mode;
   char* owners[8];
   size_t count = std::size(owners);
@@ -751,6 +761,8 @@ const nbdr_handler kRbdHandler = {
     SnapshotDelete,
     SnapshotList,
     SnapshotRollback,
+    nullptr,  // snapshot_copy_ranges: RBD snapshots are never copies
+    RbdExportSize,
 };
 
 }  // namespace

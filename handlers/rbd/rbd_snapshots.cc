@@ -50,7 +50,7 @@ rbd_image_t WritableExportImage(void* export_handle, rbd_image_t ours) {
 // Opens key's image for one snapshot call, writable (only then can librbd
 // hand the call to the lock holder).
 int OpenForSnapshot(void* state, const char* key, OpenedImage* o, char* err, size_t errlen) {
-  return OpenImage(static_cast<RbdHandler*>(state), key, false, o, err, errlen);
+  return OpenImage(static_cast<RbdHandler*>(state), key, 0, o, err, errlen);
 }
 
 }  // namespace
@@ -77,7 +77,8 @@ int SnapshotList(void* state, const char* key,
                  void (*each)(void* ctx, const char* name, uint64_t size, int64_t created),
                  void* ctx, char* err, size_t errlen) {
   OpenedImage o;
-  if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, true, &o, err, errlen)) return rc;
+  if (int rc = OpenImage(static_cast<RbdHandler*>(state), key, NBDR_OPEN_READONLY, &o, err, errlen))
+    return rc;
   std::vector<rbd_snap_info_t> snaps(16);
   int max = static_cast<int>(snaps.size());
   int n;

@@ -187,8 +187,11 @@ struct nbdr_handler {
                 char *err, size_t errlen);
   /* Removes the backing object. ENOENT when it does not exist. */
   int (*remove)(void *state, const char *key, char *err, size_t errlen);
-  /* Opens key for serving; fills info and *export. May block; called
-   * concurrently for different keys, never twice at once for one key. */
+  /* Opens key for serving; fills info and *export. readonly is 0, or
+   * NBDR_OPEN_READONLY, or NBDR_OPEN_SNAPSHOT (added in 0.5; read-only
+   * too: key is "KEY@NAME", snapshot NAME of backstore KEY, split at the
+   * last '@'). May block; called concurrently for different keys, never
+   * twice at once for one key. */
   int (*open)(void *state, const char *key, int readonly, struct nbdr_export_info *info,
               void **export_handle, char *err, size_t errlen);
   /* Closes an export. The runner calls it only when no request is in
@@ -272,10 +275,54 @@ struct nbdr_handler {
    * only when the operator forced it. */
   int (*snapshot_rollback)(void *state, const char *key, void *export_handle, const char *name,
                            uint64_t *size, char *err, size_t errlen);
+
+  /* ---- Optional; added in 0.5 at the end (check struct_size) ---- */
+
+  /* Copy snapshots of an open export, taken while its writes go on: a
+   * copy takes as long as the data takes to read and write, longer than a
+   * client waits for a held write. With this callback (and the four
+   * above), the runner takes a copy snapshot (NBDR_SNAPSHOT_COPY) of an
+   * open export in steps, and records what is written meanwhile:
+   *   1. snapshot_create with NBDR_SNAPSHOT_COPY | NBDR_SNAPSHOT_UNFINISHED
+   *      and no export_handle, writes going on: copies key's data into
+   *      snapshot name, which stays unfinished (not listed, not opened,
+   *      and its name taken only for the next create, which replaces it);
+   *   2. snapshot_copy_ranges, writes going on, as often as the runner
+   *      likes: copies the ranges written meanwhile again;
+   *   3. snapshot_copy_ranges with NBDR_SNAPSHOT_FINISH, the export
+   *      quiesced: copies the last ranges and completes the snapshot.
+   * With NBDR_SNAPSHOT_DISCARD (and no ranges) it removes the unfinished
+   * snapshot instead, after a failure. ranges holds nranges pairs
+   * (offset, length) within the size key had at step 1; a range that
+   * reads as zeroes in key must read as zeroes in the snapshot. Returns
+   * 0, or a positive errno with a sentence in err. May block; called from
+   * the runner's control threads. NULL: a copy snapshot of an open export
+   * holds its writes until the copy is complete. */
+  int (*snapshot_copy_ranges)(void *state, const char *key, const char *name,
+                              const uint64_t *ranges, size_t nranges, uint32_t flags,
+                              char *err, size_t errlen);
+
+  /* Sets *size to the size of the open export's backing object now, as
+   * the backend sees it (fstat, rbd_get_size): how the runner notices a
+   * resize done behind its back (a file grown by hand, `rbd resize`)
+   * while the export stays open. Cheap; called from the runner's control
+   * threads when a client asks for the backstore's size (nbd-clid does
+   * every few seconds) and when a client connects to an open export.
+   * Returns 0, or a positive errno with a sentence in err. NULL: such a
+   * resize is seen at the next open. */
+  int (*export_size)(void *export_handle, uint64_t *size, char *err, size_t errlen);
 };
+
+/* open's readonly argument: any value but 0 means read-only. */
+#define NBDR_OPEN_READONLY 1
+#define NBDR_OPEN_SNAPSHOT 2
 
 /* snapshot_create flags. */
 #define NBDR_SNAPSHOT_COPY 0x1u
+#define NBDR_SNAPSHOT_UNFINISHED 0x2u
+/* snapshot_copy_ranges flags. */
+#define NBDR_SNAPSHOT_FINISH 0x4u
+#define NBDR_SNAPSHOT_DISCARD 0x8u
 
 /* The smallest descriptor the runner accepts: one without the optional
  * callbacks above. */

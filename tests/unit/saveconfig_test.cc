@@ -27,6 +27,7 @@ BackstoreRecord Sample() {
   r.create_time = "2026-11-21T10:00:00Z";
   r.extras_json = "{\"volfile_server\":\"h1\"}";
   r.runners = {"node1:24110", "10.0.0.2:7000", "[fd00::3]:24110"};
+  r.rolling_back = "before-upgrade";
   return r;
 }
 
@@ -49,6 +50,7 @@ TEST(Saveconfig, RoundTripsEveryField) {
   EXPECT_EQ(r.create_time, "2026-11-21T10:00:00Z");
   EXPECT_NE(r.extras_json.find("volfile_server"), std::string::npos);
   EXPECT_EQ(r.runners, Sample().runners);
+  EXPECT_EQ(r.rolling_back, "before-upgrade");
 }
 
 TEST(Saveconfig, CorruptFilesAreRefusedWithTheCause) {
@@ -112,6 +114,9 @@ TEST(Saveconfig, FieldsOutsideTheProtocolsLimitsAreRefused) {
       record("\"runners\": [\"fd00::1:24110\"]"),
       record("\"runners\": [\"node 1:24110\"]"),
       record("\"runners\": [7]"),
+      record("\"rolling_back\": \"../x\""),
+      record("\"rolling_back\": \"" + std::string(100, 's') + "\""),
+      record("\"rolling_back\": 1"),
       record("\"runners\": [" + SeventeenRunners() + "]"),
   };
   for (const std::string& text : bad) {

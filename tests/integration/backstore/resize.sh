@@ -9,9 +9,10 @@
 # size, and the record survives a restart. A shrink is refused without
 # 'shrink' and while a client has the backstore open, each with its
 # message, and works once no client has it. An object grown behind the
-# runner's back (truncate, rbd resize) is noticed at the next open: info
-# follows, and a "grow" below such an object's real size is refused
-# rather than cutting it.
+# runner's back (truncate, rbd resize) is noticed at the next open, and
+# while open at the next info: info follows, an open connection may write
+# up to the new end, and a "grow" below such an object's real size is
+# refused rather than cutting it.
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../backstore.sh"
 requires nbdsh nbdinfo qemu-io python3
@@ -133,3 +134,37 @@ expect_fail 1 "more than the 29360128 asked \\(it grew behind the runner's back\
   cli "$BACKEND" resize "$KEY" size 28M
 [ "$(backend_size)" = 33554432 ] || fail "a refused resize changed the object to $(backend_size) bytes"
 pass "$BACKEND: a grow to less than an object grown behind the runner's back is refused, not a silent shrink"
+
+# Grown behind the runner's back while a client holds it open: the next
+# info (what nbd-clid asks every few seconds, to grow mapped devices)
+# finds the new size through the open export; a client that connects now
+# is told it, and the one that held it open all along may write up to the
+# new end at once. (Before, all of this waited for the export's next open.)
+case "$BACKEND" in
+  file) GROW="truncate -s 40M '$T/files/$KEY'" ;;
+  gluster) GROW="truncate -s 40M '$GLUSTER_BRICKS/${KEY%%/*}/${KEY#*/}' && sleep 2" ;;
+  rbd) GROW="rbd -c '$CEPH_CONF' resize --size 40M '$KEY' >/dev/null 2>&1" ;;
+esac
+python3 - "$URI" "$GROW" "$CLI" "$BACKEND" "$KEY" host "$RPC" <<'PY' || fail "a resize behind the runner's back was not seen while the export was open"
+import json, nbd, subprocess, sys
+uri, grow, cli, backend, key, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+NEW = 40 << 20
+h = nbd.NBD()
+h.set_strict_mode(0)  # the client itself would refuse to pass the size it was told
+h.connect_uri(uri)
+old = h.get_size()
+assert old < NEW, old
+subprocess.run(grow, shell=True, check=True)
+info = json.loads(subprocess.run([cli, "--json", backend, "info", key] + extra, check=True,
+                                 capture_output=True, text=True).stdout)
+assert info["size"] == NEW, "info says %d while the export is open" % info["size"]
+n = nbd.NBD()
+n.connect_uri(uri)
+assert n.get_size() == NEW, "a client joining the open export is told %d" % n.get_size()
+n.shutdown()
+h.pwrite(b"Z" * 65536, NEW - 65536)
+assert h.pread(65536, NEW - 65536) == b"Z" * 65536
+h.shutdown()
+print("grown to %d behind the runner's back while open (was %d): info, a new client, the old one follow" % (NEW, old))
+PY
+pass "$BACKEND: an object grown behind the runner's back while open: info follows, a new client is told, the open connection writes past the old end"

@@ -6,7 +6,9 @@
 # read-only export KEY@s1 reads A (qemu-img compare) and refuses writes;
 # list shows s1; a snapshot taken while a client keeps many writes in
 # flight holds every write whole or not at all, and the client sees no
-# error; rollback is refused while a client has the backstore open and
+# error; a copy does not hold writes while it runs, and holds those
+# written meanwhile; a rollback stopped partway by a crash is not served
+# until a rollback completes; rollback is refused while a client has the backstore open and
 # works once none has (the backstore reads A again); delete is refused
 # while s1 is served, and so is deleting a backstore that has snapshots;
 # wrong names and unknown snapshots get their messages. On file without
@@ -14,7 +16,8 @@
 # is said; rbd's are RBD snapshots (rbd snap ls agrees).
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../backstore.sh"
-requires nbdsh qemu-io qemu-img python3
+requires nbdsh qemu-io qemu-img python3 fio
+fio --enghelp=nbd >/dev/null 2>&1 || skip "fio lacks the nbd engine"
 
 bs_start_runner
 bs_create sn/a.img size 8M
@@ -134,20 +137,79 @@ grep -q "snapshot busy0 taken .*writes were held" "$T/log/nbd-runner.log" ||
   fail "the runner did not log how long writes were held"
 pass "$BACKEND: four snapshots under 8 writes in flight hold each whole; the client saw no error ($(grep -o 'writes were held [0-9.]* ms' "$T/log/nbd-runner.log" | tr '\n' ' '))"
 
-# A snapshot is one instant: a write that completed after another must
-# not be in the snapshot unless the other is too. While a copy-made
-# snapshot of 256 MiB runs (its progress logged), a client writes Y at
-# the start (copied already) and then X at the end (not yet copied). The
-# snapshot holds neither (writes are held until it is taken); without the
-# quiescing it would hold X but not Y. A client that opens the snapshot
-# meanwhile waits until it is complete.
+# Under fio: a verify job (random 4 KiB writes, each block stamped with
+# its offset and md5, 16 in flight, then every block read back and
+# checked) runs while two snapshots are taken. fio sees no error, and
+# each snapshot is consistent: every 4 KiB block is untouched (zeroes) or
+# one whole fio block (its header names its own offset, its md5 matches).
+bs_create sn/fio.img size 16M
+FIO_KEY=$(bs_key sn/fio.img)
+cat >"$T/snap.fio" <<FIO
+[snap]
+ioengine=nbd
+uri=$(bs_uri sn/fio.img)
+rw=randwrite
+bs=4k
+iodepth=16
+size=16M
+rate_iops=1000
+verify=md5
+verify_fatal=1
+verify_state_save=0
+do_verify=1
+FIO
+fio --output="$T/snap-fio.out" "$T/snap.fio" &
+fio_pid=$!
+sleep 1
+cli "$BACKEND" snapshot create "$FIO_KEY" f1 "${COPY[@]}" >/dev/null || fail "snapshot f1 under fio failed"
+sleep 1
+cli "$BACKEND" snapshot create "$FIO_KEY" f2 "${COPY[@]}" >/dev/null || fail "snapshot f2 under fio failed"
+wait "$fio_pid" || { cat "$T/snap-fio.out"; fail "fio failed while snapshots were taken"; }
+grep -q 'err= 0' "$T/snap-fio.out" || { cat "$T/snap-fio.out"; fail "fio reported errors"; }
+python3 - "$(bs_uri sn/fio.img)" <<'PY' || fail "a snapshot taken under fio is not consistent"
+import hashlib, nbd, struct, sys
+counts = []
+for name in ("f1", "f2"):
+    h = nbd.NBD()
+    h.connect_uri(sys.argv[1] + "@" + name)
+    written = 0
+    for off in range(0, 16 << 20, 1 << 20):
+        chunk = h.pread(1 << 20, off)
+        for i in range(0, 1 << 20, 4096):
+            b = chunk[i:i + 4096]
+            if b == bytes(4096):
+                continue
+            magic, _, length, _, where = struct.unpack_from("<HHIQQ", b, 0)
+            assert magic == 0xacca and length == 4096 and where == off + i, \
+                "%s: the block at %d is no whole fio block" % (name, off + i)
+            assert hashlib.md5(b[56:]).digest() == b[40:56], "%s: the block at %d is torn" % (name, off + i)
+            written += 1
+    h.shutdown()
+    counts.append(written)
+assert 0 < counts[0] < 4096 and counts[0] <= counts[1], counts
+print("snapshots f1, f2 hold %d and %d whole fio blocks, no torn one" % tuple(counts))
+PY
+cli "$BACKEND" snapshot delete "$FIO_KEY" f1 >/dev/null && cli "$BACKEND" snapshot delete "$FIO_KEY" f2 >/dev/null ||
+  fail "deleting the snapshots taken under fio failed"
+pass "$BACKEND: two snapshots under a running fio verify job: fio saw no error, each snapshot holds whole fio blocks only"
+
+# A copy does not hold writes while it runs (held that long, a kernel
+# client's writes would time out), and the snapshot is still one instant.
+# While a copy-made snapshot of 256 MiB runs (its progress logged), a
+# client writes Y at the start (copied already) and then X at the end
+# (not yet copied): both writes complete while the copy still runs, and
+# the snapshot holds both (what was written meanwhile is copied again,
+# the last time with writes held). Before, both writes waited for the
+# whole copy. A client that opens the snapshot meanwhile waits until it
+# is complete.
 if [ ${#COPY[@]} -gt 0 ]; then
   bs_create sn/big.img size 256M
   BIG_URI=$(bs_uri sn/big.img)
   qemu-io -f raw -c "write -P 0x11 0 256M" "$BIG_URI" >/dev/null || fail "filling sn/big.img failed"
-  python3 - "$BIG_URI" "$T/log/nbd-runner.log" "$CLI" "$BACKEND" "$(bs_key sn/big.img)" host "$RPC" <<'PY' || fail "a write that completed during the snapshot is in it, and an earlier one is not"
+  python3 - "$BIG_URI" "$T/log/nbd-runner.log" "$CLI" "$BACKEND" "$(bs_key sn/big.img)" host "$RPC" <<'PY' || fail "a copy-made snapshot held writes, or missed one written during the copy"
 import nbd, subprocess, sys, threading, time
 uri, log, cli, backend, key, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+END = (256 << 20) - 65536
 h = nbd.NBD()
 h.connect_uri(uri)
 start = open(log).read().count("copying: ")
@@ -161,25 +223,60 @@ early = {}
 def open_early():
     e = nbd.NBD()
     e.connect_uri(uri + "@instant")
-    early["tail"] = e.pread(65536, (256 << 20) - 65536)
+    early["tail"] = e.pread(65536, END)
     e.shutdown()
 opener = threading.Thread(target=open_early)
 opener.start()
 time.sleep(0.05)
 h.pwrite(b"Y" * 65536, 0)
-h.pwrite(b"X" * 65536, (256 << 20) - 65536)
+h.pwrite(b"X" * 65536, END)
+assert snap.poll() is None, "the writes waited until the copy was done"
 assert snap.wait() == 0
 opener.join()
-assert early.get("tail") == b"\x11" * 65536, "a client opened the snapshot before it was complete"
+assert early.get("tail") == b"X" * 65536, "a client opened the snapshot before it was complete"
 s = nbd.NBD()
 s.connect_uri(uri + "@instant")
-y, x = s.pread(65536, 0), s.pread(65536, (256 << 20) - 65536)
-assert x != b"X" * 65536 or y == b"Y" * 65536, "X is in the snapshot but Y, written before it, is not"
-assert x == y == b"\x11" * 65536, "a write issued while the snapshot was taken is in it"
+y, x = s.pread(65536, 0), s.pread(65536, END)
+assert y == b"Y" * 65536, "Y, written during the copy where it was copied already, is missing"
+assert x == b"X" * 65536, "X, written during the copy, is missing"
+assert s.pread(65536, 65536) == b"\x11" * 65536, "the data around the writes changed"
 s.shutdown()
 subprocess.run([cli, backend, "snapshot", "delete", key, "instant"] + extra, check=True)
 PY
-  pass "$BACKEND: writes issued during a copy-made snapshot wait for it; it is one instant"
+  grep -q "snapshot instant copied while writes went on" "$T/log/nbd-runner.log" ||
+    fail "the runner did not log the copy's rounds"
+  pass "$BACKEND: writes during a copy-made snapshot complete while it runs, and it holds them ($(grep -o 'copied again: .* with writes held' "$T/log/nbd-runner.log" | tail -1))"
+
+  # A rollback that stops partway (here the runner is killed during its
+  # copy) leaves the backstore holding parts of both: after a restart it
+  # is not served, with a message saying how to complete it, and a
+  # rollback again brings the snapshot's data back whole. (Before, the
+  # mixed disk was served as if nothing had happened.)
+  BIG_KEY=$(bs_key sn/big.img)
+  cli "$BACKEND" snapshot create "$BIG_KEY" base copy >/dev/null || fail "snapshot base failed"
+  qemu-io -f raw -c "write -P 0x33 0 8M" "$BIG_URI" >/dev/null || fail "writing over sn/big.img failed"
+  start=$(grep -c "copying: " "$T/log/nbd-runner.log")
+  "$CLI" "$BACKEND" snapshot rollback "$BIG_KEY" base force host "$RPC" >"$T/rollback.out" 2>&1 &
+  rollback_pid=$!
+  for _ in $(seq 3000); do
+    [ "$(grep -c "copying: " "$T/log/nbd-runner.log")" -gt "$start" ] && break
+    sleep 0.01
+  done
+  [ "$(grep -c "copying: " "$T/log/nbd-runner.log")" -gt "$start" ] || fail "the rollback logged no progress"
+  kill_now
+  if wait "$rollback_pid"; then fail "the rollback completed although its runner was killed"; fi
+  bs_start_runner
+  URI=$(bs_uri sn/a.img)
+  BIG_URI=$(bs_uri sn/big.img)
+  HOSTPORT=${NBD#nbd://}
+  if nbdinfo --size "$BIG_URI" >"$T/nbdinfo.out" 2>&1; then fail "a backstore whose rollback stopped partway is served"; fi
+  grep -q "rollback to snapshot base did not complete" "$T/log/nbd-runner.log" ||
+    fail "the runner did not say why it refused to serve sn/big.img"
+  cli "$BACKEND" snapshot rollback "$BIG_KEY" base >/dev/null || fail "the second rollback failed"
+  qemu-io -f raw -c "read -P 0x59 0 64k" -c "read -P 0x11 64k 8M" "$BIG_URI" >"$T/qio" &&
+    ! grep -q "verification failed" "$T/qio" || { cat "$T/qio"; fail "after the second rollback sn/big.img does not read the snapshot"; }
+  cli "$BACKEND" snapshot delete "$BIG_KEY" base >/dev/null || fail "deleting snapshot base failed"
+  pass "$BACKEND: a rollback stopped partway by a crash is not served after the restart; a rollback again completes it"
 fi
 
 # Rollback: refused while a client has the backstore open.
