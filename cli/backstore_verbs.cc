@@ -226,14 +226,19 @@ int DoList(const Command& c) {
     return kExitOk;
   }
   if (list.backstores_len == 0) {
-    printf("no %s backstores%s\n", c.type.c_str(),
+    printf("no %sbackstores%s\n", c.type.empty() ? "" : (c.type + " ").c_str(),
            c.filter.empty() || c.filter == "all" ? "" : (" in state " + c.filter).c_str());
     return kExitOk;
   }
+  // Without a type (nbd-cli list), each row names its type: TYPE/KEY.
+  auto shown_key = [&](const nbdr_backstore& b) {
+    return Printable(c.type.empty() ? MakeExportName(b.type, b.key) : std::string(b.key));
+  };
   size_t w = 6;
   for (u_int i = 0; i < list.backstores_len; i++)
-    w = std::max(w, Printable(list.backstores_val[i].key).size());
-  printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %-7s  %s\n", static_cast<int>(w), "KEY", "SIZE",
+    w = std::max(w, shown_key(list.backstores_val[i]).size());
+  printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %-7s  %s\n", static_cast<int>(w),
+         c.type.empty() ? "TYPE/KEY" : "KEY", "SIZE",
          "STATUS", "MODE", "DEVICE", "KERNEL", "RUNNERS", "CLIENT");
   for (u_int i = 0; i < list.backstores_len; i++) {
     const nbdr_backstore& b = list.backstores_val[i];
@@ -245,7 +250,7 @@ int DoList(const Command& c) {
     }
     // Text from the runner (or a hand-edited saveconfig.json) is escaped.
     printf("%-*s  %12s  %-8s  %-4s  %-10s  %-12s  %-7s  %s\n", static_cast<int>(w),
-           Printable(b.key).c_str(), FormatSize(b.size).c_str(), Printable(b.status).c_str(),
+           shown_key(b).c_str(), FormatSize(b.size).c_str(), Printable(b.status).c_str(),
            b.readonly ? "ro" : "rw", *b.device ? Printable(b.device).c_str() : "-",
            KernelView(*client, b).c_str(), runners.c_str(),
            *b.client ? Printable(b.client).c_str() : "-");

@@ -51,6 +51,7 @@ const char kUsage[] =
     "  nbd-cli TYPE snapshot rollback KEY NAME [force] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE replace KEY OLD_HOST[:PORT] NEW_HOST[:PORT] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE list [created|mapped|dead|all] [host HOST[:PORT]]\n"
+    "  nbd-cli list [created|mapped|dead|all] [host HOST[:PORT]]\n"
     "  nbd-cli TYPE info KEY [host HOST[:PORT]]\n"
     "  nbd-cli TYPE map KEY [/dev/nbdX] [readonly] [timeout SECONDS] [dead-timeout SECONDS]\n"
     "                       [connections N] [host HOST[:PORT][,HOST[:PORT]...]]\n"
@@ -326,6 +327,11 @@ int main(int argc, char** argv) {
     c.verb = "version";
     if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;
     return DoVersion(c);
+  }
+  if (args[0] == "list") {  // every type's backstores
+    c.verb = "list";
+    if (int rc = ParseOptions(args, 1, &c); rc >= 0) return rc;
+    return DoList(c);
   }
   c.type = args[0] == "ceph" ? "rbd" : args[0];
   if (!ValidateType(c.type).ok()) return Usage("unknown command '" + args[0] + "'");

@@ -311,6 +311,7 @@ Status BackstoreRegistry::Unregister(const std::string& type, const std::string&
   {
     MutexLock l(&mu_);
     entries_.erase(name);
+    ForgetStatsLocked(name);
   }
   Status ps = SaveLocked();
   if (!ps.ok()) {
@@ -337,6 +338,7 @@ Status BackstoreRegistry::ForgetEntry(const std::string& name) {
     MutexLock l(&mu_);
     kept = std::move(entries_[name]);
     entries_.erase(name);
+    ForgetStatsLocked(name);
   }
   if (Status ps = SaveLocked(); !ps.ok()) {
     MutexLock l(&mu_);

@@ -123,6 +123,12 @@ class BackstoreRegistry {
   ObjectCheck CheckObject(const BackstoreRecord& record) const;
   Expected<BackstoreRecord> Get(const std::string& type, const std::string& key)
       EXCLUDES(mu_, save_mu_);
+  // The counts of export_name's clients (export_stats.h), made on first
+  // use, and every export's, by export name.
+  std::shared_ptr<ExportStats> StatsFor(const std::string& export_name) EXCLUDES(mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<ExportStats>>> AllStats() const EXCLUDES(mu_);
+  // How many backstores are registered, by type (reads only: no expiry).
+  std::map<std::string, size_t> CountByType() const EXCLUDES(mu_);
   // Asks the handlers of open backstores of type (empty: all), or of key
   // only, for their objects' size now, and follows one resized behind the
   // runner's back (the record, and a grown object's open export).
@@ -270,10 +276,16 @@ class BackstoreRegistry {
   // EEXIST when KEY@NAME is a registered backstore, not snapshot NAME.
   Status RegisteredAsBackstoreLocked(const std::string& type, const std::string& key,
                                      const std::string& snapshot) const REQUIRES(mu_);
-  // Checks that snapshot exists, and records (saved) that a rollback to it
-  // begins: see BackstoreRecord::rolling_back.
-  Status MarkRollingBack(const LoadedHandler& h, const std::string& type, const std::string& key,
-                         const std::string& snapshot) EXCLUDES(mu_, save_mu_);
+  // EIO, saying how to complete it, when a rollback of record's backstore
+  // did not complete (BackstoreRecord::rolling_back): it is not served.
+  static Status NotMidRollback(const BackstoreRecord& record);
+  // ENOENT unless key has snapshot.
+  static Status SnapshotMustExist(const LoadedHandler& h, const std::string& key,
+                                  const std::string& snapshot);
+  // Records (saved) that a rollback to snapshot begins ("": that none
+  // does): see BackstoreRecord::rolling_back.
+  Status SetRollingBack(const std::string& type, const std::string& key,
+                        const std::string& snapshot) EXCLUDES(mu_, save_mu_);
   static Status RefuseUnforcedRollback(const std::string& name, const BackstoreRecord& record,
                                        const OpenExport* open);
   // What is open of name serves size from now on.
@@ -377,6 +389,10 @@ class BackstoreRegistry {
   // Snapshots open for NBD clients, or being opened, by export name
   // (TYPE/KEY@NAME); others are dropped as they are found.
   std::map<std::string, ExportSharing> snapshot_sharing_ GUARDED_BY(mu_);
+  // What the clients of each export did (backstore_registry_stats.cc), by
+  // export name: its snapshots' too; dropped with the backstore.
+  std::map<std::string, std::shared_ptr<ExportStats>> stats_ GUARDED_BY(mu_);
+  void ForgetStatsLocked(const std::string& name) REQUIRES(mu_);
   uint64_t last_map_token_ GUARDED_BY(mu_);  // starts at the clock: no token repeats a restart's
 };
 

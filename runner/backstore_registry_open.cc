@@ -63,6 +63,17 @@ Expected<BackstoreRecord> BackstoreRegistry::ServedRecord(const std::string& exp
   return slot->record;
 }
 
+Status BackstoreRegistry::NotMidRollback(const BackstoreRecord& record) {
+  if (!record.snapshot.empty() || record.rolling_back.empty()) return Status();
+  const std::string name = record.ExportName();
+  LOG_ERROR(name, "not served: a rollback to snapshot %s did not complete",
+            record.rolling_back.c_str());
+  return Status::Error(
+      EIO, "refusing to serve " + name + ": a rollback to snapshot " + record.rolling_back +
+               " did not complete, so it may hold parts of both; 'nbd-cli " + record.type +
+               " snapshot rollback " + record.key + " " + record.rolling_back + "' completes it");
+}
+
 Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     const std::string& export_name, const std::string& tls_identity) {
   if (auto parsed = ParseExportName(export_name); !parsed) return parsed.status();
@@ -111,11 +122,14 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenForServing(
     }
   }
   if (shared) {
+    // Still open after a forced rollback that failed: not for new clients.
+    if (Status s = NotMidRollback(record); !s.ok()) return s;
     // A client joins an open export: it is told the size the object has now.
     if (record.snapshot.empty()) FollowOpenSize(record, shared.get());
     return shared;
   }
   auto opened = OpenBackend(export_name, record);
+  if (opened) (*opened)->SetStats(StatsFor(export_name));
   bool resizing = false;
   {
     MutexLock l(&mu_);
@@ -158,15 +172,7 @@ Expected<std::shared_ptr<OpenExport>> BackstoreRegistry::OpenBackend(
     const std::string& export_name, const BackstoreRecord& record) const {
   const LoadedHandler* h = handlers_->Find(record.type);
   if (!h) return CheckHandler(record.type);
-  if (record.snapshot.empty() && !record.rolling_back.empty()) {
-    LOG_ERROR(export_name, "not served: a rollback to snapshot %s did not complete",
-              record.rolling_back.c_str());
-    return Status::Error(EIO, "refusing to serve " + export_name + ": a rollback to snapshot " +
-                                  record.rolling_back +
-                                  " did not complete, so it may hold parts of both; 'nbd-cli " +
-                                  record.type + " snapshot rollback " + record.key + " " +
-                                  record.rolling_back + "' completes it");
-  }
+  if (Status s = NotMidRollback(record); !s.ok()) return s;
   ObjectCheck c = record.snapshot.empty() ? CheckObject(record) : ObjectCheck{};
   if (c.state == ObjectCheck::kUnknown) LOG_WARN(export_name, "%s", c.problem.c_str());
   if (c.state == ObjectCheck::kReplaced) {

@@ -30,8 +30,18 @@ constexpr const char* kDeletingSnapshot = "changed (a snapshot of it is being de
 // Copies of what writes changed during a copy snapshot, with the writes
 // going on, before the last one with them held; they stop earlier once
 // less than kHeldCopyBytes is left.
-constexpr int kLiveCopyRounds = 4;
+constexpr int kLiveCopyRounds = 8;
 constexpr uint64_t kHeldCopyBytes = 16 << 20;
+// More than this left to copy with writes held, after the rounds, and the
+// snapshot is refused: writes change the disk faster than it is copied.
+constexpr uint64_t kMaxHeldCopyBytes = 256 << 20;
+
+// The errnos with which a handler's snapshot_rollback says it changed
+// nothing (handler ABI): the object needs no guard.
+bool RollbackLeftObjectAlone(int code) {
+  return code == ENOENT || code == EACCES || code == EPERM || code == EBUSY || code == ENOTSUP ||
+         code == EINVAL;
+}
 
 bool IsMapped(const BackstoreRecord& r) {
   return r.status == NBDR_STATUS_MAPPING || r.status == NBDR_STATUS_MAPPED ||
@@ -112,13 +122,21 @@ Status BackstoreRegistry::CopyWhileWriting(const LoadedHandler& h, OpenExport* o
   open->TrackWrites(&dirty);
   Status s =
       h.SnapshotCreate(key, nullptr, snapshot, NBDR_SNAPSHOT_COPY | NBDR_SNAPSHOT_UNFINISHED);
-  uint64_t again = 0, bytes = 0;
-  for (int round = 0; s.ok() && round < kLiveCopyRounds && dirty.MarkedBytes() > kHeldCopyBytes;
+  uint64_t again = 0, bytes = 0, last = UINT64_MAX;
+  // Rounds while what is left to copy is large and shrinks.
+  for (int round = 0; s.ok() && round < kLiveCopyRounds && dirty.MarkedBytes() > kHeldCopyBytes &&
+                      dirty.MarkedBytes() < last;
        round++) {
     std::vector<uint64_t> ranges = dirty.Take(&bytes);
     again += bytes;
+    last = bytes;
     s = h.SnapshotCopyRanges(key, snapshot, ranges, 0);
   }
+  if (s.ok() && dirty.MarkedBytes() > kMaxHeldCopyBytes)
+    s = Status::Error(EBUSY, "not snapshotting " + name + ": its clients change more than " +
+                                 FormatSize(kMaxHeldCopyBytes) +
+                                 " while it is copied, which would hold their writes for as long "
+                                 "as that takes to copy; try again when it is quieter");
   // The last copy, of what was written since, with writes held; writes
   // stop marking while none is in flight (a write marks before it leaves
   // the gate).
@@ -202,7 +220,10 @@ Status BackstoreRegistry::SnapshotDelete(const std::string& type, const std::str
   auto open = BeginObjectChange(name, kDeletingSnapshot, &record);
   if (!open) return open.status();
   Status s;
-  {
+  if (record.rolling_back == snapshot)
+    s = Status::Error(EBUSY, "not deleting snapshot " + snapshot + ": a rollback of " + name +
+                                 " to it did not complete; roll back to it again first");
+  if (s.ok()) {
     MutexLock l(&mu_);
     s = RegisteredAsBackstoreLocked(type, key, snapshot);
     auto it = snapshot_sharing_.find(served);
@@ -211,6 +232,10 @@ Status BackstoreRegistry::SnapshotDelete(const std::string& type, const std::str
         s = Status::Error(EBUSY, "not deleting snapshot " + snapshot + ": " + busy);
   }
   if (s.ok()) s = (*h)->SnapshotDelete(key, snapshot);
+  if (s.ok()) {
+    MutexLock l(&mu_);
+    stats_.erase(served);
+  }
   EndObjectChange(name);
   if (s.ok()) LOG_INFO(name, "snapshot %s deleted", snapshot.c_str());
   return s;
@@ -251,15 +276,18 @@ Status BackstoreRegistry::RefuseUnforcedRollback(const std::string& name,
   return Status();
 }
 
-Status BackstoreRegistry::MarkRollingBack(const LoadedHandler& h, const std::string& type,
-                                          const std::string& key, const std::string& snapshot) {
+Status BackstoreRegistry::SnapshotMustExist(const LoadedHandler& h, const std::string& key,
+                                            const std::string& snapshot) {
   auto snaps = h.SnapshotList(key);
   if (!snaps) return snaps.status();
   if (std::none_of(snaps->begin(), snaps->end(),
                    [&](const LoadedHandler::Snapshot& s) { return s.name == snapshot; }))
     return Status::Error(ENOENT, key + " has no snapshot named " + snapshot);
-  // Saved before the object changes: a rollback that stops partway (or a
-  // runner that dies meanwhile) leaves a record that is not served.
+  return Status();
+}
+
+Status BackstoreRegistry::SetRollingBack(const std::string& type, const std::string& key,
+                                         const std::string& snapshot) {
   return UpdateAndSave(type, key, [&](Entry& e) REQUIRES(mu_) {
     e.record.rolling_back = snapshot;
     return Status();
@@ -280,13 +308,20 @@ Expected<uint64_t> BackstoreRegistry::SnapshotRollback(const std::string& type,
     MutexLock l(&mu_);
     s = RegisteredAsBackstoreLocked(type, key, snapshot);
   }
-  if (s.ok()) s = MarkRollingBack(**h, type, key, snapshot);
-  const bool marked = s.ok();
+  if (s.ok()) s = SnapshotMustExist(**h, key, snapshot);
+  bool marked = false;
   uint64_t size = 0;
   double held_ms = -1;
   if (s.ok())
     s = Quiesced(open->get(), &held_ms, [&](void* handle) {
+      // Saved before the object changes: a rollback that stops partway
+      // (or a runner that dies meanwhile) leaves a record not served.
+      if (Status m = SetRollingBack(type, key, snapshot); !m.ok()) return m;
+      marked = true;
       auto rolled = (*h)->SnapshotRollback(key, handle, snapshot);
+      // Refused before anything changed (handler ABI): nothing to guard.
+      if (!rolled && RollbackLeftObjectAlone(rolled.status().code()))
+        marked = !SetRollingBack(type, key, "").ok();
       if (!rolled) return rolled.status();
       size = *rolled;
       if (*open) (*open)->SetSize(size);

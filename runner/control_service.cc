@@ -334,7 +334,6 @@ void ControlService::List(const nbdr_list_args& a, const std::string* visible_to
     SetStatus(s, &r->status, &r->message, "");
     return;
   }
-  registry_->FollowOpenSizes(type);
   auto records = registry_->List(type, status);
   if (visible_to)
     std::erase_if(records,

@@ -33,6 +33,7 @@ struct InflightRequest : nbdr_request {
   size_t data_capacity = 0;
   std::vector<nbdr_extent> extent_buf;
   uint64_t requested_length = 0;
+  int64_t started_ns = -1;          // when it was submitted (steady clock), for ExportStats
   WriteGate* write_gate = nullptr;  // held shared until completion (realigned_io.h)
   // The reply: header, then reply_data (read payload, error message or
   // block status descriptors), written as one iovec pair.

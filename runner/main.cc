@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -26,6 +27,8 @@
 #include "runner/control_service.h"
 #include "runner/handler_set.h"
 #include "runner/minted_keys.h"
+#include "runner/metrics_server.h"
+#include "runner/metrics_text.h"
 #include "runner/nbd_server.h"
 #include "runner/rpc_server.h"
 #include "runner/runner_options.h"
@@ -82,6 +85,17 @@ Expected<UniqueFd> LockStateDir(const std::string& state_dir) {
 // Tells systemd (Type=notify) about the daemon's state; a no-op when not
 // started by systemd.
 void Notify(const std::string& state) { sd_notify(0, state.c_str()); }
+
+// What the metrics endpoint shows now (metrics_text.h).
+MetricsSnapshot TakeMetrics(const BackstoreRegistry& registry, const HandlerSet& handlers) {
+  MetricsSnapshot m;
+  m.exports = registry.AllStats();
+  for (const std::string& type : handlers.Types()) m.backstores[type] = 0;
+  for (const auto& [type, n] : registry.CountByType()) m.backstores[type] = n;
+  m.process = ProcessSample::Read();
+  m.version = NBDR_PACKAGE_VERSION;
+  return m;
+}
 
 // The NBD port's TLS credentials, which consult the keys minted for
 // backstores with auth. Those are loaded even with TLS off, so a damaged
@@ -301,12 +315,39 @@ sigset_t BlockSignals() {
   return sigs;
 }
 
-// Serves until SIGTERM or SIGINT; SIGHUP runs reload.
-template <typename Fn>
-void WaitForStop(const sigset_t& sigs, Fn reload) {
+// What STATUS= tells systemd (systemctl status shows it).
+std::string ServingStatus(const BackstoreRegistry& registry) {
+  int64_t connections = 0;
+  for (const auto& [name, stats] : registry.AllStats())
+    connections += stats->connections.load(std::memory_order_relaxed);
+  size_t backstores = 0;
+  for (const auto& [type, n] : registry.CountByType()) backstores += n;
+  return "STATUS=serving " + std::to_string(backstores) + " backstores, " +
+         std::to_string(registry.OpenCount()) + " open, " + std::to_string(connections) +
+         " NBD connections";
+}
+
+// How often the main loop tells systemd how it is: half the unit's
+// WatchdogSec when it has one, else every 10 s (STATUS= only).
+std::chrono::milliseconds TickInterval(bool* watchdog) {
+  uint64_t usec = 0;
+  *watchdog = sd_watchdog_enabled(0, &usec) > 0 && usec > 0;
+  return *watchdog ? std::chrono::milliseconds(std::max<uint64_t>(usec / 2000, 100))
+                   : std::chrono::milliseconds(10000);
+}
+
+// Serves until SIGTERM or SIGINT; SIGHUP runs reload; between signals,
+// tick runs every interval.
+template <typename Fn, typename Tick>
+void WaitForStop(const sigset_t& sigs, std::chrono::milliseconds interval, Fn reload, Tick tick) {
   for (;;) {
-    int sig = 0;
-    if (sigwait(&sigs, &sig) != 0) continue;
+    timespec wait{static_cast<time_t>(interval.count() / 1000),
+                  static_cast<long>(interval.count() % 1000) * 1000000};
+    int sig = sigtimedwait(&sigs, nullptr, &wait);
+    if (sig < 0) {
+      if (errno == EAGAIN) tick();
+      continue;
+    }
     if (sig == SIGHUP) {
       Notify("RELOADING=1");
       reload();
@@ -392,13 +433,31 @@ int main(int argc, char** argv) {
   control.SetIoAddress({opts.io_host, nbd.port()});
   if (Status s = rpc.Start(); !s.ok()) return Fail(s);
   if (Status s = StartAdminSocket(opts, &rpc); !s.ok()) return Fail(s);
+  MetricsServer metrics([&] { return RenderMetrics(TakeMetrics(registry, handlers)); });
+  if (opts.metrics_port >= 0)
+    if (Status s = metrics.Start(opts.metrics_host, static_cast<uint16_t>(opts.metrics_port));
+        !s.ok())
+      return Fail(s);
   LOG_INFO("", "NBD listening on %s (port %u)", nbd.address().c_str(), nbd.port());
   LOG_INFO("", "control RPC listening on %s (port %u)", rpc.address().c_str(), rpc.port());
   WarnAboutExposedPorts(opts, nbd.address(), rpc.address());
   Notify("READY=1\nSTATUS=serving NBD on " + nbd.address() + ", control RPC on " + rpc.address());
   if (detacher) detacher->Serving();
 
-  WaitForStop(sigs, [&] { Reload(argc, argv, &opts, &registry, &nbd); });
+  bool watchdog = false;
+  const auto interval = TickInterval(&watchdog);
+  if (watchdog) LOG_INFO("", "systemd watchdog: alive every %lld ms", (long long)interval.count());
+  WaitForStop(
+      sigs, interval, [&] { Reload(argc, argv, &opts, &registry, &nbd); },
+      [&] {
+        // Alive only while the NBD event loop beats: a loop stuck longer
+        // than the watchdog lets systemd restart the runner.
+        const auto& loop = nbd.stall_watch();
+        std::string state = ServingStatus(registry);
+        if (watchdog && !loop.StalledSince(loop.stalls())) state = "WATCHDOG=1\n" + state;
+        Notify(state);
+      });
+  metrics.Stop();
   rpc.Stop();
   nbd.Stop();
   LOG_INFO("", "stopped cleanly");

@@ -16,6 +16,7 @@
 
 #include "runner/backstore.h"
 #include "runner/dirty_ranges.h"
+#include "runner/export_stats.h"
 #include "runner/handler_set.h"
 #include "runner/write_gate.h"
 
@@ -52,6 +53,10 @@ class OpenExport {
   // before it leaves the write gate. Stop (null) only with the gate held
   // exclusively: no writer is marking then.
   void TrackWrites(DirtyRanges* dirty) { tracking_.store(dirty, std::memory_order_release); }
+  // What its clients did (export_stats.h): the registry's counts for the
+  // export, shared by every open of it; counts of its own until set.
+  ExportStats* stats() const { return stats_.get(); }
+  void SetStats(std::shared_ptr<ExportStats> stats) { stats_ = std::move(stats); }
   void NoteWritten(uint64_t offset, uint64_t length) const {
     if (DirtyRanges* d = tracking_.load(std::memory_order_acquire)) d->Mark(offset, length);
   }
@@ -64,6 +69,7 @@ class OpenExport {
   std::atomic<uint64_t> size_{0};
   mutable WriteGate write_gate_;
   std::atomic<DirtyRanges*> tracking_{nullptr};
+  std::shared_ptr<ExportStats> stats_ = std::make_shared<ExportStats>();
 };
 
 class ExportSharing {

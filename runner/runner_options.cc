@@ -34,7 +34,7 @@ const std::set<std::string> kRunnerKeys = {
     "max-connections", "max-connections-per-peer", "mapping-timeout", "busy-poll-us",
     "send-timeout", "max-buffer-memory",
     "tls", "tls-certificates", "tls-psk", "tls-verify-peer", "control-socket",
-    "control-admins"};
+    "control-admins", "metrics-host", "metrics-port"};
 // The word before an option name's first '-' ("gluster" of
 // "gluster-hosts"), the namespace handler options are named in; "" when
 // there is none.
@@ -119,6 +119,7 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
   else if (key == "tls-certificates") o->tls.certificates_dir = value;
   else if (key == "tls-psk") o->tls.psk_file = value;
   else if (key == "control-socket") o->control_socket = value;
+  else if (key == "metrics-host") o->metrics_host = value;
   else if (key == "control-admins") {
     auto ids = ParseTlsIdentityList(value);
     if (!ids) return ids.status().WithContext("--control-admins");
@@ -137,6 +138,10 @@ Status Apply(RunnerOptions* o, const std::string& key, const std::string& value,
     auto l = ParseLogLevel(value);
     if (!l) return l.status().WithContext("--log-level");
     o->log_level = *l;
+  } else if (key == "metrics-port") {
+    auto v = num(0, 65535);
+    if (!v) return v.status();
+    o->metrics_port = static_cast<int>(*v);
   } else if (key == "rpc-port" || key == "io-port") {
     auto v = num(0, 65535);
     if (!v) return v.status();
@@ -260,6 +265,9 @@ std::string RunnerUsage(const std::string& handler_dir, const std::string& handl
       "  --tls-verify-peer        X.509 clients must present a certificate signed by the CA\n"
       "  --control-admins IDS     TLS identities (psk:ID, x509:DN) that may administer over\n"
       "                           the control port; other identities are clients\n"
+      "  --metrics-port N         serve Prometheus metrics on http://HOST:N/metrics\n"
+      "                           (default: off; 0 = any free port, logged)\n"
+      "  --metrics-host ADDR      the metrics address (default 127.0.0.1)\n"
       "  --foreground             stay in the foreground and log to stderr too\n"
       "  --check-config           check the configuration (options, handlers and their\n"
       "                           options, saveconfig.json) and exit: 0 when a start\n"
@@ -311,6 +319,9 @@ Expected<RunnerOptions> ParseRunnerOptions(int argc, char** argv) {
     if (Status s = Apply(&o, it.key, it.value, "command line"); !s.ok()) return s;
   }
   if (Status s = CheckTlsOptions(o); !s.ok()) return s;
+  if (o.all.count("metrics-host") && o.metrics_port < 0)
+    return Status::Error(EINVAL, "metrics-host given without metrics-port: the metrics endpoint "
+                                 "is off until metrics-port is set");
   ApplySecureDefaults(&o);
   return o;
 }

@@ -53,6 +53,9 @@ struct RunnerOptions {
   std::vector<std::string> control_admins;
   // The admin unix socket ("" = none).
   std::string control_socket = "/run/nbd-runner/control.sock";
+  // The Prometheus endpoint (metrics_server.h): off while metrics_port < 0.
+  std::string metrics_host = kLoopback;
+  int metrics_port = -1;
   TlsOptions tls;  // tls, tls-certificates, tls-psk, tls-verify-peer
 
   // Every key = value seen (runner and handler options), for handlers.

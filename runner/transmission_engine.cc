@@ -23,6 +23,7 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
       opts_(server->options()),
       log_name_(log_name),
       registry_(server->registry()),
+      stats_(exp_.open->stats()),
       peer_host_(std::move(peer_host)),
       stall_watch_(&server->stall_watch()),
       stalls_at_start_(stall_watch_->stalls()),
@@ -33,9 +34,13 @@ TransmissionEngine::TransmissionEngine(Transport* transport, NegotiatedExport ne
       rbuf_(new uint8_t[kReadBufferSize]) {
   for (int i = 0; i < std::max(1, opts_.readers_per_connection); i++)
     readers_.push_back(std::make_unique<Reader>());
+  stats_->connections.fetch_add(1, std::memory_order_relaxed);
+  stats_->connections_total.fetch_add(1, std::memory_order_relaxed);
 }
 
-TransmissionEngine::~TransmissionEngine() = default;
+TransmissionEngine::~TransmissionEngine() {
+  stats_->connections.fetch_sub(1, std::memory_order_relaxed);
+}
 
 TransmissionEngine::Outcome TransmissionEngine::Serve() {
   if (!started_) {

@@ -185,6 +185,7 @@ class TransmissionEngine {
   const NbdServerOptions& opts_;
   const std::string* const log_name_;
   BackstoreRegistry* const registry_;
+  ExportStats* const stats_;  // the export's (export_stats.h)
   const std::string peer_host_;  // the client's address without its port
   std::vector<std::unique_ptr<Reader>> readers_;
 

@@ -5,6 +5,7 @@
 // an export that reports none), and whether a connection is a kernel
 // mapping's, which fencing asks before each write.
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "runner/realigned_io.h"
@@ -16,6 +17,12 @@ namespace nbdr {
 using namespace nbd;
 
 namespace {
+
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 uint32_t HandlerRequestType(uint16_t command) {
   switch (command) {
@@ -44,6 +51,8 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
   ir->cookie = h.cookie;
   ir->command = h.type;
   ir->requested_length = h.length;
+  ir->started_ns = SteadyNs();
+  stats_->in_flight.fetch_add(1, std::memory_order_relaxed);
   ir->accounted_bytes = (h.type == kCmdRead || h.type == kCmdWrite) ? h.length : 0;
   ir->type = HandlerRequestType(h.type);
   ir->offset = h.offset;
@@ -57,7 +66,8 @@ void TransmissionEngine::SubmitRequest(const RequestHeader& h, uint8_t* payload,
     case kCmdRead:
       ir->data = buffers_->Get(h.length, &ir->data_capacity);
       ir->buf = ir->data;
-      if (!ir->data) {  // out of memory: this request fails, not the runner
+      if (!ir->data) {        // out of memory: this request fails, not the runner
+        ir->started_ns = -1;  // the handler never saw it: not timed
         Finish(ir, ENOMEM);
         return;
       }
@@ -101,6 +111,9 @@ void TransmissionEngine::Finish(InflightRequest* ir, int error) {
     ir->write_gate = nullptr;
   }
   if (error < 0) error = -error;  // tolerate handlers that pass -errno
+  stats_->Count(ir->command, ir->requested_length, error,
+                ir->started_ns < 0 ? -1 : SteadyNs() - ir->started_ns);
+  stats_->in_flight.fetch_sub(1, std::memory_order_relaxed);
   if (error) {
     LOG_DEBUG(*log_name_, "%s at %llu+%llu failed: %s", CommandName(ir->command),
               static_cast<unsigned long long>(ir->offset),
@@ -114,6 +127,7 @@ void TransmissionEngine::Finish(InflightRequest* ir, int error) {
 void TransmissionEngine::ReplyError(const RequestHeader& h, int err, const char* why) {
   LOG_DEBUG(*log_name_, "%s (0x%x) at %llu+%u refused: %s", CommandName(h.type), h.flags,
             static_cast<unsigned long long>(h.offset), h.length, why);
+  stats_->Count(h.type, h.length, err, -1);
   auto* ir = new InflightRequest();
   ir->cookie = h.cookie;
   ir->command = h.type;
@@ -124,6 +138,7 @@ void TransmissionEngine::ReplyError(const RequestHeader& h, int err, const char*
 }
 
 void TransmissionEngine::ReplyExtentsWithoutHandler(const RequestHeader& h) {
+  stats_->Count(kCmdBlockStatus, h.length, 0, -1);
   auto* ir = new InflightRequest();
   ir->cookie = h.cookie;
   ir->command = kCmdBlockStatus;

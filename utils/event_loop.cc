@@ -34,10 +34,22 @@ struct EventLoop::Once {
   std::function<void(bool)> fn;
 };
 
-Status EventLoop::Start() {
-  if (base_) return Status();
+void EnableLibeventThreads() {
   static std::once_flag threads_on;
   std::call_once(threads_on, [] { evthread_use_pthreads(); });
+}
+
+void BreakLoopFromInside(event_base* base) {
+  const timeval now{};
+  event_base_once(
+      base, -1, EV_TIMEOUT,
+      [](evutil_socket_t, short, void* b) { event_base_loopbreak(static_cast<event_base*>(b)); },
+      base, &now);
+}
+
+Status EventLoop::Start() {
+  if (base_) return Status();
+  EnableLibeventThreads();
   base_ = event_base_new();
   if (!base_) return Status::Error(ENOMEM, name_ + ": cannot create the libevent base");
   try {
@@ -58,13 +70,7 @@ Status EventLoop::Start() {
 void EventLoop::Stop() {
   if (!base_) return;
   if (thread_.joinable()) {
-    // Broken from inside the loop: a break asked for before the thread
-    // entered event_base_loop would be forgotten when it does.
-    const timeval now{};
-    event_base_once(
-        base_, -1, EV_TIMEOUT,
-        [](evutil_socket_t, short, void* base) { event_base_loopbreak(static_cast<event_base*>(base)); },
-        base_, &now);
+    BreakLoopFromInside(base_);
     thread_.join();
   }
   std::set<Once*> left;

@@ -25,6 +25,13 @@ struct event_base;
 
 namespace nbdr {
 
+// Turns libevent's pthreads locking on (once; before any base is made):
+// what lets another thread add events to, or break, a running loop.
+void EnableLibeventThreads();
+// Breaks base's loop from inside it, so that a loop thread not yet in
+// event_base_loop still sees it (a break asked before would be forgotten).
+void BreakLoopFromInside(event_base* base);
+
 class EventLoop {
  public:
   // name is used in log lines and as the thread's name ("nbd-loop").

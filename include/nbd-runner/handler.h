@@ -272,7 +272,10 @@ struct nbdr_handler {
                        void *ctx, char *err, size_t errlen);
   /* Makes key's object what it was when name was taken (its size too);
    * sets *size to that size. The runner calls it with export_handle open
-   * only when the operator forced it. */
+   * only when the operator forced it. Return ENOENT, EACCES, EPERM, EBUSY,
+   * ENOTSUP or EINVAL only when the object was left as it was; any other
+   * error says it may be partly rolled back, and the runner does not
+   * serve it until a rollback completes. */
   int (*snapshot_rollback)(void *state, const char *key, void *export_handle, const char *name,
                            uint64_t *size, char *err, size_t errlen);
 

@@ -201,3 +201,15 @@ pass "a 4091-byte key is created, served and deleted; one byte more is refused b
 "$CLI" file help | grep -q "nbd-cli file create" || fail "type help"
 cli version | grep -q "nbd-runner 0" || fail "version"
 pass "help, TYPE help and version"
+
+# nbd-cli list: every type at once (issue 30; before, it was "unknown
+# command 'list'"), each row named TYPE/KEY, with the status filter and
+# --json; a filter that matches nothing says so.
+cli list >"$T/all" || fail "nbd-cli list failed"
+grep -q '^TYPE/KEY ' "$T/all" && grep -q '^file/sizes/4K.img ' "$T/all" || { cat "$T/all"; fail "nbd-cli list does not name TYPE/KEY"; }
+[ "$(cli --json list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["backstores"]))')" = \
+  "$(cli --json file list | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["backstores"]))')" ] ||
+  fail "nbd-cli --json list and nbd-cli --json file list disagree (only file is loaded)"
+cli list mapped | grep -q "^no backstores in state mapped$" || fail "nbd-cli list mapped"
+expect_fail 2 "unexpected 'bogus'" cli list bogus
+pass "nbd-cli list shows every type's backstores as TYPE/KEY, with its filter and --json"

@@ -3,7 +3,9 @@
 # Test the systemd side: both unit files pass `systemd-analyze verify`
 # (with this build's binaries and generated man pages), the runner speaks the
 # Type=notify protocol (READY=1 once listening, RELOADING=1/READY=1 on
-# SIGHUP, STOPPING=1 on SIGTERM), and SIGHUP re-reads the log level and
+# SIGHUP, STOPPING=1 on SIGTERM, WATCHDOG=1 with a STATUS= of what it
+# serves), ExecReload checks the configuration before the HUP so that a
+# reload of a bad one fails, and SIGHUP re-reads the log level and
 # names the changed options that need a restart; the logrotate snippet
 # rotates for real and the bash completion offers the runner's keys.
 source "$(dirname "$0")/functions.sh"
@@ -32,10 +34,20 @@ cleanup "kill $LISTENER 2>/dev/null"
 for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
 
 printf 'log-level = info\nmapping-timeout = 60\n' >"$T/runner.conf"
-NOTIFY_SOCKET="$T/notify.sock" start_runner --config "$T/runner.conf"
+NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC=1000000 start_runner --config "$T/runner.conf"
 for _ in $(seq 50); do grep -q 'READY=1' "$T/notify.log" 2>/dev/null && break; sleep 0.1; done
 grep -q 'READY=1 STATUS=serving NBD on 127.0.0.1' "$T/notify.log" || { cat "$T/notify.log"; fail "no READY=1"; }
 pass "READY=1 (with a STATUS line) once both listeners are up"
+
+# The watchdog (WatchdogSec in the unit; here WATCHDOG_USEC, 1 s): WATCHDOG=1
+# every half of it, with a STATUS= of what the runner serves.
+grep -q '^WatchdogSec=' "$T/units/nbd-runner.service" || fail "nbd-runner.service has no WatchdogSec"
+cli file create wd.img size 1M >/dev/null
+for _ in $(seq 50); do grep -q 'WATCHDOG=1 STATUS=serving 1 backstores, 0 open, 0 NBD connections' "$T/notify.log" && break; sleep 0.1; done
+grep -q 'WATCHDOG=1 STATUS=serving 1 backstores, 0 open, 0 NBD connections' "$T/notify.log" ||
+  { cat "$T/notify.log"; fail "no WATCHDOG=1 with the serving status"; }
+cli file delete wd.img >/dev/null
+pass "WATCHDOG=1 every half watchdog interval, with STATUS=serving N backstores, open exports, NBD connections"
 
 # SIGHUP: the new log level applies at once; options that need a restart
 # (the NBD connection limit, a handler option) are named.
@@ -104,6 +116,25 @@ echo "$COMPLETION_OUT"
 grep -q '^verbs: delete$' <<<"$COMPLETION_OUT" || fail "completion of subcommands"
 grep -q '^keys: .*comp/a.img' <<<"$COMPLETION_OUT" || fail "completion of keys"
 pass "bash completion offers subcommands and the runner's keys"
+
+# systemctl reload runs the unit's ExecReload lines in order: the first
+# checks the configuration (as a start would), so a bad one fails the
+# reload itself, and the HUP is never sent (issue 30: before, a reload of a
+# bad configuration "succeeded" and was only refused in the log).
+mapfile -t RELOAD < <(sed -n 's/^ExecReload=//p' "$T/units/nbd-runner.service")
+[ "${#RELOAD[@]}" = 2 ] && [[ ${RELOAD[1]} == *"kill -HUP"* ]] ||
+  fail "ExecReload is not a check and then the HUP: ${RELOAD[*]}"
+grep -q -- "--config /etc/nbd-runner/nbd-runner.conf" <<<"${RELOAD[0]}" &&
+  grep -q -- "--config /etc/nbd-runner/nbd-runner.conf" <(grep '^ExecStart=' "$T/units/nbd-runner.service") ||
+  fail "ExecReload does not check the configuration ExecStart runs with"
+printf 'state-dir = %s\nlog-dir = %s\nfile-dir = %s\nhandler-dir = %s\n' "$T/state" "$T/log" "$T/files" \
+  "$NBDR_BUILD/lib/nbd-runner" >"$T/reload.conf"
+check=${RELOAD[0]//\/etc\/nbd-runner\/nbd-runner.conf/$T/reload.conf}
+$check >"$T/reload.out" 2>&1 || { cat "$T/reload.out"; fail "the reload's check refused a good configuration"; }
+printf 'file-io = bogus\n' >>"$T/reload.conf"
+if $check >"$T/reload.out" 2>&1; then fail "the reload's check passed a bad configuration"; fi
+grep -q "configuration refused: .*file-io" "$T/reload.out" || { cat "$T/reload.out"; fail "the reload's check did not say why"; }
+pass "ExecReload checks the configuration first: a bad one fails the reload, saying why"
 
 stop_runner
 grep -q 'STOPPING=1' "$T/notify.log" || { cat "$T/notify.log"; fail "no STOPPING=1"; }
