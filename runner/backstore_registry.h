@@ -129,11 +129,10 @@ class BackstoreRegistry {
   std::vector<std::pair<std::string, std::shared_ptr<ExportStats>>> AllStats() const EXCLUDES(mu_);
   // How many backstores are registered, by type (reads only: no expiry).
   std::map<std::string, size_t> CountByType() const EXCLUDES(mu_);
-  // Asks the handlers of open backstores of type (empty: all), or of key
-  // only, for their objects' size now, and follows one resized behind the
-  // runner's back (the record, and a grown object's open export).
-  void FollowOpenSizes(const std::string& type, const std::string& key = "")
-      EXCLUDES(mu_, save_mu_);
+  // If backstore type/key is open, asks its handler for the object's size
+  // now, and follows a resize behind the runner's back (the record, and a
+  // grown object's open export).
+  void FollowOpenSize(const std::string& type, const std::string& key) EXCLUDES(mu_, save_mu_);
   // Backstores of type (empty: all) in status (nullopt: any), sorted by
   // export name.
   std::vector<BackstoreRecord> List(const std::string& type,

@@ -252,18 +252,18 @@ void BackstoreRegistry::FollowOpenSize(const BackstoreRecord& record, OpenExport
   FollowBackendSize(record, *size, *size > open->size() ? open : nullptr);
 }
 
-void BackstoreRegistry::FollowOpenSizes(const std::string& type, const std::string& key) {
-  std::vector<std::pair<BackstoreRecord, std::shared_ptr<OpenExport>>> open;
+void BackstoreRegistry::FollowOpenSize(const std::string& type, const std::string& key) {
+  BackstoreRecord record;
+  std::shared_ptr<OpenExport> open;
   {
     MutexLock l(&mu_);
-    for (auto& [name, e] : entries_) {
-      if (e.creating || e.busy || e.changing) continue;
-      if ((!type.empty() && e.record.type != type) || (!key.empty() && e.record.key != key))
-        continue;
-      if (auto o = e.sharing.Current()) open.emplace_back(e.record, std::move(o));
-    }
+    auto it = entries_.find(MakeExportName(type, key));
+    if (it == entries_.end() || it->second.creating || it->second.busy || it->second.changing)
+      return;
+    open = it->second.sharing.Current();
+    record = it->second.record;
   }
-  for (auto& [record, o] : open) FollowOpenSize(record, o.get());
+  if (open) FollowOpenSize(record, open.get());
 }
 
 }  // namespace nbdr

@@ -348,7 +348,7 @@ void ControlService::List(const nbdr_list_args& a, const std::string* visible_to
 
 Expected<BackstoreRecord> ControlService::Lookup(const nbdr_key_args& a) {
   if (Status s = registry_->CheckHandler(a.type); !s.ok()) return s;
-  registry_->FollowOpenSizes(a.type, a.key);
+  registry_->FollowOpenSize(a.type, a.key);
   return registry_->Get(a.type, a.key);
 }
 
